@@ -1,0 +1,204 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/kfleet/kfleet/internal/cloud"
+	"github.com/kfleet/kfleet/internal/fleet"
+)
+
+// ErrTypeBadInput is the application error type of input no retry can fix.
+const ErrTypeBadInput = "BadInput"
+
+// GateInput asks which broker of a roll goes next and whether it may go now.
+type GateInput struct {
+	Spec fleet.ClusterSpec `json:"spec"`
+	// Remaining are the brokers of the roll not restarted yet.
+	Remaining []int32 `json:"remaining"`
+}
+
+// GateReport is the verdict on the next broker, computed on a fresh snapshot.
+// It carries no partition list: a large cluster's would exceed Temporal's
+// payload limit, and the workflow needs only the verdict.
+type GateReport struct {
+	Next          int32           `json:"next"`
+	Controller    int32           `json:"controller"`
+	NextIsControl bool            `json:"nextIsController"`
+	Partitions    int             `json:"partitions"` // replicas hosted on Next
+	Blockers      []fleet.Blocker `json:"blockers,omitempty"`
+}
+
+// CheckRestartGates picks the next broker of a roll (controller last,
+// re-resolved now) and evaluates the health and availability gates for it.
+func (a *Activities) CheckRestartGates(ctx context.Context, in GateInput) (GateReport, error) {
+	if err := in.Spec.Validate(); err != nil {
+		return GateReport{}, badInput(err)
+	}
+	for _, id := range in.Remaining {
+		if _, ok := in.Spec.Broker(id); !ok {
+			return GateReport{}, badInput(fmt.Errorf("cluster %s: broker %d is not in the cluster spec", in.Spec.ID, id))
+		}
+	}
+	snap, err := a.snapshot(ctx, in.Spec)
+	if err != nil {
+		return GateReport{}, err
+	}
+	next, ok := fleet.NextBroker(snap, in.Remaining)
+	if !ok {
+		return GateReport{}, badInput(fmt.Errorf("cluster %s: no broker left to restart", in.Spec.ID))
+	}
+	rep := GateReport{
+		Next:          next,
+		Controller:    snap.Controller,
+		NextIsControl: next == snap.Controller,
+		Partitions:    len(snap.PartitionsOn(next)),
+		Blockers:      fleet.HealthBlockers(in.Spec, snap),
+	}
+	rep.Blockers = append(rep.Blockers, fleet.AvailabilityBlockers(snap, []int32{next})...)
+	return rep, nil
+}
+
+func (a *Activities) snapshot(ctx context.Context, spec fleet.ClusterSpec) (fleet.Snapshot, error) {
+	registered, err := a.ZooKeeper.BrokerIDs(ctx, spec)
+	if err != nil {
+		return fleet.Snapshot{}, err
+	}
+	controller, partitions, err := a.Kafka.Replication(ctx, spec)
+	if err != nil {
+		return fleet.Snapshot{}, err
+	}
+	return fleet.Snapshot{
+		Cluster:    spec.ID,
+		TakenAt:    time.Now(),
+		Controller: controller,
+		Registered: registered,
+		Partitions: partitions,
+	}, nil
+}
+
+// BrokerInput names one broker of a cluster and why kfleet touches it.
+type BrokerInput struct {
+	Spec   fleet.ClusterSpec `json:"spec"`
+	Broker int32             `json:"broker"`
+	// Reason is recorded on the host (SSM comment), e.g. the operation id.
+	Reason string `json:"reason"`
+	// GracePeriodSeconds bounds the controlled shutdown (StopBroker).
+	GracePeriodSeconds int `json:"gracePeriodSeconds,omitempty"`
+	// Version is the Kafka version to start (StartBroker, upgrades).
+	Version string `json:"version,omitempty"`
+}
+
+func (in BrokerInput) host() (fleet.BrokerSpec, error) {
+	if err := in.Spec.Validate(); err != nil {
+		return fleet.BrokerSpec{}, badInput(err)
+	}
+	b, ok := in.Spec.Broker(in.Broker)
+	if !ok {
+		return fleet.BrokerSpec{}, badInput(fmt.Errorf("cluster %s: broker %d is not in the cluster spec", in.Spec.ID, in.Broker))
+	}
+	return b, nil
+}
+
+// StopBroker shuts the broker down in a controlled way (leadership moved off
+// first) through the host's kfleet-StopBroker document. Stopping a stopped
+// broker is a no-op, so a retry cannot stop it twice.
+func (a *Activities) StopBroker(ctx context.Context, in BrokerInput) error {
+	params := map[string]string{cloud.ParamGracePeriodSeconds: strconv.Itoa(in.GracePeriodSeconds)}
+	return a.runOnBroker(ctx, in, cloud.DocStopBroker, params)
+}
+
+// StartBroker starts the broker through the host's kfleet-StartBroker
+// document. Starting a running broker is a no-op.
+func (a *Activities) StartBroker(ctx context.Context, in BrokerInput) error {
+	params := map[string]string{}
+	if in.Version != "" {
+		params[cloud.ParamVersion] = in.Version
+	}
+	return a.runOnBroker(ctx, in, cloud.DocStartBroker, params)
+}
+
+func (a *Activities) runOnBroker(ctx context.Context, in BrokerInput, document string, params map[string]string) error {
+	host, err := in.host()
+	if err != nil {
+		return err
+	}
+	log := a.Log.With().Str("cluster", in.Spec.ID).Int32("broker", in.Broker).Str("instance", host.InstanceID).Str("document", document).Logger()
+	log.Info().Msg("running document on broker host")
+	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, document, params, in.Reason, func() { activity.RecordHeartbeat(ctx, document) })
+	if err != nil {
+		log.Error().Err(err).Str("command", res.CommandID).Msg("document failed")
+		return fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)
+	}
+	log.Info().Str("command", res.CommandID).Msg("document succeeded")
+	return nil
+}
+
+// WaitBrokerRegistered blocks until the broker is registered in ZooKeeper
+// again, heartbeating while it waits.
+func (a *Activities) WaitBrokerRegistered(ctx context.Context, in BrokerInput) error {
+	if _, err := in.host(); err != nil {
+		return err
+	}
+	return a.ZooKeeper.WaitBrokerRegistered(ctx, in.Spec, in.Broker, a.pollInterval(), func() {
+		activity.RecordHeartbeat(ctx, "waiting for registration")
+	})
+}
+
+// WaitReplicasInSync blocks until every replica on the broker is back in its
+// partition's ISR, heartbeating how many are still catching up.
+func (a *Activities) WaitReplicasInSync(ctx context.Context, in BrokerInput) error {
+	if _, err := in.host(); err != nil {
+		return err
+	}
+	t := time.NewTicker(a.pollInterval())
+	defer t.Stop()
+	for {
+		_, partitions, err := a.Kafka.Replication(ctx, in.Spec)
+		if err != nil {
+			return err
+		}
+		behind := fleet.Snapshot{Partitions: partitions}.OutOfSyncOn(in.Broker)
+		if len(behind) == 0 {
+			return nil
+		}
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d replicas catching up", len(behind)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster %s broker %d: %d replicas not in sync (first %s): %w", in.Spec.ID, in.Broker, len(behind), behind[0], ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// ElectPreferredLeaders moves leadership back to the broker for every
+// partition that prefers it and where it is in sync. It returns how many
+// partitions it asked to move; zero when there is nothing to do.
+func (a *Activities) ElectPreferredLeaders(ctx context.Context, in BrokerInput) (int, error) {
+	if _, err := in.host(); err != nil {
+		return 0, err
+	}
+	_, partitions, err := a.Kafka.Replication(ctx, in.Spec)
+	if err != nil {
+		return 0, err
+	}
+	var eligible []fleet.Partition
+	for _, p := range (fleet.Snapshot{Partitions: partitions}).NotPreferredLeaderOn(in.Broker) {
+		if p.InSyncOn(in.Broker) {
+			eligible = append(eligible, p)
+		}
+	}
+	if err := a.Kafka.ElectPreferredLeaders(ctx, in.Spec, eligible); err != nil {
+		return 0, fmt.Errorf("broker %d: %w", in.Broker, err)
+	}
+	return len(eligible), nil
+}
+
+func badInput(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, err)
+}

@@ -1,0 +1,84 @@
+// Package app wires kfleet's processes: the worker that runs workflows and
+// activities, shared by the worker binary and the local stack (starter dev).
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/cloud"
+	"github.com/kfleet/kfleet/internal/kafka"
+	"github.com/kfleet/kfleet/internal/zookeeper"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// WorkerConfig is what a worker needs besides its Temporal client.
+type WorkerConfig struct {
+	AWS aws.Config
+	// AWSEndpoint overrides AWS's endpoints (the local fleet); empty in
+	// production.
+	AWSEndpoint string
+	// PollInterval paces waits with nothing to watch (default 1 s).
+	PollInterval time.Duration
+	Log          zerolog.Logger
+}
+
+// Worker is a started kfleet worker.
+type Worker struct {
+	w     worker.Worker
+	kafka *kafka.Pool
+	zk    *zookeeper.Pool
+}
+
+// StartWorker registers kfleet's workflows and activities on the task queue
+// and starts polling.
+func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
+	kp, zp := kafka.NewPool(), zookeeper.NewPool()
+	acts := &activities.Activities{
+		Kafka:        kp,
+		ZooKeeper:    zp,
+		Hosts:        cloud.NewSSM(cfg.AWS, cfg.AWSEndpoint),
+		Log:          cfg.Log,
+		PollInterval: cfg.PollInterval,
+	}
+	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		// Let a running activity finish its step on shutdown rather than
+		// abandon it to a retry.
+		WorkerStopTimeout: 10 * time.Second,
+	})
+	w.RegisterWorkflow(workflows.ClusterWorkflow)
+	w.RegisterWorkflow(workflows.RollingRestartWorkflow)
+	w.RegisterActivity(acts)
+	if err := w.Start(); err != nil {
+		kp.Close()
+		zp.Close()
+		return nil, fmt.Errorf("start worker on task queue %s: %w", workflows.TaskQueue, err)
+	}
+	return &Worker{w: w, kafka: kp, zk: zp}, nil
+}
+
+// Stop stops polling, waits for running activities up to the stop timeout,
+// and closes the cluster connections.
+func (w *Worker) Stop() {
+	w.w.Stop()
+	w.kafka.Close()
+	w.zk.Close()
+}
+
+// RunWorker runs a worker until ctx ends.
+func RunWorker(ctx context.Context, c client.Client, cfg WorkerConfig) error {
+	w, err := StartWorker(c, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}

@@ -1,0 +1,105 @@
+// Package cloud reaches the hosts behind brokers through AWS: SSM runs
+// kfleet's documents (deploy/ssm/) on an instance and returns their result.
+// Pointed at the local fleet's endpoint it runs the same aws-sdk-go-v2 code
+// path as in production.
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// SSM runs documents on instances.
+type SSM struct {
+	client       *ssm.Client
+	pollInterval time.Duration
+}
+
+// NewSSM returns an SSM runner for cfg. endpoint overrides the service
+// endpoint (the local fleet); empty means AWS's own.
+func NewSSM(cfg aws.Config, endpoint string) *SSM {
+	client := ssm.NewFromConfig(cfg, func(o *ssm.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	return &SSM{client: client, pollInterval: time.Second}
+}
+
+// CommandResult is the outcome of a document run on one instance.
+type CommandResult struct {
+	CommandID string
+	Status    string
+	Stdout    string
+	Stderr    string
+}
+
+// ErrCommandFailed marks a document that ran and failed on the host, as
+// opposed to a request SSM refused.
+var ErrCommandFailed = errors.New("command failed on host")
+
+// RunDocument sends document to instance and waits for its result. tick is
+// called at every poll so an activity can heartbeat. A retry after a crash
+// sends the document again, which is why every kfleet document is idempotent.
+func (s *SSM) RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (CommandResult, error) {
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String(document),
+		InstanceIds:  []string{instance},
+		Parameters:   make(map[string][]string, len(params)),
+		Comment:      aws.String(truncate(comment, 100)),
+	}
+	for k, v := range params {
+		in.Parameters[k] = []string{v}
+	}
+	sent, err := s.client.SendCommand(ctx, in)
+	if err != nil {
+		return CommandResult{}, fmt.Errorf("instance %s: send %s: %w", instance, document, err)
+	}
+	id := aws.ToString(sent.Command.CommandId)
+	t := time.NewTicker(s.pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w", instance, document, id, ctx.Err())
+		case <-t.C:
+		}
+		tick()
+		out, err := s.client.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+			CommandId:  aws.String(id),
+			InstanceId: aws.String(instance),
+		})
+		var notYet *ssmtypes.InvocationDoesNotExist
+		if errors.As(err, &notYet) {
+			continue // SSM registers the invocation shortly after SendCommand returns
+		}
+		if err != nil {
+			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w", instance, document, id, err)
+		}
+		res := CommandResult{
+			CommandID: id,
+			Status:    string(out.Status),
+			Stdout:    aws.ToString(out.StandardOutputContent),
+			Stderr:    aws.ToString(out.StandardErrorContent),
+		}
+		switch out.Status {
+		case ssmtypes.CommandInvocationStatusSuccess:
+			return res, nil
+		case ssmtypes.CommandInvocationStatusFailed, ssmtypes.CommandInvocationStatusCancelled, ssmtypes.CommandInvocationStatusTimedOut:
+			return res, fmt.Errorf("instance %s: %s (command %s) %s: %s: %w", instance, document, id, out.Status, truncate(res.Stderr, 500), ErrCommandFailed)
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

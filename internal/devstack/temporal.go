@@ -1,0 +1,123 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// TemporalOptions configures a Temporal dev server.
+type TemporalOptions struct {
+	// Binary is the temporal CLI (built into ./bin by `make tools`).
+	Binary string
+	// Dir holds the sqlite database and the server log.
+	Dir string
+	// Port is the frontend gRPC port and UIPort the web UI's; 0 picks free
+	// ports.
+	Port, UIPort int
+	// SearchAttributes are registered at start, as NAME=TYPE.
+	SearchAttributes []string
+	Log              zerolog.Logger
+}
+
+// Temporal is a running `temporal server start-dev`.
+type Temporal struct {
+	// Addr is the frontend's host:port; UI the web UI's URL.
+	Addr, UI string
+	proc     *process
+}
+
+// StartTemporal starts a dev server with a sqlite file under opts.Dir and
+// returns once its frontend answers.
+func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error) {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: resolve dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	if _, err := os.Stat(opts.Binary); err != nil {
+		return nil, fmt.Errorf("temporal: CLI not found at %s (run `make tools`): %w", opts.Binary, err)
+	}
+	for _, p := range []*int{&opts.Port, &opts.UIPort} {
+		if *p == 0 {
+			if *p, err = FreePort(); err != nil {
+				return nil, fmt.Errorf("temporal: %w", err)
+			}
+		}
+	}
+	argv := []string{opts.Binary, "server", "start-dev",
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(opts.Port),
+		"--ui-port", strconv.Itoa(opts.UIPort),
+		"--db-filename", filepath.Join(dir, "temporal.db"),
+		"--log-level", "warn",
+	}
+	for _, sa := range opts.SearchAttributes {
+		argv = append(argv, "--search-attribute", sa)
+	}
+	logPath := filepath.Join(dir, "temporal.log")
+	proc, err := startProcess("temporal", dir, logPath, argv...)
+	if err != nil {
+		return nil, err
+	}
+	t := &Temporal{
+		Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port),
+		UI:   fmt.Sprintf("http://127.0.0.1:%d", opts.UIPort),
+		proc: proc,
+	}
+	if err := t.waitReady(ctx); err != nil {
+		_ = t.Stop()
+		return nil, fmt.Errorf("temporal on %s: %w\n--- %s (tail) ---\n%s", t.Addr, err, logPath, tail(logPath, logTailBytes))
+	}
+	opts.Log.Info().Str("addr", t.Addr).Str("ui", t.UI).Msg("temporal dev server started")
+	return t, nil
+}
+
+func (t *Temporal) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for {
+		if err := t.proc.exitedEarly(); err != nil {
+			return err
+		}
+		c, err := client.DialContext(ctx, client.Options{HostPort: t.Addr, Logger: quietTemporalLogger{}})
+		if err == nil {
+			// The default namespace is registered shortly after the
+			// frontend answers.
+			_, err = c.WorkflowService().DescribeNamespace(ctx, describeDefaultNamespace())
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the server; safe to call twice.
+func (t *Temporal) Stop() error { return t.proc.stop(10 * time.Second) }
+
+func describeDefaultNamespace() *workflowservice.DescribeNamespaceRequest {
+	return &workflowservice.DescribeNamespaceRequest{Namespace: "default"}
+}
+
+// quietTemporalLogger drops the SDK's own logs while probing readiness.
+type quietTemporalLogger struct{}
+
+func (quietTemporalLogger) Debug(string, ...any) {}
+func (quietTemporalLogger) Info(string, ...any)  {}
+func (quietTemporalLogger) Warn(string, ...any)  {}
+func (quietTemporalLogger) Error(string, ...any) {}

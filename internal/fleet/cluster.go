@@ -1,0 +1,98 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// DefaultMinInsyncReplicas is the managed-cluster default (OPERATIONS.md); it
+// applies to a topic that does not override min.insync.replicas.
+const DefaultMinInsyncReplicas = 2
+
+// ClusterSpec is what kfleet knows about a managed cluster to reach it. It is
+// carried in workflow history, so it must never hold a secret: credentials are
+// referenced by name and resolved by activities.
+type ClusterSpec struct {
+	ID string `json:"id" yaml:"id"`
+	// Bootstrap lists host:port addresses of the cluster's brokers.
+	Bootstrap []string `json:"bootstrap" yaml:"bootstrap"`
+	// ZooKeeper is the ensemble connect string with the cluster's chroot,
+	// e.g. "zk1:2181,zk2:2181/kafka/prod-a".
+	ZooKeeper string       `json:"zookeeper" yaml:"zookeeper"`
+	Brokers   []BrokerSpec `json:"brokers" yaml:"brokers"`
+}
+
+// BrokerSpec ties a broker id to the host it runs on.
+type BrokerSpec struct {
+	ID         int32  `json:"id" yaml:"id"`
+	InstanceID string `json:"instanceId" yaml:"instanceId"`
+	Rack       string `json:"rack,omitempty" yaml:"rack,omitempty"`
+}
+
+// Validate reports every problem with the spec at once, so an operator fixes
+// a bad spec in one go.
+func (s ClusterSpec) Validate() error {
+	var errs []error
+	if !validClusterID(s.ID) {
+		errs = append(errs, fmt.Errorf("cluster id %q: want 1-63 characters of a-z, 0-9 and '-'", s.ID))
+	}
+	if len(s.Bootstrap) == 0 {
+		errs = append(errs, errors.New("bootstrap: at least one broker address is required"))
+	}
+	if s.ZooKeeper == "" {
+		errs = append(errs, errors.New("zookeeper: connect string is required"))
+	}
+	if len(s.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker is required"))
+	}
+	seen := make(map[int32]bool, len(s.Brokers))
+	for _, b := range s.Brokers {
+		if b.ID < 0 {
+			errs = append(errs, fmt.Errorf("broker %d: id must not be negative", b.ID))
+		}
+		if seen[b.ID] {
+			errs = append(errs, fmt.Errorf("broker %d: listed twice", b.ID))
+		}
+		seen[b.ID] = true
+		if b.InstanceID == "" {
+			errs = append(errs, fmt.Errorf("broker %d: instanceId is required", b.ID))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cluster spec %q: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Broker returns the spec of broker id.
+func (s ClusterSpec) Broker(id int32) (BrokerSpec, bool) {
+	i := slices.IndexFunc(s.Brokers, func(b BrokerSpec) bool { return b.ID == id })
+	if i < 0 {
+		return BrokerSpec{}, false
+	}
+	return s.Brokers[i], true
+}
+
+// BrokerIDs returns the spec's broker ids in ascending order.
+func (s ClusterSpec) BrokerIDs() []int32 {
+	ids := make([]int32, 0, len(s.Brokers))
+	for _, b := range s.Brokers {
+		ids = append(ids, b.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func validClusterID(id string) bool {
+	if len(id) == 0 || len(id) > 63 || strings.HasPrefix(id, "-") || strings.HasSuffix(id, "-") {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,132 @@
+package fleet
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Gate names, as shown to operators in the UI and in status.
+const (
+	GateHealthy      = "cluster-healthy"
+	GateAvailability = "availability"
+)
+
+// Blocker is one reason a gate is shut.
+type Blocker struct {
+	Gate   string `json:"gate"`
+	Reason string `json:"reason"`
+	// Permanent marks a blocker that waiting cannot clear, e.g. a partition
+	// whose replication factor is at or below min.insync.replicas: any restart
+	// of one of its replicas takes it under min ISR. It is reported to a human
+	// instead of waited on.
+	Permanent bool `json:"permanent,omitempty"`
+}
+
+func (b Blocker) String() string { return b.Gate + ": " + b.Reason }
+
+// maxReasons bounds the blockers reported per gate: a cluster with 50,000
+// partitions can have thousands, and the first few say what is wrong.
+const maxReasons = 10
+
+// HealthBlockers checks gate 1 of OPERATIONS.md: every broker of the spec is
+// registered, no partition is offline and none is under min.insync.replicas.
+func HealthBlockers(spec ClusterSpec, s Snapshot) []Blocker {
+	var out []Blocker
+	add := func(format string, args ...any) {
+		if len(out) < maxReasons {
+			out = append(out, Blocker{Gate: GateHealthy, Reason: fmt.Sprintf(format, args...)})
+		}
+	}
+	for _, id := range spec.BrokerIDs() {
+		if !s.IsRegistered(id) {
+			add("broker %d is not registered in ZooKeeper", id)
+		}
+	}
+	for _, p := range s.Partitions {
+		switch {
+		case p.Offline():
+			add("partition %s is offline", p)
+		case p.UnderMinISR():
+			add("partition %s is under min.insync.replicas (isr %v, min %d)", p, p.ISR, p.MinISR)
+		}
+	}
+	return out
+}
+
+// AvailabilityBlockers checks gate 2 of OPERATIONS.md for stopping every
+// broker of batch at once: no partition with a replica in the batch may drop
+// below min.insync.replicas.
+func AvailabilityBlockers(s Snapshot, batch []int32) []Blocker {
+	var out []Blocker
+	for _, p := range s.Partitions {
+		hosted := 0
+		remaining := 0
+		for _, r := range p.Replicas {
+			if slices.Contains(batch, r) {
+				hosted++
+			}
+		}
+		if hosted == 0 {
+			continue
+		}
+		for _, r := range p.ISR {
+			if !slices.Contains(batch, r) {
+				remaining++
+			}
+		}
+		if remaining >= p.MinISR {
+			continue
+		}
+		b := Blocker{
+			Gate:   GateAvailability,
+			Reason: fmt.Sprintf("stopping %s would leave partition %s with %d in-sync replicas (isr %v, min %d)", brokerList(batch), p, remaining, p.ISR, p.MinISR),
+		}
+		if len(p.Replicas)-hosted < p.MinISR {
+			b.Permanent = true
+			b.Reason = fmt.Sprintf("partition %s has replication factor %d with min.insync.replicas %d: %s can never restart without taking it under min ISR", p, len(p.Replicas), p.MinISR, brokerList(batch))
+		}
+		out = append(out, b)
+		if len(out) == maxReasons {
+			break
+		}
+	}
+	return out
+}
+
+// NextBroker picks the next broker of a roll among remaining: the lowest id
+// that is not the controller, the controller last. The controller is
+// re-resolved from a fresh snapshot at every step because it moves when its
+// broker stops; restarting it last costs one controller move, not one per broker.
+func NextBroker(s Snapshot, remaining []int32) (int32, bool) {
+	if len(remaining) == 0 {
+		return 0, false
+	}
+	sorted := slices.Clone(remaining)
+	slices.Sort(sorted)
+	for _, id := range sorted {
+		if id != s.Controller {
+			return id, true
+		}
+	}
+	return sorted[0], true
+}
+
+// GracePeriodSeconds sizes the controlled-shutdown grace for a broker leading
+// or following partitions: Kafka moves leadership partition by partition, so a
+// busy broker needs longer before it may be killed.
+func GracePeriodSeconds(partitions int) int {
+	const base, perThousand, ceiling = 60, 30, 1800
+	return min(base+partitions*perThousand/1000, ceiling)
+}
+
+func brokerList(ids []int32) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprint(id)
+	}
+	if len(parts) == 1 {
+		return "broker " + parts[0]
+	}
+	return "brokers " + strings.Join(parts, ",")
+}

@@ -1,0 +1,52 @@
+// Package workflows holds kfleet's Temporal workflows: deterministic
+// orchestration only. Every side effect is an activity (package activities);
+// every safety rule comes from internal/fleet.
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// TaskQueue is the one task queue kfleet's worker polls.
+const TaskQueue = "kfleet"
+
+// Operation kinds, as recorded in the cluster entity and the Operation
+// search attribute.
+const (
+	OpRollingRestart = "rolling-restart"
+)
+
+// Update, query and workflow names clients use.
+const (
+	UpdateSetSpec        = "set-spec"
+	UpdateRequestRestart = "request-restart"
+	QueryStatus          = "status"
+	QueryProgress        = "progress"
+)
+
+// Search attributes kfleet registers on the Temporal namespace.
+var (
+	AttrClusterID = temporal.NewSearchAttributeKeyKeyword("ClusterID")
+	AttrOperation = temporal.NewSearchAttributeKeyKeyword("Operation")
+	AttrBrokerID  = temporal.NewSearchAttributeKeyInt64("BrokerID")
+)
+
+// SearchAttributeFlags lists the attributes as the temporal CLI registers
+// them: --search-attribute NAME=TYPE.
+func SearchAttributeFlags() []string {
+	return []string{
+		AttrClusterID.GetName() + "=Keyword",
+		AttrOperation.GetName() + "=Keyword",
+		AttrBrokerID.GetName() + "=Int",
+	}
+}
+
+// ClusterWorkflowID is the ID of a cluster's entity workflow.
+func ClusterWorkflowID(cluster string) string { return "cluster/" + cluster }
+
+// OperationWorkflowID is the ID of the child workflow running one operation.
+func OperationWorkflowID(cluster, kind, opID string) string {
+	return fmt.Sprintf("cluster/%s/%s/%s", cluster, kind, opID)
+}
