@@ -204,3 +204,18 @@ func shouldContinueAsNew(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > eventBudget
 }
+
+// Operation finds an operation by id among running, queued and recent ones.
+func (st ClusterState) Operation(id string) (Operation, bool) {
+	if st.Running != nil && st.Running.ID == id {
+		return *st.Running, true
+	}
+	for _, ops := range [][]Operation{st.Queue, st.History} {
+		for _, op := range ops {
+			if op.ID == id {
+				return op, true
+			}
+		}
+	}
+	return Operation{}, false
+}

@@ -209,15 +209,14 @@ func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary 
 
 // setDetails shows where the roll is in the Temporal UI.
 func setDetails(ctx workflow.Context, in RollingRestartInput, p RollProgress) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** rolling restart `%s`: %d/%d brokers done.", in.Spec.ID, in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
+	details := fmt.Sprintf("**%s** rolling restart `%s`: %d/%d brokers done.", in.Spec.ID, in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
 	if p.Current >= 0 {
-		fmt.Fprintf(&b, " Broker %d: %s.", p.Current, p.Step)
+		details += fmt.Sprintf(" Broker %d: %s.", p.Current, p.Step)
 	}
 	for _, r := range p.Blockers {
-		fmt.Fprintf(&b, "\n- %s", r)
+		details += "\n- " + r
 	}
-	workflow.SetCurrentDetails(ctx, b.String())
+	workflow.SetCurrentDetails(ctx, details)
 }
 
 func (in RollingRestartInput) withDefaults() RollingRestartInput {

@@ -1,0 +1,191 @@
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+
+	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/logging"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// StackOptions configures the local stack. Zero ports pick free ones, which
+// is what tests want; `starter dev` uses fixed, documented ports.
+type StackOptions struct {
+	// Dir is the state folder (sqlite, ZooKeeper data, fleet data, logs).
+	Dir            string
+	TemporalBinary string
+	TemporalPort   int
+	TemporalUIPort int
+	ZooKeeperPort  int
+	// FleetHTTPAddr serves the fleet's AWS endpoint and API
+	// (default 127.0.0.1:0).
+	FleetHTTPAddr string
+	Fleet         localfleet.Config
+	// WorkerPollInterval paces the worker's waits (default 1 s).
+	WorkerPollInterval time.Duration
+	Log                zerolog.Logger
+}
+
+// Stack is the whole local stack: Temporal dev server, ZooKeeper, the local
+// fleet with its clusters registered in kfleet, and a worker.
+type Stack struct {
+	Temporal  *Temporal
+	ZooKeeper *ZooKeeper
+	Fleet     *localfleet.Fleet
+	Client    client.Client
+	// Specs are the fleet's clusters as kfleet knows them.
+	Specs map[string]fleet.ClusterSpec
+
+	opts   StackOptions
+	worker *app.Worker
+}
+
+// StartStack starts every part in dependency order and registers the
+// fleet's clusters. On error, whatever started is stopped again.
+func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
+	s = &Stack{opts: opts}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	log := opts.Log
+	if s.Temporal, err = StartTemporal(ctx, TemporalOptions{
+		Binary:           opts.TemporalBinary,
+		Dir:              filepath.Join(opts.Dir, "temporal"),
+		Port:             opts.TemporalPort,
+		UIPort:           opts.TemporalUIPort,
+		SearchAttributes: workflows.SearchAttributeFlags(),
+		Log:              log,
+	}); err != nil {
+		return s, err
+	}
+	if s.ZooKeeper, err = StartZooKeeper(ctx, filepath.Join(opts.Dir, "zookeeper"), opts.ZooKeeperPort, log); err != nil {
+		return s, err
+	}
+	httpAddr := opts.FleetHTTPAddr
+	if httpAddr == "" {
+		httpAddr = "127.0.0.1:0"
+	}
+	if s.Fleet, err = localfleet.Start(ctx, opts.Fleet, localfleet.Options{
+		ZooKeeper: s.ZooKeeper.Addr,
+		DataDir:   filepath.Join(opts.Dir, "fleet"),
+		HTTPAddr:  httpAddr,
+		Logger:    log.With().Str("component", "localfleet").Logger(),
+	}); err != nil {
+		return s, fmt.Errorf("local fleet: %w", err)
+	}
+	if s.Client, err = client.DialContext(ctx, client.Options{
+		HostPort: s.Temporal.Addr,
+		Logger:   logging.Temporal{Log: log.With().Str("component", "temporal-client").Logger().Level(zerolog.WarnLevel)},
+	}); err != nil {
+		return s, fmt.Errorf("temporal client: %w", err)
+	}
+	if err = s.StartWorker(); err != nil {
+		return s, err
+	}
+	s.Specs = SpecsFromFleet(s.Fleet.Endpoints())
+	for _, spec := range s.Specs {
+		if err = app.RegisterCluster(ctx, s.Client, spec); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// SpecsFromFleet turns what the fleet serves into kfleet cluster specs.
+func SpecsFromFleet(ep localfleet.Endpoints) map[string]fleet.ClusterSpec {
+	specs := make(map[string]fleet.ClusterSpec, len(ep.Clusters))
+	for id, c := range ep.Clusters {
+		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper}
+		for _, b := range c.Brokers {
+			spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: b.ID, InstanceID: b.InstanceID})
+		}
+		specs[id] = spec
+	}
+	return specs
+}
+
+// StartWorker starts the in-process worker (again, after StopWorker).
+func (s *Stack) StartWorker() error {
+	if s.worker != nil {
+		return errors.New("worker already running")
+	}
+	ep := s.Fleet.Endpoints().AWS
+	w, err := app.StartWorker(s.Client, app.WorkerConfig{
+		AWS: aws.Config{
+			Region:      ep.Region,
+			Credentials: credentials.NewStaticCredentialsProvider(ep.AccessKeyID, ep.SecretAccessKey, ""),
+		},
+		AWSEndpoint:  ep.Endpoint,
+		PollInterval: s.opts.WorkerPollInterval,
+		Log:          s.opts.Log.With().Str("component", "worker").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	s.worker = w
+	return nil
+}
+
+// StopWorker stops the in-process worker.
+func (s *Stack) StopWorker() {
+	if s.worker != nil {
+		s.worker.Stop()
+		s.worker = nil
+	}
+}
+
+// WriteEndpoints writes what the stack serves to path as JSON, for scripts
+// and other tools.
+func (s *Stack) WriteEndpoints(path string) error {
+	doc := struct {
+		Temporal   string               `json:"temporal"`
+		TemporalUI string               `json:"temporalUI"`
+		ZooKeeper  string               `json:"zookeeper"`
+		Fleet      localfleet.Endpoints `json:"fleet"`
+	}{s.Temporal.Addr, s.Temporal.UI, s.ZooKeeper.Addr, s.Fleet.Endpoints()}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// Close stops everything in reverse order; safe on a partly started stack.
+func (s *Stack) Close() {
+	log := s.opts.Log
+	s.StopWorker()
+	if s.Client != nil {
+		s.Client.Close()
+	}
+	if s.Fleet != nil {
+		if err := s.Fleet.Close(); err != nil {
+			log.Warn().Err(err).Msg("stop local fleet")
+		}
+	}
+	if s.ZooKeeper != nil {
+		if err := s.ZooKeeper.Stop(); err != nil {
+			log.Warn().Err(err).Msg("stop zookeeper")
+		}
+	}
+	if s.Temporal != nil {
+		if err := s.Temporal.Stop(); err != nil {
+			log.Warn().Err(err).Msg("stop temporal")
+		}
+	}
+}

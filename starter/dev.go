@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/logging"
+)
+
+func newDevCommand() *cobra.Command {
+	var (
+		stateDir  string
+		fleetFile string
+		temporal  string
+		opts      devstack.StackOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole local stack in the foreground: Temporal, ZooKeeper, the local fleet, the worker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := logging.New(os.Stderr, true, zerolog.InfoLevel)
+			cfg := localfleet.DefaultConfig()
+			if fleetFile != "" {
+				var err error
+				if cfg, err = localfleet.LoadConfig(fleetFile); err != nil {
+					return exitError{exitBadInput, err}
+				}
+			}
+			abs, err := filepath.Abs(stateDir)
+			if err != nil {
+				return err
+			}
+			opts.Dir, opts.TemporalBinary, opts.Fleet, opts.Log = abs, temporal, cfg, log
+			stack, err := devstack.StartStack(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer stack.Close()
+			endpoints := filepath.Join(abs, "endpoints.json")
+			if err := stack.WriteEndpoints(endpoints); err != nil {
+				return err
+			}
+			printWelcome(cmd, stack, endpoints)
+			<-ctx.Done()
+			fmt.Fprintln(cmd.OutOrStdout(), "\nstopping the local stack...")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&stateDir, "state-dir", ".kfleet", "local state folder (Temporal sqlite, ZooKeeper and fleet data, logs)")
+	f.StringVar(&fleetFile, "fleet", "", "fleet file (YAML); default: one cluster local-a of 3 brokers")
+	f.StringVar(&temporal, "temporal", "bin/temporal", "temporal CLI binary")
+	f.IntVar(&opts.TemporalPort, "temporal-port", 7233, "Temporal frontend port")
+	f.IntVar(&opts.TemporalUIPort, "ui-port", 8233, "Temporal web UI port")
+	f.IntVar(&opts.ZooKeeperPort, "zookeeper-port", 2181, "ZooKeeper client port")
+	f.StringVar(&opts.FleetHTTPAddr, "fleet-addr", "127.0.0.1:4566", "local fleet AWS endpoint and API address")
+	return cmd
+}
+
+func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
+	out := cmd.OutOrStdout()
+	ep := s.Fleet.Endpoints()
+	fmt.Fprintf(out, "\nkfleet local stack is up.\n\n")
+	fmt.Fprintf(out, "  Temporal UI      %s\n", s.Temporal.UI)
+	fmt.Fprintf(out, "  Temporal         %s\n", s.Temporal.Addr)
+	fmt.Fprintf(out, "  ZooKeeper        %s\n", s.ZooKeeper.Addr)
+	fmt.Fprintf(out, "  AWS (EC2/SSM)    %s\n", ep.AWS.Endpoint)
+	fmt.Fprintf(out, "  Fleet API        %s\n", ep.API)
+	ids := make([]string, 0, len(s.Specs))
+	for id := range s.Specs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		spec := s.Specs[id]
+		fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
+	}
+	fmt.Fprintf(out, "  endpoints        %s\n\n", endpoints)
+	fmt.Fprintf(out, "Try, in another terminal:\n  bin/starter restart --cluster %s\n\nCtrl-C stops everything.\n", firstOr(ids, "local-a"))
+}
+
+func firstOr(ids []string, def string) string {
+	if len(ids) > 0 {
+		return ids[0]
+	}
+	return def
+}

@@ -1,0 +1,204 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+var acts *activities.Activities
+
+func testSpec() fleet.ClusterSpec {
+	return fleet.ClusterSpec{
+		ID:        "test-a",
+		Bootstrap: []string{"127.0.0.1:9092"},
+		ZooKeeper: "127.0.0.1:2181/kfleet/test-a",
+		Brokers: []fleet.BrokerSpec{
+			{ID: 1, InstanceID: "i-1"}, {ID: 2, InstanceID: "i-2"}, {ID: 3, InstanceID: "i-3"},
+		},
+	}
+}
+
+type RollingRestartSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+	// calls records "<activity>:<broker>" in execution order.
+	calls []string
+}
+
+func TestRollingRestart(t *testing.T) { suite.Run(t, new(RollingRestartSuite)) }
+
+func (s *RollingRestartSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterActivity(acts)
+	s.calls = nil
+}
+
+func (s *RollingRestartSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
+
+// gatesOpen answers CheckRestartGates like the real activity: controller
+// last, every gate open.
+func (s *RollingRestartSuite) gatesOpen(controller int32) func(context.Context, activities.GateInput) (activities.GateReport, error) {
+	return func(_ context.Context, in activities.GateInput) (activities.GateReport, error) {
+		next, _ := fleet.NextBroker(fleet.Snapshot{Controller: controller}, in.Remaining)
+		return activities.GateReport{Next: next, Controller: controller, NextIsControl: next == controller, Partitions: 8}, nil
+	}
+}
+
+func (s *RollingRestartSuite) recordSteps() {
+	for _, name := range []string{"StopBroker", "StartBroker", "WaitBrokerRegistered", "WaitReplicasInSync"} {
+		name := name
+		s.env.OnActivity(name, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
+			s.calls = append(s.calls, name+":"+itoa(in.Broker))
+			return nil
+		})
+	}
+	s.env.OnActivity("ElectPreferredLeaders", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) (int, error) {
+		s.calls = append(s.calls, "ElectPreferredLeaders:"+itoa(in.Broker))
+		return 1, nil
+	})
+}
+
+func itoa(b int32) string { return string(rune('0' + b)) }
+
+func (s *RollingRestartSuite) TestRestartsEachBrokerOnceControllerLast() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(1))
+	s.recordSteps()
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
+
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	var res workflows.RollingRestartResult
+	s.NoError(s.env.GetWorkflowResult(&res))
+	var order []int32
+	for _, b := range res.Brokers {
+		order = append(order, b.Broker)
+	}
+	s.Equal([]int32{2, 3, 1}, order, "non-controllers first in id order, controller last")
+	s.True(res.Brokers[2].WasController)
+	want := []string{}
+	for _, b := range []string{"2", "3", "1"} {
+		for _, step := range []string{"StopBroker", "StartBroker", "WaitBrokerRegistered", "WaitReplicasInSync", "ElectPreferredLeaders"} {
+			want = append(want, step+":"+b)
+		}
+	}
+	s.Equal(want, s.calls, "each broker's steps run in order, one broker at a time")
+}
+
+func (s *RollingRestartSuite) TestRestrictedToRequestedBrokers() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3))
+	s.recordSteps()
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", Brokers: []int32{3, 2}})
+
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal(5*2, len(s.calls))
+	s.False(slices.Contains(s.calls, "StopBroker:1"), "broker 1 was not asked for")
+}
+
+func (s *RollingRestartSuite) TestWaitsOnDurableTimerUntilGatesOpen() {
+	checks := 0
+	open := s.gatesOpen(3)
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.GateInput) (activities.GateReport, error) {
+		checks++
+		rep, _ := open(context.Background(), in)
+		if checks <= 3 {
+			rep.Blockers = []fleet.Blocker{{Gate: fleet.GateHealthy, Reason: "partition t/0 is under min.insync.replicas"}}
+		}
+		return rep, nil
+	})
+	s.recordSteps()
+
+	in := workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", GatePollInterval: time.Minute}
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
+
+	s.NoError(s.env.GetWorkflowError())
+	var res workflows.RollingRestartResult
+	s.NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(3*time.Minute, res.Brokers[0].GateWait, "three shut checks, one poll interval each")
+	s.Equal("StopBroker:1", s.calls[0], "nothing touched while the gate was shut")
+}
+
+func (s *RollingRestartSuite) TestGateStillShutAtDeadlineStopsRollUntouched() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(activities.GateReport{
+		Next: 1, Blockers: []fleet.Blocker{{Gate: fleet.GateHealthy, Reason: "broker 2 is not registered in ZooKeeper"}},
+	}, nil)
+
+	in := workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", GatePollInterval: time.Minute, GateTimeout: 10 * time.Minute}
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
+
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(err, &appErr))
+	s.Equal(workflows.ErrTypeBlocked, appErr.Type())
+	s.Contains(err.Error(), "broker 2 is not registered")
+	s.Empty(s.calls, "no broker was touched")
+}
+
+func (s *RollingRestartSuite) TestPermanentBlockerIsReportedNotWaitedOn() {
+	checks := 0
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(context.Context, activities.GateInput) (activities.GateReport, error) {
+		checks++
+		return activities.GateReport{Next: 1, Blockers: []fleet.Blocker{{Gate: fleet.GateAvailability, Reason: "partition t/0 has replication factor 2 with min.insync.replicas 2", Permanent: true}}}, nil
+	})
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
+
+	s.Require().Error(s.env.GetWorkflowError())
+	s.Contains(s.env.GetWorkflowError().Error(), "can never open")
+	s.Equal(1, checks, "a permanent blocker is not polled")
+	s.Empty(s.calls)
+}
+
+func (s *RollingRestartSuite) TestBrokerThatFailsToStartStopsTheRoll() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3))
+	s.env.OnActivity(acts.StopBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
+		s.calls = append(s.calls, "StopBroker:"+itoa(in.Broker))
+		return nil
+	})
+	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(
+		temporal.NewNonRetryableApplicationError("broker 1 failed to start", activities.ErrTypeBadInput, nil))
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
+
+	s.Require().Error(s.env.GetWorkflowError())
+	s.Contains(s.env.GetWorkflowError().Error(), "broker 1: starting")
+	s.Equal([]string{"StopBroker:1"}, s.calls, "no second broker is touched")
+}
+
+func (s *RollingRestartSuite) TestGracePeriodSizedToPartitions() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.GateInput) (activities.GateReport, error) {
+		return activities.GateReport{Next: in.Remaining[0], Partitions: 4000}, nil
+	})
+	var graces []int
+	s.env.OnActivity(acts.StopBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
+		graces = append(graces, in.GracePeriodSeconds)
+		return nil
+	})
+	for _, name := range []string{"StartBroker", "WaitBrokerRegistered", "WaitReplicasInSync"} {
+		s.env.OnActivity(name, mock.Anything, mock.Anything).Return(nil)
+	}
+	s.env.OnActivity(acts.ElectPreferredLeaders, mock.Anything, mock.Anything).Return(0, nil)
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", Brokers: []int32{1}})
+
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal([]int{fleet.GracePeriodSeconds(4000)}, graces)
+	s.Greater(graces[0], fleet.GracePeriodSeconds(0))
+}
+
+var errBrokerDidNotStart = errors.New("broker 2 did not start")
