@@ -110,7 +110,10 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				return op, nil
 			}
 			st.Seq++
-			id := fmt.Sprintf("%s-%d", workflow.GetInfo(ctx).WorkflowExecution.RunID[:8], st.Seq)
+			// The run id's tail is its random part (its head is a
+			// timestamp), so ids stay unique across re-registrations.
+			runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
+			id := fmt.Sprintf("%s-%d", runID[max(0, len(runID)-8):], st.Seq)
 			op := Operation{
 				ID:          id,
 				Kind:        OpRollingRestart,

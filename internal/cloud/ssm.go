@@ -17,8 +17,10 @@ import (
 
 // SSM runs documents on instances.
 type SSM struct {
-	client       *ssm.Client
-	pollInterval time.Duration
+	client *ssm.Client
+	// maxPoll caps the interval between GetCommandInvocation calls; polls
+	// start fast because most kfleet documents finish in seconds.
+	maxPoll time.Duration
 }
 
 // NewSSM returns an SSM runner for cfg. endpoint overrides the service
@@ -29,7 +31,7 @@ func NewSSM(cfg aws.Config, endpoint string) *SSM {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	return &SSM{client: client, pollInterval: time.Second}
+	return &SSM{client: client, maxPoll: time.Second}
 }
 
 // CommandResult is the outcome of a document run on one instance.
@@ -62,14 +64,14 @@ func (s *SSM) RunDocument(ctx context.Context, instance, document string, params
 		return CommandResult{}, fmt.Errorf("instance %s: send %s: %w", instance, document, err)
 	}
 	id := aws.ToString(sent.Command.CommandId)
-	t := time.NewTicker(s.pollInterval)
-	defer t.Stop()
+	wait := 50 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w", instance, document, id, ctx.Err())
-		case <-t.C:
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, s.maxPoll)
 		tick()
 		out, err := s.client.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
 			CommandId:  aws.String(id),

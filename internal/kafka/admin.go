@@ -1,14 +1,18 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kfleet/kfleet/internal/fleet"
 )
@@ -30,8 +34,6 @@ func Dial(cluster string, bootstrap []string, opts ...kgo.Opt) (*Admin, error) {
 		// others quickly instead of waiting out the default dial timeout.
 		kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(30 * time.Second),
-		// Metadata must be fresh: gates are evaluated on what is true now.
-		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
@@ -44,32 +46,48 @@ func Dial(cluster string, bootstrap []string, opts ...kgo.Opt) (*Admin, error) {
 func (a *Admin) Close() { a.client.Close() }
 
 // Replication returns the active controller and every partition's replicas,
-// ISR and effective min.insync.replicas.
+// ISR and effective min.insync.replicas. It always asks a broker: kadm's
+// Metadata may answer from the client's metadata cache, and a gate evaluated
+// on a cached view could see a stopped broker still in sync.
 func (a *Admin) Replication(ctx context.Context) (controller int32, partitions []fleet.Partition, err error) {
-	md, err := a.adm.Metadata(ctx)
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: every topic
+	resp, err := req.RequestWith(ctx, a.client)
 	if err != nil {
 		return -1, nil, fmt.Errorf("cluster %s: metadata: %w", a.cluster, err)
 	}
-	if err := md.Topics.Error(); err != nil {
-		return -1, nil, fmt.Errorf("cluster %s: metadata: %w", a.cluster, err)
+	topics := make([]string, 0, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return -1, nil, fmt.Errorf("cluster %s: metadata of topic %s: %w", a.cluster, *t.Topic, err)
+		}
+		topics = append(topics, *t.Topic)
 	}
-	minISR, err := a.minInsyncReplicas(ctx, md.Topics.Names())
+	minISR, err := a.minInsyncReplicas(ctx, topics)
 	if err != nil {
 		return -1, nil, err
 	}
-	for _, t := range md.Topics.Sorted() {
-		for _, p := range t.Partitions.Sorted() {
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		for _, p := range t.Partitions {
 			partitions = append(partitions, fleet.Partition{
-				Topic:     t.Topic,
+				Topic:     *t.Topic,
 				Partition: p.Partition,
 				Leader:    p.Leader,
 				Replicas:  p.Replicas,
 				ISR:       p.ISR,
-				MinISR:    minISR[t.Topic],
+				MinISR:    minISR[*t.Topic],
 			})
 		}
 	}
-	return md.Controller, partitions, nil
+	slices.SortFunc(partitions, func(x, y fleet.Partition) int {
+		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
+	})
+	return resp.ControllerID, partitions, nil
 }
 
 // minInsyncReplicas resolves each topic's effective min.insync.replicas
@@ -117,7 +135,7 @@ func (a *Admin) ElectPreferredLeaders(ctx context.Context, partitions []fleet.Pa
 	var errs []error
 	for topic, ps := range res {
 		for p, r := range ps {
-			if r.Err != nil && !errors.Is(r.Err, errElectionNotNeeded) {
+			if r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) {
 				errs = append(errs, fmt.Errorf("%s/%d: %w", topic, p, r.Err))
 			}
 		}

@@ -4,13 +4,9 @@ import (
 	"context"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
 	"github.com/kfleet/kfleet/internal/connpool"
 	"github.com/kfleet/kfleet/internal/fleet"
 )
-
-var errElectionNotNeeded = kerr.ElectionNotNeeded
 
 // Pool keeps one Admin per cluster.
 type Pool struct{ pool *connpool.Pool[*Admin] }

@@ -1,0 +1,107 @@
+package integration_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// TestIntegrationRollingRestart rolls a 3-broker cluster through its entity
+// workflow and proves from the fleet's audit — not from the workflow's own
+// account — that each broker was stopped and started exactly once, one at a
+// time, the controller last, and that nothing unsafe happened.
+func TestIntegrationRollingRestart(t *testing.T) {
+	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	controllerBefore, err := stack.Fleet.Controller("local-a")
+	require.NoError(t, err)
+	auditBefore := len(stack.Fleet.Audit("local-a"))
+
+	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	require.NoError(t, err)
+	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	require.NoError(t, err)
+
+	// The workflow's own account.
+	require.Len(t, res.Brokers, 3)
+	assert.Equal(t, controllerBefore, res.Brokers[2].Broker, "the controller is restarted last")
+
+	// The fleet's account.
+	events := stack.Fleet.Audit("local-a")[auditBefore:]
+	stops, starts := map[int32]int{}, map[int32]int{}
+	var stopOrder []int32
+	down := int32(-1)
+	for _, e := range events {
+		switch e.Kind {
+		case localfleet.EventStop:
+			require.Equal(t, int32(-1), down, "broker %d stopped while broker %d was down", e.Broker, down)
+			down = e.Broker
+			stops[e.Broker]++
+			stopOrder = append(stopOrder, e.Broker)
+		case localfleet.EventStart:
+			require.Equal(t, down, e.Broker, "start of a broker that was not the one down")
+			starts[e.Broker]++
+		case localfleet.EventInSync:
+			if e.Broker == down {
+				down = -1
+			}
+		}
+	}
+	for _, b := range []int32{1, 2, 3} {
+		assert.Equal(t, 1, stops[b], "broker %d stops", b)
+		assert.Equal(t, 1, starts[b], "broker %d starts", b)
+	}
+	require.Len(t, stopOrder, 3)
+	assert.Equal(t, controllerBefore, stopOrder[2], "the fleet saw the controller stop last")
+	assert.Empty(t, stack.Fleet.Violations("local-a"), "no two brokers down, no partition under min ISR")
+
+	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	require.NoError(t, err)
+	require.NotEmpty(t, st.History)
+	assert.Equal(t, workflows.StatusSucceeded, st.History[len(st.History)-1].Status)
+
+	// What an operator finds in the Temporal UI with a visibility query.
+	query := `ClusterID = "local-a" AND Operation = "rolling-restart"`
+	require.Eventually(t, func() bool {
+		resp, err := stack.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == op.WorkflowID
+	}, 20*time.Second, 200*time.Millisecond, "the roll is found by its search attributes")
+	desc, err := stack.Client.DescribeWorkflow(ctx, op.WorkflowID, "")
+	require.NoError(t, err)
+	summary, err := desc.GetStaticSummary()
+	require.NoError(t, err)
+	assert.Contains(t, summary, "Rolling restart of **local-a**")
+}
+
+// TestIntegrationBadRequestsChangeNothing: an unknown cluster or a broker
+// that is not in the cluster gets a clear error and no broker is touched.
+func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
+	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := len(stack.Fleet.Audit("local-a"))
+
+	_, err := app.RequestRestart(ctx, stack.Client, "no-such-cluster", workflows.RestartRequest{RequestedBy: "t"})
+	require.ErrorIs(t, err, app.ErrUnknownCluster)
+	assert.Contains(t, err.Error(), "no-such-cluster")
+
+	_, err = app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "t", Brokers: []int32{9}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "broker 9 is not in cluster local-a")
+
+	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	require.NoError(t, err)
+	assert.Nil(t, st.Running)
+	assert.Empty(t, st.Queue)
+	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
+}

@@ -1,0 +1,71 @@
+package integration_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/logging"
+)
+
+// temporalBinary finds the pinned temporal CLI: KFLEET_TEMPORAL_BIN (set by
+// make) or bin/temporal at the repository root.
+func temporalBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("KFLEET_TEMPORAL_BIN"); p != "" {
+		return p
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "bin", "temporal")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("temporal CLI not built (%v): run `make tools` or `make test`", err)
+	}
+	return p
+}
+
+// fastFleet is a fleet config whose brokers stop, start and catch up in
+// fractions of a second, so a roll of a 3-broker cluster takes seconds.
+func fastFleet(clusters ...localfleet.ClusterConfig) localfleet.Config {
+	timing := localfleet.Timing{ControlledShutdown: 100 * time.Millisecond, Startup: 150 * time.Millisecond, CatchUp: 300 * time.Millisecond}
+	for i := range clusters {
+		clusters[i].Timing = timing
+	}
+	return localfleet.Config{Clusters: clusters}
+}
+
+// startStack starts a whole local stack on free ports in a temporary
+// folder, stopped when the test ends.
+func startStack(t *testing.T, cfg localfleet.Config) *devstack.Stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs a Temporal dev server and ZooKeeper")
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Skip("integration test: java not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	level := zerolog.WarnLevel
+	if testing.Verbose() {
+		level = zerolog.InfoLevel
+	}
+	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
+		Dir:                t.TempDir(),
+		TemporalBinary:     temporalBinary(t),
+		Fleet:              cfg,
+		WorkerPollInterval: 100 * time.Millisecond,
+		Log:                logging.New(os.Stderr, true, level),
+	})
+	require.NoError(t, err)
+	t.Cleanup(stack.Close)
+	return stack
+}

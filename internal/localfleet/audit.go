@@ -1,0 +1,100 @@
+package localfleet
+
+import "time"
+
+// State is a broker's lifecycle state.
+type State string
+
+// Broker states.
+const (
+	StateRunning  State = "running"
+	StateStopping State = "stopping"
+	StateStopped  State = "stopped"
+	StateStarting State = "starting"
+)
+
+// EventKind names an audited broker transition.
+type EventKind string
+
+// Audited transitions, in the order one restart produces them.
+const (
+	EventStop    EventKind = "stop"    // a stop was requested and began
+	EventStopped EventKind = "stopped" // the broker left the cluster
+	EventStart   EventKind = "start"   // a start was requested and began
+	EventStarted EventKind = "started" // the broker registered again
+	EventInSync  EventKind = "in-sync" // the broker is back in every ISR
+)
+
+// Event is one audited broker transition.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Cluster string    `json:"cluster"`
+	Broker  int32     `json:"broker"`
+	Kind    EventKind `json:"kind"`
+	// Who asked for it: the SSM command comment, the X-Kfleet-Who header,
+	// or the caller of the Go API.
+	Who string `json:"who"`
+	// Version is the Kafka version the broker runs, on start events.
+	Version string `json:"version,omitempty"`
+}
+
+// ViolationKind names an unsafe moment.
+type ViolationKind string
+
+// Unsafe moments the fleet records.
+const (
+	// ViolationTwoBrokersDown: a broker went down while another broker of
+	// the same cluster was not running.
+	ViolationTwoBrokersDown ViolationKind = "two-brokers-down"
+	// ViolationUnderMinISR: a partition's ISR dropped below
+	// min.insync.replicas, so acks=all producers fail.
+	ViolationUnderMinISR ViolationKind = "under-min-isr"
+)
+
+// Violation is one unsafe moment in a cluster.
+type Violation struct {
+	Time    time.Time     `json:"time"`
+	Cluster string        `json:"cluster"`
+	Kind    ViolationKind `json:"kind"`
+	Detail  string        `json:"detail"`
+}
+
+// recordLocked appends an audit event. c.mu must be held.
+func (c *cluster) recordLocked(b *broker, kind EventKind, who string) {
+	ev := Event{Time: time.Now(), Cluster: c.id, Broker: b.id, Kind: kind, Who: who}
+	if kind == EventStart || kind == EventStarted {
+		ev.Version = b.version
+	}
+	c.audit = append(c.audit, ev)
+	c.log.Info().Int32("broker", b.id).Str("event", string(kind)).Str("who", who).Msg("broker " + string(kind))
+}
+
+// violateLocked appends a violation. c.mu must be held.
+func (c *cluster) violateLocked(kind ViolationKind, detail string) {
+	c.violations = append(c.violations, Violation{Time: time.Now(), Cluster: c.id, Kind: kind, Detail: detail})
+	c.log.Warn().Str("violation", string(kind)).Msg(detail)
+}
+
+// Audit returns a copy of the cluster's audit, oldest first. It returns nil
+// for an unknown cluster.
+func (f *Fleet) Audit(cluster string) []Event {
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.audit...)
+}
+
+// Violations returns a copy of the cluster's violations, oldest first. It
+// returns nil for an unknown cluster.
+func (f *Fleet) Violations(cluster string) []Violation {
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Violation(nil), c.violations...)
+}

@@ -1,0 +1,288 @@
+package localfleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// proxyHost is where every broker proxy listens and what it advertises.
+const proxyHost = "127.0.0.1"
+
+// kfakeCallTimeout bounds requests the fleet itself sends to kfake.
+const kfakeCallTimeout = 10 * time.Second
+
+// broker is one simulated broker: a proxy port, a ZooKeeper session while
+// running, and a lifecycle state.
+type broker struct {
+	id         int32
+	instanceID string
+	proxy      *proxy // fixed for the broker's life; opened and closed per run
+
+	// opMu serializes lifecycle transitions of this broker, so that
+	// concurrent stop/start requests are applied one after the other and
+	// idempotency checks see a settled state.
+	opMu sync.Mutex
+
+	// Guarded by cluster.mu.
+	state   State
+	version string
+	gen     uint64   // bumped on every transition; stale catch-ups compare it
+	zk      *zk.Conn // the broker's own session while registered
+}
+
+// cluster is one simulated Kafka cluster: kfake, the broker proxies, the
+// ZooKeeper registrations and the replication model.
+type cluster struct {
+	id     string
+	cfg    ClusterConfig
+	minISR int
+	log    zerolog.Logger
+
+	zkConnect string   // the ensemble's connect string, without chroot
+	zkServers []string // zkConnect split into host:port
+	zkRoot    string   // the chroot, "/kfleet/<id>"
+
+	// life is canceled when the fleet closes; background work (catch-up)
+	// selects on it and is tracked in wg.
+	life context.Context
+	wg   *sync.WaitGroup
+
+	kf      *kfake.Cluster
+	kfAddrs []string    // kfake listen addresses, indexed by kfake node
+	kcl     *kgo.Client // talks to kfake directly, bypassing the proxies
+
+	// ctrlMu serializes writes of /controller.
+	ctrlMu sync.Mutex
+
+	mu         sync.Mutex
+	brokers    []*broker // index = id-1
+	controller int32     // -1 when no broker runs
+	topics     map[string]*topicModel
+	audit      []Event
+	violations []Violation
+	closed     bool
+}
+
+// instanceID derives a stable, AWS-shaped EC2 instance id for a broker, so
+// that the same fleet configuration always yields the same ids.
+func instanceID(cluster string, broker int32) string {
+	sum := sha256.Sum256([]byte(cluster + "/" + strconv.Itoa(int(broker))))
+	return "i-" + hex.EncodeToString(sum[:])[:17]
+}
+
+func (c *cluster) brokerByID(id int32) *broker {
+	if id < 1 || int(id) > len(c.brokers) {
+		return nil
+	}
+	return c.brokers[id-1]
+}
+
+func (c *cluster) broker(id int32) (*broker, error) {
+	if b := c.brokerByID(id); b != nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("localfleet: cluster %q: broker %d: %w", c.id, id, ErrUnknownBroker)
+}
+
+// startCluster brings up kfake, seeds topics, registers every broker in
+// ZooKeeper and opens the broker proxies. On error everything started so
+// far is torn down.
+func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup, cfg ClusterConfig, opts Options) (_ *cluster, err error) {
+	c := &cluster{
+		id:         cfg.ID,
+		cfg:        cfg,
+		minISR:     cfg.MinInsyncReplicas,
+		log:        opts.Logger.With().Str("cluster", cfg.ID).Logger(),
+		zkConnect:  opts.ZooKeeper,
+		zkServers:  strings.Split(opts.ZooKeeper, ","),
+		zkRoot:     "/kfleet/" + cfg.ID,
+		life:       life,
+		wg:         wg,
+		controller: -1,
+		topics:     map[string]*topicModel{},
+	}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+
+	for i := range cfg.Brokers {
+		b := &broker{id: int32(i + 1), instanceID: instanceID(cfg.ID, int32(i+1)), state: StateStopped}
+		port := 0
+		if len(cfg.BrokerPorts) > 0 {
+			port = cfg.BrokerPorts[i]
+		}
+		b.proxy = newProxy(c, b.id, port)
+		c.brokers = append(c.brokers, b)
+	}
+
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(cfg.Brokers),
+		kfake.ClusterID("kfleet-" + cfg.ID),
+		kfake.WithLogger(kfakeLogger{c.log.With().Str("component", "kfake").Logger()}),
+		kfake.BrokerConfigs(map[string]string{
+			"min.insync.replicas":        strconv.Itoa(cfg.MinInsyncReplicas),
+			"default.replication.factor": strconv.Itoa(min(defaultReplicationFactor, cfg.Brokers)),
+		}),
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(filepath.Join(opts.DataDir, cfg.ID, "kafka")))
+	}
+	if c.kf, err = kfake.NewCluster(kopts...); err != nil {
+		return nil, fmt.Errorf("localfleet: cluster %q: start kfake: %w", c.id, err)
+	}
+	c.kfAddrs = c.kf.ListenAddrs()
+	if c.kcl, err = kgo.NewClient(kgo.SeedBrokers(c.kfAddrs...)); err != nil {
+		return nil, fmt.Errorf("localfleet: cluster %q: kfake client: %w", c.id, err)
+	}
+	if err := c.seedTopics(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.prepareZooKeeper(); err != nil {
+		return nil, err
+	}
+	for _, b := range c.brokers {
+		if err := b.proxy.open(); err != nil {
+			return nil, err
+		}
+		conn, err := c.register(b)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		b.zk, b.state = conn, StateRunning
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.controller = c.pickControllerLocked()
+	c.mu.Unlock()
+	if err := c.publishController(); err != nil {
+		return nil, err
+	}
+	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	c.log.Info().Int("brokers", cfg.Brokers).Strs("bootstrap", c.bootstrap()).Msg("cluster started")
+	return c, nil
+}
+
+// seedTopics creates the configured topics in kfake unless they exist
+// (they do when kfake reloaded its DataDir).
+func (c *cluster) seedTopics(ctx context.Context) error {
+	adm := kadm.NewClient(c.kcl)
+	for _, t := range c.cfg.Topics {
+		ctx, cancel := context.WithTimeout(ctx, kfakeCallTimeout)
+		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, nil, t.Name)
+		cancel()
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("localfleet: cluster %q: seed topic %q: %w", c.id, t.Name, err)
+		}
+	}
+	return nil
+}
+
+// refresh asks kfake for every topic and folds the answer into the model,
+// so that lifecycle changes act on partitions no client has asked about yet.
+func (c *cluster) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, kfakeCallTimeout)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: all topics
+	resp, err := req.RequestWith(ctx, c.kcl)
+	if err != nil {
+		return fmt.Errorf("localfleet: cluster %q: kfake metadata: %w", c.id, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.learnLocked(resp, true)
+	}
+	return nil
+}
+
+// coordinatorNode returns the kfake node that coordinates key, or -1 once
+// the cluster is closing. kfake's admin calls block forever after Close, so
+// they are only made under c.mu while the cluster is open.
+func (c *cluster) coordinatorNode(key string) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return -1
+	}
+	return c.kf.CoordinatorFor(key)
+}
+
+// kfakeControllerNode is kfake's fixed controller: its highest node.
+func (c *cluster) kfakeControllerNode() int32 { return int32(len(c.kfAddrs) - 1) }
+
+func (c *cluster) bootstrap() []string {
+	out := make([]string, 0, len(c.brokers))
+	for _, b := range c.brokers {
+		out = append(out, b.proxy.addr())
+	}
+	return out
+}
+
+// close tears the cluster down: proxies, ZooKeeper sessions (the ephemeral
+// registrations vanish), the kfake client and kfake. Lifecycle operations
+// in flight finish first (each broker's opMu is taken).
+func (c *cluster) close() {
+	for _, b := range c.brokers {
+		b.opMu.Lock()
+		b.proxy.close()
+		c.mu.Lock()
+		conn := b.zk
+		b.zk = nil
+		b.state = StateStopped
+		b.gen++
+		c.mu.Unlock()
+		if conn != nil {
+			conn.Close()
+		}
+		b.opMu.Unlock()
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.controller = -1
+	c.mu.Unlock()
+	if c.kcl != nil {
+		c.kcl.Close()
+	}
+	if c.kf != nil {
+		c.kf.Close()
+	}
+}
+
+// kfakeLogger forwards kfake's warnings and errors to zerolog; its info and
+// debug output is one line per request and would drown the fleet's logs.
+type kfakeLogger struct{ log zerolog.Logger }
+
+func (l kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		l.log.Error().Msgf(format, args...)
+	case kfake.LogLevelWarn:
+		l.log.Warn().Msgf(format, args...)
+	default:
+		l.log.Trace().Msgf(format, args...)
+	}
+}

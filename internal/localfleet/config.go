@@ -1,0 +1,208 @@
+package localfleet
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config describes the clusters of a local fleet. Zero values mean
+// "use the default"; see DefaultConfig and the field comments.
+type Config struct {
+	Clusters []ClusterConfig `yaml:"clusters" json:"clusters"`
+}
+
+// ClusterConfig describes one simulated Kafka cluster.
+type ClusterConfig struct {
+	// ID names the cluster ("local-a"); it is used in ZooKeeper paths and
+	// instance ids, so it is limited to lower-case letters, digits and '-'.
+	ID string `yaml:"id" json:"id"`
+	// Brokers is the broker count; broker ids are 1..Brokers. Default 3.
+	Brokers int `yaml:"brokers" json:"brokers"`
+	// BrokerPorts are the proxy (client-facing) ports, one per broker in id
+	// order. Empty picks free ports. Ports are kept across stop/start.
+	BrokerPorts []int `yaml:"brokerPorts,omitempty" json:"brokerPorts,omitempty"`
+	// MinInsyncReplicas is the cluster's min.insync.replicas. Default 2
+	// (capped at the broker count).
+	MinInsyncReplicas int `yaml:"minInsyncReplicas" json:"minInsyncReplicas"`
+	// Topics are created at start if missing. Nil means one topic
+	// "events" with 8 partitions; an explicit empty list seeds nothing.
+	Topics []TopicConfig `yaml:"topics" json:"topics"`
+	Timing Timing        `yaml:"timing" json:"timing"`
+}
+
+// TopicConfig is a topic seeded at start.
+type TopicConfig struct {
+	Name       string `yaml:"name" json:"name"`
+	Partitions int32  `yaml:"partitions" json:"partitions"`
+	// ReplicationFactor defaults to 3 and is capped at the broker count.
+	ReplicationFactor int16 `yaml:"replicationFactor" json:"replicationFactor"`
+}
+
+// Timing sets how long simulated broker transitions take. Zero means the
+// default (suited to a demo); tests pass tiny values.
+type Timing struct {
+	// ControlledShutdown is the time a stopping broker takes between moving
+	// its leadership away and leaving the cluster. Default 300ms.
+	ControlledShutdown time.Duration `yaml:"controlledShutdown" json:"controlledShutdown"`
+	// Startup is the time from start until the broker is registered in
+	// ZooKeeper and serves clients. Default 500ms.
+	Startup time.Duration `yaml:"startup" json:"startup"`
+	// CatchUp is the time from registration until the broker is back in
+	// the ISR of all its partitions. Default 1s.
+	CatchUp time.Duration `yaml:"catchUp" json:"catchUp"`
+}
+
+// Defaults applied by withDefaults.
+const (
+	defaultClusterID          = "local-a"
+	defaultBrokers            = 3
+	defaultMinInsyncReplicas  = 2
+	defaultReplicationFactor  = 3
+	defaultTopic              = "events"
+	defaultTopicPartitions    = 8
+	defaultControlledShutdown = 300 * time.Millisecond
+	defaultStartup            = 500 * time.Millisecond
+	defaultCatchUp            = time.Second
+	maxBrokers                = 64
+)
+
+var (
+	clusterIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$`)
+	topicPattern     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+)
+
+// DefaultConfig is one cluster "local-a" with 3 brokers and the default
+// topic and timing.
+func DefaultConfig() Config {
+	return Config{Clusters: []ClusterConfig{{ID: defaultClusterID}}}.withDefaults()
+}
+
+// LoadConfig reads a YAML fleet configuration, applies defaults and
+// validates it. Unknown fields are rejected so a typo does not silently
+// fall back to a default.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("localfleet: read config: %w", err)
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("localfleet: parse config %s: %w", path, err)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("localfleet: config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// withDefaults returns a copy of c with every zero value replaced by its
+// default. It never mutates c's slices.
+func (c Config) withDefaults() Config {
+	out := Config{Clusters: make([]ClusterConfig, len(c.Clusters))}
+	for i, cl := range c.Clusters {
+		if cl.Brokers == 0 {
+			cl.Brokers = defaultBrokers
+		}
+		if cl.MinInsyncReplicas == 0 {
+			cl.MinInsyncReplicas = min(defaultMinInsyncReplicas, cl.Brokers)
+		}
+		if cl.Topics == nil {
+			cl.Topics = []TopicConfig{{Name: defaultTopic, Partitions: defaultTopicPartitions}}
+		} else {
+			cl.Topics = append([]TopicConfig(nil), cl.Topics...)
+		}
+		for j := range cl.Topics {
+			t := &cl.Topics[j]
+			if t.Partitions == 0 {
+				t.Partitions = defaultTopicPartitions
+			}
+			if t.ReplicationFactor == 0 {
+				t.ReplicationFactor = defaultReplicationFactor
+			}
+			if cl.Brokers > 0 && int(t.ReplicationFactor) > cl.Brokers {
+				t.ReplicationFactor = int16(cl.Brokers)
+			}
+		}
+		cl.BrokerPorts = append([]int(nil), cl.BrokerPorts...)
+		if cl.Timing.ControlledShutdown == 0 {
+			cl.Timing.ControlledShutdown = defaultControlledShutdown
+		}
+		if cl.Timing.Startup == 0 {
+			cl.Timing.Startup = defaultStartup
+		}
+		if cl.Timing.CatchUp == 0 {
+			cl.Timing.CatchUp = defaultCatchUp
+		}
+		out.Clusters[i] = cl
+	}
+	return out
+}
+
+// Validate reports every problem in the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Clusters) == 0 {
+		errs = append(errs, errors.New("no clusters"))
+	}
+	ids := map[string]bool{}
+	ports := map[int]string{}
+	for i, cl := range c.Clusters {
+		name := fmt.Sprintf("clusters[%d] %q", i, cl.ID)
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+		}
+		switch {
+		case !clusterIDPattern.MatchString(cl.ID):
+			bad("id must be 1-48 lower-case letters, digits or '-'")
+		case ids[cl.ID]:
+			bad("duplicate id")
+		}
+		ids[cl.ID] = true
+		if cl.Brokers < 1 || cl.Brokers > maxBrokers {
+			bad("brokers must be 1..%d, got %d", maxBrokers, cl.Brokers)
+		}
+		if len(cl.BrokerPorts) > 0 && len(cl.BrokerPorts) != cl.Brokers {
+			bad("brokerPorts has %d ports for %d brokers", len(cl.BrokerPorts), cl.Brokers)
+		}
+		for _, p := range cl.BrokerPorts {
+			if p < 1 || p > 65535 {
+				bad("broker port %d out of range", p)
+			} else if other, dup := ports[p]; dup {
+				bad("broker port %d already used by cluster %q", p, other)
+			}
+			ports[p] = cl.ID
+		}
+		if cl.MinInsyncReplicas < 1 || cl.MinInsyncReplicas > cl.Brokers {
+			bad("minInsyncReplicas must be 1..%d (brokers), got %d", cl.Brokers, cl.MinInsyncReplicas)
+		}
+		topics := map[string]bool{}
+		for _, t := range cl.Topics {
+			switch {
+			case !topicPattern.MatchString(t.Name) || t.Name == "." || t.Name == "..":
+				bad("invalid topic name %q", t.Name)
+			case topics[t.Name]:
+				bad("duplicate topic %q", t.Name)
+			}
+			topics[t.Name] = true
+			if t.Partitions < 1 {
+				bad("topic %q: partitions must be >= 1, got %d", t.Name, t.Partitions)
+			}
+			if t.ReplicationFactor < 1 {
+				bad("topic %q: replicationFactor must be >= 1, got %d", t.Name, t.ReplicationFactor)
+			}
+		}
+		if cl.Timing.ControlledShutdown < 0 || cl.Timing.Startup < 0 || cl.Timing.CatchUp < 0 {
+			bad("timing durations must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}

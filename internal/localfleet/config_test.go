@@ -1,0 +1,80 @@
+package localfleet
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	require.NoError(t, cfg.Validate())
+	require.Len(t, cfg.Clusters, 1)
+	c := cfg.Clusters[0]
+	assert.Equal(t, "local-a", c.ID)
+	assert.Equal(t, 3, c.Brokers)
+	assert.Equal(t, 2, c.MinInsyncReplicas)
+	assert.Equal(t, []TopicConfig{{Name: "events", Partitions: 8, ReplicationFactor: 3}}, c.Topics)
+	assert.Equal(t, Timing{ControlledShutdown: 300 * time.Millisecond, Startup: 500 * time.Millisecond, CatchUp: time.Second}, c.Timing)
+}
+
+func TestLoadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, cfg Config)
+	}{
+		{
+			name: "defaults and caps",
+			yaml: `
+clusters:
+  - id: local-a
+    brokers: 2
+    topics:
+      - name: orders
+        partitions: 4
+    timing:
+      catchUp: 2s
+  - id: local-b
+    topics: []
+`,
+			check: func(t *testing.T, cfg Config) {
+				a, b := cfg.Clusters[0], cfg.Clusters[1]
+				assert.Equal(t, int16(2), a.Topics[0].ReplicationFactor, "RF capped at the broker count")
+				assert.Equal(t, 2, a.MinInsyncReplicas)
+				assert.Equal(t, 2*time.Second, a.Timing.CatchUp)
+				assert.Equal(t, 500*time.Millisecond, a.Timing.Startup)
+				assert.Equal(t, 3, b.Brokers)
+				assert.Empty(t, b.Topics, "an explicit empty list seeds nothing")
+			},
+		},
+		{name: "duplicate ids", yaml: "clusters: [{id: a}, {id: a}]", wantErr: "duplicate id"},
+		{name: "bad id", yaml: "clusters: [{id: Local_A}]", wantErr: "id must be"},
+		{name: "no clusters", yaml: "clusters: []", wantErr: "no clusters"},
+		{name: "negative brokers", yaml: "clusters: [{id: a, brokers: -1}]", wantErr: "brokers must be"},
+		{name: "ports count", yaml: "clusters: [{id: a, brokerPorts: [9092]}]", wantErr: "brokerPorts has 1 ports for 3 brokers"},
+		{name: "shared port", yaml: "clusters: [{id: a, brokers: 1, brokerPorts: [9092]}, {id: b, brokers: 1, brokerPorts: [9092]}]", wantErr: "already used"},
+		{name: "min isr too high", yaml: "clusters: [{id: a, minInsyncReplicas: 4}]", wantErr: "minInsyncReplicas must be 1..3"},
+		{name: "bad topic", yaml: "clusters: [{id: a, topics: [{name: 'a b'}]}]", wantErr: "invalid topic name"},
+		{name: "unknown field", yaml: "clusters: [{id: a, broker: 3}]", wantErr: "field broker not found"},
+		{name: "bad duration", yaml: "clusters: [{id: a, timing: {startup: soon}}]", wantErr: "parse config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fleet.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o644))
+			cfg, err := LoadConfig(path)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tt.check(t, cfg)
+		})
+	}
+}

@@ -1,0 +1,277 @@
+package localfleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	ErrUnknownCluster = errors.New("unknown cluster")
+	ErrUnknownBroker  = errors.New("unknown broker")
+	ErrClosed         = errors.New("fleet closed")
+)
+
+// Static AWS settings of the local fleet. The SSM endpoint checks that a
+// request is signed with this access key id but does not verify signatures.
+const (
+	AWSRegion          = "us-east-1"
+	AWSAccessKeyID     = "kfleet-local"
+	AWSSecretAccessKey = "kfleet-local"
+)
+
+// Options are the fleet's runtime settings (as opposed to Config, which
+// describes the clusters).
+type Options struct {
+	// ZooKeeper is the ensemble's connect string, e.g. "127.0.0.1:2181".
+	// Each cluster registers under the chroot /kfleet/<cluster-id>.
+	ZooKeeper string
+	// DataDir, when set, persists each cluster's Kafka data under
+	// DataDir/<cluster-id>/kafka, so it survives fleet restarts.
+	DataDir string
+	// HTTPAddr is where the SSM subset and the fleet API are served.
+	// Default "127.0.0.1:0".
+	HTTPAddr string
+	Logger   zerolog.Logger
+}
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	log      zerolog.Logger
+	clusters map[string]*cluster
+	order    []string // cluster ids in configuration order
+	ssm      *ssmService
+
+	// instances maps an instance id to its broker; immutable after Start.
+	instances map[string]instanceRef
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	life      context.Context // canceled by Close
+	stopLife  context.CancelFunc
+	wg        sync.WaitGroup // background work: catch-ups, SSM commands, HTTP
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type instanceRef struct {
+	cluster string
+	broker  int32
+}
+
+// Start brings up every cluster of cfg against the ZooKeeper ensemble in
+// opts and serves the HTTP endpoints. Close must be called to release
+// ports, sessions and goroutines.
+func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("localfleet: invalid config: %w", err)
+	}
+	if opts.ZooKeeper == "" {
+		return nil, errors.New("localfleet: Options.ZooKeeper is required")
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = "127.0.0.1:0"
+	}
+	life, stopLife := context.WithCancel(context.Background())
+	f := &Fleet{
+		log:       opts.Logger.With().Str("component", "localfleet").Logger(),
+		clusters:  map[string]*cluster{},
+		instances: map[string]instanceRef{},
+		life:      life,
+		stopLife:  stopLife,
+	}
+	opts.Logger = f.log
+	f.ssm = newSSMService(f)
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+		}
+	}()
+
+	for _, cc := range cfg.Clusters {
+		c, err := startCluster(ctx, life, &f.wg, cc, opts)
+		if err != nil {
+			return nil, err
+		}
+		f.clusters[cc.ID] = c
+		f.order = append(f.order, cc.ID)
+		for _, b := range c.brokers {
+			f.instances[b.instanceID] = instanceRef{cluster: c.id, broker: b.id}
+		}
+	}
+
+	if f.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("localfleet: listen %s: %w", opts.HTTPAddr, err)
+	}
+	f.httpSrv = &http.Server{Handler: f.handler(), ReadHeaderTimeout: 10 * time.Second}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := f.httpSrv.Serve(f.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			f.log.Error().Err(err).Msg("http server")
+		}
+	}()
+	f.log.Info().Str("http", f.baseURL()).Strs("clusters", f.order).Msg("local fleet started")
+	return f, nil
+}
+
+// Close stops everything: the HTTP server, background work, every broker
+// (ZooKeeper sessions close, so registrations vanish; proxies close) and
+// kfake. Safe to call more than once.
+func (f *Fleet) Close() error {
+	f.closeOnce.Do(func() {
+		f.stopLife()
+		var errs []error
+		if f.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := f.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("localfleet: http shutdown: %w", err))
+			}
+			cancel()
+		}
+		for _, id := range f.order {
+			f.clusters[id].close()
+		}
+		f.wg.Wait()
+		f.closeErr = errors.Join(errs...)
+		f.log.Info().Msg("local fleet closed")
+	})
+	return f.closeErr
+}
+
+func (f *Fleet) cluster(id string) (*cluster, error) {
+	if c, ok := f.clusters[id]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("localfleet: cluster %q: %w", id, ErrUnknownCluster)
+}
+
+func (f *Fleet) broker(cluster string, id int32) (*cluster, *broker, error) {
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := c.broker(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, b, nil
+}
+
+// StopBroker performs a controlled shutdown of a broker and returns once it
+// is stopped. who is recorded in the audit. Stopping a stopped broker is a
+// no-op.
+func (f *Fleet) StopBroker(ctx context.Context, cluster string, broker int32, who string) error {
+	c, b, err := f.broker(cluster, broker)
+	if err != nil {
+		return err
+	}
+	return c.stop(ctx, b, who)
+}
+
+// StartBroker starts a broker and returns once it is registered; it rejoins
+// the ISRs after the catch-up time, in the background. who is recorded in
+// the audit. Starting a running broker is a no-op.
+func (f *Fleet) StartBroker(ctx context.Context, cluster string, broker int32, who string) error {
+	return f.startBroker(ctx, cluster, broker, who, "")
+}
+
+func (f *Fleet) startBroker(ctx context.Context, cluster string, broker int32, who, version string) error {
+	c, b, err := f.broker(cluster, broker)
+	if err != nil {
+		return err
+	}
+	return c.start(ctx, b, who, version)
+}
+
+// BrokerState returns a broker's lifecycle state.
+func (f *Fleet) BrokerState(cluster string, broker int32) (State, error) {
+	c, b, err := f.broker(cluster, broker)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return b.state, nil
+}
+
+// Controller returns the cluster's controller broker id, or -1 when no
+// broker is running.
+func (f *Fleet) Controller(cluster string) (int32, error) {
+	c, err := f.cluster(cluster)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.controller, nil
+}
+
+// Endpoints says how to reach the fleet; it is JSON-serializable so that
+// `starter dev` can hand it to other processes.
+type Endpoints struct {
+	AWS      AWSEndpoint                 `json:"aws"`
+	API      string                      `json:"api"` // base URL of the fleet HTTP API
+	Clusters map[string]ClusterEndpoints `json:"clusters"`
+}
+
+// AWSEndpoint is what an aws-sdk-go-v2 client needs to reach the fleet.
+type AWSEndpoint struct {
+	Endpoint        string `json:"endpoint"` // BaseEndpoint
+	Region          string `json:"region"`
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+}
+
+// ClusterEndpoints says how to reach one cluster.
+type ClusterEndpoints struct {
+	Bootstrap []string         `json:"bootstrap"` // broker proxy addresses
+	ZooKeeper string           `json:"zookeeper"` // connect string with chroot
+	Brokers   []BrokerEndpoint `json:"brokers"`
+}
+
+// BrokerEndpoint is one broker's identity and address.
+type BrokerEndpoint struct {
+	ID         int32  `json:"id"`
+	InstanceID string `json:"instanceId"`
+	Address    string `json:"address"`
+}
+
+func (f *Fleet) baseURL() string {
+	if f.httpLn == nil {
+		return ""
+	}
+	return "http://" + f.httpLn.Addr().String()
+}
+
+// Endpoints returns the fleet's addresses.
+func (f *Fleet) Endpoints() Endpoints {
+	e := Endpoints{
+		AWS: AWSEndpoint{
+			Endpoint:        f.baseURL(),
+			Region:          AWSRegion,
+			AccessKeyID:     AWSAccessKeyID,
+			SecretAccessKey: AWSSecretAccessKey,
+		},
+		API:      f.baseURL(),
+		Clusters: map[string]ClusterEndpoints{},
+	}
+	for _, id := range f.order {
+		c := f.clusters[id]
+		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot}
+		for _, b := range c.brokers {
+			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr()})
+		}
+		e.Clusters[id] = ce
+	}
+	return e
+}

@@ -1,0 +1,126 @@
+package localfleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// The fleet's HTTP server carries two APIs: the AWS SSM subset on POST /
+// (AWS clients always post to the endpoint root) and the fleet's own JSON
+// API under /v1/.
+
+// WhoHeader names the caller recorded in the audit for API stops/starts.
+const WhoHeader = "X-Kfleet-Who"
+
+func (f *Fleet) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /{$}", f.ssm)
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, f.Endpoints())
+	})
+	mux.HandleFunc("GET /v1/clusters/{id}/audit", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+		writeJSON(w, http.StatusOK, nonNil(f.Audit(id)))
+	}))
+	mux.HandleFunc("GET /v1/clusters/{id}/violations", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+		writeJSON(w, http.StatusOK, nonNil(f.Violations(id)))
+	}))
+	mux.HandleFunc("GET /v1/clusters/{id}/brokers", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+		writeJSON(w, http.StatusOK, f.clusterStatus(id))
+	}))
+	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/stop", f.lifecycleHandler(f.StopBroker))
+	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/start", f.lifecycleHandler(f.StartBroker))
+	return mux
+}
+
+// ClusterStatus is the body of GET /v1/clusters/{id}/brokers.
+type ClusterStatus struct {
+	Cluster    string         `json:"cluster"`
+	Controller int32          `json:"controller"`
+	Brokers    []BrokerStatus `json:"brokers"`
+}
+
+// BrokerStatus is one broker in a ClusterStatus.
+type BrokerStatus struct {
+	ID         int32  `json:"id"`
+	InstanceID string `json:"instanceId"`
+	Address    string `json:"address"`
+	State      State  `json:"state"`
+	Version    string `json:"version,omitempty"`
+}
+
+func (f *Fleet) clusterStatus(id string) ClusterStatus {
+	c := f.clusters[id]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := ClusterStatus{Cluster: id, Controller: c.controller}
+	for _, b := range c.brokers {
+		st.Brokers = append(st.Brokers, BrokerStatus{
+			ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), State: b.state, Version: b.version,
+		})
+	}
+	return st
+}
+
+func (f *Fleet) withCluster(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if _, err := f.cluster(id); err != nil {
+			writeError(w, err)
+			return
+		}
+		h(w, r, id)
+	}
+}
+
+func (f *Fleet) lifecycleHandler(op func(ctx context.Context, cluster string, broker int32, who string) error) http.HandlerFunc {
+	return f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+		n, err := strconv.ParseInt(r.PathValue("broker"), 10, 32)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "broker must be an integer id"})
+			return
+		}
+		who := r.Header.Get(WhoHeader)
+		if who == "" {
+			who = "api"
+		}
+		if err := op(r.Context(), id, int32(n), who); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, f.clusterStatus(id))
+	})
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrUnknownBroker):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrClosed):
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, apiError{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

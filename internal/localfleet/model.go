@@ -1,0 +1,297 @@
+package localfleet
+
+import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The replication model. kfake reports ISR = replicas and derives replicas
+// from the current leader, so clients would never see a broker leave; the
+// fleet therefore keeps replicas, ISR, leaders and the controller itself and
+// makes every client-visible answer agree with it. Every method here that
+// ends in Locked requires c.mu.
+
+// topicModel is the model of one topic.
+type topicModel struct {
+	id    [16]byte // kfake's topic id; a new id means the topic was recreated
+	parts map[int32]*partition
+}
+
+// partition is the model of one partition. Broker ids, never kfake nodes.
+type partition struct {
+	topic    string
+	id       int32
+	replicas []int32 // replicas[0] is the preferred leader
+	isr      []int32 // kept in replica order
+	leader   int32   // -1 when no replica is in sync
+	epoch    int32   // kfake's leader epoch, which clients fence fetches with
+}
+
+func (p *partition) String() string { return fmt.Sprintf("%s-%d", p.topic, p.id) }
+
+// kfake numbers its nodes 0..N-1 and we never add or remove nodes, so the
+// fleet's broker id is the kfake node plus one.
+func brokerOfNode(node int32) int32 {
+	if node < 0 {
+		return node
+	}
+	return node + 1
+}
+
+func nodeOfBroker(broker int32) int32 { return broker - 1 }
+
+// assignReplicas places a partition's replicas the way Kafka's default
+// assignor does, minus the randomness: consecutive brokers starting at an
+// offset derived from the topic name, shifted by the partition number, so
+// leaders and replicas spread evenly and restarts are reproducible.
+func assignReplicas(topic string, partition int32, rf, brokers int) []int32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(topic))
+	start := int(h.Sum32() % uint32(brokers))
+	rf = min(max(rf, 1), brokers)
+	out := make([]int32, rf)
+	for i := range out {
+		out[i] = int32((start+int(partition)+i)%brokers) + 1
+	}
+	return out
+}
+
+func (c *cluster) runningLocked(id int32) bool {
+	b := c.brokerByID(id)
+	return b != nil && b.state == StateRunning
+}
+
+// learnLocked folds what kfake reports into the model: partitions the model
+// has not seen get a replica assignment and an ISR of the running brokers;
+// deleted topics are dropped when resp lists every topic (all). It then
+// reconciles kfake's leaders with the model's, so that the leader clients
+// are told about is the one kfake accepts produce and fetch on.
+func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
+	seen := make(map[string]bool, len(resp.Topics))
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		if rt.Topic == nil {
+			continue
+		}
+		name := *rt.Topic
+		if rt.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+			delete(c.topics, name)
+			continue
+		}
+		if rt.ErrorCode != 0 {
+			continue
+		}
+		seen[name] = true
+		t := c.topics[name]
+		if t != nil && rt.TopicID != ([16]byte{}) && t.id != ([16]byte{}) && t.id != rt.TopicID {
+			c.log.Info().Str("topic", name).Msg("topic was recreated; forgetting its old assignment")
+			t = nil
+		}
+		if t == nil {
+			t = &topicModel{id: rt.TopicID, parts: map[int32]*partition{}}
+			c.topics[name] = t
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			if rp.ErrorCode != 0 && rp.ErrorCode != kerr.LeaderNotAvailable.Code {
+				continue
+			}
+			p := t.parts[rp.Partition]
+			if p == nil {
+				p = c.newPartitionLocked(name, rp.Partition, len(rp.Replicas), rp.LeaderEpoch)
+				t.parts[rp.Partition] = p
+			}
+			c.reconcileLeaderLocked(p, brokerOfNode(rp.Leader), rp.LeaderEpoch)
+		}
+	}
+	if all {
+		for name := range c.topics {
+			if !seen[name] {
+				delete(c.topics, name)
+			}
+		}
+	}
+}
+
+func (c *cluster) newPartitionLocked(topic string, id int32, rf int, epoch int32) *partition {
+	p := &partition{topic: topic, id: id, leader: -1, epoch: max(epoch, 0)}
+	p.replicas = assignReplicas(topic, id, rf, len(c.brokers))
+	for _, r := range p.replicas {
+		if c.runningLocked(r) {
+			p.isr = append(p.isr, r)
+		}
+	}
+	if len(p.isr) > 0 {
+		p.leader = p.isr[0]
+	}
+	return p
+}
+
+// reconcileLeaderLocked makes kfake's leader for p equal to the model's.
+// kfakeLeader and kfakeEpoch come from a kfake Metadata response, which may
+// be a little stale; moving again is harmless (it only bumps the epoch).
+func (c *cluster) reconcileLeaderLocked(p *partition, kfakeLeader, kfakeEpoch int32) {
+	if kfakeEpoch > p.epoch {
+		p.epoch = kfakeEpoch
+	}
+	if p.leader >= 0 && p.leader != kfakeLeader {
+		c.moveKfakeLeaderLocked(p)
+	}
+}
+
+// setLeaderLocked changes the model's leader of p and, when there is one,
+// kfake's.
+func (c *cluster) setLeaderLocked(p *partition, leader int32) {
+	if p.leader == leader {
+		return
+	}
+	p.leader = leader
+	if leader >= 0 {
+		c.moveKfakeLeaderLocked(p)
+	}
+}
+
+// moveKfakeLeaderLocked calls into kfake while c.mu is held. That is safe:
+// kfake's admin calls only wait for its own run loop, which never waits for
+// the fleet, and holding the lock keeps model and kfake changes in one order.
+func (c *cluster) moveKfakeLeaderLocked(p *partition) {
+	if err := c.kf.MoveTopicPartition(p.topic, p.id, nodeOfBroker(p.leader)); err != nil {
+		// The topic may have been deleted in kfake since we learned it;
+		// the next full metadata prunes it.
+		c.log.Warn().Err(err).Str("partition", p.String()).Int32("leader", p.leader).Msg("kfake: move leader")
+		return
+	}
+	// kfake bumps the leader epoch by exactly one per move.
+	p.epoch++
+}
+
+// firstInSync returns the first in-sync replica in replica (preference)
+// order other than skip, or -1.
+func firstInSync(p *partition, skip int32) int32 {
+	for _, r := range p.replicas {
+		if r != skip && slices.Contains(p.isr, r) {
+			return r
+		}
+	}
+	return -1
+}
+
+// leaveISRLocked is the replication half of a controlled shutdown of
+// broker id: leadership moves to another in-sync replica, then the broker
+// leaves every ISR. Partitions that fall below min.insync.replicas are
+// recorded as violations.
+func (c *cluster) leaveISRLocked(id int32) {
+	for _, p := range c.partitionsLocked() {
+		if p.leader == id {
+			c.setLeaderLocked(p, firstInSync(p, id))
+		}
+		i := slices.Index(p.isr, id)
+		if i < 0 {
+			continue
+		}
+		before := len(p.isr)
+		p.isr = slices.Delete(slices.Clone(p.isr), i, i+1)
+		if before >= c.minISR && len(p.isr) < c.minISR {
+			c.violateLocked(ViolationUnderMinISR, fmt.Sprintf(
+				"partition %s: isr %v below min.insync.replicas %d after broker %d left", p, p.isr, c.minISR, id))
+		}
+	}
+}
+
+// joinISRLocked puts broker id back into the ISR of each partition it
+// replicates; a partition that had no leader gets it as leader.
+func (c *cluster) joinISRLocked(id int32) {
+	for _, p := range c.partitionsLocked() {
+		if !slices.Contains(p.replicas, id) || slices.Contains(p.isr, id) {
+			continue
+		}
+		isr := append(slices.Clone(p.isr), id)
+		slices.SortFunc(isr, func(a, b int32) int {
+			return slices.Index(p.replicas, a) - slices.Index(p.replicas, b)
+		})
+		p.isr = isr
+		if p.leader < 0 {
+			c.setLeaderLocked(p, id)
+		}
+	}
+}
+
+// electPreferredLocked runs a preferred-leader election for p and returns
+// Kafka's per-partition error code.
+func (c *cluster) electPreferredLocked(p *partition) int16 {
+	preferred := p.replicas[0]
+	switch {
+	case p.leader == preferred:
+		return kerr.ElectionNotNeeded.Code
+	case !slices.Contains(p.isr, preferred) || !c.runningLocked(preferred):
+		return kerr.PreferredLeaderNotAvailable.Code
+	}
+	c.setLeaderLocked(p, preferred)
+	c.log.Debug().Str("partition", p.String()).Int32("leader", preferred).Int32("epoch", p.epoch).Msg("preferred leader elected")
+	return 0
+}
+
+// electUncleanLocked answers an unclean election. The fleet never elects an
+// out-of-sync replica (unclean.leader.election.enable=false), so this only
+// reports whether an election was needed.
+func (c *cluster) electUncleanLocked(p *partition) int16 {
+	if p.leader >= 0 {
+		return kerr.ElectionNotNeeded.Code
+	}
+	return kerr.EligibleLeadersNotAvailable.Code
+}
+
+// partitionsLocked returns every modelled partition in topic, partition
+// order, so that iteration (and thus kfake moves and violations) is
+// deterministic.
+func (c *cluster) partitionsLocked() []*partition {
+	var out []*partition
+	for _, name := range sortedKeys(c.topics) {
+		t := c.topics[name]
+		for _, id := range sortedKeys(t.parts) {
+			out = append(out, t.parts[id])
+		}
+	}
+	return out
+}
+
+func (c *cluster) partitionLocked(topic string, id int32) *partition {
+	if t := c.topics[topic]; t != nil {
+		return t.parts[id]
+	}
+	return nil
+}
+
+// offlineLocked returns p's replicas that are not running.
+func (c *cluster) offlineLocked(p *partition) []int32 {
+	out := []int32{}
+	for _, r := range p.replicas {
+		if !c.runningLocked(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// pickControllerLocked returns the lowest running broker id, or -1.
+func (c *cluster) pickControllerLocked() int32 {
+	for _, b := range c.brokers {
+		if b.state == StateRunning {
+			return b.id
+		}
+	}
+	return -1
+}
+
+func sortedKeys[K int32 | string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

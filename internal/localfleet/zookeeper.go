@@ -1,0 +1,173 @@
+package localfleet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/rs/zerolog"
+)
+
+// zkSessionTimeout is each broker's session timeout. Short, so that an
+// unclean loss of a session (a crashed fleet) is visible within seconds,
+// as the product's crash detection relies on.
+const zkSessionTimeout = 4 * time.Second
+
+var zkACL = zk.WorldACL(zk.PermAll)
+
+// brokerRegistration is the JSON a ZooKeeper-mode Kafka broker writes to
+// /brokers/ids/<id>.
+type brokerRegistration struct {
+	ListenerSecurityProtocolMap map[string]string `json:"listener_security_protocol_map"`
+	Endpoints                   []string          `json:"endpoints"`
+	JMXPort                     int               `json:"jmx_port"`
+	Features                    map[string]any    `json:"features"`
+	Host                        string            `json:"host"`
+	Timestamp                   string            `json:"timestamp"`
+	Port                        int               `json:"port"`
+	Version                     int               `json:"version"`
+}
+
+// controllerRegistration is the JSON of /controller.
+type controllerRegistration struct {
+	Version   int    `json:"version"`
+	BrokerID  int32  `json:"brokerid"`
+	Timestamp string `json:"timestamp"`
+}
+
+func nowMillis() string { return strconv.FormatInt(time.Now().UnixMilli(), 10) }
+
+// zkPath maps a Kafka path into the cluster's chroot; go-zookeeper has no
+// chroot support, so the fleet prefixes paths itself.
+func (c *cluster) zkPath(p string) string { return path.Join(c.zkRoot, p) }
+
+func (c *cluster) zkSession() (*zk.Conn, error) {
+	conn, _, err := zk.Connect(c.zkServers, zkSessionTimeout,
+		zk.WithLogger(zkLogger{c.log.With().Str("component", "zk").Logger()}))
+	if err != nil {
+		return nil, fmt.Errorf("localfleet: cluster %q: connect to zookeeper %v: %w", c.id, c.zkServers, err)
+	}
+	return conn, nil
+}
+
+// prepareZooKeeper creates the chroot's persistent parents and removes
+// registrations left by a fleet that died without closing its sessions;
+// the fleet is the only writer under its chroot.
+func (c *cluster) prepareZooKeeper() error {
+	conn, err := c.zkSession()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, p := range []string{"/kfleet", c.zkRoot, c.zkPath("/brokers"), c.zkPath("/brokers/ids"), c.zkPath("/brokers/topics")} {
+		if _, err := conn.Create(p, nil, 0, zkACL); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("localfleet: cluster %q: create %s: %w", c.id, p, err)
+		}
+	}
+	ids, _, err := conn.Children(c.zkPath("/brokers/ids"))
+	if err != nil {
+		return fmt.Errorf("localfleet: cluster %q: list broker ids: %w", c.id, err)
+	}
+	stale := []string{c.zkPath("/controller")}
+	for _, id := range ids {
+		stale = append(stale, c.zkPath("/brokers/ids/"+id))
+	}
+	for _, p := range stale {
+		if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("localfleet: cluster %q: delete stale %s: %w", c.id, p, err)
+		}
+	}
+	return nil
+}
+
+// register opens broker b's own session and creates its ephemeral
+// registration. The caller stores the session in b.zk; closing it is the
+// deregistration.
+func (c *cluster) register(b *broker) (*zk.Conn, error) {
+	conn, err := c.zkSession()
+	if err != nil {
+		return nil, fmt.Errorf("broker %d: %w", b.id, err)
+	}
+	port := b.proxy.port()
+	data, err := json.Marshal(brokerRegistration{
+		ListenerSecurityProtocolMap: map[string]string{"PLAINTEXT": "PLAINTEXT"},
+		Endpoints:                   []string{fmt.Sprintf("PLAINTEXT://%s:%d", proxyHost, port)},
+		JMXPort:                     -1,
+		Features:                    map[string]any{},
+		Host:                        proxyHost,
+		Timestamp:                   nowMillis(),
+		Port:                        port,
+		Version:                     5,
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: encode registration: %w", c.id, b.id, err)
+	}
+	p := c.zkPath(fmt.Sprintf("/brokers/ids/%d", b.id))
+	if err := createEphemeral(conn, p, data); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: register %s: %w", c.id, b.id, p, err)
+	}
+	return conn, nil
+}
+
+// createEphemeral creates an ephemeral node owned by conn's session. A node
+// left by another session (a previous run of this broker whose session has
+// not expired yet) is replaced: the model, not ZooKeeper, is the truth.
+func createEphemeral(conn *zk.Conn, p string, data []byte) error {
+	for attempt := 0; ; attempt++ {
+		_, err := conn.Create(p, data, zk.FlagEphemeral, zkACL)
+		if err == nil || !errors.Is(err, zk.ErrNodeExists) || attempt == 2 {
+			return err
+		}
+		_, stat, err := conn.Get(p)
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			continue
+		case err != nil:
+			return err
+		case stat.EphemeralOwner == conn.SessionID():
+			_, err := conn.Set(p, data, stat.Version) // already ours: refresh
+			return err
+		}
+		if err := conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+	}
+}
+
+// publishController makes /controller name the model's controller, owned
+// by that broker's session. With no controller it does nothing: the node
+// vanished with the old controller's session.
+func (c *cluster) publishController() error {
+	c.ctrlMu.Lock()
+	defer c.ctrlMu.Unlock()
+	c.mu.Lock()
+	id := c.controller
+	var conn *zk.Conn
+	if b := c.brokerByID(id); b != nil {
+		conn = b.zk
+	}
+	c.mu.Unlock()
+	if conn == nil {
+		return nil
+	}
+	data, err := json.Marshal(controllerRegistration{Version: 1, BrokerID: id, Timestamp: nowMillis()})
+	if err != nil {
+		return fmt.Errorf("localfleet: cluster %q: broker %d: encode controller: %w", c.id, id, err)
+	}
+	if err := createEphemeral(conn, c.zkPath("/controller"), data); err != nil {
+		return fmt.Errorf("localfleet: cluster %q: broker %d: publish /controller: %w", c.id, id, err)
+	}
+	c.log.Info().Int32("controller", id).Msg("controller elected")
+	return nil
+}
+
+// zkLogger sends go-zookeeper's connection chatter to zerolog at debug.
+type zkLogger struct{ log zerolog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
