@@ -18,7 +18,7 @@ all: build
 
 ## run: the whole local stack in the foreground (Ctrl-C stops it)
 run: deps build
-	$(BIN)/starter dev
+	$(BIN)/starter dev --temporal $(BIN)/temporal
 
 ## build: bin/worker and bin/starter
 build:

@@ -19,6 +19,7 @@ func newDevCommand() *cobra.Command {
 		stateDir  string
 		fleetFile string
 		temporal  string
+		basePort  int
 		opts      devstack.StackOptions
 	)
 	cmd := &cobra.Command{
@@ -35,6 +36,7 @@ func newDevCommand() *cobra.Command {
 					return exitError{exitBadInput, err}
 				}
 			}
+			assignBrokerPorts(&cfg, basePort)
 			abs, err := filepath.Abs(stateDir)
 			if err != nil {
 				return err
@@ -62,6 +64,7 @@ func newDevCommand() *cobra.Command {
 	f.IntVar(&opts.TemporalPort, "temporal-port", 7233, "Temporal frontend port")
 	f.IntVar(&opts.TemporalUIPort, "ui-port", 8233, "Temporal web UI port")
 	f.IntVar(&opts.ZooKeeperPort, "zookeeper-port", 2181, "ZooKeeper client port")
+	f.IntVar(&basePort, "broker-base-port", 19092, "first broker port; brokers without ports in the fleet file take the next ones")
 	f.StringVar(&opts.FleetHTTPAddr, "fleet-addr", "127.0.0.1:4566", "local fleet AWS endpoint and API address")
 	return cmd
 }
@@ -93,4 +96,20 @@ func firstOr(ids []string, def string) string {
 		return ids[0]
 	}
 	return def
+}
+
+// assignBrokerPorts gives brokers without configured ports stable ones from
+// base on, so bootstrap addresses survive a restart of the stack.
+func assignBrokerPorts(cfg *localfleet.Config, base int) {
+	next := base
+	for i := range cfg.Clusters {
+		c := &cfg.Clusters[i]
+		if len(c.BrokerPorts) > 0 {
+			continue
+		}
+		for range c.Brokers {
+			c.BrokerPorts = append(c.BrokerPorts, next)
+			next++
+		}
+	}
 }

@@ -44,6 +44,10 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
+	// The server runs in dir: a relative binary path would resolve there.
+	if opts.Binary, err = filepath.Abs(opts.Binary); err != nil {
+		return nil, fmt.Errorf("temporal: resolve binary: %w", err)
+	}
 	if _, err := os.Stat(opts.Binary); err != nil {
 		return nil, fmt.Errorf("temporal: CLI not found at %s (run `make tools`): %w", opts.Binary, err)
 	}
