@@ -171,14 +171,9 @@ func (c *cluster) rewriteProduce(r *kmsg.ProduceResponse) {
 			cl.LeaderID = brokerOfNode(cl.LeaderID)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r.Brokers = slices.DeleteFunc(r.Brokers, func(b kmsg.ProduceResponseBroker) bool { return !c.runningLocked(brokerOfNode(b.NodeID)) })
-	for i := range r.Brokers {
-		b := &r.Brokers[i]
-		b.NodeID = brokerOfNode(b.NodeID)
-		b.Host, b.Port, b.Rack = proxyHost, int32(c.brokerByID(b.NodeID).proxy.port()), nil
-	}
+	r.Brokers = rewriteHintBrokers(c, r.Brokers, func(b *kmsg.ProduceResponseBroker) (*int32, *string, *int32, **string) {
+		return &b.NodeID, &b.Host, &b.Port, &b.Rack
+	})
 }
 
 // rewriteFetch does for fetches what rewriteProduce does for produces.
@@ -190,14 +185,27 @@ func (c *cluster) rewriteFetch(r *kmsg.FetchResponse) {
 			p.PreferredReadReplica = brokerOfNode(p.PreferredReadReplica)
 		}
 	}
+	r.Brokers = rewriteHintBrokers(c, r.Brokers, func(b *kmsg.FetchResponseBroker) (*int32, *string, *int32, **string) {
+		return &b.NodeID, &b.Host, &b.Port, &b.Rack
+	})
+}
+
+// rewriteHintBrokers keeps the running brokers of a leader-hint broker list
+// and points them at their proxies. fields exposes one entry's node id,
+// host, port and rack, which Produce and Fetch responses name alike.
+func rewriteHintBrokers[B any](c *cluster, brokers []B, fields func(*B) (*int32, *string, *int32, **string)) []B {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r.Brokers = slices.DeleteFunc(r.Brokers, func(b kmsg.FetchResponseBroker) bool { return !c.runningLocked(brokerOfNode(b.NodeID)) })
-	for i := range r.Brokers {
-		b := &r.Brokers[i]
-		b.NodeID = brokerOfNode(b.NodeID)
-		b.Host, b.Port, b.Rack = proxyHost, int32(c.brokerByID(b.NodeID).proxy.port()), nil
+	brokers = slices.DeleteFunc(brokers, func(b B) bool {
+		node, _, _, _ := fields(&b)
+		return !c.runningLocked(brokerOfNode(*node))
+	})
+	for i := range brokers {
+		node, host, port, rack := fields(&brokers[i])
+		*node = brokerOfNode(*node)
+		*host, *port, *rack = proxyHost, int32(c.brokerByID(*node).proxy.port()), nil
 	}
+	return brokers
 }
 
 // answerElectLeaders answers ElectLeaders from the model; kfake would
