@@ -12,7 +12,7 @@ ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all run build tools deps test unit integration lint fmt bench clean
+.PHONY: all run build tools deps test unit integration lint bench clean record-histories
 
 all: build
 
@@ -69,3 +69,8 @@ bench: deps
 
 clean:
 	rm -rf $(BIN) .kfleet
+
+## record-histories: refresh workflows/testdata/ from a real roll (replay tests)
+record-histories: deps
+	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_RECORD_HISTORIES=$(CURDIR)/workflows/testdata \
+		$(GO) test -count=1 -run TestIntegrationRollingRestart ./internal/integration/

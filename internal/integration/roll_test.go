@@ -2,12 +2,18 @@ package integration_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/localfleet"
@@ -81,6 +87,11 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	summary, err := desc.GetStaticSummary()
 	require.NoError(t, err)
 	assert.Contains(t, summary, "Rolling restart of **local-a**")
+
+	recordHistories(ctx, t, stack.Client, map[string]string{
+		op.WorkflowID:                          "rolling_restart_3_brokers.json",
+		workflows.ClusterWorkflowID("local-a"): "cluster_after_one_roll.json",
+	})
 }
 
 // TestIntegrationBadRequestsChangeNothing: an unknown cluster or a broker
@@ -104,4 +115,26 @@ func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
 	assert.Nil(t, st.Running)
 	assert.Empty(t, st.Queue)
 	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
+}
+
+// recordHistories writes the histories of workflowIDs as JSON into
+// KFLEET_RECORD_HISTORIES, when set: that is how workflows/testdata/ is
+// refreshed for the replay tests (`make record-histories`).
+func recordHistories(ctx context.Context, t *testing.T, c client.Client, names map[string]string) {
+	dir := os.Getenv("KFLEET_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	for workflowID, file := range names {
+		var events []*historypb.HistoryEvent
+		it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			events = append(events, ev)
+		}
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, file), data, 0o644))
+	}
 }
