@@ -11,6 +11,14 @@ const (
 	StateStopping State = "stopping"
 	StateStopped  State = "stopped"
 	StateStarting State = "starting"
+	// StateCrashed: the process died without a controlled shutdown (see
+	// faults.go); its ZooKeeper session expires after the session timeout.
+	StateCrashed State = "crashed"
+	// StateRecovering: started after an unclean stop, the process is up
+	// and recovering its logs; it registers when recovery ends.
+	StateRecovering State = "recovering"
+	// StateFailed: the last start attempt failed; the broker stays down.
+	StateFailed State = "failed"
 )
 
 // EventKind names an audited broker transition.
@@ -23,6 +31,12 @@ const (
 	EventStart   EventKind = "start"   // a start was requested and began
 	EventStarted EventKind = "started" // the broker registered again
 	EventInSync  EventKind = "in-sync" // the broker is back in every ISR
+
+	EventCrash       EventKind = "crash"        // the process died without a controlled shutdown
+	EventStartFailed EventKind = "start-failed" // a start attempt failed; the broker is down
+	EventRecovering  EventKind = "recovering"   // started after an unclean stop; log recovery began
+	EventFault       EventKind = "fault"        // a fault was injected (Detail says which)
+	EventLimit       EventKind = "limit"        // a host limit changed (Detail: name, old, new)
 )
 
 // Event is one audited broker transition.
@@ -36,6 +50,9 @@ type Event struct {
 	Who string `json:"who"`
 	// Version is the Kafka version the broker runs, on start events.
 	Version string `json:"version,omitempty"`
+	// Detail says more where the kind alone does not (faults, limits,
+	// why a start failed).
+	Detail string `json:"detail,omitempty"`
 }
 
 // ViolationKind names an unsafe moment.
@@ -49,6 +66,9 @@ const (
 	// ViolationUnderMinISR: a partition's ISR dropped below
 	// min.insync.replicas, so acks=all producers fail.
 	ViolationUnderMinISR ViolationKind = "under-min-isr"
+	// ViolationRecoveringRestarted: a broker was stopped or restarted
+	// while it was recovering its logs, which throws the recovery away.
+	ViolationRecoveringRestarted ViolationKind = "recovering-restarted"
 )
 
 // Violation is one unsafe moment in a cluster.

@@ -32,6 +32,7 @@ const kfakeCallTimeout = 10 * time.Second
 type broker struct {
 	id         int32
 	instanceID string
+	rack       string // broker.rack; "" when the cluster has no racks
 	proxy      *proxy // fixed for the broker's life; opened and closed per run
 
 	// opMu serializes lifecycle transitions of this broker, so that
@@ -44,6 +45,12 @@ type broker struct {
 	version string
 	gen     uint64   // bumped on every transition; stale catch-ups compare it
 	zk      *zk.Conn // the broker's own session while registered
+	// behindBytes is what was written to its partitions while it was out
+	// of their ISR; its catch-up takes longer the more it missed.
+	behindBytes int64
+	// rt is the broker's process and host model: limits, segments, log
+	// cleaner, heap, log lines, injected faults (faults.go).
+	rt runtime
 }
 
 // cluster is one simulated Kafka cluster: kfake, the broker proxies, the
@@ -67,6 +74,10 @@ type cluster struct {
 	kfAddrs []string    // kfake listen addresses, indexed by kfake node
 	kcl     *kgo.Client // talks to kfake directly, bypassing the proxies
 
+	// diskUsage reads a broker host's data volume (size and used bytes of
+	// its filesystem), when the fleet models hosts; nil otherwise.
+	diskUsage func(instanceID string) (sizeBytes, usedBytes int64, ok bool)
+
 	// ctrlMu serializes writes of /controller.
 	ctrlMu sync.Mutex
 
@@ -74,6 +85,9 @@ type cluster struct {
 	brokers    []*broker // index = id-1
 	controller int32     // -1 when no broker runs
 	topics     map[string]*topicModel
+	// placement is the broker order replica assignment walks (racks
+	// alternate); immutable after start.
+	placement  []int32
 	audit      []Event
 	violations []Violation
 	closed     bool
@@ -84,6 +98,14 @@ type cluster struct {
 func instanceID(cluster string, broker int32) string {
 	sum := sha256.Sum256([]byte(cluster + "/" + strconv.Itoa(int(broker))))
 	return "i-" + hex.EncodeToString(sum[:])[:17]
+}
+
+// rackPtr is the broker's rack as Kafka responses carry it: nil without one.
+func (b *broker) rackPtr() *string {
+	if b.rack == "" {
+		return nil
+	}
+	return &b.rack
 }
 
 func (c *cluster) brokerByID(id int32) *broker {
@@ -124,14 +146,17 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 	}()
 
 	for i := range cfg.Brokers {
-		b := &broker{id: int32(i + 1), instanceID: instanceID(cfg.ID, int32(i+1)), state: StateStopped}
+		b := &broker{id: int32(i + 1), instanceID: instanceID(cfg.ID, int32(i+1)), rack: cfg.rackOf(i + 1), state: StateStopped}
 		port := 0
 		if len(cfg.BrokerPorts) > 0 {
 			port = cfg.BrokerPorts[i]
 		}
 		b.proxy = newProxy(c, b.id, port)
+		b.rt = newRuntime(cfg, time.Now())
 		c.brokers = append(c.brokers, b)
 	}
+
+	c.placement = rackAlternated(c.brokers)
 
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Brokers),

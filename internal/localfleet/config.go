@@ -24,6 +24,11 @@ type ClusterConfig struct {
 	ID string `yaml:"id" json:"id"`
 	// Brokers is the broker count; broker ids are 1..Brokers. Default 3.
 	Brokers int `yaml:"brokers" json:"brokers"`
+	// Racks spreads the brokers over this many racks (broker.rack, named
+	// like AWS availability zones: us-east-1a, us-east-1b, ...), broker id
+	// i on rack (i-1) mod Racks; replicas are placed rack-aware. 0 means
+	// no broker.rack.
+	Racks int `yaml:"racks,omitempty" json:"racks,omitempty"`
 	// BrokerPorts are the proxy (client-facing) ports, one per broker in id
 	// order. Empty picks free ports. Ports are kept across stop/start.
 	BrokerPorts []int `yaml:"brokerPorts,omitempty" json:"brokerPorts,omitempty"`
@@ -34,6 +39,10 @@ type ClusterConfig struct {
 	// "events" with 8 partitions; an explicit empty list seeds nothing.
 	Topics []TopicConfig `yaml:"topics" json:"topics"`
 	Timing Timing        `yaml:"timing" json:"timing"`
+	// SegmentsPerBroker is how many log segments each broker holds; log
+	// recovery after an unclean stop takes longer the more there are, and
+	// each needs 2 memory maps (vm.max_map_count). Default 2000.
+	SegmentsPerBroker int `yaml:"segmentsPerBroker,omitempty" json:"segmentsPerBroker,omitempty"`
 }
 
 // TopicConfig is a topic seeded at start.
@@ -56,6 +65,14 @@ type Timing struct {
 	// CatchUp is the time from registration until the broker is back in
 	// the ISR of all its partitions. Default 1s.
 	CatchUp time.Duration `yaml:"catchUp" json:"catchUp"`
+	// CatchUpBytesPerSec is how fast a returning broker replicates what
+	// was written to its partitions while it was away, on top of CatchUp.
+	// Default 50 MiB/s.
+	CatchUpBytesPerSec int64 `yaml:"catchUpBytesPerSec" json:"catchUpBytesPerSec"`
+	// RecoveryPerSegment is the log recovery time per segment after an
+	// unclean stop (2000 segments at 2ms: 4s). Zero means 2ms, applied
+	// where it is used (faults.go).
+	RecoveryPerSegment time.Duration `yaml:"recoveryPerSegment" json:"recoveryPerSegment"`
 }
 
 // Defaults applied by withDefaults.
@@ -69,7 +86,11 @@ const (
 	defaultControlledShutdown = 300 * time.Millisecond
 	defaultStartup            = 500 * time.Millisecond
 	defaultCatchUp            = time.Second
+	defaultCatchUpBytesPerSec = 50 << 20
 	maxBrokers                = 64
+	maxRacks                  = 6 // availability zones of one region
+	defaultSegmentsPerBroker  = 2000
+	defaultRecoveryPerSegment = 2 * time.Millisecond
 )
 
 var (
@@ -77,10 +98,14 @@ var (
 	topicPattern     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 )
 
-// DefaultConfig is one cluster "local-a" with 3 brokers and the default
-// topic and timing.
+// DefaultConfig is the fleet `make run` operates: "local-a", 3 brokers
+// without racks, and "local-b", 6 brokers over 3 racks, each with the
+// default topic and timing.
 func DefaultConfig() Config {
-	return Config{Clusters: []ClusterConfig{{ID: defaultClusterID}}}.withDefaults()
+	return Config{Clusters: []ClusterConfig{
+		{ID: defaultClusterID},
+		{ID: "local-b", Brokers: 6, Racks: 3},
+	}}.withDefaults()
 }
 
 // LoadConfig reads a YAML fleet configuration, applies defaults and
@@ -142,9 +167,23 @@ func (c Config) withDefaults() Config {
 		if cl.Timing.CatchUp == 0 {
 			cl.Timing.CatchUp = defaultCatchUp
 		}
+		if cl.Timing.CatchUpBytesPerSec == 0 {
+			cl.Timing.CatchUpBytesPerSec = defaultCatchUpBytesPerSec
+		}
+		if cl.SegmentsPerBroker == 0 {
+			cl.SegmentsPerBroker = defaultSegmentsPerBroker
+		}
 		out.Clusters[i] = cl
 	}
 	return out
+}
+
+// rackOf is broker id's rack, "" without racks.
+func (c ClusterConfig) rackOf(id int) string {
+	if c.Racks <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s%c", AWSRegion, 'a'+rune((id-1)%c.Racks))
 }
 
 // Validate reports every problem in the configuration at once.
@@ -169,6 +208,9 @@ func (c Config) Validate() error {
 		ids[cl.ID] = true
 		if cl.Brokers < 1 || cl.Brokers > maxBrokers {
 			bad("brokers must be 1..%d, got %d", maxBrokers, cl.Brokers)
+		}
+		if cl.Racks < 0 || cl.Racks > min(cl.Brokers, maxRacks) {
+			bad("racks must be 0..%d, got %d", min(cl.Brokers, maxRacks), cl.Racks)
 		}
 		if len(cl.BrokerPorts) > 0 && len(cl.BrokerPorts) != cl.Brokers {
 			bad("brokerPorts has %d ports for %d brokers", len(cl.BrokerPorts), cl.Brokers)
@@ -200,8 +242,11 @@ func (c Config) Validate() error {
 				bad("topic %q: replicationFactor must be >= 1, got %d", t.Name, t.ReplicationFactor)
 			}
 		}
-		if cl.Timing.ControlledShutdown < 0 || cl.Timing.Startup < 0 || cl.Timing.CatchUp < 0 {
+		if cl.Timing.ControlledShutdown < 0 || cl.Timing.Startup < 0 || cl.Timing.CatchUp < 0 || cl.Timing.CatchUpBytesPerSec < 0 || cl.Timing.RecoveryPerSegment < 0 {
 			bad("timing durations must not be negative")
+		}
+		if cl.SegmentsPerBroker < 0 {
+			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)
 		}
 	}
 	return errors.Join(errs...)

@@ -13,13 +13,20 @@ import (
 func TestDefaultConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	require.NoError(t, cfg.Validate())
-	require.Len(t, cfg.Clusters, 1)
+	require.Len(t, cfg.Clusters, 2)
+	b := cfg.Clusters[1]
+	assert.Equal(t, "local-b", b.ID)
+	assert.Equal(t, 6, b.Brokers)
+	assert.Equal(t, 3, b.Racks)
+	assert.Equal(t, "us-east-1a", b.rackOf(4))
+	assert.Equal(t, "us-east-1c", b.rackOf(6))
 	c := cfg.Clusters[0]
+	assert.Empty(t, c.rackOf(1))
 	assert.Equal(t, "local-a", c.ID)
 	assert.Equal(t, 3, c.Brokers)
 	assert.Equal(t, 2, c.MinInsyncReplicas)
 	assert.Equal(t, []TopicConfig{{Name: "events", Partitions: 8, ReplicationFactor: 3}}, c.Topics)
-	assert.Equal(t, Timing{ControlledShutdown: 300 * time.Millisecond, Startup: 500 * time.Millisecond, CatchUp: time.Second}, c.Timing)
+	assert.Equal(t, Timing{ControlledShutdown: 300 * time.Millisecond, Startup: 500 * time.Millisecond, CatchUp: time.Second, CatchUpBytesPerSec: 50 << 20}, c.Timing)
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -244,6 +244,7 @@ type BrokerEndpoint struct {
 	ID         int32  `json:"id"`
 	InstanceID string `json:"instanceId"`
 	Address    string `json:"address"`
+	Rack       string `json:"rack,omitempty"`
 }
 
 func (f *Fleet) baseURL() string {
@@ -269,7 +270,7 @@ func (f *Fleet) Endpoints() Endpoints {
 		c := f.clusters[id]
 		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot}
 		for _, b := range c.brokers {
-			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr()})
+			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack})
 		}
 		e.Clusters[id] = ce
 	}

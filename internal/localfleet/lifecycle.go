@@ -142,7 +142,7 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 // changed state since (gen differs) or the fleet is closing.
 func (c *cluster) catchUp(b *broker, gen uint64, who string) {
 	defer c.wg.Done()
-	if sleep(c.life, c.cfg.Timing.CatchUp) != nil {
+	if sleep(c.life, c.catchUpDelay(b)) != nil {
 		return
 	}
 	// Partitions created while b was away must be known before it rejoins.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,10 +26,12 @@ type topicModel struct {
 type partition struct {
 	topic    string
 	id       int32
-	replicas []int32 // replicas[0] is the preferred leader
-	isr      []int32 // kept in replica order
-	leader   int32   // -1 when no replica is in sync
-	epoch    int32   // kfake's leader epoch, which clients fence fetches with
+	replicas []int32       // replicas[0] is the preferred leader
+	isr      []int32       // kept in replica order
+	leader   int32         // -1 when no replica is in sync
+	epoch    int32         // kfake's leader epoch, which clients fence fetches with
+	bytes    int64         // log size on an in-sync replica (DescribeLogDirs)
+	reassign *reassignment // nil unless a reassignment is in progress
 }
 
 func (p *partition) String() string { return fmt.Sprintf("%s-%d", p.topic, p.id) }
@@ -45,17 +48,41 @@ func brokerOfNode(node int32) int32 {
 func nodeOfBroker(broker int32) int32 { return broker - 1 }
 
 // assignReplicas places a partition's replicas the way Kafka's default
-// assignor does, minus the randomness: consecutive brokers starting at an
-// offset derived from the topic name, shifted by the partition number, so
-// leaders and replicas spread evenly and restarts are reproducible.
-func assignReplicas(topic string, partition int32, rf, brokers int) []int32 {
+// assignor does, minus the randomness: consecutive brokers of order starting
+// at an offset derived from the topic name, shifted by the partition number,
+// so leaders and replicas spread evenly and restarts are reproducible. order
+// alternates racks (rackAlternated), so consecutive replicas sit on distinct
+// racks whenever the replication factor allows, as Kafka's rack-aware
+// assignment guarantees.
+func assignReplicas(topic string, partition int32, rf int, order []int32) []int32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(topic))
-	start := int(h.Sum32() % uint32(brokers))
-	rf = min(max(rf, 1), brokers)
+	n := len(order)
+	start := int(h.Sum32() % uint32(n))
+	rf = min(max(rf, 1), n)
 	out := make([]int32, rf)
 	for i := range out {
-		out[i] = int32((start+int(partition)+i)%brokers) + 1
+		out[i] = order[(start+int(partition)+i)%n]
+	}
+	return out
+}
+
+// rackAlternated lists broker ids so that racks alternate: the first broker
+// of each rack (racks in name order), then the second of each, and so on.
+// Brokers without a rack count as one rack named "".
+func rackAlternated(brokers []*broker) []int32 {
+	byRack := map[string][]int32{}
+	for _, b := range brokers {
+		byRack[b.rack] = append(byRack[b.rack], b.id)
+	}
+	racks := sortedKeys(byRack)
+	var out []int32
+	for i := 0; len(out) < len(brokers); i++ {
+		for _, r := range racks {
+			if i < len(byRack[r]) {
+				out = append(out, byRack[r][i])
+			}
+		}
 	}
 	return out
 }
@@ -119,7 +146,7 @@ func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
 
 func (c *cluster) newPartitionLocked(topic string, id int32, rf int, epoch int32) *partition {
 	p := &partition{topic: topic, id: id, leader: -1, epoch: max(epoch, 0)}
-	p.replicas = assignReplicas(topic, id, rf, len(c.brokers))
+	p.replicas = assignReplicas(topic, id, rf, c.placement)
 	for _, r := range p.replicas {
 		if c.runningLocked(r) {
 			p.isr = append(p.isr, r)
@@ -202,21 +229,33 @@ func (c *cluster) leaveISRLocked(id int32) {
 	}
 }
 
+// catchUpDelay is how long broker b takes from registration back into
+// every ISR: a fixed part, plus replicating what it missed while away.
+func (c *cluster) catchUpDelay(b *broker) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.cfg.Timing.CatchUp
+	if rate := c.cfg.Timing.CatchUpBytesPerSec; rate > 0 {
+		d += time.Duration(float64(b.behindBytes) / float64(rate) * float64(time.Second))
+	}
+	return d
+}
+
 // joinISRLocked puts broker id back into the ISR of each partition it
 // replicates; a partition that had no leader gets it as leader.
 func (c *cluster) joinISRLocked(id int32) {
+	if b := c.brokerByID(id); b != nil {
+		b.behindBytes = 0
+	}
 	for _, p := range c.partitionsLocked() {
 		if !slices.Contains(p.replicas, id) || slices.Contains(p.isr, id) {
 			continue
 		}
-		isr := append(slices.Clone(p.isr), id)
-		slices.SortFunc(isr, func(a, b int32) int {
-			return slices.Index(p.replicas, a) - slices.Index(p.replicas, b)
-		})
-		p.isr = isr
+		p.isr = c.inReplicaOrder(p, append(slices.Clone(p.isr), id))
 		if p.leader < 0 {
 			c.setLeaderLocked(p, id)
 		}
+		c.maybeCompleteReassignmentLocked(p)
 	}
 }
 

@@ -185,9 +185,18 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return nil, err
 	}
 	c := s.p.c
-	if kmsg.Key(req.key) == kmsg.ElectLeaders {
+	switch kmsg.Key(req.key) {
+	case kmsg.ElectLeaders:
 		// kfake answers success without electing; the model decides.
 		return c.answerElectLeaders(req)
+	case kmsg.DescribeLogDirs:
+		// kfake lists every partition on every broker.
+		return c.answerDescribeLogDirs(req, s.p.broker)
+	case kmsg.AlterPartitionAssignments:
+		// kfake answers success and moves nothing.
+		return c.answerAlterPartitionAssignments(req)
+	case kmsg.ListPartitionReassignments:
+		return c.answerListPartitionReassignments(req)
 	}
 
 	node := nodeOfBroker(s.p.broker)
@@ -208,7 +217,9 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			expectResponse = kreq.(*kmsg.ProduceRequest).Acks != 0
+			produce := kreq.(*kmsg.ProduceRequest)
+			expectResponse = produce.Acks != 0
+			c.recordProduced(produce)
 		default:
 			if key, ok := coordinatorKey(req); ok {
 				// The model may advertise a different coordinator than

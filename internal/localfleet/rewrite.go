@@ -65,7 +65,7 @@ func (c *cluster) rewriteMetadata(req *request, r *kmsg.MetadataResponse) {
 	for _, b := range c.brokers {
 		if b.state == StateRunning {
 			mb := kmsg.NewMetadataResponseBroker()
-			mb.NodeID, mb.Host, mb.Port = b.id, proxyHost, int32(b.proxy.port())
+			mb.NodeID, mb.Host, mb.Port, mb.Rack = b.id, proxyHost, int32(b.proxy.port()), b.rackPtr()
 			r.Brokers = append(r.Brokers, mb)
 		}
 	}
@@ -114,7 +114,7 @@ func (c *cluster) rewriteDescribeCluster(r *kmsg.DescribeClusterResponse) {
 	for _, b := range c.brokers {
 		if b.state == StateRunning {
 			db := kmsg.NewDescribeClusterResponseBroker()
-			db.NodeID, db.Host, db.Port = b.id, proxyHost, int32(b.proxy.port())
+			db.NodeID, db.Host, db.Port, db.Rack = b.id, proxyHost, int32(b.proxy.port()), b.rackPtr()
 			r.Brokers = append(r.Brokers, db)
 		}
 	}

@@ -88,7 +88,7 @@ func (c *cluster) prepareZooKeeper() error {
 // registration. The caller stores the session in b.zk; closing it is the
 // deregistration.
 func (c *cluster) register(b *broker) (*zk.Conn, error) {
-	conn, err := c.zkSession()
+	conn, err := c.brokerSession(b) // severable, so a crash can expire it (faults.go)
 	if err != nil {
 		return nil, fmt.Errorf("broker %d: %w", b.id, err)
 	}
