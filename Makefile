@@ -9,6 +9,7 @@ TEMPORAL_CLI_VERSION  := v1.5.1
 STATICCHECK_VERSION   := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
+SHELLCHECK            := /usr/bin/shellcheck
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
@@ -38,7 +39,7 @@ $(BIN)/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 ## deps: the temporal CLI and Debian's zookeeper package (needs root for apt)
-deps: $(BIN)/temporal $(ZOOKEEPER_JAR)
+deps: $(BIN)/temporal $(ZOOKEEPER_JAR) $(SHELLCHECK)
 
 $(ZOOKEEPER_JAR):
 	@command -v java >/dev/null || { echo "java is required (Java 17)"; exit 1; }
@@ -56,13 +57,20 @@ unit:
 integration: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test $(GO_TEST_FLAGS) -run Integration ./...
 
-## lint: go vet, gofmt, staticcheck, workflowcheck
-lint: $(BIN)/staticcheck $(BIN)/workflowcheck
+$(SHELLCHECK):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck
+
+## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts
+lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK)
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 	$(BIN)/staticcheck ./...
 	$(BIN)/workflowcheck ./workflows/...
+	@# The SSM documents' scripts, exactly as the agent runs them on hosts.
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		$(GO) run ./internal/tools/ssmscripts -out "$$dir" deploy/ssm/*.yaml && \
+		$(SHELLCHECK) "$$dir"/*.sh
 
 bench: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -17,10 +17,31 @@ const (
 	// DocBrokerStatus prints the broker service state (running, stopped, ...)
 	// as the first line of standard output.
 	DocBrokerStatus = "kfleet-BrokerStatus"
+	// DocGrowFilesystem grows the Kafka data filesystem online to the size
+	// of its (already modified) EBS volume: growpart, then resize2fs or
+	// xfs_growfs. Idempotent: a filesystem as large as its volume is left
+	// alone. Fails while the volume modification is still "modifying".
+	// Parameters: TargetSizeGiB (optional; the size ModifyVolume asked for:
+	// the document fails while the device is smaller, rather than succeed
+	// without growing anything).
+	DocGrowFilesystem = "kfleet-GrowFilesystem"
+	// DocSetSysctl sets a host limit now and persistently: a sysctl
+	// (vm.max_map_count, fs.file-max) or the kafka service's open-files
+	// limit (nofile, in force from the broker's next start). Idempotent:
+	// setting the value in force changes nothing.
+	// Parameters: Name, Value.
+	DocSetSysctl = "kfleet-SetSysctl"
+	// DocTailLog prints the broker's last log lines (server.log).
+	// Parameters: Lines (optional; default 100).
+	DocTailLog = "kfleet-TailLog"
 )
 
 // Parameter names of the documents above.
 const (
 	ParamGracePeriodSeconds = "GracePeriodSeconds"
 	ParamVersion            = "Version"
+	ParamTargetSizeGiB      = "TargetSizeGiB"
+	ParamName               = "Name"
+	ParamValue              = "Value"
+	ParamLines              = "Lines"
 )

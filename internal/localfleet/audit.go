@@ -37,6 +37,9 @@ const (
 	EventRecovering  EventKind = "recovering"   // started after an unclean stop; log recovery began
 	EventFault       EventKind = "fault"        // a fault was injected (Detail says which)
 	EventLimit       EventKind = "limit"        // a host limit changed (Detail: name, old, new)
+
+	EventVolumeModified  EventKind = "volume-modified"  // ModifyVolume started (Detail: volume, old and new size)
+	EventFilesystemGrown EventKind = "filesystem-grown" // kfleet-GrowFilesystem grew the data filesystem
 )
 
 // Event is one audited broker transition.

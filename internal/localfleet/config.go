@@ -39,6 +39,8 @@ type ClusterConfig struct {
 	// "events" with 8 partitions; an explicit empty list seeds nothing.
 	Topics []TopicConfig `yaml:"topics" json:"topics"`
 	Timing Timing        `yaml:"timing" json:"timing"`
+	// Volume is each broker host's data volume (hosts.go).
+	Volume VolumeConfig `yaml:"volume" json:"volume"`
 	// SegmentsPerBroker is how many log segments each broker holds; log
 	// recovery after an unclean stop takes longer the more there are, and
 	// each needs 2 memory maps (vm.max_map_count). Default 2000.
@@ -173,6 +175,7 @@ func (c Config) withDefaults() Config {
 		if cl.SegmentsPerBroker == 0 {
 			cl.SegmentsPerBroker = defaultSegmentsPerBroker
 		}
+		cl.Volume = cl.Volume.withDefaults()
 		out.Clusters[i] = cl
 	}
 	return out
@@ -244,6 +247,9 @@ func (c Config) Validate() error {
 		}
 		if cl.Timing.ControlledShutdown < 0 || cl.Timing.Startup < 0 || cl.Timing.CatchUp < 0 || cl.Timing.CatchUpBytesPerSec < 0 || cl.Timing.RecoveryPerSegment < 0 {
 			bad("timing durations must not be negative")
+		}
+		if err := cl.Volume.validate(); err != nil {
+			bad("%v", err)
 		}
 		if cl.SegmentsPerBroker < 0 {
 			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)

@@ -40,6 +40,14 @@ type Options struct {
 	// Default "127.0.0.1:0".
 	HTTPAddr string
 	Logger   zerolog.Logger
+	// Now is the fleet clock for host models that span hours (disk growth,
+	// the 6-hour volume modification rule), so tests can move time instead
+	// of waiting. Default time.Now.
+	Now func() time.Time
+
+	// diskUsage is set by Start (the hosts model) for startCluster, so each
+	// broker reports its volume before its proxy serves.
+	diskUsage func(instanceID string) (sizeBytes, usedBytes int64, ok bool)
 }
 
 // Fleet is a running local fleet.
@@ -48,6 +56,7 @@ type Fleet struct {
 	clusters map[string]*cluster
 	order    []string // cluster ids in configuration order
 	ssm      *ssmService
+	hosts    *hosts // instances and data volumes (hosts.go)
 
 	// instances maps an instance id to its broker; immutable after Start.
 	instances map[string]instanceRef
@@ -91,6 +100,11 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) 
 	}
 	opts.Logger = f.log
 	f.ssm = newSSMService(f)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	f.hosts = newHosts(cfg, opts.Now)
+	opts.diskUsage = f.hosts.usage
 	defer func() {
 		if err != nil {
 			_ = f.Close()
@@ -245,6 +259,8 @@ type BrokerEndpoint struct {
 	InstanceID string `json:"instanceId"`
 	Address    string `json:"address"`
 	Rack       string `json:"rack,omitempty"`
+	// MetricsURL serves the broker's Prometheus exposition (metrics.go).
+	MetricsURL string `json:"metricsUrl"`
 }
 
 func (f *Fleet) baseURL() string {
@@ -270,7 +286,8 @@ func (f *Fleet) Endpoints() Endpoints {
 		c := f.clusters[id]
 		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot}
 		for _, b := range c.brokers {
-			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack})
+			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack,
+				MetricsURL: f.MetricsURL(id, b.id)})
 		}
 		e.Clusters[id] = ce
 	}

@@ -8,8 +8,8 @@ import (
 	"strconv"
 )
 
-// The fleet's HTTP server carries two APIs: the AWS SSM subset on POST /
-// (AWS clients always post to the endpoint root) and the fleet's own JSON
+// The fleet's HTTP server carries two APIs: the AWS SSM and EC2 subsets on
+// POST / (AWS clients always post to the endpoint root) and the fleet's own JSON
 // API under /v1/.
 
 // WhoHeader names the caller recorded in the audit for API stops/starts.
@@ -17,7 +17,9 @@ const WhoHeader = "X-Kfleet-Who"
 
 func (f *Fleet) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /{$}", f.ssm)
+	// AWS clients post every call to the endpoint root: SSM (JSON 1.1)
+	// names the operation in X-Amz-Target, EC2 (query) in the form.
+	mux.Handle("POST /{$}", awsRoot(f.ssm, newEC2Service(f)))
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, f.Endpoints())
 	})
@@ -32,6 +34,10 @@ func (f *Fleet) handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/stop", f.lifecycleHandler(f.StopBroker))
 	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/start", f.lifecycleHandler(f.StartBroker))
+	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/faults/{fault}", f.faultHandler) // faults.go
+	mux.HandleFunc("GET /v1/clusters/{id}/brokers/{broker}/metrics", f.metricsHandler(true)) // metrics.go
+	mux.HandleFunc("GET /v1/clusters/{id}/brokers/{broker}/metrics/node", f.metricsHandler(false))
+	f.hostRoutes(mux) // volume and fill-disk (hosts.go)
 	return mux
 }
 

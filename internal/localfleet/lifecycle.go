@@ -11,7 +11,10 @@ import (
 // Kafka broker does: leadership moves to other in-sync replicas, the broker
 // leaves every ISR, it deregisters (its session closes, so its ephemeral
 // node vanishes at once), the controller moves if it was the controller,
-// and its listener closes. Stopping a stopped broker changes nothing.
+// and its listener closes. Stopping a broker whose process is not running
+// (stopped, crashed, failed) changes nothing. Stopping a recovering broker
+// interrupts its log recovery (recorded as a violation): the shutdown is
+// not clean, so its next start recovers again from the beginning.
 //
 // Once begun, a stop runs to completion even if ctx is canceled, as a real
 // shutdown does when the operator's shell goes away; ctx bounds only the
@@ -23,9 +26,9 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 		return err
 	}
 	c.mu.Lock()
-	stopped := b.state == StateStopped
+	down := b.state == StateStopped || b.state == StateCrashed || b.state == StateFailed
 	c.mu.Unlock()
-	if stopped {
+	if down {
 		return nil
 	}
 	// Learn partitions no client has asked about, so that none keeps a
@@ -39,6 +42,14 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 		c.violateLocked(ViolationTwoBrokersDown,
 			fmt.Sprintf("broker %d going down while %s", b.id, strings.Join(down, ", ")))
 	}
+	if b.state == StateRecovering {
+		r := b.rt.recovery
+		c.violateLocked(ViolationRecoveringRestarted, fmt.Sprintf(
+			"broker %d stopped while recovering its logs (%d/%d segments, %d logs left)", b.id, r.done, r.segments, r.logsLeft()))
+	} else {
+		b.rt.unclean = false // a controlled shutdown writes the clean-shutdown file
+	}
+	b.rt.recovery = recoveryProgress{}
 	b.state = StateStopping
 	b.gen++
 	c.recordLocked(b, EventStop, who)
@@ -49,7 +60,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 
 	c.mu.Lock()
 	conn := b.zk
-	b.zk = nil
+	b.zk, b.rt.link = nil, nil
 	c.mu.Unlock()
 	if conn != nil {
 		conn.Close() // closes the session: /brokers/ids/<id> vanishes now
@@ -78,8 +89,17 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 // start starts broker b: after the startup time it listens again and
 // registers in ZooKeeper (taking the controller role if no broker holds
 // it); it rejoins the ISRs after the catch-up time, in the background.
-// Starting a running broker changes nothing. version, when not empty, is
-// the Kafka version the broker now runs.
+// Starting a running or recovering broker changes nothing. version, when
+// not empty, is the Kafka version the broker now runs.
+//
+// The start can fail (an injected fail-to-start, or limits too low for the
+// broker's segments: Map failed, Too many open files): the broker is then
+// failed, and the error wraps ErrStartFailed with the cause.
+//
+// After an unclean stop (crash, failed start, interrupted recovery) the
+// broker first recovers its logs (state recovering) and registers when
+// recovery ends, in the background: start returns once recovery has
+// begun, as `systemctl start kafka` returns once the JVM runs.
 func (c *cluster) start(ctx context.Context, b *broker, who, version string) error {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
@@ -87,10 +107,11 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 		return err
 	}
 	c.mu.Lock()
-	if b.state == StateRunning {
+	if b.state == StateRunning || b.state == StateRecovering {
 		c.mu.Unlock()
 		return nil
 	}
+	prev := b.state
 	b.state = StateStarting
 	b.gen++
 	if version != "" {
@@ -99,14 +120,49 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 	c.recordLocked(b, EventStart, who)
 	c.mu.Unlock()
 
-	fail := func(err error) error {
+	if err := sleepCtx(ctx, c.life, c.cfg.Timing.Startup); err != nil {
+		// Abandoned before the process ran: back where it was.
 		c.mu.Lock()
-		b.state = StateStopped
+		b.state = prev
 		c.mu.Unlock()
 		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w", c.id, b.id, err)
 	}
-	if err := sleepCtx(ctx, c.life, c.cfg.Timing.Startup); err != nil {
-		return fail(err)
+
+	now := time.Now()
+	c.mu.Lock()
+	if why, detail, lines, inLoad := b.rt.startFailure(now, b.id); why != "" {
+		b.state = StateFailed
+		b.rt.unclean = b.rt.unclean || inLoad
+		b.rt.log.add(lines...)
+		c.recordDetailLocked(b, EventStartFailed, who, why+": "+detail)
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w: %s", c.id, b.id, ErrStartFailed, why)
+	}
+	b.rt.processStarted(now)
+	b.rt.log.add(kafkaLine(now, "INFO", fmt.Sprintf("[KafkaServer id=%d] starting", b.id), serverLogger))
+	if b.rt.unclean {
+		b.state = StateRecovering
+		c.recordDetailLocked(b, EventRecovering, who, fmt.Sprintf("%d segments", b.rt.segments))
+		gen := b.gen
+		c.wg.Add(1)
+		go c.recoverLogs(b, gen, who)
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	return c.goLive(b, who)
+}
+
+// goLive finishes a start: the broker listens, registers in ZooKeeper
+// (taking the controller role if no broker holds it), is running, and
+// rejoins the ISRs after the catch-up time, in the background. b.opMu
+// must be held. On error the broker is failed.
+func (c *cluster) goLive(b *broker, who string) error {
+	fail := func(err error) error {
+		c.mu.Lock()
+		b.state = StateFailed
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w", c.id, b.id, err)
 	}
 	if err := b.proxy.open(); err != nil {
 		return fail(err)
@@ -120,6 +176,8 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 	c.mu.Lock()
 	b.zk = conn
 	b.state = StateRunning
+	b.rt.log.add(kafkaLine(time.Now(), "INFO", fmt.Sprintf("[KafkaServer id=%d] started", b.id), serverLogger))
+	c.scheduleOOMLocked(b)
 	gen := b.gen
 	takeControl := c.controller < 0
 	if takeControl {

@@ -4,8 +4,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// logDir is the one data directory every simulated broker has.
-const logDir = "/var/lib/kafka/data"
+// logDir is the one data directory every simulated broker has, on the
+// data volume mounted at DataMountpoint.
+const logDir = DataMountpoint + "/data"
 
 // recordProduced accounts what a produce request writes: the partition's
 // log grows on every in-sync replica, and every replica that is out of the

@@ -41,6 +41,11 @@ var ssmDocuments = map[string][]string{
 	cloud.DocStopBroker:   {cloud.ParamGracePeriodSeconds},
 	cloud.DocStartBroker:  {cloud.ParamVersion},
 	cloud.DocBrokerStatus: nil,
+	// Grows the data filesystem to the volume's size (hosts.go).
+	cloud.DocGrowFilesystem: {cloud.ParamTargetSizeGiB},
+	// Host limits and the broker's log (faults.go).
+	cloud.DocSetSysctl: {cloud.ParamName, cloud.ParamValue},
+	cloud.DocTailLog:   {cloud.ParamLines},
 }
 
 // ssmError is an error in AWS's JSON protocol shape.
@@ -223,10 +228,13 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 		if len(values) != 1 {
 			return ssmErr("InvalidParameters", "parameter %q takes exactly one value, got %d", name, len(values))
 		}
-		if name == cloud.ParamGracePeriodSeconds {
+		if name == cloud.ParamGracePeriodSeconds || name == cloud.ParamTargetSizeGiB {
 			if n, err := strconv.Atoi(values[0]); err != nil || n < 0 {
 				return ssmErr("InvalidParameters", "parameter %q must be a non-negative integer, got %q", name, values[0])
 			}
+		}
+		if err := validateHostParameter(name, values[0]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -280,7 +288,14 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, ref instanceR
 		if err != nil {
 			return "", err
 		}
-		return string(state) + "\n", nil
+		return s.f.brokerStatusOutput(ref, state)
+	case cloud.DocSetSysctl:
+		return s.f.setSysctl(ctx, ref, who, param(cloud.ParamName), param(cloud.ParamValue))
+	case cloud.DocTailLog:
+		return s.f.tailLog(ref, param(cloud.ParamLines))
+	case cloud.DocGrowFilesystem:
+		target, _ := strconv.Atoi(param(cloud.ParamTargetSizeGiB)) // validated; "" is 0
+		return s.f.growFilesystem(ref, who, target)
 	}
 	return "", fmt.Errorf("document %q has no implementation", cmd.document)
 }
