@@ -73,6 +73,8 @@ func BenchmarkFleetDensity(b *testing.B) {
 		b.ReportMetric(perHeap/(1<<20), "heap-MiB/cluster")
 		b.ReportMetric(perRSS/(1<<20), "rss-MiB/cluster")
 		b.ReportMetric((1<<30)/perRSS, "clusters/GiB")
+		b.Logf("%d clusters: process RSS %d MiB (was %d MiB), live heap %d MiB (was %d MiB), started in %s",
+			n, after.rss>>20, before.rss>>20, after.heap>>20, before.heap>>20, took.Round(time.Millisecond))
 		b.StopTimer()
 		if err := f.Close(); err != nil {
 			b.Fatal(err)

@@ -378,6 +378,7 @@ func (l *sessionLink) sever() {
 func (c *cluster) brokerSession(b *broker) (*zk.Conn, error) {
 	link := &sessionLink{}
 	conn, _, err := zk.Connect(c.zkServers, zkSessionTimeout,
+		zk.WithMaxBufferSize(zkBufferSize), zk.WithMaxConnBufferSize(zkBufferSize),
 		zk.WithDialer(link.dial),
 		zk.WithLogger(zkLogger{c.log.With().Str("component", "zk").Int32("broker", b.id).Logger()}))
 	if err != nil {

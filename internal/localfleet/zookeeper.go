@@ -45,8 +45,15 @@ func nowMillis() string { return strconv.FormatInt(time.Now().UnixMilli(), 10) }
 // chroot support, so the fleet prefixes paths itself.
 func (c *cluster) zkPath(p string) string { return path.Join(c.zkRoot, p) }
 
+// zkBufferSize bounds a fleet session's buffers. go-zookeeper allocates
+// 1.5 MiB per buffer by default; the fleet's znodes are a few hundred bytes,
+// and with four sessions per cluster the default would cost a 200-cluster
+// fleet over 2 GiB of (mostly untouched) heap.
+const zkBufferSize = 64 << 10
+
 func (c *cluster) zkSession() (*zk.Conn, error) {
 	conn, _, err := zk.Connect(c.zkServers, zkSessionTimeout,
+		zk.WithMaxBufferSize(zkBufferSize), zk.WithMaxConnBufferSize(zkBufferSize),
 		zk.WithLogger(zkLogger{c.log.With().Str("component", "zk").Logger()}))
 	if err != nil {
 		return nil, fmt.Errorf("localfleet: cluster %q: connect to zookeeper %v: %w", c.id, c.zkServers, err)
