@@ -24,6 +24,7 @@ const (
 	UpdateRequestRestart = "request-restart"
 	QueryStatus          = "status"
 	QueryProgress        = "progress"
+	UpdateDecide         = "decide"
 )
 
 // Search attributes kfleet registers on the Temporal namespace.

@@ -31,6 +31,8 @@ type RollingRestartInput struct {
 // RollingRestartResult records what the roll did, per broker, in order.
 type RollingRestartResult struct {
 	Brokers []BrokerRestart `json:"brokers"`
+	// Skipped are brokers a human chose to leave alone.
+	Skipped []int32 `json:"skipped,omitempty"`
 }
 
 // BrokerRestart is one broker's restart with each step's duration.
@@ -50,22 +52,52 @@ type BrokerRestart struct {
 type RollProgress struct {
 	Done      []int32  `json:"done"`
 	Remaining []int32  `json:"remaining"`
+	Skipped   []int32  `json:"skipped,omitempty"`
 	Current   int32    `json:"current"` // -1 between brokers
 	Step      string   `json:"step"`
 	Blockers  []string `json:"blockers,omitempty"`
+	// Paused is set while the roll waits for a human decision.
+	Paused *Pause `json:"paused,omitempty"`
 }
+
+// Pause says why a roll stopped and what a human may decide.
+type Pause struct {
+	Broker int32     `json:"broker"`
+	Step   string    `json:"step"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// CanSkip is true at a gate: the broker was not touched yet. After a
+	// step failed the broker may be down, and skipping it would leave it so.
+	CanSkip bool `json:"canSkip"`
+}
+
+// Decision is a human's answer to a paused roll (the decide update).
+type Decision struct {
+	Action string `json:"action"` // DecisionResume, DecisionSkip or DecisionAbort
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Human decisions on a paused roll.
+const (
+	DecisionResume = "resume" // re-check the gate, or retry the failed step
+	DecisionSkip   = "skip"   // leave this broker alone and go on with the next
+	DecisionAbort  = "abort"  // end the roll here
+)
 
 // Roll steps, as shown in progress and the UI.
 const (
-	StepGates      = "checking gates"
-	StepWaitGates  = "waiting for gates"
-	StepStop       = "controlled shutdown"
-	StepStart      = "starting"
-	StepRegister   = "waiting for registration"
-	StepCatchUp    = "waiting for ISR"
-	StepElect      = "preferred leader election"
-	StepDone       = "done"
-	ErrTypeBlocked = "RollBlocked"
+	StepGates     = "checking gates"
+	StepWaitGates = "waiting for gates"
+	StepStop      = "controlled shutdown"
+	StepStart     = "starting"
+	StepRegister  = "waiting for registration"
+	StepCatchUp   = "waiting for ISR"
+	StepElect     = "preferred leader election"
+	StepPaused    = "paused: waiting for a human"
+	StepDone      = "done"
+	// ErrTypeAborted is the error type of a roll a human aborted.
+	ErrTypeAborted = "RollAborted"
 )
 
 // RollingRestartWorkflow restarts a cluster's brokers one at a time, the
@@ -80,116 +112,204 @@ const (
 //  5. wait until every one of its replicas is back in the ISR;
 //  6. elect preferred leaders, then go on with the next broker.
 //
-// Each step is an idempotent activity, so after any crash the roll resumes
-// where it was and no broker is stopped twice.
+// A gate still shut at its deadline, a gate no wait can open, or a step
+// that keeps failing pauses the roll and asks a human (the decide update:
+// resume, skip the broker, abort); it never fails half-way on its own and
+// never touches another broker meanwhile. Each step is an idempotent
+// activity, so after any crash the roll resumes where it was and no broker
+// is stopped twice.
 func RollingRestartWorkflow(ctx workflow.Context, in RollingRestartInput) (RollingRestartResult, error) {
-	in = in.withDefaults()
-	log := workflow.GetLogger(ctx)
-	remaining := slices.Clone(in.Brokers)
-	if len(remaining) == 0 {
-		remaining = in.Spec.BrokerIDs()
+	r := &roll{in: in.withDefaults()}
+	r.progress = RollProgress{Remaining: slices.Clone(r.in.Brokers), Current: -1, Step: StepGates}
+	if len(r.progress.Remaining) == 0 {
+		r.progress.Remaining = r.in.Spec.BrokerIDs()
 	}
-	progress := RollProgress{Remaining: remaining, Current: -1, Step: StepGates}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RollProgress, error) { return progress, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RollProgress, error) { return r.progress, nil }); err != nil {
 		return RollingRestartResult{}, err
 	}
-	var result RollingRestartResult
-	for len(progress.Remaining) > 0 {
-		began := workflow.Now(ctx)
-		progress.Step, progress.Current, progress.Blockers = StepGates, -1, nil
-		gate, err := waitForGates(ctx, in, &progress)
-		if err != nil {
-			return result, err
-		}
-		b := gate.Next
-		step := BrokerRestart{Broker: b, WasController: gate.NextIsControl, GateWait: workflow.Now(ctx).Sub(began)}
-		progress.Current = b
-		if err := workflow.UpsertTypedSearchAttributes(ctx, AttrBrokerID.ValueSet(int64(b))); err != nil {
-			return result, err
-		}
-		log.Info("restarting broker", "Cluster", in.Spec.ID, "Broker", b, "Controller", gate.NextIsControl, "Partitions", gate.Partitions)
-
-		brokerIn := activities.BrokerInput{
-			Spec:               in.Spec,
-			Broker:             b,
-			Reason:             fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, in.OperationID, in.RequestedBy),
-			GracePeriodSeconds: fleet.GracePeriodSeconds(gate.Partitions),
-		}
-		grace := time.Duration(brokerIn.GracePeriodSeconds) * time.Second
-		steps := []struct {
-			name     string
-			timeout  time.Duration
-			took     *time.Duration
-			activity any
-		}{
-			{StepStop, grace + time.Minute, &step.Stop, a.StopBroker},
-			{StepStart, 10 * time.Minute, &step.Start, a.StartBroker},
-			{StepRegister, 30 * time.Minute, &step.Register, a.WaitBrokerRegistered},
-			{StepCatchUp, 2 * time.Hour, &step.CatchUp, a.WaitReplicasInSync},
-			{StepElect, 5 * time.Minute, &step.Elect, a.ElectPreferredLeaders},
-		}
-		for _, s := range steps {
-			progress.Step = s.name
-			setDetails(ctx, in, progress)
-			t0 := workflow.Now(ctx)
-			actx := brokerActivityContext(ctx, s.timeout, fmt.Sprintf("broker %d: %s", b, s.name))
-			if err := workflow.ExecuteActivity(actx, s.activity, brokerIn).Get(ctx, nil); err != nil {
-				return result, fmt.Errorf("cluster %s broker %d: %s: %w", in.Spec.ID, b, s.name, err)
-			}
-			*s.took = workflow.Now(ctx).Sub(t0)
-		}
-		step.Total = workflow.Now(ctx).Sub(began)
-		result.Brokers = append(result.Brokers, step)
-		progress.Done = append(progress.Done, b)
-		progress.Remaining = slices.DeleteFunc(progress.Remaining, func(id int32) bool { return id == b })
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, r.decide,
+		workflow.UpdateHandlerOptions{Validator: r.validateDecision}); err != nil {
+		return RollingRestartResult{}, err
 	}
-	progress.Step, progress.Current = StepDone, -1
-	setDetails(ctx, in, progress)
-	return result, nil
+	for len(r.progress.Remaining) > 0 {
+		if err := r.restartNext(ctx); err != nil {
+			return r.result, err
+		}
+	}
+	r.progress.Step, r.progress.Current = StepDone, -1
+	r.setDetails(ctx)
+	return r.result, nil
+}
+
+// roll is one rolling restart's state.
+type roll struct {
+	in       RollingRestartInput
+	progress RollProgress
+	result   RollingRestartResult
+	// decision is a human's answer, set by the decide update while paused.
+	decision *Decision
+}
+
+// restartNext takes the next broker through the gates and every step.
+func (r *roll) restartNext(ctx workflow.Context) error {
+	began := workflow.Now(ctx)
+	r.progress.Step, r.progress.Current, r.progress.Blockers = StepGates, -1, nil
+	gate, skip, err := r.waitForGates(ctx)
+	if err != nil {
+		return err
+	}
+	b := gate.Next
+	if skip {
+		r.result.Skipped = append(r.result.Skipped, b)
+		r.progress.Skipped = append(r.progress.Skipped, b)
+		r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, func(id int32) bool { return id == b })
+		return nil
+	}
+	step := BrokerRestart{Broker: b, WasController: gate.NextIsControl, GateWait: workflow.Now(ctx).Sub(began)}
+	r.progress.Current = b
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrBrokerID.ValueSet(int64(b))); err != nil {
+		return err
+	}
+	workflow.GetLogger(ctx).Info("restarting broker", "Cluster", r.in.Spec.ID, "Broker", b, "Controller", gate.NextIsControl, "Partitions", gate.Partitions)
+
+	brokerIn := activities.BrokerInput{
+		Spec:               r.in.Spec,
+		Broker:             b,
+		Reason:             fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
+		GracePeriodSeconds: fleet.GracePeriodSeconds(gate.Partitions),
+	}
+	grace := time.Duration(brokerIn.GracePeriodSeconds) * time.Second
+	steps := []struct {
+		name     string
+		timeout  time.Duration
+		took     *time.Duration
+		activity any
+	}{
+		{StepStop, grace + time.Minute, &step.Stop, a.StopBroker},
+		{StepStart, 10 * time.Minute, &step.Start, a.StartBroker},
+		{StepRegister, 30 * time.Minute, &step.Register, a.WaitBrokerRegistered},
+		{StepCatchUp, 2 * time.Hour, &step.CatchUp, a.WaitReplicasInSync},
+		{StepElect, 5 * time.Minute, &step.Elect, a.ElectPreferredLeaders},
+	}
+	for _, s := range steps {
+		t0 := workflow.Now(ctx)
+		for {
+			r.progress.Step = s.name
+			r.setDetails(ctx)
+			actx := brokerActivityContext(ctx, s.timeout, fmt.Sprintf("broker %d: %s", b, s.name))
+			err := workflow.ExecuteActivity(actx, s.activity, brokerIn).Get(ctx, nil)
+			if err == nil {
+				break
+			}
+			// Retries are spent: stop here, touch nothing else, ask.
+			reason := fmt.Sprintf("broker %d: %s failed: %v", b, s.name, err)
+			if _, err := r.askHuman(ctx, b, s.name, reason, false); err != nil {
+				return err
+			}
+		}
+		*s.took = workflow.Now(ctx).Sub(t0)
+	}
+	step.Total = workflow.Now(ctx).Sub(began)
+	r.result.Brokers = append(r.result.Brokers, step)
+	r.progress.Done = append(r.progress.Done, b)
+	r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, func(id int32) bool { return id == b })
+	return nil
 }
 
 // a is how workflows name activities: methods of a nil *Activities.
 var a *activities.Activities
 
 // waitForGates returns the verdict for the next broker once every gate is
-// open, re-checking on a durable timer. A gate that no wait can open, or one
-// still shut at the deadline, stops the roll with the reasons.
-func waitForGates(ctx workflow.Context, in RollingRestartInput, progress *RollProgress) (activities.GateReport, error) {
-	deadline := workflow.Now(ctx).Add(in.GateTimeout)
+// open, re-checking on a durable timer. A gate that no wait can open, or
+// one still shut at the deadline, pauses the roll for a human; skip reports
+// that the human chose to leave this broker alone.
+func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, skip bool, err error) {
+	deadline := workflow.Now(ctx).Add(r.in.GateTimeout)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		Summary:             "check restart gates",
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
 	})
 	for {
-		var rep activities.GateReport
-		gin := activities.GateInput{Spec: in.Spec, Remaining: progress.Remaining}
+		// A fresh value each time: decoding into the last report would
+		// keep its blockers when the new one omits them.
+		rep = activities.GateReport{}
+		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining}
 		if err := workflow.ExecuteActivity(actx, a.CheckRestartGates, gin).Get(ctx, &rep); err != nil {
-			return rep, fmt.Errorf("cluster %s: check gates: %w", in.Spec.ID, err)
+			return rep, false, fmt.Errorf("cluster %s: check gates: %w", r.in.Spec.ID, err)
 		}
 		if len(rep.Blockers) == 0 {
-			return rep, nil
+			return rep, false, nil
 		}
-		progress.Step, progress.Current, progress.Blockers = StepWaitGates, rep.Next, nil
+		r.progress.Step, r.progress.Current, r.progress.Blockers = StepWaitGates, rep.Next, nil
 		permanent := false
 		for _, b := range rep.Blockers {
-			progress.Blockers = append(progress.Blockers, b.String())
+			r.progress.Blockers = append(r.progress.Blockers, b.String())
 			permanent = permanent || b.Permanent
 		}
-		reasons := strings.Join(progress.Blockers, "; ")
-		if permanent {
-			return rep, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cluster %s broker %d: gate can never open: %s", in.Spec.ID, rep.Next, reasons), ErrTypeBlocked, errors.New(reasons))
+		reasons := strings.Join(r.progress.Blockers, "; ")
+		if permanent || !workflow.Now(ctx).Before(deadline) {
+			why := fmt.Sprintf("broker %d: gates still shut after %s: %s", rep.Next, r.in.GateTimeout, reasons)
+			if permanent {
+				why = fmt.Sprintf("broker %d: a gate no wait can open: %s", rep.Next, reasons)
+			}
+			d, err := r.askHuman(ctx, rep.Next, StepWaitGates, why, true)
+			if err != nil {
+				return rep, false, err
+			}
+			if d.Action == DecisionSkip {
+				return rep, true, nil
+			}
+			deadline = workflow.Now(ctx).Add(r.in.GateTimeout)
+			continue // resume: re-check now
 		}
-		if !workflow.Now(ctx).Before(deadline) {
-			return rep, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("cluster %s broker %d: gates still shut after %s: %s", in.Spec.ID, rep.Next, in.GateTimeout, reasons), ErrTypeBlocked, errors.New(reasons))
-		}
-		setDetails(ctx, in, *progress)
-		if err := workflow.Sleep(ctx, in.GatePollInterval); err != nil {
-			return rep, err
+		r.setDetails(ctx)
+		if err := workflow.Sleep(ctx, r.in.GatePollInterval); err != nil {
+			return rep, false, err
 		}
 	}
+}
+
+// askHuman pauses the roll until a human decides; it returns the decision,
+// or an error when the human aborted.
+func (r *roll) askHuman(ctx workflow.Context, broker int32, step, reason string, canSkip bool) (Decision, error) {
+	r.progress.Paused = &Pause{Broker: broker, Step: step, Reason: reason, Since: workflow.Now(ctx), CanSkip: canSkip}
+	r.progress.Step, r.progress.Current = StepPaused, broker
+	r.decision = nil
+	r.setDetails(ctx)
+	workflow.GetLogger(ctx).Warn("roll paused, waiting for a human", "Cluster", r.in.Spec.ID, "Broker", broker, "Reason", reason)
+	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
+		return Decision{}, err
+	}
+	d := *r.decision
+	r.decision, r.progress.Paused = nil, nil
+	workflow.GetLogger(ctx).Info("human decision", "Cluster", r.in.Spec.ID, "Broker", broker, "Action", d.Action, "By", d.By)
+	if d.Action == DecisionAbort {
+		return d, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("cluster %s: roll aborted by %s at broker %d (%s): %s", r.in.Spec.ID, d.By, broker, reason, d.Reason), ErrTypeAborted, nil)
+	}
+	return d, nil
+}
+
+func (r *roll) validateDecision(_ workflow.Context, d Decision) error {
+	p := r.progress.Paused
+	switch {
+	case p == nil || r.decision != nil:
+		return errors.New("the roll is not paused: there is nothing to decide")
+	case d.By == "":
+		return errors.New("by is required: say who decides")
+	case d.Action == DecisionSkip && !p.CanSkip:
+		return fmt.Errorf("broker %d cannot be skipped: %s failed after it was touched; resume (retry) or abort", p.Broker, p.Step)
+	case d.Action != DecisionResume && d.Action != DecisionSkip && d.Action != DecisionAbort:
+		return fmt.Errorf("unknown action %q: want resume, skip or abort", d.Action)
+	}
+	return nil
+}
+
+func (r *roll) decide(_ workflow.Context, d Decision) (Pause, error) {
+	p := *r.progress.Paused
+	r.decision = &d
+	return p, nil
 }
 
 func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
@@ -199,22 +319,32 @@ func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary 
 		// seconds, not at the end of a long timeout.
 		HeartbeatTimeout: 30 * time.Second,
 		Summary:          summary,
+		// A step that still fails after a few attempts needs a human, not
+		// an endless retry loop with a broker down.
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        5,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
 		},
 	})
 }
 
 // setDetails shows where the roll is in the Temporal UI.
-func setDetails(ctx workflow.Context, in RollingRestartInput, p RollProgress) {
-	details := fmt.Sprintf("**%s** rolling restart `%s`: %d/%d brokers done.", in.Spec.ID, in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
-	if p.Current >= 0 {
+func (r *roll) setDetails(ctx workflow.Context) {
+	p := r.progress
+	details := fmt.Sprintf("**%s** rolling restart `%s`: %d/%d brokers done.", r.in.Spec.ID, r.in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
+	if p.Paused != nil {
+		details += fmt.Sprintf("\n\n**PAUSED** at broker %d (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort", p.Paused.Broker, p.Paused.Step, p.Paused.Reason, r.in.Spec.ID)
+		if p.Paused.CanSkip {
+			details += "|skip"
+		}
+		details += "`."
+	} else if p.Current >= 0 {
 		details += fmt.Sprintf(" Broker %d: %s.", p.Current, p.Step)
 	}
-	for _, r := range p.Blockers {
-		details += "\n- " + r
+	for _, b := range p.Blockers {
+		details += "\n- " + b
 	}
 	workflow.SetCurrentDetails(ctx, details)
 }

@@ -132,52 +132,113 @@ func (s *RollingRestartSuite) TestWaitsOnDurableTimerUntilGatesOpen() {
 	s.Equal("StopBroker:1", s.calls[0], "nothing touched while the gate was shut")
 }
 
-func (s *RollingRestartSuite) TestGateStillShutAtDeadlineStopsRollUntouched() {
+// decide sends the decide update at delay and stores the outcome.
+func (s *RollingRestartSuite) decide(delay time.Duration, d workflows.Decision, into *error, progress *workflows.RollProgress) {
+	s.env.RegisterDelayedCallback(func() {
+		if progress != nil {
+			v, err := s.env.QueryWorkflow(workflows.QueryProgress)
+			s.Require().NoError(err)
+			s.Require().NoError(v.Get(progress))
+		}
+		s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnReject:   func(err error) { *into = err },
+			OnComplete: func(_ any, err error) { *into = err },
+		}, d)
+	}, delay)
+}
+
+func (s *RollingRestartSuite) TestGateStillShutAtDeadlinePausesThenAbortTouchesNothing() {
 	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(activities.GateReport{
 		Next: 1, Blockers: []fleet.Blocker{{Gate: fleet.GateHealthy, Reason: "broker 2 is not registered in ZooKeeper"}},
 	}, nil)
+	var early, abort error
+	var paused workflows.RollProgress
+	s.decide(5*time.Minute, workflows.Decision{Action: workflows.DecisionAbort, By: "alice"}, &early, nil)
+	s.decide(time.Hour, workflows.Decision{Action: workflows.DecisionAbort, By: "alice", Reason: "broker 2 is being replaced"}, &abort, &paused)
 
 	in := workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", GatePollInterval: time.Minute, GateTimeout: 10 * time.Minute}
 	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
 
+	s.Require().Error(early, "nothing to decide while the roll still waits on its own")
+	s.Contains(early.Error(), "not paused")
+	s.NoError(abort)
+	s.Require().NotNil(paused.Paused, "past the deadline the roll asks a human")
+	s.True(paused.Paused.CanSkip)
+	s.Contains(paused.Paused.Reason, "broker 2 is not registered")
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
 	var appErr *temporal.ApplicationError
 	s.Require().True(errors.As(err, &appErr))
-	s.Equal(workflows.ErrTypeBlocked, appErr.Type())
-	s.Contains(err.Error(), "broker 2 is not registered")
+	s.Equal(workflows.ErrTypeAborted, appErr.Type())
+	s.Contains(err.Error(), "aborted by alice")
 	s.Empty(s.calls, "no broker was touched")
 }
 
-func (s *RollingRestartSuite) TestPermanentBlockerIsReportedNotWaitedOn() {
+func (s *RollingRestartSuite) TestPermanentBlockerAsksAtOnceAndSkipGoesOn() {
 	checks := 0
-	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(context.Context, activities.GateInput) (activities.GateReport, error) {
+	open := s.gatesOpen(3)
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.GateInput) (activities.GateReport, error) {
 		checks++
-		return activities.GateReport{Next: 1, Blockers: []fleet.Blocker{{Gate: fleet.GateAvailability, Reason: "partition t/0 has replication factor 2 with min.insync.replicas 2", Permanent: true}}}, nil
+		rep, _ := open(ctx, in)
+		if rep.Next == 1 {
+			rep.Blockers = []fleet.Blocker{{Gate: fleet.GateAvailability, Reason: "partition t/0 has replication factor 2 with min.insync.replicas 2", Permanent: true}}
+		}
+		return rep, nil
 	})
+	s.recordSteps()
+	var skip error
+	var paused workflows.RollProgress
+	s.decide(time.Minute, workflows.Decision{Action: workflows.DecisionSkip, By: "bob"}, &skip, &paused)
 
 	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
 
-	s.Require().Error(s.env.GetWorkflowError())
-	s.Contains(s.env.GetWorkflowError().Error(), "can never open")
-	s.Equal(1, checks, "a permanent blocker is not polled")
-	s.Empty(s.calls)
+	s.NoError(skip)
+	s.Require().NotNil(paused.Paused, "a permanent blocker is reported at once, not waited on")
+	s.Contains(paused.Paused.Reason, "no wait can open")
+	s.NoError(s.env.GetWorkflowError())
+	var res workflows.RollingRestartResult
+	s.NoError(s.env.GetWorkflowResult(&res))
+	s.Equal([]int32{1}, res.Skipped)
+	s.Len(res.Brokers, 2)
+	s.NotContains(s.calls, "StopBroker:1", "the skipped broker is left alone")
 }
 
-func (s *RollingRestartSuite) TestBrokerThatFailsToStartStopsTheRoll() {
+func (s *RollingRestartSuite) TestBrokerThatFailsToStartPausesAndResumeRetries() {
 	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3))
+	starts := 0
 	s.env.OnActivity(acts.StopBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
 		s.calls = append(s.calls, "StopBroker:"+itoa(in.Broker))
 		return nil
 	})
-	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(
-		temporal.NewNonRetryableApplicationError("broker 1 failed to start", activities.ErrTypeBadInput, nil))
+	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
+		starts++
+		if starts == 1 {
+			return temporal.NewNonRetryableApplicationError("broker 1 failed to start: Map failed", "StartFailed", nil)
+		}
+		s.calls = append(s.calls, "StartBroker:"+itoa(in.Broker))
+		return nil
+	})
+	for _, name := range []string{"WaitBrokerRegistered", "WaitReplicasInSync"} {
+		s.env.OnActivity(name, mock.Anything, mock.Anything).Return(nil)
+	}
+	s.env.OnActivity(acts.ElectPreferredLeaders, mock.Anything, mock.Anything).Return(0, nil)
+	var skip, resume error
+	var paused workflows.RollProgress
+	s.decide(time.Minute, workflows.Decision{Action: workflows.DecisionSkip, By: "bob"}, &skip, &paused)
+	s.decide(2*time.Minute, workflows.Decision{Action: workflows.DecisionResume, By: "bob"}, &resume, nil)
 
-	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", Brokers: []int32{1, 2}})
 
-	s.Require().Error(s.env.GetWorkflowError())
-	s.Contains(s.env.GetWorkflowError().Error(), "broker 1: starting")
-	s.Equal([]string{"StopBroker:1"}, s.calls, "no second broker is touched")
+	s.Require().NotNil(paused.Paused)
+	s.Equal(workflows.StepStart, paused.Paused.Step)
+	s.False(paused.Paused.CanSkip)
+	s.Require().Error(skip, "a broker that is down cannot be skipped")
+	s.Contains(skip.Error(), "cannot be skipped")
+	s.NoError(resume)
+	s.NoError(s.env.GetWorkflowError())
+	s.Equal([]string{"StopBroker:1", "StartBroker:1", "StopBroker:2", "StartBroker:2"}, s.calls,
+		"while paused nothing else is touched; resume retries the failed step, not the stop")
 }
 
 func (s *RollingRestartSuite) TestGracePeriodSizedToPartitions() {
