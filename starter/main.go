@@ -58,6 +58,7 @@ func newRootCommand() *cobra.Command {
 		newRestartCommand(&g),
 		newStatusCommand(&g),
 		newClusterCommand(&g),
+		newDecideCommand(&g),
 		newDevCommand(),
 	)
 	return root

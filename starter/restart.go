@@ -56,7 +56,7 @@ cluster, 3 Temporal unreachable.`,
 				return nil
 			}
 			res, err := app.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p app.Progress) {
-				fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(p))
+				fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(cluster, p))
 			})
 			if err != nil {
 				return err
@@ -80,7 +80,7 @@ cluster, 3 Temporal unreachable.`,
 	return cmd
 }
 
-func describeProgress(p app.Progress) string {
+func describeProgress(cluster string, p app.Progress) string {
 	if p.Roll == nil {
 		return p.Operation.Status
 	}
@@ -91,6 +91,12 @@ func describeProgress(p app.Progress) string {
 	}
 	if len(r.Blockers) > 0 {
 		s += " [" + strings.Join(r.Blockers, "; ") + "]"
+	}
+	if p := r.Paused; p != nil {
+		s += fmt.Sprintf("\n  PAUSED at broker %d (%s): %s\n  decide with: bin/starter decide --cluster %s resume|abort", p.Broker, p.Step, p.Reason, cluster)
+		if p.CanSkip {
+			s += "|skip"
+		}
 	}
 	return s
 }

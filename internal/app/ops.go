@@ -133,3 +133,32 @@ func clusterError(cluster, what string, err error) error {
 	}
 	return fmt.Errorf("cluster %s: %s: %w", cluster, what, err)
 }
+
+// ErrNothingRunning is returned when a cluster has no operation to decide on.
+var ErrNothingRunning = errors.New("no operation is running")
+
+// Decide answers the running roll of a cluster that paused for a human.
+// It returns the pause the decision answered.
+func Decide(ctx context.Context, c client.Client, cluster string, d workflows.Decision) (workflows.Pause, error) {
+	var p workflows.Pause
+	st, err := ClusterStatus(ctx, c, cluster)
+	if err != nil {
+		return p, err
+	}
+	if st.Running == nil {
+		return p, fmt.Errorf("cluster %s: %w", cluster, ErrNothingRunning)
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   st.Running.WorkflowID,
+		UpdateName:   workflows.UpdateDecide,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return p, fmt.Errorf("cluster %s: %s %s: %w", cluster, st.Running.Kind, st.Running.ID, err)
+	}
+	if err := h.Get(ctx, &p); err != nil {
+		return p, fmt.Errorf("cluster %s: %s %s: decision refused: %w", cluster, st.Running.Kind, st.Running.ID, err)
+	}
+	return p, nil
+}

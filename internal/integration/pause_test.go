@@ -1,0 +1,115 @@
+package integration_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// waitPaused polls the running roll until it pauses for a human.
+func waitPaused(ctx context.Context, t *testing.T, stack *devstack.Stack, op workflows.Operation) workflows.Pause {
+	t.Helper()
+	var pause workflows.Pause
+	require.Eventually(t, func() bool {
+		v, err := stack.Client.QueryWorkflow(ctx, op.WorkflowID, "", workflows.QueryProgress)
+		if err != nil {
+			return false
+		}
+		var p workflows.RollProgress
+		if v.Get(&p) != nil || p.Paused == nil {
+			return false
+		}
+		pause = *p.Paused
+		return true
+	}, 90*time.Second, 200*time.Millisecond, "the roll pauses for a human")
+	return pause
+}
+
+// stopsAndStarts counts each broker's stop and start requests in the audit.
+func stopsAndStarts(events []localfleet.Event) (stops, starts map[int32]int) {
+	stops, starts = map[int32]int{}, map[int32]int{}
+	for _, e := range events {
+		switch e.Kind {
+		case localfleet.EventStop:
+			stops[e.Broker]++
+		case localfleet.EventStart:
+			starts[e.Broker]++
+		}
+	}
+	return stops, starts
+}
+
+// TestIntegrationBrokerFailsToStartPausesThenResumes: a broker that will
+// not start pauses the roll with that broker down and nothing else touched;
+// once the cause is fixed a human resumes and the roll completes.
+func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
+	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	fault := localfleet.Fault{Kind: localfleet.FaultFailToStart, Count: 100}
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, fault, "test"))
+
+	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	require.NoError(t, err)
+	pause := waitPaused(ctx, t, stack, op)
+	assert.Equal(t, int32(2), pause.Broker)
+	assert.Equal(t, workflows.StepStart, pause.Step)
+	assert.False(t, pause.CanSkip)
+
+	stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
+	assert.Equal(t, map[int32]int{2: 1}, stops, "while paused, no other broker is touched")
+	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
+	require.Error(t, err, "a broker that is down cannot be skipped")
+
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultClear}, "oncall"))
+	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
+	require.NoError(t, err)
+	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	require.NoError(t, err)
+	require.Len(t, res.Brokers, 3)
+
+	stops, _ = stopsAndStarts(stack.Fleet.Audit("local-a"))
+	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, stops, "each broker stopped exactly once")
+	assert.Empty(t, stack.Fleet.Violations("local-a"))
+}
+
+// TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing: a topic
+// whose replication factor equals min.insync.replicas can never let one of
+// its replicas restart; the roll says so at once and a human aborts.
+func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T) {
+	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Specs["local-a"].Bootstrap...))
+	require.NoError(t, err)
+	defer cl.Close()
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 2, nil, "fragile")
+	require.NoError(t, err)
+	require.NoError(t, created.Err)
+	before := len(stack.Fleet.Audit("local-a"))
+
+	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	require.NoError(t, err)
+	pause := waitPaused(ctx, t, stack, op)
+	assert.True(t, pause.CanSkip)
+	assert.Contains(t, pause.Reason, "fragile")
+	assert.Contains(t, pause.Reason, "no wait can open")
+
+	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionAbort, By: "oncall", Reason: "raise RF first"})
+	require.NoError(t, err)
+	_, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "aborted by oncall")
+	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
+	assert.Empty(t, stack.Fleet.Violations("local-a"))
+}
