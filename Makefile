@@ -13,7 +13,7 @@ SHELLCHECK            := /usr/bin/shellcheck
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all run build tools deps test unit integration lint bench clean record-histories
+.PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories
 
 all: build
 
@@ -71,6 +71,11 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK)
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 		$(GO) run ./internal/tools/ssmscripts -out "$$dir" deploy/ssm/*.yaml && \
 		$(SHELLCHECK) "$$dir"/*.sh
+
+## chaos: the crash-safety tests with many more worker kills (seed: KFLEET_CHAOS_SEED)
+chaos: deps
+	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_CHAOS_KILLS=$${KFLEET_CHAOS_KILLS:-40} \
+		$(GO) test -count=1 -timeout 30m -v -run CrashSafety ./internal/integration/
 
 bench: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -4,7 +4,8 @@
 // gracefully on SIGINT/SIGTERM.
 //
 // AWS is reached with the default credential chain; KFLEET_AWS_ENDPOINT
-// points it at another endpoint (the local fleet's).
+// points it at another endpoint (the local fleet's). KFLEET_POLL_INTERVAL
+// paces waits that have nothing to watch (default 1s).
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"go.temporal.io/sdk/client"
@@ -49,10 +51,17 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("aws config: %w", err)
 	}
+	var poll time.Duration
+	if v := os.Getenv("KFLEET_POLL_INTERVAL"); v != "" {
+		if poll, err = time.ParseDuration(v); err != nil || poll <= 0 {
+			return fmt.Errorf("KFLEET_POLL_INTERVAL=%q: want a positive duration such as 500ms", v)
+		}
+	}
 	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Msg("worker starting")
 	return app.RunWorker(ctx, c, app.WorkerConfig{
-		AWS:         awsCfg,
-		AWSEndpoint: os.Getenv("KFLEET_AWS_ENDPOINT"),
-		Log:         log,
+		AWS:          awsCfg,
+		AWSEndpoint:  os.Getenv("KFLEET_AWS_ENDPOINT"),
+		PollInterval: poll,
+		Log:          log,
 	})
 }

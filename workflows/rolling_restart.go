@@ -226,7 +226,9 @@ var a *activities.Activities
 func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, skip bool, err error) {
 	deadline := workflow.Now(ctx).Add(r.in.GateTimeout)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		// Short: a check takes seconds, and after a worker crash the retry
+		// waits for this timeout.
+		StartToCloseTimeout: time.Minute,
 		Summary:             "check restart gates",
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
 	})
@@ -315,9 +317,10 @@ func (r *roll) decide(_ workflow.Context, d Decision) (Pause, error) {
 func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
-		// Waits heartbeat every poll; a worker that died is noticed in
-		// seconds, not at the end of a long timeout.
-		HeartbeatTimeout: 30 * time.Second,
+		// Every broker activity heartbeats at least every poll (a second);
+		// a worker that died is noticed in seconds, not at the end of a
+		// long timeout.
+		HeartbeatTimeout: 10 * time.Second,
 		Summary:          summary,
 		// A step that still fails after a few attempts needs a human, not
 		// an endless retry loop with a broker down.

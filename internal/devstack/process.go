@@ -24,8 +24,9 @@ type process struct {
 	stopErr  error
 }
 
-// startProcess runs argv with stdout and stderr appended to logPath.
-func startProcess(name, dir, logPath string, argv ...string) (*process, error) {
+// startProcess runs argv with stdout and stderr appended to logPath, with
+// this process's environment plus env.
+func startProcess(name, dir, logPath string, env []string, argv ...string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: open log: %w", name, err)
@@ -34,6 +35,9 @@ func startProcess(name, dir, logPath string, argv ...string) (*process, error) {
 	// (and Pdeathsig) bound its life.
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -60,11 +64,18 @@ func (p *process) exitedEarly() error {
 
 // stop sends SIGTERM to the group, SIGKILL after grace. Safe to call twice.
 func (p *process) stop(grace time.Duration) error {
+	return p.signal(syscall.SIGTERM, grace)
+}
+
+// kill is kill -9 of the group: no chance to clean up, as in a crash.
+func (p *process) kill() error { return p.signal(syscall.SIGKILL, 0) }
+
+func (p *process) signal(first syscall.Signal, grace time.Duration) error {
 	p.stopOnce.Do(func() {
 		defer p.logFile.Close()
 		pgid := p.cmd.Process.Pid
-		if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			p.stopErr = fmt.Errorf("%s: SIGTERM: %w", p.name, err)
+		if err := syscall.Kill(-pgid, first); err != nil && !errors.Is(err, syscall.ESRCH) {
+			p.stopErr = fmt.Errorf("%s: %s: %w", p.name, first, err)
 		}
 		select {
 		case <-p.exited:

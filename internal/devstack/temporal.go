@@ -32,6 +32,8 @@ type Temporal struct {
 	// Addr is the frontend's host:port; UI the web UI's URL.
 	Addr, UI string
 	proc     *process
+	// opts are the options it runs with, ports resolved, for Restart.
+	opts TemporalOptions
 }
 
 // StartTemporal starts a dev server with a sqlite file under opts.Dir and
@@ -58,32 +60,45 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 			}
 		}
 	}
-	argv := []string{opts.Binary, "server", "start-dev",
-		"--ip", "127.0.0.1",
-		"--port", strconv.Itoa(opts.Port),
-		"--ui-port", strconv.Itoa(opts.UIPort),
-		"--db-filename", filepath.Join(dir, "temporal.db"),
-		"--log-level", "warn",
-	}
-	for _, sa := range opts.SearchAttributes {
-		argv = append(argv, "--search-attribute", sa)
-	}
-	logPath := filepath.Join(dir, "temporal.log")
-	proc, err := startProcess("temporal", dir, logPath, argv...)
-	if err != nil {
-		return nil, err
-	}
+	opts.Dir = dir
 	t := &Temporal{
 		Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port),
 		UI:   fmt.Sprintf("http://127.0.0.1:%d", opts.UIPort),
-		proc: proc,
+		opts: opts,
 	}
-	if err := t.waitReady(ctx); err != nil {
-		_ = t.Stop()
-		return nil, fmt.Errorf("temporal on %s: %w\n--- %s (tail) ---\n%s", t.Addr, err, logPath, tail(logPath, logTailBytes))
+	if err := t.start(ctx); err != nil {
+		return nil, err
 	}
 	opts.Log.Info().Str("addr", t.Addr).Str("ui", t.UI).Msg("temporal dev server started")
 	return t, nil
+}
+
+func (t *Temporal) start(ctx context.Context) error {
+	logPath := filepath.Join(t.opts.Dir, "temporal.log")
+	proc, err := startProcess("temporal", t.opts.Dir, logPath, nil, t.argv()...)
+	if err != nil {
+		return err
+	}
+	t.proc = proc
+	if err := t.waitReady(ctx); err != nil {
+		_ = t.Stop()
+		return fmt.Errorf("temporal on %s: %w\n--- %s (tail) ---\n%s", t.Addr, err, logPath, tail(logPath, logTailBytes))
+	}
+	return nil
+}
+
+// Restart stops the server and starts it again on the same ports and
+// database, as an operator restarting Temporal would: workflows resume from
+// their persisted histories, and clients reconnect by themselves.
+func (t *Temporal) Restart(ctx context.Context) error {
+	if err := t.Stop(); err != nil {
+		return err
+	}
+	if err := t.start(ctx); err != nil {
+		return err
+	}
+	t.opts.Log.Info().Str("addr", t.Addr).Msg("temporal dev server restarted")
+	return nil
 }
 
 func (t *Temporal) waitReady(ctx context.Context) error {
@@ -109,6 +124,21 @@ func (t *Temporal) waitReady(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func (t *Temporal) argv() []string {
+	o := t.opts
+	argv := []string{o.Binary, "server", "start-dev",
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(o.Port),
+		"--ui-port", strconv.Itoa(o.UIPort),
+		"--db-filename", filepath.Join(o.Dir, "temporal.db"),
+		"--log-level", "warn",
+	}
+	for _, sa := range o.SearchAttributes {
+		argv = append(argv, "--search-attribute", sa)
+	}
+	return argv
 }
 
 // Stop stops the server; safe to call twice.

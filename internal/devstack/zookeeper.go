@@ -82,7 +82,7 @@ func StartZooKeeper(ctx context.Context, dir string, port int, log zerolog.Logge
 		return nil, fmt.Errorf("zookeeper: %w", err)
 	}
 	logPath := filepath.Join(dir, "zookeeper.log")
-	proc, err := startProcess("zookeeper", dir, logPath, java,
+	proc, err := startProcess("zookeeper", dir, logPath, nil, java,
 		"-Xms64m", "-Xmx256m",
 		"-Dzookeeper.log.dir="+dir,
 		"-Dorg.slf4j.simpleLogger.showDateTime=true",
