@@ -12,6 +12,7 @@ import (
 
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/metrics"
 )
 
 // KafkaReader reads and nudges a cluster through the Kafka protocol.
@@ -31,13 +32,20 @@ type HostRunner interface {
 	RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (cloud.CommandResult, error)
 }
 
+// MetricsReader scrapes a broker's Prometheus exposition.
+type MetricsReader interface {
+	Scrape(ctx context.Context, url string) (metrics.BrokerMetrics, error)
+}
+
 // Activities carries the clients activities use. Register a value with the
 // worker; workflows call its methods through a nil *Activities.
 type Activities struct {
 	Kafka     KafkaReader
 	ZooKeeper Registrations
 	Hosts     HostRunner
-	Log       zerolog.Logger
+	// Metrics reads broker metrics; nil skips the metrics-based gates.
+	Metrics MetricsReader
+	Log     zerolog.Logger
 	// PollInterval paces waits that have no watch to block on (ISR catch-up)
 	// and the heartbeats of those that do.
 	PollInterval time.Duration

@@ -11,31 +11,51 @@ import (
 
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/metrics"
 )
 
 // ErrTypeBadInput is the application error type of input no retry can fix.
 const ErrTypeBadInput = "BadInput"
 
-// GateInput asks which broker of a roll goes next and whether it may go now.
+// GateInput asks which brokers of a roll go next and whether they may go now.
 type GateInput struct {
 	Spec fleet.ClusterSpec `json:"spec"`
 	// Remaining are the brokers of the roll not restarted yet.
 	Remaining []int32 `json:"remaining"`
+	// MaxBatch is how many brokers that share no partition may restart
+	// together; 0 or 1 is one at a time.
+	MaxBatch int `json:"maxBatch,omitempty"`
 }
 
-// GateReport is the verdict on the next broker, computed on a fresh snapshot.
+// GateReport is the verdict on the next batch, computed on a fresh snapshot.
 // It carries no partition list: a large cluster's would exceed Temporal's
 // payload limit, and the workflow needs only the verdict.
 type GateReport struct {
-	Next          int32           `json:"next"`
-	Controller    int32           `json:"controller"`
-	NextIsControl bool            `json:"nextIsController"`
-	Partitions    int             `json:"partitions"` // replicas hosted on Next
-	Blockers      []fleet.Blocker `json:"blockers,omitempty"`
+	// Next is the batch's first broker; Batch the whole batch (Next alone
+	// when rolling one at a time).
+	Next          int32   `json:"next"`
+	Batch         []int32 `json:"batch,omitempty"`
+	Controller    int32   `json:"controller"`
+	NextIsControl bool    `json:"nextIsController"`
+	// Partitions is the largest replica count of a batch broker, which
+	// sizes the controlled-shutdown grace period.
+	Partitions int             `json:"partitions"`
+	Blockers   []fleet.Blocker `json:"blockers,omitempty"`
+	// Recovering lists batch brokers still recovering their logs, so the
+	// workflow can report progress and an ETA.
+	Recovering []Recovery `json:"recovering,omitempty"`
 }
 
-// CheckRestartGates picks the next broker of a roll (controller last,
-// re-resolved now) and evaluates the health and availability gates for it.
+// Recovery is a broker's log recovery progress.
+type Recovery struct {
+	Broker   int32 `json:"broker"`
+	LogsLeft int   `json:"logsLeft"`
+}
+
+// CheckRestartGates picks the next brokers of a roll (controller last and
+// alone, re-resolved now; a batch shares no partition) and evaluates every
+// gate for them: cluster healthy, availability for the whole batch, and no
+// batch broker recovering its logs.
 func (a *Activities) CheckRestartGates(ctx context.Context, in GateInput) (GateReport, error) {
 	if err := in.Spec.Validate(); err != nil {
 		return GateReport{}, badInput(err)
@@ -49,19 +69,57 @@ func (a *Activities) CheckRestartGates(ctx context.Context, in GateInput) (GateR
 	if err != nil {
 		return GateReport{}, err
 	}
-	next, ok := fleet.NextBroker(snap, in.Remaining)
-	if !ok {
+	batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch)
+	if len(batch) == 0 {
 		return GateReport{}, badInput(fmt.Errorf("cluster %s: no broker left to restart", in.Spec.ID))
 	}
+	if len(batch) > 1 && len(fleet.AvailabilityBlockers(snap, batch)) > 0 {
+		// The batch as a whole would take a partition under min ISR:
+		// fall back to one broker, whose own gate is evaluated below.
+		batch = batch[:1]
+	}
 	rep := GateReport{
-		Next:          next,
+		Next:          batch[0],
+		Batch:         batch,
 		Controller:    snap.Controller,
-		NextIsControl: next == snap.Controller,
-		Partitions:    len(snap.PartitionsOn(next)),
+		NextIsControl: batch[0] == snap.Controller,
 		Blockers:      fleet.HealthBlockers(in.Spec, snap),
 	}
-	rep.Blockers = append(rep.Blockers, fleet.AvailabilityBlockers(snap, []int32{next})...)
+	for _, b := range batch {
+		rep.Partitions = max(rep.Partitions, len(snap.PartitionsOn(b)))
+	}
+	rep.Blockers = append(rep.Blockers, fleet.AvailabilityBlockers(snap, batch)...)
+	for _, b := range batch {
+		rec, blocker := a.recovering(ctx, in.Spec, b)
+		if blocker != nil {
+			rep.Blockers = append(rep.Blockers, *blocker)
+		}
+		if rec != nil {
+			rep.Recovering = append(rep.Recovering, *rec)
+		}
+	}
 	return rep, nil
+}
+
+// recovering checks gate 3: the broker is not recovering its logs (broker
+// state RECOVERY or logs left to recover). A broker whose metrics cannot be
+// read is not assumed healthy.
+func (a *Activities) recovering(ctx context.Context, spec fleet.ClusterSpec, broker int32) (*Recovery, *fleet.Blocker) {
+	b, _ := spec.Broker(broker)
+	if b.MetricsURL == "" || a.Metrics == nil {
+		return nil, nil
+	}
+	m, err := a.Metrics.Scrape(ctx, b.MetricsURL)
+	if err != nil {
+		return nil, &fleet.Blocker{Gate: fleet.GateRecovering, Reason: fmt.Sprintf("broker %d: cannot read its metrics: %v", broker, err)}
+	}
+	if m.BrokerState != metrics.BrokerRecovery && m.LogsLeftToRecover == 0 {
+		return nil, nil
+	}
+	return &Recovery{Broker: broker, LogsLeft: m.LogsLeftToRecover}, &fleet.Blocker{
+		Gate:   fleet.GateRecovering,
+		Reason: fmt.Sprintf("broker %d is recovering its logs (state %s, %d logs left): never restart a recovering broker", broker, m.BrokerState, m.LogsLeftToRecover),
+	}
 }
 
 func (a *Activities) snapshot(ctx context.Context, spec fleet.ClusterSpec) (fleet.Snapshot, error) {
@@ -92,6 +150,10 @@ type BrokerInput struct {
 	GracePeriodSeconds int `json:"gracePeriodSeconds,omitempty"`
 	// Version is the Kafka version to start (StartBroker, upgrades).
 	Version string `json:"version,omitempty"`
+	// InterBrokerProtocolVersion is written to the broker's
+	// server.properties before it starts (StartBroker, upgrades of a
+	// ZooKeeper-mode cluster); empty keeps the one configured.
+	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
 }
 
 func (in BrokerInput) host() (fleet.BrokerSpec, error) {
@@ -119,6 +181,9 @@ func (a *Activities) StartBroker(ctx context.Context, in BrokerInput) error {
 	params := map[string]string{}
 	if in.Version != "" {
 		params[cloud.ParamVersion] = in.Version
+	}
+	if in.InterBrokerProtocolVersion != "" {
+		params[cloud.ParamInterBrokerProtocolVersion] = in.InterBrokerProtocolVersion
 	}
 	return a.runOnBroker(ctx, in, cloud.DocStartBroker, params)
 }

@@ -21,6 +21,10 @@ type RollingRestartInput struct {
 	RequestedBy string            `json:"requestedBy"`
 	// Brokers restricts the roll; empty means every broker of the spec.
 	Brokers []int32 `json:"brokers,omitempty"`
+	// MaxBatch lets up to this many brokers that share no partition (with
+	// rack-aware placement: brokers of one rack) restart together when the
+	// availability gate holds for the whole batch; 0 or 1 is one at a time.
+	MaxBatch int `json:"maxBatch,omitempty"`
 	// GatePollInterval paces re-checks of a shut gate (default 10 s).
 	GatePollInterval time.Duration `json:"gatePollInterval,omitempty"`
 	// GateTimeout is how long a gate may stay shut before the roll stops
@@ -37,7 +41,10 @@ type RollingRestartResult struct {
 
 // BrokerRestart is one broker's restart with each step's duration.
 type BrokerRestart struct {
-	Broker        int32         `json:"broker"`
+	Broker int32 `json:"broker"`
+	// Batch numbers the roll's steps from 0; brokers restarted together
+	// share it.
+	Batch         int           `json:"batch"`
 	WasController bool          `json:"wasController"`
 	GateWait      time.Duration `json:"gateWait"`
 	Stop          time.Duration `json:"stop"`
@@ -50,12 +57,14 @@ type BrokerRestart struct {
 
 // RollProgress is what the progress query answers while a roll runs.
 type RollProgress struct {
-	Done      []int32  `json:"done"`
-	Remaining []int32  `json:"remaining"`
-	Skipped   []int32  `json:"skipped,omitempty"`
-	Current   int32    `json:"current"` // -1 between brokers
-	Step      string   `json:"step"`
-	Blockers  []string `json:"blockers,omitempty"`
+	Done      []int32 `json:"done"`
+	Remaining []int32 `json:"remaining"`
+	Skipped   []int32 `json:"skipped,omitempty"`
+	Current   int32   `json:"current"` // -1 between brokers
+	// Batch is every broker of the current step (Current is its first).
+	Batch    []int32  `json:"batch,omitempty"`
+	Step     string   `json:"step"`
+	Blockers []string `json:"blockers,omitempty"`
 	// Paused is set while the roll waits for a human decision.
 	Paused *Pause `json:"paused,omitempty"`
 }
@@ -148,71 +157,118 @@ type roll struct {
 	result   RollingRestartResult
 	// decision is a human's answer, set by the decide update while paused.
 	decision *Decision
+	// batches counts the steps (batches of brokers) done.
+	batches int
+	// recovery is the last log-recovery sample per broker, for the rate.
+	recovery map[int32]recoverySample
 }
 
-// restartNext takes the next broker through the gates and every step.
+type recoverySample struct {
+	at   time.Time
+	left int
+}
+
+// restartNext takes the next batch (one broker unless batching) through
+// the gates and every step. The brokers of a batch move in lockstep: all
+// stop, then all start, and so on, so each step's gate (registered, in
+// sync) holds for the whole batch before the next step.
 func (r *roll) restartNext(ctx workflow.Context) error {
 	began := workflow.Now(ctx)
-	r.progress.Step, r.progress.Current, r.progress.Blockers = StepGates, -1, nil
+	r.progress.Step, r.progress.Current, r.progress.Batch, r.progress.Blockers = StepGates, -1, nil, nil
 	gate, skip, err := r.waitForGates(ctx)
 	if err != nil {
 		return err
 	}
-	b := gate.Next
+	batch := gate.Batch
+	if len(batch) == 0 {
+		batch = []int32{gate.Next}
+	}
+	inBatch := func(id int32) bool { return slices.Contains(batch, id) }
 	if skip {
-		r.result.Skipped = append(r.result.Skipped, b)
-		r.progress.Skipped = append(r.progress.Skipped, b)
-		r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, func(id int32) bool { return id == b })
+		r.result.Skipped = append(r.result.Skipped, batch...)
+		r.progress.Skipped = append(r.progress.Skipped, batch...)
+		r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, inBatch)
 		return nil
 	}
-	step := BrokerRestart{Broker: b, WasController: gate.NextIsControl, GateWait: workflow.Now(ctx).Sub(began)}
-	r.progress.Current = b
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrBrokerID.ValueSet(int64(b))); err != nil {
+	r.progress.Current, r.progress.Batch = gate.Next, batch
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrBrokerID.ValueSet(int64(gate.Next))); err != nil {
 		return err
 	}
-	workflow.GetLogger(ctx).Info("restarting broker", "Cluster", r.in.Spec.ID, "Broker", b, "Controller", gate.NextIsControl, "Partitions", gate.Partitions)
+	workflow.GetLogger(ctx).Info("restarting brokers", "Cluster", r.in.Spec.ID, "Brokers", batch, "Controller", gate.NextIsControl, "Partitions", gate.Partitions)
 
-	brokerIn := activities.BrokerInput{
-		Spec:               r.in.Spec,
-		Broker:             b,
-		Reason:             fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
-		GracePeriodSeconds: fleet.GracePeriodSeconds(gate.Partitions),
+	grace := fleet.GracePeriodSeconds(gate.Partitions)
+	inputs := make(map[int32]activities.BrokerInput, len(batch))
+	restarts := make([]BrokerRestart, len(batch))
+	for i, b := range batch {
+		inputs[b] = activities.BrokerInput{
+			Spec:               r.in.Spec,
+			Broker:             b,
+			Reason:             fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
+			GracePeriodSeconds: grace,
+		}
+		restarts[i] = BrokerRestart{Broker: b, Batch: r.batches, WasController: b == gate.Controller, GateWait: workflow.Now(ctx).Sub(began)}
 	}
-	grace := time.Duration(brokerIn.GracePeriodSeconds) * time.Second
 	steps := []struct {
 		name     string
 		timeout  time.Duration
-		took     *time.Duration
 		activity any
+		took     func(*BrokerRestart) *time.Duration
 	}{
-		{StepStop, grace + time.Minute, &step.Stop, a.StopBroker},
-		{StepStart, 10 * time.Minute, &step.Start, a.StartBroker},
-		{StepRegister, 30 * time.Minute, &step.Register, a.WaitBrokerRegistered},
-		{StepCatchUp, 2 * time.Hour, &step.CatchUp, a.WaitReplicasInSync},
-		{StepElect, 5 * time.Minute, &step.Elect, a.ElectPreferredLeaders},
+		{StepStop, time.Duration(grace)*time.Second + time.Minute, a.StopBroker, func(b *BrokerRestart) *time.Duration { return &b.Stop }},
+		{StepStart, 10 * time.Minute, a.StartBroker, func(b *BrokerRestart) *time.Duration { return &b.Start }},
+		{StepRegister, 30 * time.Minute, a.WaitBrokerRegistered, func(b *BrokerRestart) *time.Duration { return &b.Register }},
+		{StepCatchUp, 2 * time.Hour, a.WaitReplicasInSync, func(b *BrokerRestart) *time.Duration { return &b.CatchUp }},
+		{StepElect, 5 * time.Minute, a.ElectPreferredLeaders, func(b *BrokerRestart) *time.Duration { return &b.Elect }},
 	}
 	for _, s := range steps {
 		t0 := workflow.Now(ctx)
-		for {
-			r.progress.Step = s.name
-			r.setDetails(ctx)
-			actx := brokerActivityContext(ctx, s.timeout, fmt.Sprintf("broker %d: %s", b, s.name))
-			err := workflow.ExecuteActivity(actx, s.activity, brokerIn).Get(ctx, nil)
-			if err == nil {
-				break
-			}
-			// Retries are spent: stop here, touch nothing else, ask.
-			reason := fmt.Sprintf("broker %d: %s failed: %v", b, s.name, err)
-			if _, err := r.askHuman(ctx, b, s.name, reason, false); err != nil {
-				return err
+		if err := r.runStep(ctx, s.name, s.timeout, s.activity, batch, inputs); err != nil {
+			return err
+		}
+		for i := range restarts {
+			*s.took(&restarts[i]) = workflow.Now(ctx).Sub(t0)
+		}
+	}
+	for i := range restarts {
+		restarts[i].Total = workflow.Now(ctx).Sub(began)
+	}
+	r.batches++
+	r.result.Brokers = append(r.result.Brokers, restarts...)
+	r.progress.Done = append(r.progress.Done, batch...)
+	r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, inBatch)
+	return nil
+}
+
+// runStep runs one step's activity for every broker of the batch at once
+// and waits for all. Brokers whose activity failed after its retries pause
+// the roll; resume retries the step for them, and only for them.
+func (r *roll) runStep(ctx workflow.Context, name string, timeout time.Duration, activity any, batch []int32, inputs map[int32]activities.BrokerInput) error {
+	pending := batch
+	for len(pending) > 0 {
+		r.progress.Step = name
+		r.setDetails(ctx)
+		futures := make([]workflow.Future, len(pending))
+		for i, b := range pending {
+			actx := brokerActivityContext(ctx, timeout, fmt.Sprintf("broker %d: %s", b, name))
+			futures[i] = workflow.ExecuteActivity(actx, activity, inputs[b])
+		}
+		var failed []int32
+		var reasons []string
+		for i, f := range futures {
+			if err := f.Get(ctx, nil); err != nil {
+				failed = append(failed, pending[i])
+				reasons = append(reasons, fmt.Sprintf("broker %d: %s failed: %v", pending[i], name, err))
 			}
 		}
-		*s.took = workflow.Now(ctx).Sub(t0)
+		if len(failed) == 0 {
+			return nil
+		}
+		// Retries are spent: stop here, touch nothing else, ask.
+		if _, err := r.askHuman(ctx, failed[0], name, strings.Join(reasons, "; "), false); err != nil {
+			return err
+		}
+		pending = failed
 	}
-	step.Total = workflow.Now(ctx).Sub(began)
-	r.result.Brokers = append(r.result.Brokers, step)
-	r.progress.Done = append(r.progress.Done, b)
-	r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, func(id int32) bool { return id == b })
 	return nil
 }
 
@@ -236,7 +292,7 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 		// A fresh value each time: decoding into the last report would
 		// keep its blockers when the new one omits them.
 		rep = activities.GateReport{}
-		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining}
+		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining, MaxBatch: r.in.MaxBatch}
 		if err := workflow.ExecuteActivity(actx, a.CheckRestartGates, gin).Get(ctx, &rep); err != nil {
 			return rep, false, fmt.Errorf("cluster %s: check gates: %w", r.in.Spec.ID, err)
 		}
@@ -248,6 +304,11 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 		for _, b := range rep.Blockers {
 			r.progress.Blockers = append(r.progress.Blockers, b.String())
 			permanent = permanent || b.Permanent
+		}
+		if r.recoveryProgressed(ctx, rep) {
+			// Recovery is moving: waiting is the right thing, however
+			// long it takes. Only a stalled recovery needs a human.
+			deadline = workflow.Now(ctx).Add(r.in.GateTimeout)
 		}
 		reasons := strings.Join(r.progress.Blockers, "; ")
 		if permanent || !workflow.Now(ctx).Before(deadline) {
@@ -270,6 +331,30 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 			return rep, false, err
 		}
 	}
+}
+
+// recoveryProgressed compares the recovering brokers' logs left with the
+// last check, adds each one's rate and ETA to the progress blockers, and
+// reports whether any of them advanced.
+func (r *roll) recoveryProgressed(ctx workflow.Context, rep activities.GateReport) bool {
+	if r.recovery == nil {
+		r.recovery = map[int32]recoverySample{}
+	}
+	now := workflow.Now(ctx)
+	progressed := false
+	for _, rec := range rep.Recovering {
+		prev, seen := r.recovery[rec.Broker]
+		r.recovery[rec.Broker] = recoverySample{at: now, left: rec.LogsLeft}
+		if !seen || rec.LogsLeft >= prev.left || !now.After(prev.at) {
+			continue
+		}
+		progressed = true
+		perMin := float64(prev.left-rec.LogsLeft) / now.Sub(prev.at).Minutes()
+		eta := time.Duration(float64(rec.LogsLeft) / perMin * float64(time.Minute)).Round(time.Second)
+		r.progress.Blockers = append(r.progress.Blockers,
+			fmt.Sprintf("%s: broker %d recovering at %.0f logs/min, %d left, ETA %s", fleet.GateRecovering, rec.Broker, perMin, rec.LogsLeft, eta))
+	}
+	return progressed
 }
 
 // askHuman pauses the roll until a human decides; it returns the decision,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,8 +36,16 @@ type RollingRestartSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
-	// calls records "<activity>:<broker>" in execution order.
+	// calls records "<activity>:<broker>" in execution order; activities of
+	// a batch run concurrently, hence mu.
+	mu    sync.Mutex
 	calls []string
+}
+
+func (s *RollingRestartSuite) record(call string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
 }
 
 func TestRollingRestart(t *testing.T) { suite.Run(t, new(RollingRestartSuite)) }
@@ -61,12 +71,12 @@ func (s *RollingRestartSuite) recordSteps() {
 	for _, name := range []string{"StopBroker", "StartBroker", "WaitBrokerRegistered", "WaitReplicasInSync"} {
 		name := name
 		s.env.OnActivity(name, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
-			s.calls = append(s.calls, name+":"+itoa(in.Broker))
+			s.record(name + ":" + itoa(in.Broker))
 			return nil
 		})
 	}
 	s.env.OnActivity("ElectPreferredLeaders", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) (int, error) {
-		s.calls = append(s.calls, "ElectPreferredLeaders:"+itoa(in.Broker))
+		s.record("ElectPreferredLeaders:" + itoa(in.Broker))
 		return 1, nil
 	})
 }
@@ -208,7 +218,7 @@ func (s *RollingRestartSuite) TestBrokerThatFailsToStartPausesAndResumeRetries()
 	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3))
 	starts := 0
 	s.env.OnActivity(acts.StopBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
-		s.calls = append(s.calls, "StopBroker:"+itoa(in.Broker))
+		s.record("StopBroker:" + itoa(in.Broker))
 		return nil
 	})
 	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
@@ -216,7 +226,7 @@ func (s *RollingRestartSuite) TestBrokerThatFailsToStartPausesAndResumeRetries()
 		if starts == 1 {
 			return temporal.NewNonRetryableApplicationError("broker 1 failed to start: Map failed", "StartFailed", nil)
 		}
-		s.calls = append(s.calls, "StartBroker:"+itoa(in.Broker))
+		s.record("StartBroker:" + itoa(in.Broker))
 		return nil
 	})
 	for _, name := range []string{"WaitBrokerRegistered", "WaitReplicasInSync"} {
@@ -263,3 +273,85 @@ func (s *RollingRestartSuite) TestGracePeriodSizedToPartitions() {
 }
 
 var errBrokerDidNotStart = errors.New("broker 2 did not start")
+
+func (s *RollingRestartSuite) TestBatchesMoveInLockstep() {
+	spec := testSpec()
+	spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: 4, InstanceID: "i-4"})
+	// Brokers 2 and 4 share no partition; the controller (1) goes alone.
+	snap := fleet.Snapshot{Controller: 1, Partitions: []fleet.Partition{
+		part(0, []int32{1, 2, 3}), part(1, []int32{4, 1, 3}),
+	}}
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.GateInput) (activities.GateReport, error) {
+		batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch)
+		return activities.GateReport{Next: batch[0], Batch: batch, Controller: 1, NextIsControl: batch[0] == 1}, nil
+	})
+	s.recordSteps()
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: spec, OperationID: "op1", RequestedBy: "alice", MaxBatch: 3})
+
+	s.NoError(s.env.GetWorkflowError())
+	var res workflows.RollingRestartResult
+	s.NoError(s.env.GetWorkflowResult(&res))
+	batchOf := map[int32]int{}
+	for _, b := range res.Brokers {
+		batchOf[b.Broker] = b.Batch
+	}
+	s.Equal(map[int32]int{2: 0, 4: 0, 3: 1, 1: 2}, batchOf)
+	// Activities of one step run concurrently, in no fixed order.
+	s.ElementsMatch([]string{"StopBroker:2", "StopBroker:4"}, s.calls[:2], "both brokers of a batch stop before either starts")
+	s.ElementsMatch([]string{"StartBroker:2", "StartBroker:4"}, s.calls[2:4])
+	s.Equal("StopBroker:1", s.calls[len(s.calls)-5], "the controller goes last, alone")
+}
+
+func part(p int32, replicas []int32) fleet.Partition {
+	return fleet.Partition{Topic: "t", Partition: p, Leader: replicas[0], Replicas: replicas, ISR: replicas, MinISR: 2}
+}
+
+func (s *RollingRestartSuite) recoveringGates(left func(check int) int) {
+	checks := 0
+	open := s.gatesOpen(3)
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.GateInput) (activities.GateReport, error) {
+		checks++
+		rep, _ := open(ctx, in)
+		if n := left(checks); n > 0 {
+			rep.Recovering = []activities.Recovery{{Broker: rep.Next, LogsLeft: n}}
+			rep.Blockers = []fleet.Blocker{{Gate: fleet.GateRecovering, Reason: "broker is recovering its logs"}}
+		}
+		return rep, nil
+	})
+}
+
+func (s *RollingRestartSuite) TestRecoveryThatProgressesIsWaitedOutPastTheDeadline() {
+	// 100 logs left, 10 fewer each 5-minute check: 50 minutes, far past the
+	// 10-minute gate deadline, yet never a reason to ask a human.
+	s.recoveringGates(func(check int) int { return max(0, 110-10*check) })
+	s.recordSteps()
+	var details workflows.RollProgress
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(workflows.QueryProgress)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&details))
+	}, 21*time.Minute)
+
+	in := workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", GatePollInterval: 5 * time.Minute, GateTimeout: 10 * time.Minute}
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
+
+	s.NoError(s.env.GetWorkflowError())
+	s.Nil(details.Paused)
+	s.Contains(strings.Join(details.Blockers, "\n"), "recovering at 2 logs/min, 60 left, ETA 30m0s")
+}
+
+func (s *RollingRestartSuite) TestStalledRecoveryAsksAHuman() {
+	s.recoveringGates(func(int) int { return 50 })
+	var abort error
+	var paused workflows.RollProgress
+	s.decide(time.Hour, workflows.Decision{Action: workflows.DecisionAbort, By: "alice"}, &abort, &paused)
+
+	in := workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice", GatePollInterval: 5 * time.Minute, GateTimeout: 10 * time.Minute}
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
+
+	s.Require().NotNil(paused.Paused)
+	s.Contains(paused.Paused.Reason, "recovering")
+	s.Error(s.env.GetWorkflowError())
+	s.Empty(s.calls, "a recovering broker is never restarted")
+}

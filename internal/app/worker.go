@@ -15,6 +15,7 @@ import (
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/kafka"
+	"github.com/kfleet/kfleet/internal/metrics"
 	"github.com/kfleet/kfleet/internal/zookeeper"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -45,6 +46,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Kafka:        kp,
 		ZooKeeper:    zp,
 		Hosts:        cloud.NewSSM(cfg.AWS, cfg.AWSEndpoint),
+		Metrics:      metrics.Scraper{},
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 	}

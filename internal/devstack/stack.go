@@ -113,7 +113,7 @@ func SpecsFromFleet(ep localfleet.Endpoints) map[string]fleet.ClusterSpec {
 	for id, c := range ep.Clusters {
 		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper}
 		for _, b := range c.Brokers {
-			spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: b.ID, InstanceID: b.InstanceID, Rack: b.Rack})
+			spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: b.ID, InstanceID: b.InstanceID, Rack: b.Rack, MetricsURL: b.MetricsURL})
 		}
 		specs[id] = spec
 	}

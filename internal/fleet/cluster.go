@@ -29,6 +29,10 @@ type BrokerSpec struct {
 	ID         int32  `json:"id" yaml:"id"`
 	InstanceID string `json:"instanceId" yaml:"instanceId"`
 	Rack       string `json:"rack,omitempty" yaml:"rack,omitempty"`
+	// MetricsURL is the broker's Prometheus exposition (JMX and node
+	// exporters); empty when the cluster exposes none, which skips the
+	// metrics-based gates.
+	MetricsURL string `json:"metricsUrl,omitempty" yaml:"metricsUrl,omitempty"`
 }
 
 // Validate reports every problem with the spec at once, so an operator fixes

@@ -10,6 +10,7 @@ import (
 const (
 	GateHealthy      = "cluster-healthy"
 	GateAvailability = "availability"
+	GateRecovering   = "not-recovering"
 )
 
 // Blocker is one reason a gate is shut.
@@ -110,6 +111,53 @@ func NextBroker(s Snapshot, remaining []int32) (int32, bool) {
 		}
 	}
 	return sorted[0], true
+}
+
+// NextBatch picks the brokers of a roll's next step among remaining: the
+// broker NextBroker picks, joined by up to maxBatch-1 other remaining brokers
+// such that no two brokers of the batch host a replica of the same
+// partition. With rack-aware placement these are brokers of one rack. The
+// controller always goes alone and last. The availability gate must still
+// hold for the whole batch.
+func NextBatch(s Snapshot, remaining []int32, maxBatch int) []int32 {
+	first, ok := NextBroker(s, remaining)
+	if !ok {
+		return nil
+	}
+	batch := []int32{first}
+	if maxBatch <= 1 || first == s.Controller {
+		return batch
+	}
+	sorted := slices.Clone(remaining)
+	slices.Sort(sorted)
+	for _, id := range sorted {
+		if len(batch) == maxBatch {
+			break
+		}
+		if id == first || id == s.Controller {
+			continue
+		}
+		if !sharesPartition(s, batch, id) {
+			batch = append(batch, id)
+		}
+	}
+	return batch
+}
+
+// sharesPartition reports whether broker hosts a replica of a partition
+// that one of batch also hosts.
+func sharesPartition(s Snapshot, batch []int32, broker int32) bool {
+	for _, p := range s.Partitions {
+		if !p.HostedOn(broker) {
+			continue
+		}
+		for _, b := range batch {
+			if p.HostedOn(b) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // GracePeriodSeconds sizes the controlled-shutdown grace for a broker leading

@@ -129,3 +129,33 @@ func TestClusterSpecValidate(t *testing.T) {
 		assert.True(t, strings.Contains(err.Error(), want), "%q missing from %v", want, err)
 	}
 }
+
+func TestNextBatchSharesNoPartitionControllerAlone(t *testing.T) {
+	// Six brokers; any two brokers that share no partition may go together.
+	s := fleet.Snapshot{Controller: 1}
+	for p, reps := range [][]int32{{1, 2, 3}, {4, 5, 6}, {1, 5, 3}, {4, 2, 6}, {1, 5, 6}} {
+		s.Partitions = append(s.Partitions, part("t", int32(p), reps[0], reps, reps, 2))
+	}
+	cases := []struct {
+		remaining []int32
+		max       int
+		want      []int32
+	}{
+		{[]int32{1, 2, 3, 4, 5, 6}, 1, []int32{2}},
+		{[]int32{1, 2, 3, 4, 5, 6}, 3, []int32{2, 5}},
+		{[]int32{1, 3, 4, 6}, 3, []int32{3, 4}}, // 3 and 4 share nothing; 6 shares with 4
+		{[]int32{1, 4}, 3, []int32{4}},
+		{[]int32{1}, 3, []int32{1}},
+	}
+	for _, c := range cases {
+		got := fleet.NextBatch(s, c.remaining, c.max)
+		assert.Equal(t, c.want, got, "remaining %v max %d", c.remaining, c.max)
+		for i, a := range got {
+			for _, b := range got[i+1:] {
+				for _, p := range s.Partitions {
+					assert.False(t, p.HostedOn(a) && p.HostedOn(b), "brokers %d and %d share %s", a, b, p)
+				}
+			}
+		}
+	}
+}

@@ -97,6 +97,15 @@ type BrokerMetrics struct {
 	FilesystemSize, FilesystemAvail int64
 }
 
+// Scraper scrapes with Scrape; its method value satisfies the small
+// interfaces consumers declare.
+type Scraper struct{}
+
+// Scrape fetches url and parses it; see the package-level Scrape.
+func (Scraper) Scrape(ctx context.Context, url string) (BrokerMetrics, error) {
+	return Scrape(ctx, url)
+}
+
 // Scrape fetches url and parses it (see Parse). An endpoint that does not
 // answer 200 is ErrUnreachable.
 func Scrape(ctx context.Context, url string) (BrokerMetrics, error) {
