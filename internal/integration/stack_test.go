@@ -19,7 +19,7 @@ import (
 
 // temporalBinary finds the pinned temporal CLI: KFLEET_TEMPORAL_BIN (set by
 // make) or bin/temporal at the repository root.
-func temporalBinary(t *testing.T) string {
+func temporalBinary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("KFLEET_TEMPORAL_BIN"); p != "" {
 		return p
@@ -44,7 +44,7 @@ func fastFleet(clusters ...localfleet.ClusterConfig) localfleet.Config {
 
 // startStack starts a whole local stack on free ports in a temporary
 // folder, stopped when the test ends.
-func startStack(t *testing.T, cfg localfleet.Config) *devstack.Stack {
+func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs a Temporal dev server and ZooKeeper")
