@@ -113,3 +113,41 @@ func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T)
 	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
 	assert.Empty(t, stack.Fleet.Violations("local-a"))
 }
+
+// TestIntegrationRollWaitsWhileAReplicaCatchesUp: a broker restarted
+// behind kfleet's back is still catching up, so stopping any other broker
+// would take its partitions under min.insync.replicas. The roll waits on
+// its gates until the replica is back in sync, then proceeds.
+func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
+	cfg := fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
+	cfg.Clusters[0].Timing.CatchUp = 4 * time.Second
+	stack := startStack(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	require.NoError(t, stack.Fleet.StopBroker(ctx, "local-a", 3, "someone else"))
+	require.NoError(t, stack.Fleet.StartBroker(ctx, "local-a", 3, "someone else"))
+	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	require.NoError(t, err)
+	var sawWait bool
+	_, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p app.Progress) {
+		if p.Roll != nil && p.Roll.Step == workflows.StepWaitGates && len(p.Roll.Blockers) > 0 {
+			sawWait = true
+		}
+	})
+	require.NoError(t, err)
+	assert.True(t, sawWait, "the roll reported waiting on a gate")
+
+	var inSync3, firstKfleetStop time.Time
+	for _, e := range stack.Fleet.Audit("local-a") {
+		if e.Broker == 3 && e.Kind == localfleet.EventInSync && inSync3.IsZero() {
+			inSync3 = e.Time
+		}
+		if e.Kind == localfleet.EventStop && e.Who != "someone else" && firstKfleetStop.IsZero() {
+			firstKfleetStop = e.Time
+		}
+	}
+	require.False(t, inSync3.IsZero())
+	assert.True(t, firstKfleetStop.After(inSync3), "kfleet touched nothing until broker 3 was back in sync (stop %s, in sync %s)", firstKfleetStop, inSync3)
+	assert.Empty(t, stack.Fleet.Violations("local-a"))
+}
