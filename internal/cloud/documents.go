@@ -12,7 +12,11 @@ const (
 	DocStopBroker = "kfleet-StopBroker"
 	// DocStartBroker starts the Kafka broker service on the host. Idempotent:
 	// starting a running broker succeeds and changes nothing.
-	// Parameters: Version (optional; the Kafka version to run).
+	// Parameters: Version (optional; the Kafka version to run),
+	// InterBrokerProtocolVersion (optional; written to server.properties as
+	// inter.broker.protocol.version before the start, e.g. "3.6" or
+	// "3.6-IV2"). A running broker on another version or protocol is
+	// refused: both take effect only at a start.
 	DocStartBroker = "kfleet-StartBroker"
 	// DocBrokerStatus prints the broker service state (running, stopped, ...)
 	// as the first line of standard output.
@@ -40,8 +44,11 @@ const (
 const (
 	ParamGracePeriodSeconds = "GracePeriodSeconds"
 	ParamVersion            = "Version"
-	ParamTargetSizeGiB      = "TargetSizeGiB"
-	ParamName               = "Name"
-	ParamValue              = "Value"
-	ParamLines              = "Lines"
+	// ParamInterBrokerProtocolVersion is kfleet-StartBroker's
+	// inter.broker.protocol.version.
+	ParamInterBrokerProtocolVersion = "InterBrokerProtocolVersion"
+	ParamTargetSizeGiB              = "TargetSizeGiB"
+	ParamName                       = "Name"
+	ParamValue                      = "Value"
+	ParamLines                      = "Lines"
 )
