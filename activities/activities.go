@@ -25,6 +25,7 @@ type KafkaReader interface {
 type Registrations interface {
 	BrokerIDs(ctx context.Context, spec fleet.ClusterSpec) ([]int32, error)
 	WaitBrokerRegistered(ctx context.Context, spec fleet.ClusterSpec, broker int32, interval time.Duration, tick func()) error
+	WaitBrokersChanged(ctx context.Context, spec fleet.ClusterSpec, known []int32, interval time.Duration, tick func()) ([]int32, error)
 }
 
 // HostRunner runs kfleet's SSM documents on a broker's host.

@@ -56,10 +56,12 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE or default)")
 	root.AddCommand(
 		newRestartCommand(&g),
+		newUpgradeCommand(&g),
 		newStatusCommand(&g),
 		newClusterCommand(&g),
 		newDecideCommand(&g),
 		newDevCommand(),
 	)
+	root.AddCommand(newControlCommands(&g)...) // pause, resume, cancel
 	return root
 }

@@ -17,6 +17,10 @@ type ClusterInput struct {
 	Spec fleet.ClusterSpec `json:"spec"`
 	// State is carried over continue-as-new; nil on first start.
 	State *ClusterState `json:"state,omitempty"`
+	// EventBudget is the history length past which the entity continues
+	// as new (default 5,000, well before Temporal's 10,240-event warning);
+	// tests make it small.
+	EventBudget int `json:"eventBudget,omitempty"`
 }
 
 // ClusterState is the entity's operational state.
@@ -27,6 +31,16 @@ type ClusterState struct {
 	History []Operation `json:"history,omitempty"`
 	// Seq numbers operations within a run of the entity.
 	Seq int `json:"seq"`
+	// Paused is set while no queued operation may start.
+	Paused *PauseState `json:"paused,omitempty"`
+	// Touching are the brokers the running operation has taken down
+	// (BrokerTouch signals): their registration vanishing is no loss.
+	Touching []BrokerTouch `json:"touching,omitempty"`
+	// Losses are brokers lost without kfleet touching them, newest last
+	// (bounded; open ones are kept).
+	Losses []BrokerLoss `json:"losses,omitempty"`
+	// Watch is what the broker watch last saw; nil until its first answer.
+	Watch *WatchState `json:"watch,omitempty"`
 }
 
 // Operation is one risky operation admitted by the entity.
@@ -45,6 +59,12 @@ type Operation struct {
 	// Existing is set in an update's answer when the request joined an
 	// operation already queued or running instead of adding one.
 	Existing bool `json:"existing,omitempty"`
+	// CancelledBy is who cancelled the operation (the cancel update), and
+	// why; set on the running one as soon as its cancellation is asked.
+	CancelledBy  string `json:"cancelledBy,omitempty"`
+	CancelReason string `json:"cancelReason,omitempty"`
+	// Upgrade holds the versions of a rolling upgrade (rolling_upgrade.go).
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
 }
 
 // Operation statuses.
@@ -53,6 +73,7 @@ const (
 	StatusRunning   = "running"
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
 )
 
 // RestartRequest asks the entity for a rolling restart.
@@ -69,21 +90,44 @@ type ClusterStatus struct {
 
 const (
 	historyKept = 20
-	// eventBudget continues-as-new well before Temporal's 10,240-event
-	// warning, whatever the server suggests.
-	eventBudget = 5000
+	// defaultEventBudget continues-as-new well before Temporal's
+	// 10,240-event warning, whatever the server suggests.
+	defaultEventBudget = 5000
+	// entityVersion versions the entity's commands (workflow.GetVersion):
+	// 1 runs the broker watch and continues as new with queued work.
+	// Runs recorded before it (DefaultVersion) keep neither until their
+	// next continue-as-new.
+	entityVersionChange = "cluster-entity"
+	entityVersion       = 1
 )
 
 // ClusterWorkflow is the durable entity of one managed cluster (ID
 // cluster/<id>). Every risky operation enters through its updates and runs
 // as a child workflow, one at a time, in the order admitted. A request for an
 // operation already queued or running is answered with that operation.
+// Operators pause (no queued operation starts), resume, and cancel a queued
+// or running operation by update.
+//
+// Beside the operations it watches the cluster's broker registrations in
+// ZooKeeper (brokerWatch): a broker that leaves while no operation of
+// kfleet touches it is recorded as a loss, once.
+//
+// Past its event budget it continues as new, carrying its state and queue,
+// once no operation runs and every update handler has finished.
 func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	spec := in.Spec
 	st := ClusterState{}
 	if in.State != nil {
 		st = *in.State
 	}
+	budget := in.EventBudget
+	if budget <= 0 {
+		budget = defaultEventBudget
+	}
+	version := workflow.GetVersion(ctx, entityVersionChange, workflow.DefaultVersion, entityVersion)
+	changed := func(ctx workflow.Context) { setDetails(ctx, spec, st) }
+	watch := newBrokerWatch(ctx, &spec, &st, version >= 1, changed)
+	ctl := &controls{spec: &spec, st: &st, changed: changed}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ClusterStatus, error) {
 		return ClusterStatus{Spec: spec, ClusterState: st}, nil
 	}); err != nil {
@@ -91,7 +135,9 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSpec,
 		func(ctx workflow.Context, s fleet.ClusterSpec) (fleet.ClusterSpec, error) {
+			old := spec
 			spec = s
+			watch.respec(old)
 			return spec, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, s fleet.ClusterSpec) error {
@@ -101,6 +147,9 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 			return s.Validate()
 		}},
 	); err != nil {
+		return err
+	}
+	if err := setUpgradeHandler(ctx, &spec, &st); err != nil { // rolling_upgrade.go
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRequestRestart,
@@ -124,6 +173,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				Status:      StatusQueued,
 			}
 			st.Queue = append(st.Queue, op)
+			changed(ctx)
 			return op, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RestartRequest) error {
@@ -141,40 +191,63 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 		return err
 	}
 
+	if err := ctl.register(ctx); err != nil {
+		return err
+	}
+	workflow.Go(ctx, watch.run)
+	changed(ctx)
+
+	// Runs recorded before entityVersion continued as new only when idle.
+	carry := func() bool { return len(st.Queue) == 0 || st.Paused != nil || version >= 1 }
 	for {
-		if err := workflow.Await(ctx, func() bool { return len(st.Queue) > 0 || shouldContinueAsNew(ctx) }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return st.startable() || shouldContinueAsNew(ctx, budget) }); err != nil {
 			return err
 		}
-		if len(st.Queue) == 0 {
-			// Idle and the history is long: drain handlers, carry the state.
+		// Never while an operation runs (this loop is waiting for it
+		// then): the history is long, drain handlers, carry the state.
+		if shouldContinueAsNew(ctx, budget) && carry() {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return err
 			}
-			if len(st.Queue) == 0 {
-				return workflow.NewContinueAsNewError(ctx, ClusterWorkflow, ClusterInput{Spec: spec, State: &st})
+			if carry() {
+				watch.stop()
+				watch.drainTouches(ctx)
+				workflow.GetLogger(ctx).Info("continuing as new", "Cluster", spec.ID, "Queued", len(st.Queue), "Paused", st.Paused != nil)
+				return workflow.NewContinueAsNewError(ctx, ClusterWorkflow, ClusterInput{Spec: spec, State: &st, EventBudget: in.EventBudget})
 			}
 		}
 		op := st.Queue[0]
 		st.Queue = st.Queue[1:]
 		op.Status, op.StartedAt = StatusRunning, workflow.Now(ctx)
 		st.Running = &op
-		err := runOperation(ctx, spec, op)
+		opCtx, cancel := workflow.WithCancel(ctx)
+		ctl.cancelRunning = cancel
+		changed(ctx)
+		err := runOperation(opCtx, spec, op)
+		ctl.cancelRunning = nil
 		op.FinishedAt = workflow.Now(ctx)
-		op.Status = StatusSucceeded
-		if err != nil {
+		switch {
+		case err == nil:
+			op.Status = StatusSucceeded
+		case op.CancelledBy != "":
+			op.Status, op.Error = StatusCancelled, err.Error()
+			workflow.GetLogger(ctx).Warn("operation cancelled", "Cluster", spec.ID, "Operation", op.ID, "By", op.CancelledBy, "Error", err)
+		default:
 			op.Status, op.Error = StatusFailed, err.Error()
 			workflow.GetLogger(ctx).Error("operation failed", "Cluster", spec.ID, "Operation", op.ID, "Error", err)
 		}
 		st.Running = nil
-		st.History = append(st.History, op)
-		if len(st.History) > historyKept {
-			st.History = st.History[len(st.History)-historyKept:]
-		}
+		watch.release(op)
+		st.record(op)
+		changed(ctx)
 	}
 }
 
 // runOperation runs op as a child workflow and waits for it.
 func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) error {
+	if op.Kind == OpRollingUpgrade {
+		return runUpgrade(ctx, spec, op) // rolling_upgrade.go
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:    op.WorkflowID,
 		StaticSummary: fmt.Sprintf("Rolling restart of **%s** (%d brokers), requested by %s", spec.ID, len(spec.Brokers), op.RequestedBy),
@@ -203,9 +276,9 @@ func (st ClusterState) find(kind string) (Operation, bool) {
 	return Operation{}, false
 }
 
-func shouldContinueAsNew(ctx workflow.Context) bool {
+func shouldContinueAsNew(ctx workflow.Context, budget int) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > eventBudget
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > budget
 }
 
 // Operation finds an operation by id among running, queued and recent ones.

@@ -1,14 +1,17 @@
 package workflows_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -16,7 +19,8 @@ import (
 type ClusterSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
+	env         *testsuite.TestWorkflowEnvironment
+	watchInputs []activities.WatchInput
 }
 
 func TestCluster(t *testing.T) { suite.Run(t, new(ClusterSuite)) }
@@ -24,6 +28,39 @@ func TestCluster(t *testing.T) { suite.Run(t, new(ClusterSuite)) }
 func (s *ClusterSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflow(workflows.RollingRestartWorkflow)
+	s.watchInputs = nil
+}
+
+// watchStep is one answer of the mocked broker watch: the registered set,
+// after waiting that long (workflow clock) from the call.
+type watchStep struct {
+	after      time.Duration
+	registered []int32
+}
+
+// stubBrokerWatch mocks the entity's WatchBrokers activity: a baseline of
+// every broker of testSpec at once, then steps in order, then a watch that
+// never fires. Each call's input is appended to inputs when not nil.
+func stubBrokerWatch(env *testsuite.TestWorkflowEnvironment, inputs *[]activities.WatchInput, steps ...watchStep) {
+	answer := func(ids []int32) func(context.Context, activities.WatchInput) (activities.BrokerChange, error) {
+		return func(_ context.Context, in activities.WatchInput) (activities.BrokerChange, error) {
+			if inputs != nil {
+				*inputs = append(*inputs, in)
+			}
+			return activities.BrokerChange{Registered: ids}, nil
+		}
+	}
+	env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(testSpec().BrokerIDs())).Once()
+	for _, st := range steps {
+		env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(st.registered)).After(st.after).Once()
+	}
+	env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(nil)).After(10000 * time.Hour).Maybe()
+}
+
+// run executes the entity with a broker watch answering steps.
+func (s *ClusterSuite) run(in workflows.ClusterInput, steps ...watchStep) {
+	stubBrokerWatch(s.env, &s.watchInputs, steps...)
+	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, in)
 }
 
 // update sends an update at delay and stores what it answered.
@@ -33,13 +70,15 @@ type answer struct {
 }
 
 func (s *ClusterSuite) update(delay time.Duration, name string, arg any, into *answer) {
-	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
-			OnAccept:   func() {},
-			OnReject:   func(err error) { into.err = err },
-			OnComplete: func(v any, err error) { into.err = err; into.op, _ = v.(workflows.Operation) },
-		}, arg)
-	}, delay)
+	s.env.RegisterDelayedCallback(func() { s.updateNow(name, arg, into) }, delay)
+}
+
+func (s *ClusterSuite) updateNow(name string, arg any, into *answer) {
+	s.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+		OnAccept:   func() {},
+		OnReject:   func(err error) { into.err = err },
+		OnComplete: func(v any, err error) { into.err = err; into.op, _ = v.(workflows.Operation) },
+	}, arg)
 }
 
 func (s *ClusterSuite) status() workflows.ClusterStatus {
@@ -71,7 +110,7 @@ func (s *ClusterSuite) TestRestartRunsAsChildAndDuplicateJoinsIt() {
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, 60*time.Minute)
 
-	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec()})
+	s.run(workflows.ClusterInput{Spec: testSpec()})
 
 	s.Require().NoError(first.err)
 	s.Equal(workflows.OpRollingRestart, first.op.Kind)
@@ -106,7 +145,7 @@ func (s *ClusterSuite) TestFailedRollIsRecordedAndNextRequestRuns() {
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, 20*time.Minute)
 
-	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec()})
+	s.run(workflows.ClusterInput{Spec: testSpec()})
 
 	s.Require().Len(final.History, 2)
 	s.Equal(workflows.StatusFailed, final.History[0].Status)
@@ -136,7 +175,7 @@ func (s *ClusterSuite) TestValidatorsRejectNonsenseAndChangeNothing() {
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, time.Hour)
 
-	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec()})
+	s.run(workflows.ClusterInput{Spec: testSpec()})
 
 	for i, c := range cases {
 		s.Require().Error(answers[i].err, c.name)
@@ -163,9 +202,385 @@ func (s *ClusterSuite) TestSetSpecReplacesSpecForNextOperations() {
 	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &a2)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
 
-	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec()})
+	s.run(workflows.ClusterInput{Spec: testSpec()})
 
 	s.NoError(a1.err)
 	s.NoError(a2.err)
 	s.Equal(newSpec, got)
+}
+
+// statusAt queries the entity's status at delay into st.
+func (s *ClusterSuite) statusAt(delay time.Duration, into *workflows.ClusterStatus) {
+	s.env.RegisterDelayedCallback(func() { *into = s.status() }, delay)
+}
+
+// controlAt sends a pause, resume or cancel update at delay.
+func (s *ClusterSuite) controlAt(delay time.Duration, name string, arg any, into *error, out any) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { *into = err },
+			OnComplete: func(v any, err error) {
+				*into = err
+				switch o := out.(type) {
+				case *workflows.PauseState:
+					*o, _ = v.(workflows.PauseState)
+				case *workflows.Operation:
+					*o, _ = v.(workflows.Operation)
+				}
+			},
+		}, arg)
+	}, delay)
+}
+
+// sleepyRoll stands in for the roll: it takes d and honours cancellation.
+// It is registered under the roll's name rather than mocked: the test
+// environment does not cancel mocked child workflows.
+func (s *ClusterSuite) sleepyRoll(d time.Duration, rolls *int) {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
+		*rolls++
+		return workflows.RollingRestartResult{}, workflow.Sleep(ctx, d)
+	}, workflow.RegisterOptions{Name: "RollingRestartWorkflow"})
+}
+
+func (s *ClusterSuite) TestBrokerLossRecordedOnceAndClosedWhenItComesBack() {
+	var first, both, back, again workflows.ClusterStatus
+	s.statusAt(7*time.Minute, &first)
+	s.statusAt(17*time.Minute, &both)
+	s.statusAt(27*time.Minute, &back)
+	s.statusAt(37*time.Minute, &again)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()},
+		watchStep{5 * time.Minute, []int32{1, 3}},     // broker 2 crashes
+		watchStep{10 * time.Minute, []int32{3}},       // then broker 1
+		watchStep{10 * time.Minute, []int32{1, 2, 3}}, // both come back
+		watchStep{10 * time.Minute, []int32{1, 3}},    // broker 2 crashes again
+	)
+
+	s.Require().Len(first.Losses, 1, "one loss, recorded once")
+	s.Equal(int32(2), first.Losses[0].Broker)
+	s.False(first.Losses[0].Recovered)
+	s.Empty(first.Losses[0].Operation)
+	s.Require().NotNil(first.Watch)
+	s.Equal([]int32{1, 3}, first.Watch.Registered)
+	s.Equal([]int32{2}, first.Watch.Missing)
+	s.Equal(1, first.Watch.Changes)
+
+	s.Require().Len(both.Losses, 2, "broker 2 still lost is not recorded again; broker 1 is a new loss")
+	s.Equal(int32(1), both.Losses[1].Broker)
+
+	s.Require().Len(back.Losses, 2)
+	for _, l := range back.Losses {
+		s.True(l.Recovered, "broker %d registered again", l.Broker)
+		s.False(l.RecoveredAt.Before(l.At))
+	}
+	s.Empty(back.OpenLosses())
+
+	s.Require().Len(again.Losses, 3, "a second loss of the same broker is a new record")
+	s.Equal(int32(2), again.Losses[2].Broker)
+	s.False(again.Losses[2].Recovered)
+	s.Equal(4, again.Watch.Changes)
+
+	// Each watch starts from the set the previous one answered.
+	s.Require().GreaterOrEqual(len(s.watchInputs), 5)
+	s.True(s.watchInputs[0].Initial, "the first watch asks for a baseline")
+	for i, want := range [][]int32{{1, 2, 3}, {1, 3}, {3}, {1, 2, 3}} {
+		s.False(s.watchInputs[i+1].Initial)
+		s.Equal(want, s.watchInputs[i+1].Known, "watch %d", i+1)
+	}
+}
+
+func (s *ClusterSuite) TestOwnRestartIsNoLossButAnotherBrokerCrashingIs() {
+	var rollID string
+	s.env.OnWorkflow(workflows.RollingRestartWorkflow, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
+			rollID = workflow.GetInfo(ctx).WorkflowExecution.ID
+			workflows.NotifyEntity(ctx, 2, true) // at 1 min, before stopping broker 2
+			if err := workflow.Sleep(ctx, 5*time.Minute+30*time.Second); err != nil {
+				return workflows.RollingRestartResult{}, err
+			}
+			workflows.NotifyEntity(ctx, 2, false) // at 6.5 min, broker 2 back in the ISR
+			return workflows.RollingRestartResult{}, workflow.Sleep(ctx, 3*time.Minute)
+		})
+	var req answer
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	var during, crashed, after workflows.ClusterStatus
+	var cancelDown error
+	s.statusAt(5*time.Minute, &during)
+	s.env.RegisterDelayedCallback(func() {
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: req.op.ID, By: "bob"}, &cancelDown, nil)
+	}, 5*time.Minute)
+	s.statusAt(8*time.Minute, &crashed)
+	s.statusAt(20*time.Minute, &after)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()},
+		watchStep{4 * time.Minute, []int32{1, 3}},    // the roll stopped broker 2
+		watchStep{2 * time.Minute, []int32{1, 2, 3}}, // and started it again
+		watchStep{time.Minute, []int32{1, 2}},        // broker 3 crashes during the roll
+	)
+
+	s.Require().NoError(req.err)
+	s.Empty(during.Losses, "the broker the roll took down is not a loss")
+	s.Require().Len(during.Touching, 1)
+	s.Equal(int32(2), during.Touching[0].Broker)
+	s.Equal(rollID, during.Touching[0].By)
+	s.Equal([]int32{1, 3}, during.Watch.Registered)
+	s.Require().Error(cancelDown, "no cancel while the roll has a broker down")
+	s.Contains(cancelDown.Error(), "has broker 2 down")
+
+	s.Require().Len(crashed.Losses, 1)
+	s.Equal(int32(3), crashed.Losses[0].Broker, "a broker the roll did not touch is a loss")
+	s.Equal(req.op.ID, crashed.Losses[0].Operation)
+	s.Empty(crashed.Touching, "the roll let go of broker 2")
+
+	s.Require().Len(after.History, 1)
+	s.Equal(workflows.StatusSucceeded, after.History[0].Status)
+	s.Len(after.Losses, 1)
+}
+
+func (s *ClusterSuite) TestTouchesAreReleasedWhenTheOperationEnds() {
+	s.env.OnWorkflow(workflows.RollingRestartWorkflow, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
+			workflows.NotifyEntity(ctx, 1, true)
+			return workflows.RollingRestartResult{}, errBrokerDidNotStart // gone without letting go
+		})
+	var req answer
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	var final workflows.ClusterStatus
+	s.statusAt(30*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()},
+		watchStep{10 * time.Minute, []int32{2, 3}}, // broker 1 leaves after the roll ended
+	)
+
+	s.Require().Len(final.History, 1)
+	s.Equal(workflows.StatusFailed, final.History[0].Status)
+	s.Empty(final.Touching)
+	s.Require().Len(final.Losses, 1, "once the operation ended, broker 1 leaving is a loss")
+	s.Equal(int32(1), final.Losses[0].Broker)
+}
+
+func (s *ClusterSuite) TestPauseHoldsQueuedWorkUntilResume() {
+	rolls := 0
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var early, noBy, paused, twice, resumed error
+	var pause, lifted workflows.PauseState
+	s.controlAt(30*time.Second, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &early, nil)
+	s.controlAt(time.Minute, workflows.UpdatePause, workflows.PauseRequest{Reason: "no reason"}, &noBy, nil)
+	s.controlAt(2*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob", Reason: "broker maintenance"}, &paused, &pause)
+	s.controlAt(3*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "carol"}, &twice, nil)
+	var req answer
+	s.update(4*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	var held, running, final workflows.ClusterStatus
+	s.statusAt(15*time.Minute, &held)
+	s.controlAt(20*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, &lifted)
+	s.statusAt(21*time.Minute, &running)
+	s.statusAt(40*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	s.Require().Error(early)
+	s.Contains(early.Error(), "not paused")
+	s.Require().Error(noBy)
+	s.Contains(noBy.Error(), "by is required")
+	s.Require().NoError(paused)
+	s.Equal("bob", pause.By)
+	s.Require().Error(twice)
+	s.Contains(twice.Error(), "already paused (by bob")
+	s.Contains(twice.Error(), "broker maintenance")
+
+	s.Require().NoError(req.err, "a request while paused is queued")
+	s.Require().NotNil(held.Paused)
+	s.Nil(held.Running, "nothing starts while paused")
+	s.Require().Len(held.Queue, 1)
+	s.Equal(req.op.ID, held.Queue[0].ID)
+
+	s.Require().NoError(resumed)
+	s.Equal("broker maintenance", lifted.Reason)
+	s.Nil(running.Paused)
+	s.Require().NotNil(running.Running, "resume starts the queued restart")
+	s.Equal(req.op.ID, running.Running.ID)
+	s.Require().Len(final.History, 1)
+	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
+	s.Equal(1, rolls)
+}
+
+func (s *ClusterSuite) TestPauseLetsTheRunningOperationFinish() {
+	rolls := 0
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var req answer
+	var paused error
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.controlAt(2*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob"}, &paused, nil)
+	var final workflows.ClusterStatus
+	s.statusAt(30*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	s.Require().NoError(paused)
+	s.NotNil(final.Paused)
+	s.Require().Len(final.History, 1)
+	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
+}
+
+func (s *ClusterSuite) TestCancelQueuedAndRunningOperations() {
+	rolls := 0
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var paused, resumed, queuedErr, runningErr, twice, finished, unknown, noBy error
+	var queuedOp, runningOp workflows.Operation
+	var first, second answer
+	// A queued restart is removed.
+	s.controlAt(time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob"}, &paused, nil)
+	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &first)
+	s.env.RegisterDelayedCallback(func() {
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: first.op.ID, By: "bob", Reason: "wrong cluster"}, &queuedErr, &queuedOp)
+	}, 3*time.Minute)
+	s.controlAt(4*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, nil)
+	var afterQueued workflows.ClusterStatus
+	s.statusAt(5*time.Minute, &afterQueued)
+	// The running one is cancelled through its workflow.
+	s.update(6*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &second)
+	s.env.RegisterDelayedCallback(func() {
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: second.op.ID, By: "carol"}, &runningErr, &runningOp)
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: second.op.ID, By: "dave"}, &twice, nil)
+	}, 8*time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: first.op.ID, By: "bob"}, &finished, nil)
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: "nope", By: "bob"}, &unknown, nil)
+		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: second.op.ID}, &noBy, nil)
+	}, 30*time.Minute)
+	var final workflows.ClusterStatus
+	s.statusAt(31*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	s.Require().NoError(paused)
+	s.Require().NoError(queuedErr)
+	s.Equal(workflows.StatusCancelled, queuedOp.Status)
+	s.Equal("bob", queuedOp.CancelledBy)
+	s.Require().NoError(resumed)
+	s.Empty(afterQueued.Queue)
+	s.Nil(afterQueued.Running, "the cancelled restart never started")
+
+	s.Require().NoError(runningErr)
+	s.Equal(workflows.StatusRunning, runningOp.Status, "the answer comes at once; the roll stops on its own")
+	s.Equal("carol", runningOp.CancelledBy)
+	s.Require().Error(twice)
+	s.Contains(twice.Error(), "already being cancelled (by carol)")
+
+	s.Equal(1, rolls, "only the second restart ever ran")
+	s.Require().Len(final.History, 2)
+	s.Equal(workflows.StatusCancelled, final.History[0].Status)
+	s.Equal("wrong cluster", final.History[0].CancelReason)
+	s.Equal(workflows.StatusCancelled, final.History[1].Status)
+	s.Equal("carol", final.History[1].CancelledBy)
+	s.Less(final.History[1].FinishedAt.Sub(final.History[1].StartedAt), 10*time.Minute, "the roll was cut short")
+
+	s.Require().Error(finished)
+	s.Contains(finished.Error(), "already finished (cancelled)")
+	s.Require().Error(unknown)
+	s.Contains(unknown.Error(), `unknown operation "nope" on cluster test-a (nothing is running or queued)`)
+	s.Require().Error(noBy)
+	s.Contains(noBy.Error(), "by is required")
+}
+
+// continuedAs decodes the input the entity continued as new with.
+func (s *ClusterSuite) continuedAs() workflows.ClusterInput {
+	var can *workflow.ContinueAsNewError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &can)
+	s.Equal("ClusterWorkflow", can.WorkflowType.Name)
+	var in workflows.ClusterInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &in))
+	return in
+}
+
+func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
+	rolls := 0
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var paused error
+	var req, dup answer
+	s.controlAt(time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob", Reason: "window closed"}, &paused, nil)
+	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice", Brokers: []int32{2}}, &req)
+	// A duplicate, and past the (injected) budget: the duplicate is
+	// answered with the queued restart, then the entity continues as new
+	// with the restart still queued.
+	s.update(3*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "carol"}, &dup)
+	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 4*time.Minute)
+
+	s.run(workflows.ClusterInput{Spec: testSpec(), EventBudget: 100}, watchStep{30 * time.Second, []int32{1, 3}})
+
+	s.Require().NoError(paused)
+	s.Require().NoError(req.err)
+	s.Require().NoError(dup.err)
+	s.True(dup.op.Existing)
+	s.Equal(req.op.ID, dup.op.ID)
+	in := s.continuedAs()
+	s.Equal(testSpec(), in.Spec)
+	s.Equal(100, in.EventBudget, "the budget is carried")
+	s.Require().NotNil(in.State)
+	s.Require().Len(in.State.Queue, 1, "the queued restart is carried")
+	s.Equal(req.op.ID, in.State.Queue[0].ID)
+	s.Equal([]int32{2}, in.State.Queue[0].Brokers)
+	s.Require().NotNil(in.State.Paused)
+	s.Equal("window closed", in.State.Paused.Reason)
+	s.Require().NotNil(in.State.Watch)
+	s.Equal([]int32{1, 3}, in.State.Watch.Registered, "what the watch saw is carried")
+	s.Len(in.State.Losses, 1)
+	s.Zero(rolls)
+
+	// The next run: the same request still joins the carried one, the
+	// watch goes on from the carried set, and resume runs it.
+	s.SetupTest()
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var again answer
+	var resumed error
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "dave"}, &again)
+	s.controlAt(2*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, nil)
+	var final workflows.ClusterStatus
+	s.statusAt(30*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(in)
+
+	s.Require().NoError(again.err)
+	s.True(again.op.Existing)
+	s.Equal(req.op.ID, again.op.ID)
+	s.Require().NoError(resumed)
+	s.Equal(1, rolls)
+	s.Require().Len(final.History, 1)
+	s.Equal(req.op.ID, final.History[0].ID)
+	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
+	s.Require().NotEmpty(s.watchInputs)
+	s.False(s.watchInputs[0].Initial, "no new baseline after continue-as-new")
+	s.Equal([]int32{1, 3}, s.watchInputs[0].Known)
+}
+
+func (s *ClusterSuite) TestNeverContinuesAsNewWhileAnOperationRuns() {
+	rolls := 0
+	s.sleepyRoll(10*time.Minute, &rolls)
+	var req, dup answer
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.env.RegisterDelayedCallback(func() {
+		s.updateNow(workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "bob"}, &dup)
+		s.env.SetCurrentHistoryLength(6000)
+	}, 3*time.Minute)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()}) // default budget: 5,000
+
+	s.Require().NoError(dup.err)
+	s.True(dup.op.Existing)
+	in := s.continuedAs()
+	s.Equal(1, rolls)
+	s.Nil(in.State.Running)
+	s.Require().Len(in.State.History, 1, "the roll finished before the entity continued as new")
+	s.Equal(workflows.StatusSucceeded, in.State.History[0].Status)
+	s.Equal(req.op.ID, in.State.History[0].ID)
+	s.GreaterOrEqual(in.State.History[0].FinishedAt.Sub(in.State.History[0].StartedAt), 10*time.Minute)
 }

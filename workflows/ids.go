@@ -16,15 +16,27 @@ const TaskQueue = "kfleet"
 // search attribute.
 const (
 	OpRollingRestart = "rolling-restart"
+	OpRollingUpgrade = "rolling-upgrade"
 )
 
 // Update, query and workflow names clients use.
 const (
 	UpdateSetSpec        = "set-spec"
 	UpdateRequestRestart = "request-restart"
+	UpdateRequestUpgrade = "request-upgrade"
 	QueryStatus          = "status"
 	QueryProgress        = "progress"
 	UpdateDecide         = "decide"
+)
+
+// The cluster entity's controls (updates) and the signal a roll sends it
+// around each broker it takes down.
+const (
+	UpdatePause  = "pause"
+	UpdateResume = "resume"
+	UpdateCancel = "cancel"
+	// SignalBrokerTouch carries a BrokerTouch from a roll to its entity.
+	SignalBrokerTouch = "broker-touch"
 )
 
 // Search attributes kfleet registers on the Temporal namespace.
@@ -50,4 +62,11 @@ func ClusterWorkflowID(cluster string) string { return "cluster/" + cluster }
 // OperationWorkflowID is the ID of the child workflow running one operation.
 func OperationWorkflowID(cluster, kind, opID string) string {
 	return fmt.Sprintf("cluster/%s/%s/%s", cluster, kind, opID)
+}
+
+// UpgradePhaseWorkflowID is the ID of the rolling restart running one phase
+// of an upgrade: the upgrade's own ID and the phase, e.g.
+// cluster/local-a/upgrade/<id>/binaries.
+func UpgradePhaseWorkflowID(upgradeWorkflowID, phase string) string {
+	return upgradeWorkflowID + "/" + phase
 }

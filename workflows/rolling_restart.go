@@ -30,6 +30,12 @@ type RollingRestartInput struct {
 	// GateTimeout is how long a gate may stay shut before the roll stops
 	// and says why (default 30 min).
 	GateTimeout time.Duration `json:"gateTimeout,omitempty"`
+	// Version is the Kafka version every broker starts with (upgrades);
+	// empty keeps the installed one.
+	Version string `json:"version,omitempty"`
+	// InterBrokerProtocolVersion is set in every broker's server.properties
+	// before it starts (the two rolls of an upgrade); empty keeps it.
+	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
 }
 
 // RollingRestartResult records what the roll did, per broker, in order.
@@ -201,10 +207,12 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 	restarts := make([]BrokerRestart, len(batch))
 	for i, b := range batch {
 		inputs[b] = activities.BrokerInput{
-			Spec:               r.in.Spec,
-			Broker:             b,
-			Reason:             fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
-			GracePeriodSeconds: grace,
+			Spec:                       r.in.Spec,
+			Broker:                     b,
+			Reason:                     fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
+			GracePeriodSeconds:         grace,
+			Version:                    r.in.Version,
+			InterBrokerProtocolVersion: r.in.InterBrokerProtocolVersion,
 		}
 		restarts[i] = BrokerRestart{Broker: b, Batch: r.batches, WasController: b == gate.Controller, GateWait: workflow.Now(ctx).Sub(began)}
 	}
@@ -220,13 +228,26 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 		{StepCatchUp, 2 * time.Hour, a.WaitReplicasInSync, func(b *BrokerRestart) *time.Duration { return &b.CatchUp }},
 		{StepElect, 5 * time.Minute, a.ElectPreferredLeaders, func(b *BrokerRestart) *time.Duration { return &b.Elect }},
 	}
+	// The cluster entity is told which brokers this roll takes down, so
+	// their registrations vanishing are not losses (broker_touch.go).
+	notify := workflow.GetVersion(ctx, "notify-entity", workflow.DefaultVersion, 1) >= 1
 	for _, s := range steps {
+		if notify && s.name == StepStop {
+			for _, b := range batch {
+				notifyEntity(ctx, b, true)
+			}
+		}
 		t0 := workflow.Now(ctx)
 		if err := r.runStep(ctx, s.name, s.timeout, s.activity, batch, inputs); err != nil {
 			return err
 		}
 		for i := range restarts {
 			*s.took(&restarts[i]) = workflow.Now(ctx).Sub(t0)
+		}
+		if notify && s.name == StepCatchUp {
+			for _, b := range batch {
+				notifyEntity(ctx, b, false)
+			}
 		}
 	}
 	for i := range restarts {

@@ -117,6 +117,8 @@ func FollowOperation(ctx context.Context, c client.Client, cluster, opID string,
 			return res, err
 		case workflows.StatusFailed:
 			return res, fmt.Errorf("cluster %s: %s %s failed: %s", cluster, op.Kind, op.ID, op.Error)
+		case workflows.StatusCancelled:
+			return res, fmt.Errorf("cluster %s: %s %s: %w by %s", cluster, op.Kind, op.ID, ErrCancelled, op.CancelledBy)
 		}
 		select {
 		case <-ctx.Done():
@@ -134,6 +136,9 @@ func clusterError(cluster, what string, err error) error {
 	return fmt.Errorf("cluster %s: %s: %w", cluster, what, err)
 }
 
+// ErrCancelled is returned by a follow whose operation was cancelled.
+var ErrCancelled = errors.New("cancelled")
+
 // ErrNothingRunning is returned when a cluster has no operation to decide on.
 var ErrNothingRunning = errors.New("no operation is running")
 
@@ -148,8 +153,12 @@ func Decide(ctx context.Context, c client.Client, cluster string, d workflows.De
 	if st.Running == nil {
 		return p, fmt.Errorf("cluster %s: %w", cluster, ErrNothingRunning)
 	}
+	roll, err := runningRoll(ctx, c, cluster, *st.Running)
+	if err != nil {
+		return p, err
+	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   st.Running.WorkflowID,
+		WorkflowID:   roll,
 		UpdateName:   workflows.UpdateDecide,
 		Args:         []any{d},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -161,4 +170,168 @@ func Decide(ctx context.Context, c client.Client, cluster string, d workflows.De
 		return p, fmt.Errorf("cluster %s: %s %s: decision refused: %w", cluster, st.Running.Kind, st.Running.ID, err)
 	}
 	return p, nil
+}
+
+// runningRoll is the workflow ID of the roll op runs now: op's own, or for
+// an upgrade the roll of its running phase.
+func runningRoll(ctx context.Context, c client.Client, cluster string, op workflows.Operation) (string, error) {
+	if op.Kind != workflows.OpRollingUpgrade {
+		return op.WorkflowID, nil
+	}
+	up, err := upgradeProgress(ctx, c, op.WorkflowID)
+	if err != nil {
+		return "", fmt.Errorf("cluster %s: %s %s: %w", cluster, op.Kind, op.ID, err)
+	}
+	if up.RollWorkflowID == "" {
+		return "", fmt.Errorf("cluster %s: %s %s is between rolls: %w", cluster, op.Kind, op.ID, ErrNothingRunning)
+	}
+	return up.RollWorkflowID, nil
+}
+
+// ErrRefused is returned when the cluster's entity refuses a request (bad
+// versions, a conflicting operation): nothing was started.
+var ErrRefused = errors.New("request refused")
+
+// RequestUpgrade asks the cluster's entity for a rolling upgrade and returns
+// the operation it admitted (or the same upgrade already queued or running).
+// A request that is invalid on its face is refused before Temporal is asked.
+func RequestUpgrade(ctx context.Context, c client.Client, cluster string, req workflows.UpgradeRequest) (workflows.Operation, error) {
+	var op workflows.Operation
+	if err := req.Validate(); err != nil {
+		return op, fmt.Errorf("cluster %s: upgrade: %w: %w", cluster, ErrRefused, err)
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.ClusterWorkflowID(cluster),
+		UpdateName:   workflows.UpdateRequestUpgrade,
+		Args:         []any{req},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &op)
+	}
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return op, nil
+	case errors.As(err, &appErr):
+		return op, fmt.Errorf("cluster %s: upgrade: %w: %w", cluster, ErrRefused, err)
+	default:
+		return op, clusterError(cluster, "request upgrade", err)
+	}
+}
+
+// UpgradeProgress reports an upgrade's state while FollowUpgrade waits.
+type UpgradeProgress struct {
+	Operation workflows.Operation
+	// Upgrade is the upgrade's own progress (phase, roll) while it runs.
+	Upgrade *workflows.UpgradeProgress
+	// Roll is the running phase's roll progress.
+	Roll *workflows.RollProgress
+}
+
+// FollowUpgrade polls the entity until the upgrade finishes, calling
+// onChange whenever what it reports changes, and returns the upgrade's
+// result.
+func FollowUpgrade(ctx context.Context, c client.Client, cluster, opID string, every time.Duration, onChange func(UpgradeProgress)) (workflows.RollingUpgradeResult, error) {
+	var last string
+	var res workflows.RollingUpgradeResult
+	for {
+		st, err := ClusterStatus(ctx, c, cluster)
+		if err != nil {
+			return res, err
+		}
+		op, ok := st.Operation(opID)
+		if !ok {
+			return res, fmt.Errorf("cluster %s: operation %s is not known to the cluster entity", cluster, opID)
+		}
+		p := UpgradeProgress{Operation: op}
+		if op.Status == workflows.StatusRunning {
+			if up, err := upgradeProgress(ctx, c, op.WorkflowID); err == nil {
+				p.Upgrade = &up
+				if up.RollWorkflowID != "" {
+					if v, err := c.QueryWorkflow(ctx, up.RollWorkflowID, "", workflows.QueryProgress); err == nil {
+						var rp workflows.RollProgress
+						if v.Get(&rp) == nil {
+							p.Roll = &rp
+						}
+					}
+				}
+			}
+		}
+		if key := fmt.Sprint(p.Operation.Status, p.Upgrade, p.Roll); key != last {
+			last = key
+			onChange(p)
+		}
+		switch op.Status {
+		case workflows.StatusSucceeded:
+			err := c.GetWorkflow(ctx, op.WorkflowID, "").Get(ctx, &res)
+			return res, err
+		case workflows.StatusFailed:
+			return res, fmt.Errorf("cluster %s: %s %s failed: %s", cluster, op.Kind, op.ID, op.Error)
+		case workflows.StatusCancelled:
+			return res, fmt.Errorf("cluster %s: %s %s: %w by %s", cluster, op.Kind, op.ID, ErrCancelled, op.CancelledBy)
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+func upgradeProgress(ctx context.Context, c client.Client, workflowID string) (workflows.UpgradeProgress, error) {
+	var up workflows.UpgradeProgress
+	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)
+	if err != nil {
+		return up, fmt.Errorf("query %s: %w", workflowID, err)
+	}
+	if err := v.Get(&up); err != nil {
+		return up, fmt.Errorf("decode progress of %s: %w", workflowID, err)
+	}
+	return up, nil
+}
+
+// Pause stops the cluster's entity from starting queued operations; the
+// running one goes on. It returns the pause in force.
+func Pause(ctx context.Context, c client.Client, cluster string, req workflows.PauseRequest) (workflows.PauseState, error) {
+	var p workflows.PauseState
+	return p, control(ctx, c, cluster, workflows.UpdatePause, req, &p)
+}
+
+// Resume lifts the cluster's pause and returns the pause it lifted.
+func Resume(ctx context.Context, c client.Client, cluster string, req workflows.ResumeRequest) (workflows.PauseState, error) {
+	var p workflows.PauseState
+	return p, control(ctx, c, cluster, workflows.UpdateResume, req, &p)
+}
+
+// Cancel removes a queued operation, or asks the running one to stop (its
+// workflow is cancelled; FollowOperation tells when it ended). It returns
+// the operation as the entity answered.
+func Cancel(ctx context.Context, c client.Client, cluster string, req workflows.CancelRequest) (workflows.Operation, error) {
+	var op workflows.Operation
+	return op, control(ctx, c, cluster, workflows.UpdateCancel, req, &op)
+}
+
+// control sends one of the entity's control updates and waits for its
+// answer; a validator's rejection (resume when not paused, an unknown
+// operation id, ...) is ErrRefused: nothing changed.
+func control(ctx context.Context, c client.Client, cluster, update string, arg, answer any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.ClusterWorkflowID(cluster),
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, answer)
+	}
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &appErr):
+		return fmt.Errorf("cluster %s: %s: %w: %s", cluster, update, ErrRefused, appErr.Message())
+	default:
+		return clusterError(cluster, update, err)
+	}
 }

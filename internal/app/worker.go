@@ -57,6 +57,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	})
 	w.RegisterWorkflow(workflows.ClusterWorkflow)
 	w.RegisterWorkflow(workflows.RollingRestartWorkflow)
+	w.RegisterWorkflow(workflows.RollingUpgradeWorkflow)
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		kp.Close()

@@ -43,6 +43,7 @@ type broker struct {
 	// Guarded by cluster.mu.
 	state   State
 	version string
+	ibp     string   // inter.broker.protocol.version; "" until a start sets it
 	gen     uint64   // bumped on every transition; stale catch-ups compare it
 	zk      *zk.Conn // the broker's own session while registered
 	// behindBytes is what was written to its partitions while it was out

@@ -17,6 +17,9 @@ var (
 	ErrUnknownCluster = errors.New("unknown cluster")
 	ErrUnknownBroker  = errors.New("unknown broker")
 	ErrClosed         = errors.New("fleet closed")
+	// ErrRunningMismatch: a start asked a running broker for another
+	// version or inter.broker.protocol.version, which only a start applies.
+	ErrRunningMismatch = errors.New("refusing to change a running broker's version or protocol")
 )
 
 // Static AWS settings of the local fleet. The SSM endpoint checks that a
@@ -196,15 +199,28 @@ func (f *Fleet) StopBroker(ctx context.Context, cluster string, broker int32, wh
 // the ISRs after the catch-up time, in the background. who is recorded in
 // the audit. Starting a running broker is a no-op.
 func (f *Fleet) StartBroker(ctx context.Context, cluster string, broker int32, who string) error {
-	return f.startBroker(ctx, cluster, broker, who, "")
+	return f.startBroker(ctx, cluster, broker, who, "", "")
 }
 
-func (f *Fleet) startBroker(ctx context.Context, cluster string, broker int32, who, version string) error {
+// startBroker is kfleet-StartBroker: version and ibp (the
+// inter.broker.protocol.version), when not empty, are what the broker
+// starts with.
+func (f *Fleet) startBroker(ctx context.Context, cluster string, broker int32, who, version, ibp string) error {
 	c, b, err := f.broker(cluster, broker)
 	if err != nil {
 		return err
 	}
-	return c.start(ctx, b, who, version)
+	return c.start(ctx, b, who, version, ibp)
+}
+
+// Status returns the cluster's brokers (state, Kafka version,
+// inter.broker.protocol.version) and controller, as GET
+// /v1/clusters/{id}/brokers answers.
+func (f *Fleet) Status(cluster string) (ClusterStatus, error) {
+	if _, err := f.cluster(cluster); err != nil {
+		return ClusterStatus{}, err
+	}
+	return f.clusterStatus(cluster), nil
 }
 
 // BrokerState returns a broker's lifecycle state.

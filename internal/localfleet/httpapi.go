@@ -55,6 +55,8 @@ type BrokerStatus struct {
 	Address    string `json:"address"`
 	State      State  `json:"state"`
 	Version    string `json:"version,omitempty"`
+	// InterBrokerProtocolVersion is what the broker last started with.
+	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
 }
 
 func (f *Fleet) clusterStatus(id string) ClusterStatus {
@@ -65,6 +67,7 @@ func (f *Fleet) clusterStatus(id string) ClusterStatus {
 	for _, b := range c.brokers {
 		st.Brokers = append(st.Brokers, BrokerStatus{
 			ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), State: b.state, Version: b.version,
+			InterBrokerProtocolVersion: b.ibp,
 		})
 	}
 	return st

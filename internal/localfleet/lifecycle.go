@@ -89,8 +89,11 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 // start starts broker b: after the startup time it listens again and
 // registers in ZooKeeper (taking the controller role if no broker holds
 // it); it rejoins the ISRs after the catch-up time, in the background.
-// Starting a running or recovering broker changes nothing. version, when
-// not empty, is the Kafka version the broker now runs.
+// Starting a running or recovering broker changes nothing. version and
+// ibp, when not empty, are the Kafka version and the
+// inter.broker.protocol.version the broker now runs with; as with
+// kfleet-StartBroker, both take effect only at a start, so asking a running
+// broker for others is refused (ErrRunningMismatch).
 //
 // The start can fail (an injected fail-to-start, or limits too low for the
 // broker's segments: Map failed, Too many open files): the broker is then
@@ -100,7 +103,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 // broker first recovers its logs (state recovering) and registers when
 // recovery ends, in the background: start returns once recovery has
 // begun, as `systemctl start kafka` returns once the JVM runs.
-func (c *cluster) start(ctx context.Context, b *broker, who, version string) error {
+func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp string) error {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	if err := c.checkOpen(); err != nil {
@@ -108,7 +111,16 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 	}
 	c.mu.Lock()
 	if b.state == StateRunning || b.state == StateRecovering {
+		running, runningIBP := b.version, b.ibp
 		c.mu.Unlock()
+		if version != "" && version != running {
+			return fmt.Errorf("localfleet: cluster %q: broker %d: %w: version %s requested, it runs %s",
+				c.id, b.id, ErrRunningMismatch, version, orUnset(running))
+		}
+		if ibp != "" && ibp != runningIBP {
+			return fmt.Errorf("localfleet: cluster %q: broker %d: %w: inter.broker.protocol.version %s requested, it runs with %s",
+				c.id, b.id, ErrRunningMismatch, ibp, orUnset(runningIBP))
+		}
 		return nil
 	}
 	prev := b.state
@@ -117,7 +129,13 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version string) err
 	if version != "" {
 		b.version = version
 	}
+	if ibp != "" {
+		b.ibp = ibp
+	}
 	c.recordLocked(b, EventStart, who)
+	if b.ibp != "" {
+		c.audit[len(c.audit)-1].Detail = "inter.broker.protocol.version=" + b.ibp
+	}
 	c.mu.Unlock()
 
 	if err := sleepCtx(ctx, c.life, c.cfg.Timing.Startup); err != nil {
@@ -214,6 +232,13 @@ func (c *cluster) catchUp(b *broker, gen uint64, who string) {
 	}
 	c.joinISRLocked(b.id)
 	c.recordLocked(b, EventInSync, who)
+}
+
+func orUnset(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return s
 }
 
 // notRunningLocked describes the brokers other than id that are not

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ const (
 // ssmDocuments lists the documents the fleet runs and their parameters.
 var ssmDocuments = map[string][]string{
 	cloud.DocStopBroker:   {cloud.ParamGracePeriodSeconds},
-	cloud.DocStartBroker:  {cloud.ParamVersion},
+	cloud.DocStartBroker:  {cloud.ParamVersion, cloud.ParamInterBrokerProtocolVersion},
 	cloud.DocBrokerStatus: nil,
 	// Grows the data filesystem to the volume's size (hosts.go).
 	cloud.DocGrowFilesystem: {cloud.ParamTargetSizeGiB},
@@ -236,8 +237,17 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 		if err := validateHostParameter(name, values[0]); err != nil {
 			return err
 		}
+		if re, ok := startBrokerPatterns[name]; ok && !re.MatchString(values[0]) {
+			return ssmErr("InvalidParameters", "parameter %q must match %s, got %q", name, re, values[0])
+		}
 	}
 	return nil
+}
+
+// startBrokerPatterns are kfleet-StartBroker's allowedPattern values.
+var startBrokerPatterns = map[string]*regexp.Regexp{
+	cloud.ParamVersion:                    regexp.MustCompile(`^([0-9]+\.[0-9]+\.[0-9]+)?$`),
+	cloud.ParamInterBrokerProtocolVersion: regexp.MustCompile(`^([0-9]+\.[0-9]+(-IV[0-9]+)?)?$`),
 }
 
 // run executes the command's document on one instance.
@@ -279,7 +289,7 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, ref instanceR
 		}
 		return fmt.Sprintf("broker %d stopped\n", ref.broker), nil
 	case cloud.DocStartBroker:
-		if err := s.f.startBroker(ctx, ref.cluster, ref.broker, who, param(cloud.ParamVersion)); err != nil {
+		if err := s.f.startBroker(ctx, ref.cluster, ref.broker, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("broker %d started\n", ref.broker), nil

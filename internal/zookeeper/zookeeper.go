@@ -90,6 +90,12 @@ func (c *Client) BrokerIDs(context.Context) ([]int32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: list /brokers/ids: %w", c.cluster, err)
 	}
+	return brokerIDs(children), nil
+}
+
+// brokerIDs parses the children of /brokers/ids, ascending; a child that is
+// not a broker id is ignored.
+func brokerIDs(children []string) []int32 {
 	ids := make([]int32, 0, len(children))
 	for _, ch := range children {
 		id, err := strconv.ParseInt(ch, 10, 32)
@@ -99,7 +105,55 @@ func (c *Client) BrokerIDs(context.Context) ([]int32, error) {
 		ids = append(ids, int32(id))
 	}
 	slices.Sort(ids)
-	return ids, nil
+	return ids
+}
+
+// WaitBrokersChanged blocks until the set of broker ids registered under
+// /brokers/ids differs from known (in any order), and returns the new set,
+// ascending. It blocks on a children watch, re-armed after every event, not
+// on polling; a missing /brokers/ids is an empty set, watched until it is
+// created. tick is called at every interval while it waits, so an activity
+// can heartbeat. A set that changes and changes back between two events is
+// not reported: what matters is the set now.
+func (c *Client) WaitBrokersChanged(ctx context.Context, known []int32, interval time.Duration, tick func()) ([]int32, error) {
+	p := c.path("/brokers/ids")
+	want := slices.Sorted(slices.Values(known))
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		children, _, watch, err := c.conn.ChildrenW(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			var exists bool
+			// Watch for the node's creation instead; it may have been
+			// created in between, then list it again.
+			if exists, _, watch, err = c.conn.ExistsW(p); err == nil && exists {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: watch %s: %w", c.cluster, p, err)
+		}
+		if ids := brokerIDs(children); !slices.Equal(ids, want) {
+			return ids, nil
+		}
+	wait:
+		for {
+			select {
+			case ev := <-watch:
+				// A change, or the watch ended with its session (expiry):
+				// list again and re-arm on the session the client
+				// re-established, unless the client itself is closing.
+				if errors.Is(ev.Err, zk.ErrClosing) {
+					return nil, fmt.Errorf("cluster %s: watch %s: %w", c.cluster, p, ev.Err)
+				}
+				break wait
+			case <-t.C:
+				tick()
+			case <-ctx.Done():
+				return nil, fmt.Errorf("cluster %s: watch %s: %w", c.cluster, p, ctx.Err())
+			}
+		}
+	}
 }
 
 // Controller returns the broker id in /controller, -1 when there is none.
@@ -180,6 +234,16 @@ func (p *Pool) WaitBrokerRegistered(ctx context.Context, spec fleet.ClusterSpec,
 		return err
 	}
 	return c.WaitBrokerRegistered(ctx, broker, interval, tick)
+}
+
+// WaitBrokersChanged waits for the cluster's registered broker ids to
+// differ from known; see Client.WaitBrokersChanged.
+func (p *Pool) WaitBrokersChanged(ctx context.Context, spec fleet.ClusterSpec, known []int32, interval time.Duration, tick func()) ([]int32, error) {
+	c, err := p.Client(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return c.WaitBrokersChanged(ctx, known, interval, tick)
 }
 
 // Close ends every session.

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+func newUpgradeCommand(g *globalFlags) *cobra.Command {
+	var (
+		cluster string
+		req     workflows.UpgradeRequest
+		noWait  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "upgrade --cluster ID --version X.Y.Z [--from-ibp A.B]",
+		Short: "Rolling upgrade of a ZooKeeper-mode cluster: new binaries, then the inter-broker protocol",
+		Long: `Asks the cluster's entity workflow (cluster/<id>) for a rolling upgrade and
+follows it until it completes. Two rolling restarts, each with every gate of
+a restart: first each broker starts on --version with
+inter.broker.protocol.version pinned to --from-ibp (the protocol it runs
+now); then, once every broker runs the new binaries, a second roll bumps the
+protocol to --target-ibp (default: the major.minor of --version). A patch
+upgrade whose protocol does not change takes the first roll only.
+
+--from-ibp defaults to the protocol the cluster's last upgrade through kfleet
+ended on; without one it is required. An upgrade to the same version already
+queued or running is joined, not run twice. Exit codes: 0 done, 1 failed,
+2 bad input, unknown cluster or refused (nothing is started), 3 Temporal
+unreachable.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cluster == "" {
+				return exitError{exitBadInput, errors.New("--cluster is required")}
+			}
+			if req.Version == "" {
+				return exitError{exitBadInput, errors.New("--version is required, e.g. --version 3.7.1")}
+			}
+			if err := req.Validate(); err != nil {
+				return exitError{exitBadInput, err}
+			}
+			ctx := cmd.Context()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			op, err := app.RequestUpgrade(ctx, c, cluster, req)
+			if err != nil {
+				if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrRefused) {
+					return exitError{exitBadInput, err}
+				}
+				return err
+			}
+			out := cmd.OutOrStdout()
+			verb := "queued"
+			if op.Existing {
+				verb = "joined existing"
+			}
+			up := op.Upgrade
+			if up == nil { // an entity that predates upgrades would not answer
+				return fmt.Errorf("cluster %s: operation %s carries no upgrade", cluster, op.ID)
+			}
+			protocol := fmt.Sprintf("inter.broker.protocol.version %s -> %s", up.FromIBP, up.TargetIBP)
+			if up.FromIBP == up.TargetIBP {
+				protocol = "inter.broker.protocol.version stays " + up.TargetIBP
+			}
+			fmt.Fprintf(out, "%s rolling upgrade %s of %s to Kafka %s, %s (workflow %s)\n",
+				verb, op.ID, cluster, up.Version, protocol, op.WorkflowID)
+			if noWait {
+				return nil
+			}
+			res, err := app.FollowUpgrade(ctx, c, cluster, op.ID, time.Second, func(p app.UpgradeProgress) {
+				fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeUpgrade(cluster, p))
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "rolling upgrade %s of %s to Kafka %s completed:\n", op.ID, cluster, up.Version)
+			printRoll(out, fmt.Sprintf("binaries (inter.broker.protocol.version pinned to %s)", res.Upgrade.FromIBP), res.Binaries)
+			if res.Protocol != nil {
+				printRoll(out, fmt.Sprintf("protocol (inter.broker.protocol.version %s -> %s)", res.Upgrade.FromIBP, res.Upgrade.TargetIBP), *res.Protocol)
+			} else {
+				fmt.Fprintf(out, "  protocol: already %s, no second roll\n", res.Upgrade.TargetIBP)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id, e.g. local-a")
+	cmd.Flags().StringVar(&req.Version, "version", "", "Kafka version to run, e.g. 3.7.1")
+	cmd.Flags().StringVar(&req.FromIBP, "from-ibp", "", "inter.broker.protocol.version the cluster runs with now, e.g. 3.6 (default: where kfleet's last upgrade left it)")
+	cmd.Flags().StringVar(&req.TargetIBP, "target-ibp", "", "inter.broker.protocol.version to end on (default: major.minor of --version)")
+	cmd.Flags().StringVar(&req.RequestedBy, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upgrade is admitted")
+	return cmd
+}
+
+func describeUpgrade(cluster string, p app.UpgradeProgress) string {
+	u := p.Upgrade
+	if u == nil {
+		return p.Operation.Status
+	}
+	if u.Phase == workflows.UpgradePhaseDone {
+		return "both rolls done"
+	}
+	return fmt.Sprintf("phase %d/%d (%s): %s", u.PhaseNumber, u.Phases, u.Phase,
+		describeProgress(cluster, app.Progress{Operation: p.Operation, Roll: p.Roll}))
+}
+
+func printRoll(out io.Writer, title string, r workflows.RollingRestartResult) {
+	fmt.Fprintf(out, "  %s:\n", title)
+	for _, b := range r.Brokers {
+		ctl := ""
+		if b.WasController {
+			ctl = " (controller)"
+		}
+		fmt.Fprintf(out, "    broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
+			b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
+	}
+	for _, b := range r.Skipped {
+		fmt.Fprintf(out, "    broker %d: skipped by a human\n", b)
+	}
+}
