@@ -20,6 +20,7 @@ func newRestartCommand(g *globalFlags) *cobra.Command {
 		brokers []int32
 		by      string
 		noWait  bool
+		batch   int
 	)
 	cmd := &cobra.Command{
 		Use:   "restart --cluster ID",
@@ -39,7 +40,7 @@ cluster, 3 Temporal unreachable.`,
 				return err
 			}
 			defer c.Close()
-			op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers})
+			op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers, MaxBatch: batch})
 			if err != nil {
 				if errors.Is(err, app.ErrUnknownCluster) {
 					return exitError{exitBadInput, err}
@@ -77,6 +78,7 @@ cluster, 3 Temporal unreachable.`,
 	cmd.Flags().Int32SliceVar(&brokers, "brokers", nil, "restrict the roll to these broker ids (default: all)")
 	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the restart is admitted")
+	cmd.Flags().IntVar(&batch, "batch", 1, "restart up to this many brokers that share no partition together (e.g. one rack at a time); 1 is one at a time")
 	return cmd
 }
 

@@ -51,7 +51,9 @@ type Operation struct {
 	RequestedBy string    `json:"requestedBy"`
 	RequestedAt time.Time `json:"requestedAt"`
 	// Brokers restricts the operation; empty means every broker.
-	Brokers    []int32   `json:"brokers,omitempty"`
+	Brokers []int32 `json:"brokers,omitempty"`
+	// MaxBatch is the roll's batch size (RestartRequest.MaxBatch).
+	MaxBatch   int       `json:"maxBatch,omitempty"`
 	Status     string    `json:"status"`
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"startedAt,omitzero"`
@@ -80,6 +82,9 @@ const (
 type RestartRequest struct {
 	RequestedBy string  `json:"requestedBy"`
 	Brokers     []int32 `json:"brokers,omitempty"`
+	// MaxBatch lets brokers that share no partition restart together;
+	// 0 or 1 is one at a time (see RollingRestartInput.MaxBatch).
+	MaxBatch int `json:"maxBatch,omitempty"`
 }
 
 // ClusterStatus is what the status query answers.
@@ -170,6 +175,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				RequestedBy: req.RequestedBy,
 				RequestedAt: workflow.Now(ctx),
 				Brokers:     req.Brokers,
+				MaxBatch:    req.MaxBatch,
 				Status:      StatusQueued,
 			}
 			st.Queue = append(st.Queue, op)
@@ -184,6 +190,9 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				if _, ok := spec.Broker(b); !ok {
 					return fmt.Errorf("broker %d is not in cluster %s (brokers %v)", b, spec.ID, spec.BrokerIDs())
 				}
+			}
+			if req.MaxBatch < 0 || req.MaxBatch > len(spec.Brokers) {
+				return fmt.Errorf("maxBatch %d: want 0..%d (the cluster's broker count)", req.MaxBatch, len(spec.Brokers))
 			}
 			return nil
 		}},
@@ -259,7 +268,7 @@ func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) er
 		// entity must not leave a roll half-done: the roll finishes on its own.
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	in := RollingRestartInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers}
+	in := RollingRestartInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers, MaxBatch: op.MaxBatch}
 	return workflow.ExecuteChildWorkflow(cctx, RollingRestartWorkflow, in).Get(ctx, nil)
 }
 

@@ -228,17 +228,21 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 		{StepCatchUp, 2 * time.Hour, a.WaitReplicasInSync, func(b *BrokerRestart) *time.Duration { return &b.CatchUp }},
 		{StepElect, 5 * time.Minute, a.ElectPreferredLeaders, func(b *BrokerRestart) *time.Duration { return &b.Elect }},
 	}
+	// Once a batch is past its gates it is finished even if the roll is
+	// cancelled: cancelling mid-step would leave brokers down. The roll
+	// stops at the next gate instead.
+	bctx, _ := workflow.NewDisconnectedContext(ctx)
 	// The cluster entity is told which brokers this roll takes down, so
 	// their registrations vanishing are not losses (broker_touch.go).
 	notify := workflow.GetVersion(ctx, "notify-entity", workflow.DefaultVersion, 1) >= 1
 	for _, s := range steps {
 		if notify && s.name == StepStop {
 			for _, b := range batch {
-				notifyEntity(ctx, b, true)
+				notifyEntity(bctx, b, true)
 			}
 		}
 		t0 := workflow.Now(ctx)
-		if err := r.runStep(ctx, s.name, s.timeout, s.activity, batch, inputs); err != nil {
+		if err := r.runStep(bctx, s.name, s.timeout, s.activity, batch, inputs); err != nil {
 			return err
 		}
 		for i := range restarts {
@@ -246,7 +250,7 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 		}
 		if notify && s.name == StepCatchUp {
 			for _, b := range batch {
-				notifyEntity(ctx, b, false)
+				notifyEntity(bctx, b, false)
 			}
 		}
 	}
@@ -257,7 +261,9 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 	r.result.Brokers = append(r.result.Brokers, restarts...)
 	r.progress.Done = append(r.progress.Done, batch...)
 	r.progress.Remaining = slices.DeleteFunc(r.progress.Remaining, inBatch)
-	return nil
+	// A cancellation that arrived during the batch takes effect now, with
+	// every broker of the batch back in sync.
+	return ctx.Err()
 }
 
 // runStep runs one step's activity for every broker of the batch at once

@@ -355,3 +355,30 @@ func (s *RollingRestartSuite) TestStalledRecoveryAsksAHuman() {
 	s.Error(s.env.GetWorkflowError())
 	s.Empty(s.calls, "a recovering broker is never restarted")
 }
+
+func (s *RollingRestartSuite) TestCancelFinishesTheBrokerInFlightThenStops() {
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3))
+	record := func(name string) func(context.Context, activities.BrokerInput) error {
+		return func(_ context.Context, in activities.BrokerInput) error {
+			s.record(name + ":" + itoa(in.Broker))
+			return nil
+		}
+	}
+	s.env.OnActivity(acts.StopBroker, mock.Anything, mock.Anything).Return(record("StopBroker"))
+	// The start takes five minutes; the cancel lands in the middle.
+	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).After(5 * time.Minute).Return(record("StartBroker"))
+	s.env.OnActivity(acts.WaitBrokerRegistered, mock.Anything, mock.Anything).Return(record("WaitBrokerRegistered"))
+	s.env.OnActivity(acts.WaitReplicasInSync, mock.Anything, mock.Anything).Return(record("WaitReplicasInSync"))
+	s.env.OnActivity(acts.ElectPreferredLeaders, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) (int, error) {
+		s.record("ElectPreferredLeaders:" + itoa(in.Broker))
+		return 0, nil
+	})
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Minute)
+
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, workflows.RollingRestartInput{Spec: testSpec(), OperationID: "op1", RequestedBy: "alice"})
+
+	s.Require().Error(s.env.GetWorkflowError())
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), s.env.GetWorkflowError().Error())
+	s.Equal([]string{"StopBroker:1", "StartBroker:1", "WaitBrokerRegistered:1", "WaitReplicasInSync:1", "ElectPreferredLeaders:1"}, s.calls,
+		"the broker in flight is brought back into sync; no other broker is touched")
+}

@@ -90,7 +90,7 @@ func FollowOperation(ctx context.Context, c client.Client, cluster, opID string,
 	var last string
 	var res workflows.RollingRestartResult
 	for {
-		st, err := ClusterStatus(ctx, c, cluster)
+		st, err := followStatus(ctx, c, cluster, every)
 		if err != nil {
 			return res, err
 		}
@@ -123,6 +123,26 @@ func FollowOperation(ctx context.Context, c client.Client, cluster, opID string,
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// followStatus is ClusterStatus for callers that follow an operation: a
+// query needs a worker to answer it, so while a worker restarts (or
+// Temporal does) queries time out; that is waited out, not reported, until
+// ctx ends. An unknown cluster is reported at once.
+func followStatus(ctx context.Context, c client.Client, cluster string, every time.Duration) (workflows.ClusterStatus, error) {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := ClusterStatus(qctx, c, cluster)
+		cancel()
+		if err == nil || errors.Is(err, ErrUnknownCluster) || ctx.Err() != nil {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		case <-time.After(every):
 		}
 	}
@@ -236,7 +256,7 @@ func FollowUpgrade(ctx context.Context, c client.Client, cluster, opID string, e
 	var last string
 	var res workflows.RollingUpgradeResult
 	for {
-		st, err := ClusterStatus(ctx, c, cluster)
+		st, err := followStatus(ctx, c, cluster, every)
 		if err != nil {
 			return res, err
 		}

@@ -58,18 +58,30 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 		done <- err
 	}()
 	killed := 0
+	seen := 0 // audit events when the last worker was started
 kill:
 	for killed < kills {
+		// Let the new worker make progress first, so the kills spread
+		// over the whole roll instead of piling up on one step.
+		for len(stack.Fleet.Audit("local-a")) == seen {
+			select {
+			case err := <-done:
+				done <- err
+				break kill
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 		select {
 		case err := <-done:
 			done <- err
 			break kill
-		case <-time.After(time.Duration(200+rng.IntN(2500)) * time.Millisecond):
+		case <-time.After(time.Duration(rng.IntN(1500)) * time.Millisecond):
 		}
 		require.NoError(t, w.Kill())
 		killed++
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
 		t.Logf("kill %d: worker killed; brokers stopped so far %v", killed, stops)
+		seen = len(stack.Fleet.Audit("local-a"))
 		w, err = stack.StartWorkerProcess(bin, logs)
 		require.NoError(t, err)
 	}
