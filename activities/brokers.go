@@ -69,7 +69,10 @@ func (a *Activities) CheckRestartGates(ctx context.Context, in GateInput) (GateR
 	if err != nil {
 		return GateReport{}, err
 	}
-	batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch)
+	batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch, func(id int32) string {
+		b, _ := in.Spec.Broker(id)
+		return b.Rack
+	})
 	if len(batch) == 0 {
 		return GateReport{}, badInput(fmt.Errorf("cluster %s: no broker left to restart", in.Spec.ID))
 	}

@@ -119,7 +119,7 @@ func withCluster(cmd *cobra.Command, g *globalFlags, cluster string, fn func(con
 	}
 	defer c.Close()
 	err = fn(ctx, c)
-	if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrRefused) {
+	if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrRefused) || errors.Is(err, app.ErrNothingRunning) {
 		return exitError{exitBadInput, err}
 	}
 	return err

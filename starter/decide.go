@@ -1,10 +1,11 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/workflows"
@@ -24,27 +25,18 @@ touches nothing. skip is only allowed at a gate, before the broker was touched.`
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{workflows.DecisionResume, workflows.DecisionSkip, workflows.DecisionAbort},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cluster == "" {
-				return exitError{exitBadInput, errors.New("--cluster is required")}
-			}
 			action := args[0]
 			if action != workflows.DecisionResume && action != workflows.DecisionSkip && action != workflows.DecisionAbort {
 				return exitError{exitBadInput, fmt.Errorf("unknown decision %q: want resume, skip or abort", action)}
 			}
-			c, err := g.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			p, err := app.Decide(cmd.Context(), c, cluster, workflows.Decision{Action: action, By: by, Reason: reason})
-			if err != nil {
-				if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrNothingRunning) {
-					return exitError{exitBadInput, err}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				p, err := app.Decide(ctx, c, cluster, workflows.Decision{Action: action, By: by, Reason: reason})
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: broker %d was paused at %q (%s)\n", action, p.Broker, p.Step, p.Reason)
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: broker %d was paused at %q (%s)\n", action, p.Broker, p.Step, p.Reason)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/workflows"
@@ -31,47 +32,13 @@ joined, not run twice. Exit codes: 0 done, 1 failed, 2 bad input or unknown
 cluster, 3 Temporal unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster == "" {
-				return exitError{exitBadInput, errors.New("--cluster is required")}
-			}
-			ctx := cmd.Context()
-			c, err := g.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers, MaxBatch: batch})
-			if err != nil {
-				if errors.Is(err, app.ErrUnknownCluster) {
-					return exitError{exitBadInput, err}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers, MaxBatch: batch})
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			out := cmd.OutOrStdout()
-			verb := "queued"
-			if op.Existing {
-				verb = "joined existing"
-			}
-			fmt.Fprintf(out, "%s rolling restart %s of %s (workflow %s)\n", verb, op.ID, cluster, op.WorkflowID)
-			if noWait {
-				return nil
-			}
-			res, err := app.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p app.Progress) {
-				fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(cluster, p))
+				return followRestart(ctx, cmd, c, cluster, op, noWait)
 			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "rolling restart %s of %s completed:\n", op.ID, cluster)
-			for _, b := range res.Brokers {
-				ctl := ""
-				if b.WasController {
-					ctl = " (controller)"
-				}
-				fmt.Fprintf(out, "  broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
-					b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id, e.g. local-a")
@@ -80,6 +47,36 @@ cluster, 3 Temporal unreachable.`,
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the restart is admitted")
 	cmd.Flags().IntVar(&batch, "batch", 1, "restart up to this many brokers that share no partition together (e.g. one rack at a time); 1 is one at a time")
 	return cmd
+}
+
+// followRestart prints the admitted restart and, unless noWait, its
+// progress until it ends.
+func followRestart(ctx context.Context, cmd *cobra.Command, c client.Client, cluster string, op workflows.Operation, noWait bool) error {
+	out := cmd.OutOrStdout()
+	verb := "queued"
+	if op.Existing {
+		verb = "joined existing"
+	}
+	fmt.Fprintf(out, "%s rolling restart %s of %s (workflow %s)\n", verb, op.ID, cluster, op.WorkflowID)
+	if noWait {
+		return nil
+	}
+	res, err := app.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p app.Progress) {
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(cluster, p))
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "rolling restart %s of %s completed:\n", op.ID, cluster)
+	for _, b := range res.Brokers {
+		ctl := ""
+		if b.WasController {
+			ctl = " (controller)"
+		}
+		fmt.Fprintf(out, "  broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
+			b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
+	}
+	return nil
 }
 
 func describeProgress(cluster string, p app.Progress) string {

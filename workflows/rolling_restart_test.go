@@ -282,7 +282,7 @@ func (s *RollingRestartSuite) TestBatchesMoveInLockstep() {
 		part(0, []int32{1, 2, 3}), part(1, []int32{4, 1, 3}),
 	}}
 	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.GateInput) (activities.GateReport, error) {
-		batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch)
+		batch := fleet.NextBatch(snap, in.Remaining, in.MaxBatch, nil)
 		return activities.GateReport{Next: batch[0], Batch: batch, Controller: 1, NextIsControl: batch[0] == 1}, nil
 	})
 	s.recordSteps()

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -48,20 +50,31 @@ func RegisterCluster(ctx context.Context, c client.Client, spec fleet.ClusterSpe
 // RequestRestart asks the cluster's entity for a rolling restart and returns
 // the operation it admitted (or the one already queued or running).
 func RequestRestart(ctx context.Context, c client.Client, cluster string, req workflows.RestartRequest) (workflows.Operation, error) {
+	return requestOperation(ctx, c, cluster, workflows.UpdateRequestRestart, req)
+}
+
+// requestOperation sends an operation request update to the cluster's
+// entity. A request its validator refuses is ErrRefused (nothing started).
+func requestOperation(ctx context.Context, c client.Client, cluster, update string, req any) (workflows.Operation, error) {
 	var op workflows.Operation
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.ClusterWorkflowID(cluster),
-		UpdateName:   workflows.UpdateRequestRestart,
+		UpdateName:   update,
 		Args:         []any{req},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
-	if err != nil {
-		return op, clusterError(cluster, "request restart", err)
+	if err == nil {
+		err = h.Get(ctx, &op)
 	}
-	if err := h.Get(ctx, &op); err != nil {
-		return op, fmt.Errorf("cluster %s: restart refused: %w", cluster, err)
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return op, nil
+	case errors.As(err, &appErr):
+		return op, fmt.Errorf("cluster %s: %s: %w: %w", cluster, update, ErrRefused, err)
+	default:
+		return op, clusterError(cluster, update, err)
 	}
-	return op, nil
 }
 
 // ClusterStatus queries the cluster's entity.
@@ -87,8 +100,35 @@ type Progress struct {
 // FollowOperation polls the entity until the operation finishes, calling
 // onChange whenever what it reports changes, and returns the roll's result.
 func FollowOperation(ctx context.Context, c client.Client, cluster, opID string, every time.Duration, onChange func(Progress)) (workflows.RollingRestartResult, error) {
-	var last string
-	var res workflows.RollingRestartResult
+	return follow[workflows.RollingRestartResult](ctx, c, cluster, opID, every, func(op workflows.Operation) Progress {
+		p := Progress{Operation: op}
+		if op.Status == workflows.StatusRunning {
+			p.Roll = rollProgress(ctx, c, op.WorkflowID)
+		}
+		return p
+	}, onChange)
+}
+
+// rollProgress queries a roll's progress; nil when it cannot be had now.
+func rollProgress(ctx context.Context, c client.Client, workflowID string) *workflows.RollProgress {
+	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)
+	if err != nil {
+		return nil
+	}
+	var rp workflows.RollProgress
+	if v.Get(&rp) != nil {
+		return nil
+	}
+	return &rp
+}
+
+// follow polls the entity until operation opID finishes. probe describes
+// the operation (with its own progress while it runs); onChange sees every
+// description that differs from the last. It returns the operation
+// workflow's result R.
+func follow[R, P any](ctx context.Context, c client.Client, cluster, opID string, every time.Duration, probe func(workflows.Operation) P, onChange func(P)) (R, error) {
+	var last []byte
+	var res R
 	for {
 		st, err := followStatus(ctx, c, cluster, every)
 		if err != nil {
@@ -98,16 +138,8 @@ func FollowOperation(ctx context.Context, c client.Client, cluster, opID string,
 		if !ok {
 			return res, fmt.Errorf("cluster %s: operation %s is not known to the cluster entity", cluster, opID)
 		}
-		p := Progress{Operation: op}
-		if op.Status == workflows.StatusRunning {
-			if v, err := c.QueryWorkflow(ctx, op.WorkflowID, "", workflows.QueryProgress); err == nil {
-				var rp workflows.RollProgress
-				if v.Get(&rp) == nil {
-					p.Roll = &rp
-				}
-			}
-		}
-		if key := fmt.Sprint(p.Operation.Status, p.Roll); key != last {
+		p := probe(op)
+		if key, _ := json.Marshal(p); !bytes.Equal(key, last) {
 			last = key
 			onChange(p)
 		}
@@ -187,7 +219,7 @@ func Decide(ctx context.Context, c client.Client, cluster string, d workflows.De
 		return p, fmt.Errorf("cluster %s: %s %s: %w", cluster, st.Running.Kind, st.Running.ID, err)
 	}
 	if err := h.Get(ctx, &p); err != nil {
-		return p, fmt.Errorf("cluster %s: %s %s: decision refused: %w", cluster, st.Running.Kind, st.Running.ID, err)
+		return p, fmt.Errorf("cluster %s: %s %s: decision %w: %w", cluster, st.Running.Kind, st.Running.ID, ErrRefused, err)
 	}
 	return p, nil
 }
@@ -220,24 +252,7 @@ func RequestUpgrade(ctx context.Context, c client.Client, cluster string, req wo
 	if err := req.Validate(); err != nil {
 		return op, fmt.Errorf("cluster %s: upgrade: %w: %w", cluster, ErrRefused, err)
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.ClusterWorkflowID(cluster),
-		UpdateName:   workflows.UpdateRequestUpgrade,
-		Args:         []any{req},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, &op)
-	}
-	var appErr *temporal.ApplicationError
-	switch {
-	case err == nil:
-		return op, nil
-	case errors.As(err, &appErr):
-		return op, fmt.Errorf("cluster %s: upgrade: %w: %w", cluster, ErrRefused, err)
-	default:
-		return op, clusterError(cluster, "request upgrade", err)
-	}
+	return requestOperation(ctx, c, cluster, workflows.UpdateRequestUpgrade, req)
 }
 
 // UpgradeProgress reports an upgrade's state while FollowUpgrade waits.
@@ -253,50 +268,19 @@ type UpgradeProgress struct {
 // onChange whenever what it reports changes, and returns the upgrade's
 // result.
 func FollowUpgrade(ctx context.Context, c client.Client, cluster, opID string, every time.Duration, onChange func(UpgradeProgress)) (workflows.RollingUpgradeResult, error) {
-	var last string
-	var res workflows.RollingUpgradeResult
-	for {
-		st, err := followStatus(ctx, c, cluster, every)
-		if err != nil {
-			return res, err
-		}
-		op, ok := st.Operation(opID)
-		if !ok {
-			return res, fmt.Errorf("cluster %s: operation %s is not known to the cluster entity", cluster, opID)
-		}
+	return follow[workflows.RollingUpgradeResult](ctx, c, cluster, opID, every, func(op workflows.Operation) UpgradeProgress {
 		p := UpgradeProgress{Operation: op}
-		if op.Status == workflows.StatusRunning {
-			if up, err := upgradeProgress(ctx, c, op.WorkflowID); err == nil {
-				p.Upgrade = &up
-				if up.RollWorkflowID != "" {
-					if v, err := c.QueryWorkflow(ctx, up.RollWorkflowID, "", workflows.QueryProgress); err == nil {
-						var rp workflows.RollProgress
-						if v.Get(&rp) == nil {
-							p.Roll = &rp
-						}
-					}
-				}
+		if op.Status != workflows.StatusRunning {
+			return p
+		}
+		if up, err := upgradeProgress(ctx, c, op.WorkflowID); err == nil {
+			p.Upgrade = &up
+			if up.RollWorkflowID != "" {
+				p.Roll = rollProgress(ctx, c, up.RollWorkflowID)
 			}
 		}
-		if key := fmt.Sprint(p.Operation.Status, p.Upgrade, p.Roll); key != last {
-			last = key
-			onChange(p)
-		}
-		switch op.Status {
-		case workflows.StatusSucceeded:
-			err := c.GetWorkflow(ctx, op.WorkflowID, "").Get(ctx, &res)
-			return res, err
-		case workflows.StatusFailed:
-			return res, fmt.Errorf("cluster %s: %s %s failed: %s", cluster, op.Kind, op.ID, op.Error)
-		case workflows.StatusCancelled:
-			return res, fmt.Errorf("cluster %s: %s %s: %w by %s", cluster, op.Kind, op.ID, ErrCancelled, op.CancelledBy)
-		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(every):
-		}
-	}
+		return p
+	}, onChange)
 }
 
 func upgradeProgress(ctx context.Context, c client.Client, workflowID string) (workflows.UpgradeProgress, error) {

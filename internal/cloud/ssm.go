@@ -34,6 +34,13 @@ func NewSSM(cfg aws.Config, endpoint string) *SSM {
 	return &SSM{client: client, maxPoll: time.Second}
 }
 
+// Polls of a command's first seconds: most kfleet documents finish in
+// seconds, and a roll waits on each.
+const (
+	fastPoll    = 100 * time.Millisecond
+	fastPollFor = 5 * time.Second
+)
+
 // CommandResult is the outcome of a document run on one instance.
 type CommandResult struct {
 	CommandID string
@@ -64,6 +71,7 @@ func (s *SSM) RunDocument(ctx context.Context, instance, document string, params
 		return CommandResult{}, fmt.Errorf("instance %s: send %s: %w", instance, document, err)
 	}
 	id := aws.ToString(sent.Command.CommandId)
+	sentAt := time.Now()
 	wait := 50 * time.Millisecond
 	for {
 		select {
@@ -71,7 +79,13 @@ func (s *SSM) RunDocument(ctx context.Context, instance, document string, params
 			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w", instance, document, id, ctx.Err())
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, s.maxPoll)
+		// Poll closely while a quick command may be finishing (every
+		// step of a roll waits on one), then back off to maxPoll.
+		limit := s.maxPoll
+		if time.Since(sentAt) < fastPollFor {
+			limit = min(limit, fastPoll)
+		}
+		wait = min(2*wait, limit)
 		tick()
 		out, err := s.client.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
 			CommandId:  aws.String(id),

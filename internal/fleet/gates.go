@@ -116,10 +116,12 @@ func NextBroker(s Snapshot, remaining []int32) (int32, bool) {
 // NextBatch picks the brokers of a roll's next step among remaining: the
 // broker NextBroker picks, joined by up to maxBatch-1 other remaining brokers
 // such that no two brokers of the batch host a replica of the same
-// partition. With rack-aware placement these are brokers of one rack. The
-// controller always goes alone and last. The availability gate must still
-// hold for the whole batch.
-func NextBatch(s Snapshot, remaining []int32, maxBatch int) []int32 {
+// partition. Brokers on the first broker's rack are tried first (rack names
+// from rackOf; nil or "" means unknown): with rack-aware placement a rack
+// shares no partition, so batches are whole racks and the roll takes as few
+// steps as racks allow. The controller always goes alone and last. The
+// availability gate must still hold for the whole batch.
+func NextBatch(s Snapshot, remaining []int32, maxBatch int, rackOf func(int32) string) []int32 {
 	first, ok := NextBroker(s, remaining)
 	if !ok {
 		return nil
@@ -128,9 +130,25 @@ func NextBatch(s Snapshot, remaining []int32, maxBatch int) []int32 {
 	if maxBatch <= 1 || first == s.Controller {
 		return batch
 	}
-	sorted := slices.Clone(remaining)
-	slices.Sort(sorted)
-	for _, id := range sorted {
+	rack := func(id int32) string {
+		if rackOf == nil {
+			return ""
+		}
+		return rackOf(id)
+	}
+	candidates := slices.Clone(remaining)
+	slices.SortFunc(candidates, func(a, b int32) int {
+		// Same rack as the first broker before the others, then by id.
+		sameA, sameB := rack(a) != "" && rack(a) == rack(first), rack(b) != "" && rack(b) == rack(first)
+		if sameA != sameB {
+			if sameA {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	})
+	for _, id := range candidates {
 		if len(batch) == maxBatch {
 			break
 		}

@@ -148,7 +148,7 @@ func TestNextBatchSharesNoPartitionControllerAlone(t *testing.T) {
 		{[]int32{1}, 3, []int32{1}},
 	}
 	for _, c := range cases {
-		got := fleet.NextBatch(s, c.remaining, c.max)
+		got := fleet.NextBatch(s, c.remaining, c.max, nil)
 		assert.Equal(t, c.want, got, "remaining %v max %d", c.remaining, c.max)
 		for i, a := range got {
 			for _, b := range got[i+1:] {
@@ -158,4 +158,18 @@ func TestNextBatchSharesNoPartitionControllerAlone(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestNextBatchPrefersTheFirstBrokersRack(t *testing.T) {
+	// Twelve brokers over three racks, replicas rack-aware: a partition
+	// has one replica per rack. Broker 7 (rack a) happens to share no
+	// partition with broker 2 (rack b), but a batch is a whole rack.
+	rack := func(id int32) string { return string(rune('a' + (id-1)%3)) }
+	s := fleet.Snapshot{Controller: 1}
+	for p, reps := range [][]int32{{1, 2, 3}, {4, 5, 6}, {10, 8, 9}, {7, 11, 12}, {4, 11, 3}, {10, 5, 12}, {1, 8, 6}, {7, 5, 9}} {
+		s.Partitions = append(s.Partitions, part("t", int32(p), reps[0], reps, reps, 2))
+	}
+	all := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	assert.Equal(t, []int32{2, 5, 8, 11}, fleet.NextBatch(s, all, 4, rack))
+	assert.Equal(t, []int32{2, 5, 8}, fleet.NextBatch(s, all, 3, rack), "at most maxBatch")
 }
