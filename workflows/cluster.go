@@ -163,21 +163,8 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				op.Existing = true
 				return op, nil
 			}
-			st.Seq++
-			// The run id's tail is its random part (its head is a
-			// timestamp), so ids stay unique across re-registrations.
-			runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
-			id := fmt.Sprintf("%s-%d", runID[max(0, len(runID)-8):], st.Seq)
-			op := Operation{
-				ID:          id,
-				Kind:        OpRollingRestart,
-				WorkflowID:  OperationWorkflowID(spec.ID, "roll", id),
-				RequestedBy: req.RequestedBy,
-				RequestedAt: workflow.Now(ctx),
-				Brokers:     req.Brokers,
-				MaxBatch:    req.MaxBatch,
-				Status:      StatusQueued,
-			}
+			op := st.newOperation(ctx, spec.ID, OpRollingRestart, "roll", req.RequestedBy)
+			op.Brokers, op.MaxBatch = req.Brokers, req.MaxBatch
 			st.Queue = append(st.Queue, op)
 			changed(ctx)
 			return op, nil
@@ -270,6 +257,23 @@ func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) er
 	})
 	in := RollingRestartInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers, MaxBatch: op.MaxBatch}
 	return workflow.ExecuteChildWorkflow(cctx, RollingRestartWorkflow, in).Get(ctx, nil)
+}
+
+// newOperation numbers a new queued operation of kind. Its id ends the
+// entity's run id's tail, the random part (the head is a timestamp), so ids
+// stay unique across re-registrations; slug names it in the workflow id.
+func (st *ClusterState) newOperation(ctx workflow.Context, cluster, kind, slug, requestedBy string) Operation {
+	st.Seq++
+	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	id := fmt.Sprintf("%s-%d", runID[max(0, len(runID)-8):], st.Seq)
+	return Operation{
+		ID:          id,
+		Kind:        kind,
+		WorkflowID:  OperationWorkflowID(cluster, slug, id),
+		RequestedBy: requestedBy,
+		RequestedAt: workflow.Now(ctx),
+		Status:      StatusQueued,
+	}
 }
 
 // find returns the queued or running operation of kind.

@@ -308,20 +308,8 @@ func setUpgradeHandler(ctx workflow.Context, spec *fleet.ClusterSpec, st *Cluste
 				existing.Existing = true
 				return *existing, nil
 			}
-			st.Seq++
-			// As for restarts: the run id's random tail keeps ids unique
-			// across re-registrations.
-			runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
-			id := fmt.Sprintf("%s-%d", runID[max(0, len(runID)-8):], st.Seq)
-			op := Operation{
-				ID:          id,
-				Kind:        OpRollingUpgrade,
-				WorkflowID:  OperationWorkflowID(spec.ID, "upgrade", id),
-				RequestedBy: req.RequestedBy,
-				RequestedAt: workflow.Now(ctx),
-				Status:      StatusQueued,
-				Upgrade:     &up,
-			}
+			op := st.newOperation(ctx, spec.ID, OpRollingUpgrade, "upgrade", req.RequestedBy)
+			op.Upgrade = &up
 			st.Queue = append(st.Queue, op)
 			return op, nil
 		},
