@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 	"gopkg.in/yaml.v3"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
 )
 
 func newClusterCommand(g *globalFlags) *cobra.Command {
@@ -61,27 +64,29 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 	var cluster string
 	cmd := &cobra.Command{
 		Use:   "status --cluster ID",
-		Short: "Show a cluster's entity: spec, running operation, queue, history (JSON)",
+		Short: "Show a cluster's entity: spec, running operation and its step, queue, history, losses (JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster == "" {
-				return exitError{exitBadInput, errors.New("--cluster is required")}
-			}
-			c, err := g.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, err := app.ClusterStatus(cmd.Context(), c, cluster)
-			if err != nil {
-				if errors.Is(err, app.ErrUnknownCluster) {
-					return exitError{exitBadInput, err}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				st, err := app.ClusterStatus(ctx, c, cluster)
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(st)
+				out := struct {
+					workflows.ClusterStatus
+					// Progress is the running operation's own progress
+					// (its step, broker, blockers, pause), when it answers.
+					Progress any `json:"runningProgress,omitempty"`
+				}{ClusterStatus: st}
+				if st.Running != nil {
+					if v, err := c.QueryWorkflow(ctx, st.Running.WorkflowID, "", workflows.QueryProgress); err == nil {
+						_ = v.Get(&out.Progress)
+					}
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
