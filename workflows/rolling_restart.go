@@ -284,7 +284,7 @@ func (r *roll) runStep(ctx workflow.Context, name string, timeout time.Duration,
 		for i, f := range futures {
 			if err := f.Get(ctx, nil); err != nil {
 				failed = append(failed, pending[i])
-				reasons = append(reasons, fmt.Sprintf("broker %d: %s failed: %v", pending[i], name, err))
+				reasons = append(reasons, fmt.Sprintf("broker %d: %s failed: %s", pending[i], name, activityMessage(err)))
 			}
 		}
 		if len(failed) == 0 {
@@ -424,6 +424,17 @@ func (r *roll) decide(_ workflow.Context, d Decision) (Pause, error) {
 	p := *r.progress.Paused
 	r.decision = &d
 	return p, nil
+}
+
+// activityMessage is what an activity failed with, without the SDK's
+// wrapping (activity type, event ids, the same cause printed again), so a
+// human reads the host's own words.
+func activityMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
 }
 
 func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
