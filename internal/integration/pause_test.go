@@ -35,20 +35,6 @@ func waitPaused(ctx context.Context, t *testing.T, stack *devstack.Stack, op wor
 	return pause
 }
 
-// stopsAndStarts counts each broker's stop and start requests in the audit.
-func stopsAndStarts(events []localfleet.Event) (stops, starts map[int32]int) {
-	stops, starts = map[int32]int{}, map[int32]int{}
-	for _, e := range events {
-		switch e.Kind {
-		case localfleet.EventStop:
-			stops[e.Broker]++
-		case localfleet.EventStart:
-			starts[e.Broker]++
-		}
-	}
-	return stops, starts
-}
-
 // TestIntegrationBrokerFailsToStartPausesThenResumes: a broker that will
 // not start pauses the roll with that broker down and nothing else touched;
 // once the cause is fixed a human resumes and the roll completes.

@@ -43,26 +43,8 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	assert.Equal(t, controllerBefore, res.Brokers[2].Broker, "the controller is restarted last")
 
 	// The fleet's account.
-	events := stack.Fleet.Audit("local-a")[auditBefore:]
-	stops, starts := map[int32]int{}, map[int32]int{}
-	var stopOrder []int32
-	down := int32(-1)
-	for _, e := range events {
-		switch e.Kind {
-		case localfleet.EventStop:
-			require.Equal(t, int32(-1), down, "broker %d stopped while broker %d was down", e.Broker, down)
-			down = e.Broker
-			stops[e.Broker]++
-			stopOrder = append(stopOrder, e.Broker)
-		case localfleet.EventStart:
-			require.Equal(t, down, e.Broker, "start of a broker that was not the one down")
-			starts[e.Broker]++
-		case localfleet.EventInSync:
-			if e.Broker == down {
-				down = -1
-			}
-		}
-	}
+	audit := auditSerial(t, stack.Fleet.Audit("local-a")[auditBefore:])
+	stops, starts, stopOrder := audit.stops, audit.starts, audit.stopOrder
 	for _, b := range []int32{1, 2, 3} {
 		assert.Equal(t, 1, stops[b], "broker %d stops", b)
 		assert.Equal(t, 1, starts[b], "broker %d starts", b)

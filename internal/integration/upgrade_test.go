@@ -76,7 +76,7 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 	// The fleet's account.
 	assertBrokersOn(t, stack.Fleet, "3.7.1", "3.7")
 	events := stack.Fleet.Audit("local-a")[auditBefore:]
-	stops := auditRolls(t, events)
+	stops := auditSerial(t, events).stops
 	bumped := false
 	for _, e := range events {
 		if e.Kind != localfleet.EventStart {
@@ -124,7 +124,7 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 	assert.Contains(t, out, "phase 1/1 (binaries)")
 	assert.Contains(t, out, "no second roll")
 	assertBrokersOn(t, stack.Fleet, "3.7.2", "3.7")
-	stops = auditRolls(t, stack.Fleet.Audit("local-a")[auditBefore:])
+	stops = auditSerial(t, stack.Fleet.Audit("local-a")[auditBefore:]).stops
 	for _, b := range []int32{1, 2, 3} {
 		assert.Equal(t, 1, stops[b], "broker %d", b)
 	}
@@ -143,27 +143,4 @@ func assertBrokersOn(t *testing.T, f *localfleet.Fleet, version, ibp string) {
 		assert.Equal(t, version, b.Version, "broker %d", b.ID)
 		assert.Equal(t, ibp, b.InterBrokerProtocolVersion, "broker %d", b.ID)
 	}
-}
-
-// auditRolls walks an audit of rolls and fails when a broker went down
-// while another was not back in sync; it returns the stops per broker.
-func auditRolls(t *testing.T, events []localfleet.Event) map[int32]int {
-	t.Helper()
-	stops := map[int32]int{}
-	down := int32(-1)
-	for _, e := range events {
-		switch e.Kind {
-		case localfleet.EventStop:
-			require.Equal(t, int32(-1), down, "broker %d stopped while broker %d was down", e.Broker, down)
-			down = e.Broker
-			stops[e.Broker]++
-		case localfleet.EventStart:
-			require.Equal(t, down, e.Broker, "start of a broker that was not the one down")
-		case localfleet.EventInSync:
-			if e.Broker == down {
-				down = -1
-			}
-		}
-	}
-	return stops
 }
