@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // proxyHost is where every broker proxy listens and what it advertises.
@@ -72,7 +73,7 @@ type cluster struct {
 	wg   *sync.WaitGroup
 
 	kf      *kfake.Cluster
-	kfAddrs []string    // kfake listen addresses, indexed by kfake node
+	kfAddrs []string    // kfake listen addresses: one, kfakeNode's
 	kcl     *kgo.Client // talks to kfake directly, bypassing the proxies
 
 	// diskUsage reads a broker host's data volume (size and used bytes of
@@ -86,6 +87,9 @@ type cluster struct {
 	brokers    []*broker // index = id-1
 	controller int32     // -1 when no broker runs
 	topics     map[string]*topicModel
+	// plans are topics being created whose model does not exist yet, with
+	// the replication they were asked for (topicPlan).
+	plans map[string]*topicPlan
 	// placement is the broker order replica assignment walks (racks
 	// alternate); immutable after start.
 	placement  []int32
@@ -140,6 +144,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		wg:         wg,
 		controller: -1,
 		topics:     map[string]*topicModel{},
+		plans:      map[string]*topicPlan{},
 	}
 	defer func() {
 		if err != nil {
@@ -160,14 +165,29 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 
 	c.placement = rackAlternated(c.brokers)
 
+	// One kfake node serves every broker proxy (doc.go): a client's SASL
+	// session then lives on its single upstream connection.
 	kopts := []kfake.Opt{
-		kfake.NumBrokers(cfg.Brokers),
+		kfake.NumBrokers(1),
 		kfake.ClusterID("kfleet-" + cfg.ID),
 		kfake.WithLogger(kfakeLogger{c.log.With().Str("component", "kfake").Logger()}),
 		kfake.BrokerConfigs(map[string]string{
 			"min.insync.replicas":        strconv.Itoa(cfg.MinInsyncReplicas),
 			"default.replication.factor": strconv.Itoa(min(defaultReplicationFactor, cfg.Brokers)),
 		}),
+	}
+	kclOpts := []kgo.Opt{}
+	if cfg.SASL.Enabled {
+		kopts = append(kopts, kfake.EnableSASL(), kfake.Superuser(cfg.SASL.Mechanism, cfg.SASL.Superuser, cfg.SASL.SuperuserPassword))
+		auth := scram.Auth{User: cfg.SASL.Superuser, Pass: cfg.SASL.SuperuserPassword}
+		mech := auth.AsSha512Mechanism()
+		if cfg.SASL.Mechanism == SCRAMSHA256 {
+			mech = auth.AsSha256Mechanism()
+		}
+		kclOpts = append(kclOpts, kgo.SASL(mech))
+	}
+	if cfg.ACLs {
+		kopts = append(kopts, kfake.EnableACLs())
 	}
 	if opts.DataDir != "" {
 		kopts = append(kopts, kfake.DataDir(filepath.Join(opts.DataDir, cfg.ID, "kafka")))
@@ -176,7 +196,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		return nil, fmt.Errorf("localfleet: cluster %q: start kfake: %w", c.id, err)
 	}
 	c.kfAddrs = c.kf.ListenAddrs()
-	if c.kcl, err = kgo.NewClient(kgo.SeedBrokers(c.kfAddrs...)); err != nil {
+	if c.kcl, err = kgo.NewClient(append(kclOpts, kgo.SeedBrokers(c.kfAddrs...))...); err != nil {
 		return nil, fmt.Errorf("localfleet: cluster %q: kfake client: %w", c.id, err)
 	}
 	if err := c.seedTopics(ctx); err != nil {
@@ -215,8 +235,12 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 func (c *cluster) seedTopics(ctx context.Context) error {
 	adm := kadm.NewClient(c.kcl)
 	for _, t := range c.cfg.Topics {
+		c.mu.Lock()
+		c.planTopicLocked(t.Name, &topicPlan{rf: int(t.ReplicationFactor)})
+		c.mu.Unlock()
+		// kfake has one node: it stores one replica, the model the rest.
 		ctx, cancel := context.WithTimeout(ctx, kfakeCallTimeout)
-		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, nil, t.Name)
+		resp, err := adm.CreateTopic(ctx, t.Partitions, -1, nil, t.Name)
 		cancel()
 		if err == nil {
 			err = resp.Err
@@ -245,21 +269,6 @@ func (c *cluster) refresh(ctx context.Context) error {
 	}
 	return nil
 }
-
-// coordinatorNode returns the kfake node that coordinates key, or -1 once
-// the cluster is closing. kfake's admin calls block forever after Close, so
-// they are only made under c.mu while the cluster is open.
-func (c *cluster) coordinatorNode(key string) int32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return -1
-	}
-	return c.kf.CoordinatorFor(key)
-}
-
-// kfakeControllerNode is kfake's fixed controller: its highest node.
-func (c *cluster) kfakeControllerNode() int32 { return int32(len(c.kfAddrs) - 1) }
 
 func (c *cluster) bootstrap() []string {
 	out := make([]string, 0, len(c.brokers))

@@ -45,7 +45,30 @@ type ClusterConfig struct {
 	// recovery after an unclean stop takes longer the more there are, and
 	// each needs 2 memory maps (vm.max_map_count). Default 2000.
 	SegmentsPerBroker int `yaml:"segmentsPerBroker,omitempty" json:"segmentsPerBroker,omitempty"`
+	// SASL turns on SASL/SCRAM authentication on every broker listener.
+	SASL SASLConfig `yaml:"sasl,omitempty" json:"sasl,omitempty"`
+	// ACLs turns on ACL enforcement (kfake's authorizer; super users
+	// bypass it). Requires SASL.
+	ACLs bool `yaml:"acls,omitempty" json:"acls,omitempty"`
 }
+
+// SASLConfig enables SASL/SCRAM on a cluster's listeners, with one seeded
+// superuser that the fleet itself authenticates as. Further SCRAM users are
+// created by clients (AlterUserScramCredentials) as on a real cluster.
+type SASLConfig struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Mechanism is SCRAM-SHA-256 or SCRAM-SHA-512 (the default).
+	Mechanism string `yaml:"mechanism,omitempty" json:"mechanism,omitempty"`
+	Superuser string `yaml:"superuser,omitempty" json:"superuser,omitempty"`
+	// SuperuserPassword is never logged nor served by the fleet API.
+	SuperuserPassword string `yaml:"superuserPassword,omitempty" json:"-"`
+}
+
+// SCRAM mechanisms a cluster's SASL can use.
+const (
+	SCRAMSHA256 = "SCRAM-SHA-256"
+	SCRAMSHA512 = "SCRAM-SHA-512"
+)
 
 // TopicConfig is a topic seeded at start.
 type TopicConfig struct {
@@ -176,6 +199,9 @@ func (c Config) withDefaults() Config {
 			cl.SegmentsPerBroker = defaultSegmentsPerBroker
 		}
 		cl.Volume = cl.Volume.withDefaults()
+		if cl.SASL.Enabled && cl.SASL.Mechanism == "" {
+			cl.SASL.Mechanism = SCRAMSHA512
+		}
 		out.Clusters[i] = cl
 	}
 	return out
@@ -250,6 +276,17 @@ func (c Config) Validate() error {
 		}
 		if err := cl.Volume.validate(); err != nil {
 			bad("%v", err)
+		}
+		if cl.SASL.Enabled {
+			if cl.SASL.Mechanism != SCRAMSHA256 && cl.SASL.Mechanism != SCRAMSHA512 {
+				bad("sasl.mechanism must be %s or %s, got %q", SCRAMSHA256, SCRAMSHA512, cl.SASL.Mechanism)
+			}
+			if cl.SASL.Superuser == "" || cl.SASL.SuperuserPassword == "" {
+				bad("sasl needs superuser and superuserPassword")
+			}
+		}
+		if cl.ACLs && !cl.SASL.Enabled {
+			bad("acls needs sasl.enabled (the fleet authenticates as the superuser)")
 		}
 		if cl.SegmentsPerBroker < 0 {
 			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)

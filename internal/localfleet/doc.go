@@ -3,13 +3,29 @@
 // integration tests. The product talks to it only through real protocols,
 // so it runs unchanged against it:
 //
-//   - Kafka protocol: each cluster is one kfake cluster behind one TCP proxy
-//     per broker. The proxy forwards requests to kfake but answers what
-//     kfake cannot model (Metadata, DescribeCluster, FindCoordinator,
-//     ElectLeaders) from the fleet's own replication model, which is the
-//     truth: replicas, ISR, leaders, controller and broker states. kfake's
-//     partition leaders are kept equal to the model's (MoveTopicPartition) so
-//     that produce and fetch reach the leader the model advertises.
+//   - Kafka protocol: each cluster is one kfake cluster with a single node
+//     behind one TCP proxy per broker. Every client connection has exactly
+//     one upstream connection to that node, so SASL handshake and
+//     authenticate frames pass through and kfake enforces SCRAM and ACLs
+//     on it (ClusterConfig.SASL, ClusterConfig.ACLs); client quotas are
+//     stored by kfake. The proxy answers what kfake cannot model
+//     (ElectLeaders, DescribeLogDirs, partition reassignments) and rewrites
+//     Metadata, DescribeCluster, FindCoordinator and the Produce/Fetch
+//     leader hints from the fleet's own replication model, which is the
+//     truth: replicas, ISR, leaders, controller and broker states.
+//     Coordinators are spread by hashing the key over running brokers.
+//   - kfake facts the proxy works around: its one node leads every
+//     partition, coordinates everything and is the controller, so any
+//     proxy may forward anything to it; kfake's leader epoch is reported
+//     unchanged (clients send it back in fetches and kfake checks it).
+//     kfake refuses a replication factor above its node count and stores
+//     one replica, so CreateTopics is validated against the fleet's brokers
+//     (INVALID_REPLICATION_FACTOR), forwarded with the default replication
+//     factor and no manual assignment, and the requested replication (or
+//     assignment, in broker ids) is kept in the model and restored in the
+//     response; new partitions (CreatePartitions) get their topic's
+//     replication factor. kfake knows only broker "0", so BROKER config
+//     resources are renamed to "0" on the way in and back on the way out.
 //   - ZooKeeper: every running broker holds its own session with an
 //     ephemeral /brokers/ids/<id>, and the controller's session owns
 //     /controller, all under the chroot /kfleet/<cluster-id>, exactly as a

@@ -267,6 +267,16 @@ type ClusterEndpoints struct {
 	Bootstrap []string         `json:"bootstrap"` // broker proxy addresses
 	ZooKeeper string           `json:"zookeeper"` // connect string with chroot
 	Brokers   []BrokerEndpoint `json:"brokers"`
+	// SASL is set when the cluster requires SASL/SCRAM; the superuser's
+	// password is in the fleet configuration, never here.
+	SASL *SASLEndpoint `json:"sasl,omitempty"`
+	ACLs bool          `json:"acls,omitempty"` // ACLs are enforced
+}
+
+// SASLEndpoint says how a cluster authenticates clients.
+type SASLEndpoint struct {
+	Mechanism string `json:"mechanism"` // SCRAM-SHA-256 or SCRAM-SHA-512
+	Superuser string `json:"superuser"`
 }
 
 // BrokerEndpoint is one broker's identity and address.
@@ -300,7 +310,10 @@ func (f *Fleet) Endpoints() Endpoints {
 	}
 	for _, id := range f.order {
 		c := f.clusters[id]
-		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot}
+		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot, ACLs: c.cfg.ACLs}
+		if c.cfg.SASL.Enabled {
+			ce.SASL = &SASLEndpoint{Mechanism: c.cfg.SASL.Mechanism, Superuser: c.cfg.SASL.Superuser}
+		}
 		for _, b := range c.brokers {
 			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack,
 				MetricsURL: f.MetricsURL(id, b.id)})

@@ -20,7 +20,25 @@ import (
 type topicModel struct {
 	id    [16]byte // kfake's topic id; a new id means the topic was recreated
 	parts map[int32]*partition
+	plan  *topicPlan // what the creator asked for; nil when unknown
 }
+
+// topicPlan is the replication a topic was created with. kfake runs one
+// node and stores every topic with one replica, so the requested
+// replication factor (or manual assignment, in broker ids) lives here.
+type topicPlan struct {
+	rf     int
+	assign map[int32][]int32 // by partition; may be nil
+}
+
+// planTopicLocked records the replication a topic is being created with;
+// learnLocked hands it to the topic's model when kfake reports the topic.
+func (c *cluster) planTopicLocked(name string, plan *topicPlan) {
+	c.plans[name] = plan
+}
+
+// defaultRFLocked is the cluster's default.replication.factor.
+func (c *cluster) defaultRFLocked() int { return min(defaultReplicationFactor, len(c.brokers)) }
 
 // partition is the model of one partition. Broker ids, never kfake nodes.
 type partition struct {
@@ -29,23 +47,18 @@ type partition struct {
 	replicas []int32       // replicas[0] is the preferred leader
 	isr      []int32       // kept in replica order
 	leader   int32         // -1 when no replica is in sync
-	epoch    int32         // kfake's leader epoch, which clients fence fetches with
+	epoch    int32         // kfake's leader epoch, reported unchanged (clients fence fetches with it)
 	bytes    int64         // log size on an in-sync replica (DescribeLogDirs)
 	reassign *reassignment // nil unless a reassignment is in progress
 }
 
 func (p *partition) String() string { return fmt.Sprintf("%s-%d", p.topic, p.id) }
 
-// kfake numbers its nodes 0..N-1 and we never add or remove nodes, so the
-// fleet's broker id is the kfake node plus one.
-func brokerOfNode(node int32) int32 {
-	if node < 0 {
-		return node
-	}
-	return node + 1
-}
-
-func nodeOfBroker(broker int32) int32 { return broker - 1 }
+// kfakeNode is kfake's only node: it leads every partition, coordinates
+// every group and transaction and is the controller. Every client
+// connection therefore has exactly one upstream connection, on which SASL
+// authentication happens and kfake enforces ACLs.
+const kfakeNode int32 = 0
 
 // assignReplicas places a partition's replicas the way Kafka's default
 // assignor does, minus the randomness: consecutive brokers of order starting
@@ -94,9 +107,8 @@ func (c *cluster) runningLocked(id int32) bool {
 
 // learnLocked folds what kfake reports into the model: partitions the model
 // has not seen get a replica assignment and an ISR of the running brokers;
-// deleted topics are dropped when resp lists every topic (all). It then
-// reconciles kfake's leaders with the model's, so that the leader clients
-// are told about is the one kfake accepts produce and fetch on.
+// deleted topics are dropped when resp lists every topic (all). kfake's
+// leader epoch is kept, since clients send it back in fetches.
 func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
 	seen := make(map[string]bool, len(resp.Topics))
 	for i := range resp.Topics {
@@ -119,8 +131,12 @@ func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
 			t = nil
 		}
 		if t == nil {
-			t = &topicModel{id: rt.TopicID, parts: map[int32]*partition{}}
+			t = &topicModel{id: rt.TopicID, parts: map[int32]*partition{}, plan: c.plans[name]}
+			delete(c.plans, name)
 			c.topics[name] = t
+		} else if t.plan == nil && c.plans[name] != nil && len(t.parts) == 0 {
+			t.plan = c.plans[name]
+			delete(c.plans, name)
 		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
@@ -129,10 +145,10 @@ func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
 			}
 			p := t.parts[rp.Partition]
 			if p == nil {
-				p = c.newPartitionLocked(name, rp.Partition, len(rp.Replicas), rp.LeaderEpoch)
+				p = c.newPartitionLocked(t, name, rp.Partition)
 				t.parts[rp.Partition] = p
 			}
-			c.reconcileLeaderLocked(p, brokerOfNode(rp.Leader), rp.LeaderEpoch)
+			p.epoch = max(rp.LeaderEpoch, 0)
 		}
 	}
 	if all {
@@ -144,9 +160,33 @@ func (c *cluster) learnLocked(resp *kmsg.MetadataResponse, all bool) {
 	}
 }
 
-func (c *cluster) newPartitionLocked(topic string, id int32, rf int, epoch int32) *partition {
-	p := &partition{topic: topic, id: id, leader: -1, epoch: max(epoch, 0)}
-	p.replicas = assignReplicas(topic, id, rf, c.placement)
+// newPartitionLocked models a partition kfake reported for the first time.
+// Its replication factor is the topic's: the one it was created with, else
+// that of its other partitions, else the cluster default.
+func (c *cluster) newPartitionLocked(t *topicModel, topic string, id int32) *partition {
+	p := &partition{topic: topic, id: id, leader: -1}
+	rf := 0
+	if t.plan != nil {
+		if a := t.plan.assign[id]; len(a) > 0 {
+			p.replicas = slices.Clone(a)
+		}
+		rf = t.plan.rf
+	}
+	if rf <= 0 {
+		for _, q := range t.parts {
+			rf = len(q.replicas)
+			if q.reassign != nil {
+				rf = len(q.reassign.target)
+			}
+			break
+		}
+	}
+	if rf <= 0 {
+		rf = c.defaultRFLocked()
+	}
+	if p.replicas == nil {
+		p.replicas = assignReplicas(topic, id, rf, c.placement)
+	}
 	for _, r := range p.replicas {
 		if c.runningLocked(r) {
 			p.isr = append(p.isr, r)
@@ -158,42 +198,10 @@ func (c *cluster) newPartitionLocked(topic string, id int32, rf int, epoch int32
 	return p
 }
 
-// reconcileLeaderLocked makes kfake's leader for p equal to the model's.
-// kfakeLeader and kfakeEpoch come from a kfake Metadata response, which may
-// be a little stale; moving again is harmless (it only bumps the epoch).
-func (c *cluster) reconcileLeaderLocked(p *partition, kfakeLeader, kfakeEpoch int32) {
-	if kfakeEpoch > p.epoch {
-		p.epoch = kfakeEpoch
-	}
-	if p.leader >= 0 && p.leader != kfakeLeader {
-		c.moveKfakeLeaderLocked(p)
-	}
-}
-
-// setLeaderLocked changes the model's leader of p and, when there is one,
-// kfake's.
+// setLeaderLocked changes the model's leader of p. kfake's node leads every
+// partition whatever the model says, so there is nothing to move there.
 func (c *cluster) setLeaderLocked(p *partition, leader int32) {
-	if p.leader == leader {
-		return
-	}
 	p.leader = leader
-	if leader >= 0 {
-		c.moveKfakeLeaderLocked(p)
-	}
-}
-
-// moveKfakeLeaderLocked calls into kfake while c.mu is held. That is safe:
-// kfake's admin calls only wait for its own run loop, which never waits for
-// the fleet, and holding the lock keeps model and kfake changes in one order.
-func (c *cluster) moveKfakeLeaderLocked(p *partition) {
-	if err := c.kf.MoveTopicPartition(p.topic, p.id, nodeOfBroker(p.leader)); err != nil {
-		// The topic may have been deleted in kfake since we learned it;
-		// the next full metadata prunes it.
-		c.log.Warn().Err(err).Str("partition", p.String()).Int32("leader", p.leader).Msg("kfake: move leader")
-		return
-	}
-	// kfake bumps the leader epoch by exactly one per move.
-	p.epoch++
 }
 
 // firstInSync returns the first in-sync replica in replica (preference)

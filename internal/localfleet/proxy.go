@@ -104,7 +104,8 @@ func (p *proxy) accept(ln net.Listener) {
 	}
 }
 
-// session is one client connection and its connections to kfake nodes.
+// session is one client connection and its connection to kfake (one node,
+// so one connection, which carries the client's SASL authentication).
 // Requests are handled one at a time: read, forward, read the response,
 // rewrite it if the model must, write it back. Kafka guarantees responses
 // in request order per connection, and this keeps it trivially true.
@@ -161,24 +162,6 @@ func (p *proxy) serve(s *session) {
 	}
 }
 
-// controllerBound lists requests a ZooKeeper-mode client sends to the
-// controller, besides those kmsg marks as admin requests. kfake refuses
-// some of them anywhere but on its own (fixed) controller node.
-var controllerBound = map[kmsg.Key]bool{
-	kmsg.CreateTopics:               true,
-	kmsg.DeleteTopics:               true,
-	kmsg.CreatePartitions:           true,
-	kmsg.CreateACLs:                 true,
-	kmsg.DeleteACLs:                 true,
-	kmsg.AlterConfigs:               true,
-	kmsg.IncrementalAlterConfigs:    true,
-	kmsg.AlterPartitionAssignments:  true,
-	kmsg.ListPartitionReassignments: true,
-	kmsg.AlterClientQuotas:          true,
-	kmsg.AlterUserSCRAMCredentials:  true,
-	kmsg.UpdateFeatures:             true,
-}
-
 func (s *session) handle(frame []byte) ([]byte, error) {
 	req, err := parseRequest(frame)
 	if err != nil {
@@ -197,22 +180,38 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return c.answerAlterPartitionAssignments(req)
 	case kmsg.ListPartitionReassignments:
 		return c.answerListPartitionReassignments(req)
+	case kmsg.CreateTopics:
+		// kfake stores one replica; the model keeps the requested ones.
+		return s.createTopics(req)
+	case kmsg.CreatePartitions:
+		if err := c.stripPartitionAssignments(req); err != nil {
+			return nil, err
+		}
+	case kmsg.DescribeConfigs, kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
+		// kfake knows one broker, node 0; clients name broker ids.
+		names, err := toKfakeBrokerResources(req, c.cfg.Brokers)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.roundTrip(req, true)
+		if err != nil {
+			return nil, err
+		}
+		return restoreBrokerResources(req, resp, names)
 	}
 
-	node := nodeOfBroker(s.p.broker)
 	expectResponse := true
 	if req.kreq != nil {
-		_, admin := req.kreq.(kmsg.AdminRequest)
-		switch {
-		case admin || controllerBound[kmsg.Key(req.key)]:
-			node = c.kfakeControllerNode()
-		case kmsg.Key(req.key) == kmsg.ApiVersions && req.version >= 5:
-			// KIP-1242: the client names the broker it expects; kfake
-			// checks it against its own node id.
-			if err := toKfakeNodeID(req); err != nil {
-				return nil, err
+		switch kmsg.Key(req.key) {
+		case kmsg.ApiVersions:
+			if req.version >= 5 {
+				// KIP-1242: the client names the broker it expects; kfake
+				// checks it against its own node id.
+				if err := toKfakeNodeID(req, s.p.broker); err != nil {
+					return nil, err
+				}
 			}
-		case kmsg.Key(req.key) == kmsg.Produce:
+		case kmsg.Produce:
 			kreq, err := req.decode()
 			if err != nil {
 				return nil, err
@@ -220,19 +219,10 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 			produce := kreq.(*kmsg.ProduceRequest)
 			expectResponse = produce.Acks != 0
 			c.recordProduced(produce)
-		default:
-			if key, ok := coordinatorKey(req); ok {
-				// The model may advertise a different coordinator than
-				// kfake's (kfake's may be a stopped broker); kfake only
-				// accepts group and transaction requests on its own.
-				if n := c.coordinatorNode(key); n >= 0 {
-					node = n
-				}
-			}
 		}
 	}
 
-	resp, err := s.roundTrip(node, req, expectResponse)
+	resp, err := s.roundTrip(req, expectResponse)
 	if err != nil || !expectResponse {
 		return nil, err
 	}
@@ -240,9 +230,10 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 }
 
 // toKfakeNodeID rewrites the broker id an ApiVersions request names into
-// kfake's node id. A client that reached the wrong broker still names a
-// different node, and kfake answers REBOOTSTRAP_REQUIRED as Kafka does.
-func toKfakeNodeID(req *request) error {
+// kfake's node id when it names the broker the client reached. A client
+// that reached the wrong broker names another node, and kfake answers
+// REBOOTSTRAP_REQUIRED as Kafka does.
+func toKfakeNodeID(req *request, broker int32) error {
 	kreq, err := req.decode()
 	if err != nil {
 		return err
@@ -251,85 +242,22 @@ func toKfakeNodeID(req *request) error {
 	if av.NodeID < 0 {
 		return nil
 	}
-	av.NodeID = nodeOfBroker(av.NodeID)
+	if av.NodeID == broker {
+		av.NodeID = kfakeNode
+	} else {
+		av.NodeID = kfakeNode + 1 // no such kfake node
+	}
 	req.reencode(av)
 	return nil
-}
-
-// coordinatorKey returns the group or transactional id a coordinator
-// request is about. Requests naming several groups are routed by the first
-// one, which is what kgo sends (it shards them per coordinator).
-func coordinatorKey(req *request) (string, bool) {
-	_, group := req.kreq.(kmsg.GroupCoordinatorRequest)
-	_, txn := req.kreq.(kmsg.TxnCoordinatorRequest)
-	if !group && !txn {
-		if kmsg.Key(req.key) != kmsg.InitProducerID {
-			return "", false
-		}
-	}
-	kreq, err := req.decode()
-	if err != nil {
-		return "", false // let kfake answer the malformed request
-	}
-	first := func(ss []string) (string, bool) {
-		if len(ss) == 0 {
-			return "", false
-		}
-		return ss[0], true
-	}
-	switch r := kreq.(type) {
-	case *kmsg.OffsetCommitRequest:
-		return r.Group, true
-	case *kmsg.OffsetFetchRequest:
-		if len(r.Groups) > 0 {
-			return r.Groups[0].Group, true
-		}
-		return r.Group, true
-	case *kmsg.JoinGroupRequest:
-		return r.Group, true
-	case *kmsg.HeartbeatRequest:
-		return r.Group, true
-	case *kmsg.LeaveGroupRequest:
-		return r.Group, true
-	case *kmsg.SyncGroupRequest:
-		return r.Group, true
-	case *kmsg.DescribeGroupsRequest:
-		return first(r.Groups)
-	case *kmsg.DeleteGroupsRequest:
-		return first(r.Groups)
-	case *kmsg.OffsetDeleteRequest:
-		return r.Group, true
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		return r.Group, true
-	case *kmsg.ConsumerGroupDescribeRequest:
-		return first(r.Groups)
-	case *kmsg.TxnOffsetCommitRequest:
-		return r.Group, true
-	case *kmsg.InitProducerIDRequest:
-		if r.TransactionalID != nil {
-			return *r.TransactionalID, true
-		}
-	case *kmsg.AddPartitionsToTxnRequest:
-		if len(r.Transactions) > 0 {
-			return r.Transactions[0].TransactionalID, true
-		}
-		return r.TransactionalID, true
-	case *kmsg.AddOffsetsToTxnRequest:
-		return r.TransactionalID, true
-	case *kmsg.EndTxnRequest:
-		return r.TransactionalID, true
-	case *kmsg.DescribeTransactionsRequest:
-		return first(r.TransactionalIDs)
-	}
-	return "", false
 }
 
 // upstreamDialTimeout bounds connecting to a kfake node on loopback.
 const upstreamDialTimeout = 5 * time.Second
 
-// roundTrip forwards the request frame verbatim to a kfake node and returns
-// the response frame (nil when none is expected).
-func (s *session) roundTrip(node int32, req *request, expectResponse bool) ([]byte, error) {
+// roundTrip forwards the request frame verbatim to kfake and returns the
+// response frame (nil when none is expected).
+func (s *session) roundTrip(req *request, expectResponse bool) ([]byte, error) {
+	node := kfakeNode
 	up, err := s.upstreamConn(node)
 	if err != nil {
 		return nil, err

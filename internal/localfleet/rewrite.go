@@ -1,6 +1,7 @@
 package localfleet
 
 import (
+	"hash/fnv"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -8,8 +9,8 @@ import (
 )
 
 // Responses the proxy rewrites from the model. kfake's answers carry its
-// own node ids (0..N-1), addresses and ISR = replicas; clients must see the
-// fleet's broker ids, proxy addresses and the model's replication state.
+// one node (0), its address and one replica per partition; clients must see
+// the fleet's broker ids, proxy addresses and the model's replication state.
 
 // rewriteResponse returns the response frame for req, rewritten when it
 // describes cluster state.
@@ -35,7 +36,7 @@ func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
 	case *kmsg.DescribeClusterResponse:
 		c.rewriteDescribeCluster(r)
 	case *kmsg.FindCoordinatorResponse:
-		c.rewriteFindCoordinator(r)
+		c.rewriteFindCoordinator(req, r)
 	case *kmsg.ProduceResponse:
 		c.rewriteProduce(r)
 	case *kmsg.FetchResponse:
@@ -52,7 +53,9 @@ func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
 
 func (c *cluster) rewriteMetadata(req *request, r *kmsg.MetadataResponse) {
 	all := false
-	if kreq, err := req.decode(); err == nil {
+	if kreq, err := req.decode(); err == nil && !c.cfg.ACLs {
+		// With ACLs, "all topics" means all the client may describe;
+		// only the fleet's own (superuser) refresh prunes the model.
 		topics := kreq.(*kmsg.MetadataRequest).Topics
 		all = topics == nil || (req.version == 0 && len(topics) == 0)
 	}
@@ -79,13 +82,13 @@ func (c *cluster) rewriteMetadata(req *request, r *kmsg.MetadataResponse) {
 				p = c.partitionLocked(*rt.Topic, rp.Partition)
 			}
 			if p == nil {
-				rp.Leader = brokerOfNode(rp.Leader)
-				rp.Replicas = mapNodes(rp.Replicas)
-				rp.ISR = mapNodes(rp.ISR)
-				rp.OfflineReplicas = mapNodes(rp.OfflineReplicas)
+				// Not modelled (an error answer): no kfake node leaks.
+				rp.Leader, rp.Replicas, rp.ISR, rp.OfflineReplicas = -1, []int32{}, []int32{}, []int32{}
 				continue
 			}
-			rp.Leader, rp.LeaderEpoch = p.leader, p.epoch
+			// kfake's leader epoch stays: clients send it back in fetches
+			// and kfake's one node checks it.
+			rp.Leader = p.leader
 			rp.Replicas = slices.Clone(p.replicas)
 			rp.ISR = append([]int32{}, p.isr...)
 			rp.OfflineReplicas = c.offlineLocked(p)
@@ -97,14 +100,6 @@ func (c *cluster) rewriteMetadata(req *request, r *kmsg.MetadataResponse) {
 			}
 		}
 	}
-}
-
-func mapNodes(nodes []int32) []int32 {
-	out := make([]int32, len(nodes))
-	for i, n := range nodes {
-		out[i] = brokerOfNode(n)
-	}
-	return out
 }
 
 func (c *cluster) rewriteDescribeCluster(r *kmsg.DescribeClusterResponse) {
@@ -122,30 +117,36 @@ func (c *cluster) rewriteDescribeCluster(r *kmsg.DescribeClusterResponse) {
 }
 
 // coordinatorBrokerLocked is the broker the model advertises as the
-// coordinator kfake assigned to node: that broker if it runs, else the next
-// running one. Requests reaching it are routed back to kfake's node.
-func (c *cluster) coordinatorBrokerLocked(node int32) int32 {
-	n := len(c.brokers)
-	start := int(brokerOfNode(node)) - 1
-	if start < 0 || start >= n {
-		return -1
-	}
-	for i := range n {
-		if b := c.brokers[(start+i)%n]; b.state == StateRunning {
-			return b.id
+// coordinator of a group or transactional id: the key hashed over the
+// running brokers, so coordinators spread and move off stopped brokers.
+// Whichever broker the client reaches, kfake's one node coordinates.
+func (c *cluster) coordinatorBrokerLocked(key string) int32 {
+	var running []int32
+	for _, b := range c.brokers {
+		if b.state == StateRunning {
+			running = append(running, b.id)
 		}
 	}
-	return -1
+	if len(running) == 0 {
+		return -1
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return running[h.Sum32()%uint32(len(running))]
 }
 
-func (c *cluster) rewriteFindCoordinator(r *kmsg.FindCoordinatorResponse) {
+func (c *cluster) rewriteFindCoordinator(req *request, r *kmsg.FindCoordinatorResponse) {
+	key := ""
+	if kreq, err := req.decode(); err == nil {
+		key = kreq.(*kmsg.FindCoordinatorRequest).CoordinatorKey
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fix := func(node *int32, host *string, port *int32, code *int16) {
+	fix := func(key string, node *int32, host *string, port *int32, code *int16) {
 		if *code != 0 {
 			return
 		}
-		id := c.coordinatorBrokerLocked(*node)
+		id := c.coordinatorBrokerLocked(key)
 		if id < 0 {
 			*node, *host, *port, *code = -1, "", -1, kerr.CoordinatorNotAvailable.Code
 			return
@@ -153,59 +154,73 @@ func (c *cluster) rewriteFindCoordinator(r *kmsg.FindCoordinatorResponse) {
 		*node, *host, *port = id, proxyHost, int32(c.brokerByID(id).proxy.port())
 	}
 	if r.Version <= 3 {
-		fix(&r.NodeID, &r.Host, &r.Port, &r.ErrorCode)
+		fix(key, &r.NodeID, &r.Host, &r.Port, &r.ErrorCode)
 		return
 	}
 	for i := range r.Coordinators {
 		co := &r.Coordinators[i]
-		fix(&co.NodeID, &co.Host, &co.Port, &co.ErrorCode)
+		fix(co.Key, &co.NodeID, &co.Host, &co.Port, &co.ErrorCode)
 	}
 }
 
-// rewriteProduce maps the leader hints (KIP-951) a NOT_LEADER error
-// carries to broker ids and proxy addresses.
+// leaderHintLocked is the leader a KIP-951 hint names for a partition:
+// the model's, or -1 (no hint) when the model has none.
+func (c *cluster) leaderHintLocked(topic string, id [16]byte, part int32, need map[int32]bool) int32 {
+	if topic == "" {
+		topic = c.topicNameLocked(id)
+	}
+	p := c.partitionLocked(topic, part)
+	if p == nil || p.leader < 0 || !c.runningLocked(p.leader) {
+		return -1
+	}
+	need[p.leader] = true
+	return p.leader
+}
+
+// rewriteProduce replaces the leader hints (KIP-951) kfake gives, which name
+// its one node, with the model's leaders and their proxies.
 func (c *cluster) rewriteProduce(r *kmsg.ProduceResponse) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	need := map[int32]bool{}
 	for i := range r.Topics {
-		for j := range r.Topics[i].Partitions {
-			cl := &r.Topics[i].Partitions[j].CurrentLeader
-			cl.LeaderID = brokerOfNode(cl.LeaderID)
+		rt := &r.Topics[i]
+		for j := range rt.Partitions {
+			cl := &rt.Partitions[j].CurrentLeader
+			if cl.LeaderID >= 0 {
+				cl.LeaderID = c.leaderHintLocked(rt.Topic, rt.TopicID, rt.Partitions[j].Partition, need)
+			}
 		}
 	}
-	r.Brokers = rewriteHintBrokers(c, r.Brokers, func(b *kmsg.ProduceResponseBroker) (*int32, *string, *int32, **string) {
-		return &b.NodeID, &b.Host, &b.Port, &b.Rack
-	})
+	r.Brokers = r.Brokers[:0]
+	for _, id := range sortedKeys(need) {
+		b := kmsg.NewProduceResponseBroker()
+		b.NodeID, b.Host, b.Port = id, proxyHost, int32(c.brokerByID(id).proxy.port())
+		r.Brokers = append(r.Brokers, b)
+	}
 }
 
 // rewriteFetch does for fetches what rewriteProduce does for produces.
 func (c *cluster) rewriteFetch(r *kmsg.FetchResponse) {
-	for i := range r.Topics {
-		for j := range r.Topics[i].Partitions {
-			p := &r.Topics[i].Partitions[j]
-			p.CurrentLeader.LeaderID = brokerOfNode(p.CurrentLeader.LeaderID)
-			p.PreferredReadReplica = brokerOfNode(p.PreferredReadReplica)
-		}
-	}
-	r.Brokers = rewriteHintBrokers(c, r.Brokers, func(b *kmsg.FetchResponseBroker) (*int32, *string, *int32, **string) {
-		return &b.NodeID, &b.Host, &b.Port, &b.Rack
-	})
-}
-
-// rewriteHintBrokers keeps the running brokers of a leader-hint broker list
-// and points them at their proxies. fields exposes one entry's node id,
-// host, port and rack, which Produce and Fetch responses name alike.
-func rewriteHintBrokers[B any](c *cluster, brokers []B, fields func(*B) (*int32, *string, *int32, **string)) []B {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	brokers = slices.DeleteFunc(brokers, func(b B) bool {
-		node, _, _, _ := fields(&b)
-		return !c.runningLocked(brokerOfNode(*node))
-	})
-	for i := range brokers {
-		node, host, port, rack := fields(&brokers[i])
-		*node = brokerOfNode(*node)
-		*host, *port, *rack = proxyHost, int32(c.brokerByID(*node).proxy.port()), nil
+	need := map[int32]bool{}
+	for i := range r.Topics {
+		rt := &r.Topics[i]
+		for j := range rt.Partitions {
+			p := &rt.Partitions[j]
+			if p.CurrentLeader.LeaderID >= 0 {
+				p.CurrentLeader.LeaderID = c.leaderHintLocked(rt.Topic, rt.TopicID, p.Partition, need)
+			}
+			p.PreferredReadReplica = -1
+		}
 	}
-	return brokers
+	r.Brokers = r.Brokers[:0]
+	for _, id := range sortedKeys(need) {
+		b := kmsg.NewFetchResponseBroker()
+		b.NodeID, b.Host, b.Port = id, proxyHost, int32(c.brokerByID(id).proxy.port())
+		r.Brokers = append(r.Brokers, b)
+	}
 }
 
 // answerElectLeaders answers ElectLeaders from the model; kfake would
