@@ -211,20 +211,7 @@ func toKfakeBrokerResources(req *request, brokers int) ([]string, error) {
 			*name = "-1"
 		}
 	}
-	switch r := kreq.(type) {
-	case *kmsg.DescribeConfigsRequest:
-		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
-		}
-	case *kmsg.AlterConfigsRequest:
-		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
-		}
-	case *kmsg.IncrementalAlterConfigsRequest:
-		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
-		}
-	}
+	eachConfigResource(kreq, fix)
 	if len(names) > 0 {
 		req.reencode(kreq)
 	}
@@ -248,19 +235,38 @@ func restoreBrokerResources(req *request, raw []byte, names []string) ([]byte, e
 			k++
 		}
 	}
-	switch r := resp.(type) {
+	eachConfigResource(resp, fix)
+	return req.encodeResponse(resp), nil
+}
+
+// eachConfigResource calls fn with the type and a pointer to the name of
+// every resource of a config request or response (DescribeConfigs,
+// AlterConfigs, IncrementalAlterConfigs); other messages are left alone.
+func eachConfigResource(msg any, fn func(kmsg.ConfigResourceType, *string)) {
+	switch r := msg.(type) {
+	case *kmsg.DescribeConfigsRequest:
+		for i := range r.Resources {
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+		}
+	case *kmsg.AlterConfigsRequest:
+		for i := range r.Resources {
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+		}
+	case *kmsg.IncrementalAlterConfigsRequest:
+		for i := range r.Resources {
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+		}
 	case *kmsg.DescribeConfigsResponse:
 		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
 		}
 	case *kmsg.AlterConfigsResponse:
 		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
 		}
 	case *kmsg.IncrementalAlterConfigsResponse:
 		for i := range r.Resources {
-			fix(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
+			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
 		}
 	}
-	return req.encodeResponse(resp), nil
 }
