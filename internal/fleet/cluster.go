@@ -22,6 +22,9 @@ type ClusterSpec struct {
 	// e.g. "zk1:2181,zk2:2181/kafka/prod-a".
 	ZooKeeper string       `json:"zookeeper" yaml:"zookeeper"`
 	Brokers   []BrokerSpec `json:"brokers" yaml:"brokers"`
+	// Health tunes the entity's health loop and self-healing; zero
+	// values are the defaults of OPERATIONS.md.
+	Health HealthPolicy `json:"health,omitzero" yaml:"health,omitempty"`
 }
 
 // BrokerSpec ties a broker id to the host it runs on.
@@ -63,6 +66,9 @@ func (s ClusterSpec) Validate() error {
 		if b.InstanceID == "" {
 			errs = append(errs, fmt.Errorf("broker %d: instanceId is required", b.ID))
 		}
+	}
+	if err := s.Health.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster spec %q: %w", s.ID, err)
