@@ -38,6 +38,14 @@ const (
 	// DocTailLog prints the broker's last log lines (server.log).
 	// Parameters: Lines (optional; default 100).
 	DocTailLog = "kfleet-TailLog"
+	// DocHostLimits prints the host limits the broker depends on and the
+	// broker's segment count, as key=value lines (ParseHostLimits reads
+	// them): vm.max_map_count, fs.file-max, nofile (the kafka service's
+	// LimitNOFILE), segments (log segments under the data directory), maps
+	// and open_files (memory maps and file descriptors the Kafka process
+	// holds; 0 when it does not run). Read-only, so always idempotent.
+	// No parameters.
+	DocHostLimits = "kfleet-HostLimits"
 )
 
 // Parameter names of the documents above.

@@ -40,16 +40,28 @@ const (
 
 	EventVolumeModified  EventKind = "volume-modified"  // ModifyVolume started (Detail: volume, old and new size)
 	EventFilesystemGrown EventKind = "filesystem-grown" // kfleet-GrowFilesystem grew the data filesystem
+
+	// Instance lifecycle (instances.go); Detail: instance, old and new state.
+	EventInstanceStopped    EventKind = "instance-stopped"    // the broker's host stopped (its process died with it)
+	EventInstanceTerminated EventKind = "instance-terminated" // the broker's host was terminated
+	EventInstanceStarted    EventKind = "instance-started"    // the broker's host runs again (Kafka does not start by itself)
+
+	// EventQuota: a client changed client quotas (AlterClientQuotas);
+	// cluster-wide, so Broker is 0. Detail: the entity and the changes,
+	// e.g. "user wabash-58799 producer_byte_rate=262144".
+	EventQuota EventKind = "quota"
 )
 
 // Event is one audited broker transition.
 type Event struct {
 	Time    time.Time `json:"time"`
 	Cluster string    `json:"cluster"`
-	Broker  int32     `json:"broker"`
-	Kind    EventKind `json:"kind"`
+	// Broker is the broker concerned; 0 for cluster-wide events (quota).
+	Broker int32     `json:"broker"`
+	Kind   EventKind `json:"kind"`
 	// Who asked for it: the SSM command comment, the X-Kfleet-Who header,
-	// or the caller of the Go API.
+	// the caller of the Go API, or for Kafka requests the client's SASL
+	// user ("client" without SASL).
 	Who string `json:"who"`
 	// Version is the Kafka version the broker runs, on start events.
 	Version string `json:"version,omitempty"`

@@ -76,9 +76,10 @@ type cluster struct {
 	kfAddrs []string    // kfake listen addresses: one, kfakeNode's
 	kcl     *kgo.Client // talks to kfake directly, bypassing the proxies
 
-	// diskUsage reads a broker host's data volume (size and used bytes of
-	// its filesystem), when the fleet models hosts; nil otherwise.
-	diskUsage func(instanceID string) (sizeBytes, usedBytes int64, ok bool)
+	// hosts is the fleet's hosts model (hosts.go): the brokers' data
+	// volumes, instance states and producer quotas. Shared by every
+	// cluster; its lock comes after c.mu.
+	hosts *hosts
 
 	// ctrlMu serializes writes of /controller.
 	ctrlMu sync.Mutex
@@ -139,7 +140,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		zkConnect:  opts.ZooKeeper,
 		zkServers:  strings.Split(opts.ZooKeeper, ","),
 		zkRoot:     "/kfleet/" + cfg.ID,
-		diskUsage:  opts.diskUsage,
+		hosts:      opts.hosts,
 		life:       life,
 		wg:         wg,
 		controller: -1,
@@ -224,6 +225,9 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		return nil, err
 	}
 	if err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.restoreQuotas(ctx); err != nil {
 		return nil, err
 	}
 	c.log.Info().Int("brokers", cfg.Brokers).Strs("bootstrap", c.bootstrap()).Msg("cluster started")

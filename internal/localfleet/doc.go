@@ -8,7 +8,10 @@
 //     one upstream connection to that node, so SASL handshake and
 //     authenticate frames pass through and kfake enforces SCRAM and ACLs
 //     on it (ClusterConfig.SASL, ClusterConfig.ACLs); client quotas are
-//     stored by kfake. The proxy answers what kfake cannot model
+//     stored by kfake, and the proxy applies the producer_byte_rate
+//     quotas it sees set (AlterClientQuotas) to the hosts model, where
+//     they cap each tenant's share of a broker's disk growth
+//     (FillDiskBy). The proxy answers what kfake cannot model
 //     (ElectLeaders, DescribeLogDirs, partition reassignments) and rewrites
 //     Metadata, DescribeCluster, FindCoordinator and the Produce/Fetch
 //     leader hints from the fleet's own replication model, which is the
@@ -33,6 +36,11 @@
 //   - AWS SSM: the subset internal/cloud calls (SendCommand,
 //     GetCommandInvocation) is served over HTTP (JSON 1.1), so the real
 //     aws-sdk-go-v2 code path runs against the fleet.
+//   - AWS EC2: each broker runs on an instance with one data volume
+//     (DescribeInstances, DescribeVolumes, ModifyVolume,
+//     DescribeVolumesModifications); instances can be stopped, started
+//     and terminated (instance faults), with what depends on the host
+//     following: the process, SSM, the exporters.
 //
 // Stopping and starting brokers (through SSM, the HTTP API or the Go API)
 // follows Kafka's controlled shutdown and restart semantics with simulated

@@ -266,11 +266,11 @@ type ec2Instance struct {
 	InstanceID     string               `xml:"instanceId"`
 	ImageID        string               `xml:"imageId"`
 	State          ec2InstanceState     `xml:"instanceState"`
-	PrivateDNSName string               `xml:"privateDnsName"`
+	PrivateDNSName string               `xml:"privateDnsName,omitempty"`
 	InstanceType   string               `xml:"instanceType"`
 	LaunchTime     string               `xml:"launchTime"`
 	Placement      ec2Placement         `xml:"placement"`
-	PrivateIP      string               `xml:"privateIpAddress"`
+	PrivateIP      string               `xml:"privateIpAddress,omitempty"`
 	Architecture   string               `xml:"architecture"`
 	RootDeviceType string               `xml:"rootDeviceType"`
 	BlockDevices   []ec2BlockDeviceItem `xml:"blockDeviceMapping>item"`
@@ -311,10 +311,17 @@ func instanceFilter(v hostView, tags []ec2Tag) func(string) ([]string, bool) {
 			return []string{v.az}, true
 		case "instance-state-name":
 			return []string{v.state}, true
+		// A terminated instance has neither an address nor volumes.
 		case "private-ip-address":
-			return []string{v.privateIP}, true
+			if v.attached() {
+				return []string{v.privateIP}, true
+			}
+			return nil, true
 		case "block-device-mapping.volume-id":
-			return []string{v.volumeID}, true
+			if v.attached() {
+				return []string{v.volumeID}, true
+			}
+			return nil, true
 		}
 		return tagFilter(tags, name)
 	}
@@ -339,25 +346,30 @@ func (s *ec2Service) describeInstances(form url.Values) (ec2Response, error) {
 			continue
 		}
 		sum := sha256.Sum256([]byte("reservation/" + v.instanceID))
+		in := ec2Instance{
+			InstanceID:     v.instanceID,
+			ImageID:        "ami-00000000000000000",
+			State:          ec2InstanceState{Code: ec2StateCodes[v.state], Name: v.state},
+			InstanceType:   "m5.xlarge",
+			LaunchTime:     ec2Timestamp(v.launched),
+			Placement:      ec2Placement{AvailabilityZone: v.az, Tenancy: "default"},
+			Architecture:   "x86_64",
+			RootDeviceType: "ebs",
+			Tags:           tags,
+		}
+		// A terminated instance is still described (for about an hour on
+		// AWS; here for good), without its network interface or volumes.
+		if v.attached() {
+			in.PrivateDNSName = "ip-" + strings.ReplaceAll(v.privateIP, ".", "-") + ".ec2.internal"
+			in.PrivateIP = v.privateIP
+			in.BlockDevices = []ec2BlockDeviceItem{{DeviceName: ec2Device, EBS: ec2InstanceEBS{
+				VolumeID: v.volumeID, Status: "attached", AttachTime: ec2Timestamp(v.volumeCreated),
+			}}}
+		}
 		out.Reservations = append(out.Reservations, ec2Reservation{
 			ReservationID: "r-" + hex.EncodeToString(sum[:])[:17],
 			OwnerID:       ec2OwnerID,
-			Instances: []ec2Instance{{
-				InstanceID:     v.instanceID,
-				ImageID:        "ami-00000000000000000",
-				State:          ec2InstanceState{Code: ec2StateCodes[v.state], Name: v.state},
-				PrivateDNSName: "ip-" + strings.ReplaceAll(v.privateIP, ".", "-") + ".ec2.internal",
-				InstanceType:   "m5.xlarge",
-				LaunchTime:     ec2Timestamp(v.launched),
-				Placement:      ec2Placement{AvailabilityZone: v.az, Tenancy: "default"},
-				PrivateIP:      v.privateIP,
-				Architecture:   "x86_64",
-				RootDeviceType: "ebs",
-				BlockDevices: []ec2BlockDeviceItem{{DeviceName: ec2Device, EBS: ec2InstanceEBS{
-					VolumeID: v.volumeID, Status: "attached", AttachTime: ec2Timestamp(v.volumeCreated),
-				}}},
-				Tags: tags,
-			}},
+			Instances:     []ec2Instance{in},
 		})
 	}
 	return out, nil
@@ -413,21 +425,37 @@ type ec2Attachment struct {
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
 }
 
+// volumeStatus is the data volume's EC2 state: in use while attached,
+// available once its instance is terminated.
+func volumeStatus(v hostView) string {
+	if v.attached() {
+		return "in-use"
+	}
+	return "available"
+}
+
 func volumeFilter(v hostView, tags []ec2Tag) func(string) ([]string, bool) {
+	// A detached volume has no attachment to match.
+	attachment := func(value string) []string {
+		if !v.attached() {
+			return nil
+		}
+		return []string{value}
+	}
 	return func(name string) ([]string, bool) {
 		switch name {
 		case "volume-id":
 			return []string{v.volumeID}, true
 		case "attachment.instance-id":
-			return []string{v.instanceID}, true
+			return attachment(v.instanceID), true
 		case "attachment.device":
-			return []string{ec2Device}, true
+			return attachment(ec2Device), true
 		case "attachment.status":
-			return []string{"attached"}, true
+			return attachment("attached"), true
 		case "availability-zone":
 			return []string{v.az}, true
 		case "status":
-			return []string{"in-use"}, true
+			return []string{volumeStatus(v)}, true
 		case "size":
 			return []string{strconv.Itoa(int(v.sizeGiB))}, true
 		case "volume-type":
@@ -459,21 +487,24 @@ func (s *ec2Service) describeVolumes(form url.Values) (ec2Response, error) {
 		if !ok {
 			continue
 		}
-		out.Volumes = append(out.Volumes, ec2Volume{
+		vol := ec2Volume{
 			VolumeID:         v.volumeID,
 			Size:             v.sizeGiB,
 			AvailabilityZone: v.az,
-			Status:           "in-use",
+			Status:           volumeStatus(v),
 			CreateTime:       ec2Timestamp(v.volumeCreated),
-			Attachments: []ec2Attachment{{
+			VolumeType:       ec2VolumeType,
+			Iops:             ec2Iops,
+			Throughput:       ec2Throughput,
+			Tags:             tags,
+		}
+		if v.attached() {
+			vol.Attachments = []ec2Attachment{{
 				VolumeID: v.volumeID, InstanceID: v.instanceID, Device: ec2Device,
 				Status: "attached", AttachTime: ec2Timestamp(v.volumeCreated),
-			}},
-			VolumeType: ec2VolumeType,
-			Iops:       ec2Iops,
-			Throughput: ec2Throughput,
-			Tags:       tags,
-		})
+			}}
+		}
+		out.Volumes = append(out.Volumes, vol)
 	}
 	return out, nil
 }

@@ -23,10 +23,13 @@ import (
 // broker's log lines (kfleet-TailLog) and its metrics (metrics.go).
 //
 // A fault stays until it has played out (fail-to-start's count runs down,
-// a crash-loop ends when vm.max_map_count is raised) or until FaultClear.
-// The local fleet has no systemd: a crashed or failed broker stays down
-// until someone starts it (Restart=no), so every start attempt is visible
-// in the audit.
+// a crash-loop ends when vm.max_map_count is raised, a dead cleaner or
+// uncleanable partitions last until the process restarts) or until
+// FaultClear. The local fleet has no systemd: a crashed or failed broker
+// stays down until someone starts it (Restart=no), so every start attempt
+// is visible in the audit. Instance faults (instances.go) act on the
+// broker's host rather than its process; disk growth (fill-disk) is served
+// by the hosts model (hosts.go).
 
 // FaultKind names an injectable fault.
 type FaultKind string
@@ -47,6 +50,13 @@ const (
 	// FaultKillCleaner kills the log cleaner thread: DeadThreadCount
 	// becomes 1 and time-since-last-run grows until the broker restarts.
 	FaultKillCleaner FaultKind = "kill-cleaner"
+	// FaultUncleanable makes the log cleaner give up on Count partitions
+	// of __consumer_offsets after an error, as it does on a corrupt batch:
+	// it logs the error, marks each partition uncleanable
+	// (uncleanable-partitions-count rises) and never compacts them again,
+	// while its thread lives on, until the process restarts. The broker
+	// must be running.
+	FaultUncleanable FaultKind = "uncleanable"
 	// FaultFailToStart makes the next Count starts fail; the broker stays
 	// down (state failed).
 	FaultFailToStart FaultKind = "fail-to-start"
@@ -57,9 +67,26 @@ const (
 	// broker dies with java.lang.OutOfMemoryError. It recurs after a
 	// restart until cleared, as the tenants that trigger it remain.
 	FaultHeapLeak FaultKind = "heap-leak"
+	// FaultStopInstance stops the broker's EC2 instance: the Kafka process
+	// dies as with FaultCrash (no controlled shutdown; ZooKeeper expires
+	// its session), EC2 describes the instance as stopped, SSM refuses to
+	// run documents on it (InvalidInstanceId) and the broker cannot start
+	// until FaultStartInstance. Stopping a stopped instance changes
+	// nothing; a terminated one is refused.
+	FaultStopInstance FaultKind = "stop-instance"
+	// FaultTerminateInstance terminates the broker's instance: as
+	// FaultStopInstance, but for good (EC2 keeps describing it as
+	// terminated), and its data volume is detached (available), ready to
+	// be attached to a replacement.
+	FaultTerminateInstance FaultKind = "terminate-instance"
+	// FaultStartInstance starts a stopped instance again. The Kafka
+	// process stays down until the broker is started (the fleet has no
+	// systemd to start it at boot). A terminated instance cannot start.
+	FaultStartInstance FaultKind = "start-instance"
 	// FaultClear removes every injected fault that has not played out
 	// (pending start failures, slow recovery, heap leak). It does not
-	// restart anything or lower the segment count.
+	// restart anything, lower the segment count, revive a cleaner or
+	// start an instance.
 	FaultClear FaultKind = "clear"
 )
 
@@ -70,7 +97,8 @@ type Fault struct {
 	// Segments (crash-loop) is the broker's segment count afterwards.
 	// Default: enough that its maps exceed vm.max_map_count by 10%.
 	Segments int `json:"segments,omitempty"`
-	// Count (fail-to-start) is how many next starts fail. Default 1.
+	// Count is how many next starts fail (fail-to-start), or how many
+	// partitions the cleaner marks uncleanable (uncleanable). Default 1.
 	Count int `json:"count,omitempty"`
 	// Multiplier (slow-recovery) scales log recovery time. Default 10.
 	Multiplier float64 `json:"multiplier,omitempty"`
@@ -100,6 +128,11 @@ const (
 	logRingSize        = 2000                // recent log lines kept per broker
 	dataDir            = logDir
 	serverLogger       = "kafka.server.KafkaServer"
+	cleanerLogger      = "kafka.log.LogCleaner"
+	// offsetsTopic is the compacted topic every broker cleans; it has
+	// offsetsTopicPartitions partitions (offsets.topic.num.partitions).
+	offsetsTopic           = "__consumer_offsets"
+	offsetsTopicPartitions = 50
 )
 
 // Limit names kfleet-SetSysctl changes.
@@ -130,8 +163,11 @@ type runtime struct {
 	failStarts   int     // the next failStarts starts fail
 	slowRecovery float64 // recovery time multiplier, >= 1
 
-	started        time.Time // when the current process started
-	cleanerDiedAt  time.Time // zero while the cleaner thread runs
+	started       time.Time // when the current process started
+	cleanerDiedAt time.Time // zero while the cleaner thread runs
+	// uncleanable is how many partitions the cleaner gave up on since
+	// the process started (LogCleanerManager's uncleanable-partitions-count).
+	uncleanable    int
 	heapMax        int64
 	heapLeakPerMin int64
 	heapLeakSince  time.Time // when the leak began; a new process leaks from its start
@@ -174,11 +210,12 @@ func newRuntime(cfg ClusterConfig, now time.Time) runtime {
 	}
 }
 
-// processStarted resets what a new JVM resets: a live cleaner thread, a
-// fresh heap.
+// processStarted resets what a new JVM resets: a live cleaner thread that
+// tries every partition again, a fresh heap.
 func (r *runtime) processStarted(now time.Time) {
 	r.started = now
 	r.cleanerDiedAt = time.Time{}
+	r.uncleanable = 0
 }
 
 // startFailure says why a start attempt fails now, with the log lines the
@@ -641,6 +678,9 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 	if err := c.checkOpen(); err != nil {
 		return err
 	}
+	if tr, ok := instanceTransitionFor(fault.Kind); ok {
+		return f.instanceFault(c, b, fault.Kind, tr, who)
+	}
 	now := time.Now()
 	switch fault.Kind {
 	case FaultCrash:
@@ -682,14 +722,33 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 		if b.rt.cleanerDiedAt.IsZero() {
 			b.rt.cleanerDiedAt = now
 			b.rt.log.add(
-				kafkaLine(now, "ERROR", "[kafka-log-cleaner-thread-0]: Error due to", "kafka.log.LogCleaner"),
+				kafkaLine(now, "ERROR", "[kafka-log-cleaner-thread-0]: Error due to", cleanerLogger),
 				"java.lang.IllegalStateException: This log contains a message larger than maximum allowable size of 1000012.",
 				"\tat kafka.log.Cleaner.growBuffersOrFail(LogCleaner.scala:1001)",
 				"\tat kafka.log.Cleaner.buildOffsetMapForSegment(LogCleaner.scala:944)",
-				kafkaLine(now, "INFO", "[kafka-log-cleaner-thread-0]: Stopped", "kafka.log.LogCleaner"),
+				kafkaLine(now, "INFO", "[kafka-log-cleaner-thread-0]: Stopped", cleanerLogger),
 			)
 		}
 		detail = "kill-cleaner"
+	case FaultUncleanable:
+		if b.state != StateRunning {
+			return bad("broker is %s: the log cleaner runs only on a running broker", b.state)
+		}
+		n := fault.Count
+		if n == 0 {
+			n = 1
+		}
+		if b.rt.uncleanable+n > offsetsTopicPartitions {
+			return bad("%d of %s's %d partitions are uncleanable already; %d more is too many",
+				b.rt.uncleanable, offsetsTopic, offsetsTopicPartitions, n)
+		}
+		var marked []string
+		for p := b.rt.uncleanable; p < b.rt.uncleanable+n; p++ {
+			b.rt.log.add(uncleanableLines(now, p)...)
+			marked = append(marked, fmt.Sprintf("%s-%d", offsetsTopic, p))
+		}
+		b.rt.uncleanable += n
+		detail = fmt.Sprintf("uncleanable: %s (%d in all)", strings.Join(marked, ", "), b.rt.uncleanable)
 	case FaultFailToStart:
 		n := fault.Count
 		if n == 0 {
@@ -719,11 +778,32 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 		b.rt.failStarts, b.rt.slowRecovery, b.rt.heapLeakPerMin = 0, 1, 0
 		detail = "clear"
 	default:
-		return bad("unknown fault (want one of %s, %s, %s, %s, %s, %s, %s; fill-disk is served by hosts.go)", FaultCrash, FaultCrashLoop,
-			FaultKillCleaner, FaultFailToStart, FaultSlowRecovery, FaultHeapLeak, FaultClear)
+		return bad("unknown fault (want one of %s; fill-disk is served by hosts.go)", strings.Join([]string{
+			string(FaultCrash), string(FaultCrashLoop), string(FaultKillCleaner), string(FaultUncleanable),
+			string(FaultFailToStart), string(FaultSlowRecovery), string(FaultHeapLeak),
+			string(FaultStopInstance), string(FaultTerminateInstance), string(FaultStartInstance), string(FaultClear),
+		}, ", "))
 	}
 	c.recordDetailLocked(b, EventFault, who, detail)
 	return nil
+}
+
+// uncleanableLines is what the cleaner logs when cleaning a partition of
+// __consumer_offsets throws: the exception, and that it gives up on the
+// partition (LogCleaner.CleanerThread.cleanFilthiestLog).
+func uncleanableLines(now time.Time, partition int) []string {
+	tp := fmt.Sprintf("%s-%d", offsetsTopic, partition)
+	return []string{
+		kafkaLine(now, "ERROR", fmt.Sprintf("[kafka-log-cleaner-thread-0]: Unexpected exception thrown when cleaning log "+
+			"Log(dir=%s/%s, topic=%s, partition=%d). Marking its partition (%s) as uncleanable",
+			dataDir, tp, offsetsTopic, partition, tp), cleanerLogger),
+		"org.apache.kafka.common.errors.CorruptRecordException: Record size 0 is less than the minimum record overhead (14)",
+		"\tat org.apache.kafka.common.record.ByteBufferLogInputStream.nextBatchSize(ByteBufferLogInputStream.java:73)",
+		"\tat kafka.log.Cleaner.cleanInto(LogCleaner.scala:727)",
+		"\tat kafka.log.Cleaner.cleanSegments(LogCleaner.scala:623)",
+		"\tat kafka.log.Cleaner.doClean(LogCleaner.scala:551)",
+		"\tat kafka.log.LogCleaner$CleanerThread.cleanFilthiestLog(LogCleaner.scala:373)",
+	}
 }
 
 // scheduleOOMLocked crashes b with an OutOfMemoryError when its leaking
@@ -825,7 +905,7 @@ func (f *Fleet) BrokerLog(cluster string, broker int32, n int) ([]string, error)
 
 // faultHandler serves POST /v1/clusters/{id}/brokers/{broker}/faults/{fault}
 // with the fault's parameters as query parameters (segments, count,
-// multiplier, perMinute).
+// multiplier, perMinute). Instance faults act on the broker's host.
 func (f *Fleet) faultHandler(w http.ResponseWriter, r *http.Request) {
 	f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
 		n, err := strconv.ParseInt(r.PathValue("broker"), 10, 32)
@@ -944,6 +1024,26 @@ func (f *Fleet) tailLog(ref instanceRef, lines string) (string, error) {
 		return "", nil
 	}
 	return strings.Join(out, "\n") + "\n", nil
+}
+
+// hostLimitsOutput is kfleet-HostLimits's output (the real document's
+// format, which cloud.ParseHostLimits reads): the limits, the segment
+// count, and the maps and file descriptors the process holds, 0 when it
+// does not run.
+func (f *Fleet) hostLimitsOutput(ref instanceRef) (string, error) {
+	c, b, err := f.broker(ref.cluster, ref.broker)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rt := &b.rt
+	var maps, open int64
+	if _, up := kafkaBrokerState(b.state); up {
+		maps, open = int64(rt.segments)*mapsPerSegment, rt.fdsNeeded()
+	}
+	return fmt.Sprintf("%s=%d\n%s=%d\n%s=%d\nsegments=%d\nmaps=%d\nopen_files=%d\n",
+		LimitMaxMapCount, rt.maxMapCount, LimitFileMax, rt.fileMax, LimitNofile, rt.nofile, rt.segments, maps, open), nil
 }
 
 // brokerStatusOutput is kfleet-BrokerStatus's output: the state on the

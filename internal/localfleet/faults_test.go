@@ -312,6 +312,61 @@ func TestKillCleanerSeenInMetrics(t *testing.T) {
 	assert.Greater(t, after.HeapUsed, before.HeapUsed)
 }
 
+// uncleanable: the cleaner gives up on partitions of __consumer_offsets
+// while its thread lives on; the count shows in the metrics and the cause
+// in the log until the process restarts.
+func TestUncleanableSeenInMetricsAndLog(t *testing.T) {
+	t.Parallel()
+	f, _ := startFaultFleet(t, faultCluster("local-a"))
+	ctx := testContext(t)
+	url := f.Endpoints().Clusters["local-a"].Brokers[0].MetricsURL
+
+	m, err := metrics.Scrape(ctx, url)
+	require.NoError(t, err)
+	assert.Zero(t, m.UncleanablePartitions)
+	assert.Positive(t, m.OldGenUsed)
+	assert.Equal(t, m.HeapUsed, m.OldGenUsed, "the heap model is the old generation's")
+	assert.Equal(t, int64(6<<30), m.OldGenMax)
+
+	status, body := postFault(ctx, t, f, "local-a", 1, "uncleanable", "count=2")
+	require.Equal(t, http.StatusOK, status, body)
+	require.NoError(t, f.InjectFault(ctx, "local-a", 1, localfleet.Fault{Kind: localfleet.FaultUncleanable}, "chaos"))
+	m, err = metrics.Scrape(ctx, url)
+	require.NoError(t, err)
+	assert.Equal(t, 3, m.UncleanablePartitions)
+	assert.Zero(t, m.CleanerDeadThreads, "the cleaner thread lives on")
+
+	lines, err := f.BrokerLog("local-a", 1, 100)
+	require.NoError(t, err)
+	log := strings.Join(lines, "\n")
+	for p := range 3 {
+		assert.Contains(t, log, fmt.Sprintf("ERROR [kafka-log-cleaner-thread-0]: Unexpected exception thrown when cleaning log "+
+			"Log(dir=/var/lib/kafka/data/__consumer_offsets-%d, topic=__consumer_offsets, partition=%d). "+
+			"Marking its partition (__consumer_offsets-%d) as uncleanable (kafka.log.LogCleaner)", p, p, p))
+	}
+	var details []string
+	for _, e := range f.Audit("local-a") {
+		if e.Kind == localfleet.EventFault {
+			details = append(details, e.Detail)
+		}
+	}
+	assert.Equal(t, []string{
+		"uncleanable: __consumer_offsets-0, __consumer_offsets-1 (2 in all)",
+		"uncleanable: __consumer_offsets-2 (3 in all)",
+	}, details)
+
+	// Only a running broker's cleaner cleans; a new process tries every
+	// partition again.
+	require.NoError(t, f.StopBroker(ctx, "local-a", 1, "ops"))
+	err = f.InjectFault(ctx, "local-a", 1, localfleet.Fault{Kind: localfleet.FaultUncleanable}, "chaos")
+	require.ErrorIs(t, err, localfleet.ErrBadFault)
+	assert.ErrorContains(t, err, "broker is stopped")
+	require.NoError(t, f.StartBroker(ctx, "local-a", 1, "ops"))
+	m, err = metrics.Scrape(ctx, url)
+	require.NoError(t, err)
+	assert.Zero(t, m.UncleanablePartitions)
+}
+
 // Bad requests are refused with clear errors, over HTTP and SSM.
 func TestFaultAndSysctlErrors(t *testing.T) {
 	t.Parallel()
@@ -323,6 +378,8 @@ func TestFaultAndSysctlErrors(t *testing.T) {
 		{"meteor", ""},
 		{"slow-recovery", "multiplier=0.5"},
 		{"fail-to-start", "count=-1"},
+		{"uncleanable", "count=-1"},
+		{"uncleanable", "count=51"}, // __consumer_offsets has 50 partitions
 	}
 	for _, tt := range http400 {
 		t.Run(tt.fault+"?"+tt.query, func(t *testing.T) {
@@ -330,7 +387,13 @@ func TestFaultAndSysctlErrors(t *testing.T) {
 			assert.Equal(t, http.StatusBadRequest, status, body)
 		})
 	}
-	status, _ := postFault(ctx, t, f, "local-a", 9, "crash", "")
+	status, body := postFault(ctx, t, f, "local-a", 1, "meteor", "")
+	assert.Equal(t, http.StatusBadRequest, status)
+	for _, kind := range []localfleet.FaultKind{localfleet.FaultUncleanable, localfleet.FaultStopInstance,
+		localfleet.FaultTerminateInstance, localfleet.FaultStartInstance} {
+		assert.Contains(t, body, string(kind), "the error lists every fault")
+	}
+	status, _ = postFault(ctx, t, f, "local-a", 9, "crash", "")
 	assert.Equal(t, http.StatusNotFound, status)
 
 	cl := ssmClient(f)

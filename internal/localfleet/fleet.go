@@ -48,9 +48,10 @@ type Options struct {
 	// of waiting. Default time.Now.
 	Now func() time.Time
 
-	// diskUsage is set by Start (the hosts model) for startCluster, so each
-	// broker reports its volume before its proxy serves.
-	diskUsage func(instanceID string) (sizeBytes, usedBytes int64, ok bool)
+	// hosts is set by Start for startCluster: the hosts model exists before
+	// any broker serves, so each broker reports its volume, its host's
+	// state and quotas from the start.
+	hosts *hosts
 }
 
 // Fleet is a running local fleet.
@@ -107,7 +108,7 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) 
 		opts.Now = time.Now
 	}
 	f.hosts = newHosts(cfg, opts.Now)
-	opts.diskUsage = f.hosts.usage
+	opts.hosts = f.hosts
 	defer func() {
 		if err != nil {
 			_ = f.Close()

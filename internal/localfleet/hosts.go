@@ -14,7 +14,7 @@ import (
 // The hosts model: every broker runs on an EC2-like instance with one EBS-like
 // data volume. It is what the EC2 subset (ec2.go) describes and modifies, what
 // kfleet-GrowFilesystem acts on, and what brokers report as their log
-// directory's size (cluster.diskUsage).
+// directory's size (DescribeLogDirs).
 //
 // Two sizes matter and differ on purpose, as on AWS: the volume's size
 // becomes the target size the moment a modification starts, but the
@@ -22,6 +22,12 @@ import (
 // filesystem is grown on the host. Used bytes grow at a rate, computed
 // lazily from the fleet clock (Options.Now) so that tests can move time
 // instead of waiting.
+//
+// The rate is the sum of what each tenant (SCRAM user) produces to the
+// broker, plus unattributed background growth (user ""). A tenant's
+// rate is capped by its producer_byte_rate quota, which clients set with
+// AlterClientQuotas (quotas.go) and Kafka enforces on each broker: so
+// throttling the heaviest tenant really slows the disk down.
 
 // VolumeConfig describes each broker's data volume in a cluster.
 type VolumeConfig struct {
@@ -127,10 +133,15 @@ type hosts struct {
 	order      []*host // configuration order, so describes are stable
 	byInstance map[string]*host
 	byVolume   map[string]*host
+	// quotas are each cluster's producer_byte_rate quotas in bytes per
+	// second, by cluster id, then by user (defaultQuotaUser for the
+	// <default> user). A quota is cluster-wide configuration that every
+	// broker enforces on its own, so it caps a user's rate per broker.
+	quotas map[string]map[string]int64
 }
 
-// host is one broker's instance. Everything but the volume is immutable
-// after newHosts.
+// host is one broker's instance. Its identity is immutable after
+// newHosts; its state and volume are guarded by hosts.mu.
 type host struct {
 	instanceID string
 	cluster    string
@@ -138,19 +149,23 @@ type host struct {
 	privateIP  string
 	az         string
 	launched   time.Time
-	state      string // EC2 instance state: the host, not the Kafka process
-	vol        volume // guarded by hosts.mu
+	state      string // EC2 instance state: the host, not the Kafka process (instances.go)
+	vol        volume
 }
 
 // volume is one data volume.
 type volume struct {
-	id         string
-	created    time.Time
-	sizeGiB    int32 // the EBS size: the target size once a modification starts
-	fsBytes    int64 // the filesystem's size, what the broker sees
-	usedBytes  int64 // used bytes at usedAt; see usedAt()
-	usedAt     time.Time
-	growth     int64 // bytes per second
+	id        string
+	created   time.Time
+	sizeGiB   int32 // the EBS size: the target size once a modification starts
+	fsBytes   int64 // the filesystem's size, what the broker sees
+	usedBytes int64 // used bytes at usedAt; see used()
+	usedAt    time.Time
+	// offered is what each user tries to produce to the broker, in bytes
+	// per second ("" is unattributed growth); growth is what reaches the
+	// disk once quotas are applied (hosts.rerateLocked keeps it so).
+	offered    map[string]int64
+	growth     int64
 	modifying  time.Duration
 	optimizing time.Duration
 	mods       []volumeModification // oldest first
@@ -182,7 +197,7 @@ func volumeID(cluster string, broker int32) string {
 // needs only the configuration, so it exists before any broker serves and
 // clusters can be handed its usage function at start.
 func newHosts(cfg Config, now func() time.Time) *hosts {
-	h := &hosts{now: now, byInstance: map[string]*host{}, byVolume: map[string]*host{}}
+	h := &hosts{now: now, byInstance: map[string]*host{}, byVolume: map[string]*host{}, quotas: map[string]map[string]int64{}}
 	t := now()
 	for _, cc := range cfg.Clusters {
 		vc := cc.Volume
@@ -202,7 +217,7 @@ func newHosts(cfg Config, now func() time.Time) *hosts {
 				privateIP: proxyHost,
 				az:        az,
 				launched:  t,
-				state:     "running",
+				state:     InstanceRunning,
 				vol: volume{
 					id:         volumeID(cc.ID, id),
 					created:    t,
@@ -210,10 +225,14 @@ func newHosts(cfg Config, now func() time.Time) *hosts {
 					fsBytes:    fs,
 					usedBytes:  int64(float64(fs) * vc.UsedPercent / 100),
 					usedAt:     t,
+					offered:    map[string]int64{},
 					growth:     vc.GrowthBytesPerSec,
 					modifying:  vc.Modifying,
 					optimizing: vc.Optimizing,
 				},
+			}
+			if vc.GrowthBytesPerSec > 0 {
+				hs.vol.offered[""] = vc.GrowthBytesPerSec
 			}
 			h.order = append(h.order, hs)
 			h.byInstance[hs.instanceID] = hs
@@ -290,20 +309,28 @@ type hostView struct {
 	volumeCreated                             time.Time
 	sizeGiB                                   int32
 	fsBytes, usedBytes, growth                int64
+	produce                                   map[string]int64 // effective rate by named user; nil when none
 	lastMod                                   modificationStatus
 	modified                                  bool
 }
 
-func (hs *host) view(t time.Time) hostView {
+// viewLocked copies hs at t. h.mu must be held.
+func (h *hosts) viewLocked(hs *host, t time.Time) hostView {
 	v := hostView{
 		instanceID: hs.instanceID, cluster: hs.cluster, privateIP: hs.privateIP, az: hs.az, state: hs.state,
 		broker: hs.broker, launched: hs.launched,
 		volumeID: hs.vol.id, volumeCreated: hs.vol.created, sizeGiB: hs.vol.sizeGiB,
 		fsBytes: hs.vol.fsBytes, usedBytes: hs.vol.used(t), growth: hs.vol.growth,
+		produce: h.produceRatesLocked(hs),
 	}
 	v.lastMod, v.modified = hs.vol.lastModification(t)
 	return v
 }
+
+// attached reports whether the data volume is attached to its instance:
+// until the instance is terminated (the data volume outlives it, as
+// DeleteOnTermination is false for it, so a replacement can take it over).
+func (v hostView) attached() bool { return v.state != InstanceTerminated }
 
 // all returns every host, in configuration order.
 func (h *hosts) all() []hostView {
@@ -312,7 +339,7 @@ func (h *hosts) all() []hostView {
 	t := h.now()
 	out := make([]hostView, 0, len(h.order))
 	for _, hs := range h.order {
-		out = append(out, hs.view(t))
+		out = append(out, h.viewLocked(hs, t))
 	}
 	return out
 }
@@ -324,7 +351,7 @@ func (h *hosts) instance(instanceID string) (hostView, error) {
 	if !ok {
 		return hostView{}, fmt.Errorf("localfleet: instance %s: %w", instanceID, ErrUnknownInstance)
 	}
-	return hs.view(h.now()), nil
+	return h.viewLocked(hs, h.now()), nil
 }
 
 func (h *hosts) volume(volumeID string) (hostView, error) {
@@ -334,20 +361,120 @@ func (h *hosts) volume(volumeID string) (hostView, error) {
 	if !ok {
 		return hostView{}, fmt.Errorf("localfleet: volume %s: %w", volumeID, ErrUnknownVolume)
 	}
-	return hs.view(h.now()), nil
+	return h.viewLocked(hs, h.now()), nil
 }
 
-// setGrowth changes how fast the instance's data grows, from now on.
-func (h *hosts) setGrowth(instanceID string, bytesPerSec int64) error {
+// defaultQuotaUser is how Kafka names the <default> user's quota entity
+// (ConfigEntityName.Default); a real user of that name is stored escaped,
+// so the name cannot collide.
+const defaultQuotaUser = "<default>"
+
+// setRate makes user produce bytesPerSec to the instance's broker from now
+// on (0 stops it); user "" is unattributed growth. It returns the rate
+// that reaches the disk for that user once its quota applies.
+func (h *hosts) setRate(instanceID, user string, bytesPerSec int64) (effective int64, _ error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hs, ok := h.byInstance[instanceID]
 	if !ok {
-		return fmt.Errorf("localfleet: instance %s: %w", instanceID, ErrUnknownInstance)
+		return 0, fmt.Errorf("localfleet: instance %s: %w", instanceID, ErrUnknownInstance)
 	}
-	hs.vol.settle(h.now())
-	hs.vol.growth = bytesPerSec
-	return nil
+	if bytesPerSec > 0 {
+		hs.vol.offered[user] = bytesPerSec
+	} else {
+		delete(hs.vol.offered, user)
+	}
+	h.rerateLocked(hs, h.now())
+	return h.effectiveLocked(hs, user), nil
+}
+
+// setProduceQuota sets (or, with nil, lifts) user's producer_byte_rate
+// quota on a cluster: from now on each of its brokers lets user write at
+// most that many bytes per second.
+func (h *hosts) setProduceQuota(cluster, user string, bytesPerSec *int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	q := h.quotas[cluster]
+	if q == nil {
+		q = map[string]int64{}
+		h.quotas[cluster] = q
+	}
+	if bytesPerSec != nil {
+		q[user] = max(*bytesPerSec, 0)
+	} else {
+		delete(q, user)
+	}
+	t := h.now()
+	for _, hs := range h.order {
+		if hs.cluster == cluster {
+			h.rerateLocked(hs, t)
+		}
+	}
+}
+
+// produceQuotaLocked is user's producer_byte_rate quota on cluster: its own, else
+// the <default> user's. ok is false when neither is set. h.mu must be held.
+func (h *hosts) produceQuotaLocked(cluster, user string) (bytesPerSec int64, ok bool) {
+	q := h.quotas[cluster]
+	if v, ok := q[user]; ok {
+		return v, true
+	}
+	v, ok := q[defaultQuotaUser]
+	return v, ok
+}
+
+// effectiveLocked is the rate at which user's data reaches hs's disk: what
+// it offers, capped by its quota. Unattributed growth has no quota. h.mu
+// must be held.
+func (h *hosts) effectiveLocked(hs *host, user string) int64 {
+	rate := hs.vol.offered[user]
+	if user == "" {
+		return rate
+	}
+	if q, ok := h.produceQuotaLocked(hs.cluster, user); ok {
+		return min(rate, q)
+	}
+	return rate
+}
+
+// rerateLocked folds the growth so far into the volume at the old rate,
+// then recomputes the rate from the offered rates and quotas in force.
+// h.mu must be held.
+func (h *hosts) rerateLocked(hs *host, t time.Time) {
+	hs.vol.settle(t)
+	var sum int64
+	for user := range hs.vol.offered {
+		sum += h.effectiveLocked(hs, user)
+	}
+	hs.vol.growth = sum
+}
+
+// produceRatesLocked is the effective rate of every named user producing
+// to hs's broker, nil when none does. h.mu must be held.
+func (h *hosts) produceRatesLocked(hs *host) map[string]int64 {
+	var out map[string]int64
+	for user := range hs.vol.offered {
+		if user == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[user] = h.effectiveLocked(hs, user)
+	}
+	return out
+}
+
+// produceRates is produceRatesLocked for an instance; nil for an unknown
+// one.
+func (h *hosts) produceRates(instanceID string) map[string]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hs, ok := h.byInstance[instanceID]
+	if !ok {
+		return nil
+	}
+	return h.produceRatesLocked(hs)
 }
 
 // modify starts a size modification of a volume with EBS's rules: only
@@ -387,7 +514,7 @@ func (h *hosts) modify(volumeID string, sizeGiB int32) (hostView, modificationSt
 	m := volumeModification{originalSize: v.sizeGiB, targetSize: sizeGiB, start: t}
 	v.mods = append(v.mods, m)
 	v.sizeGiB = sizeGiB
-	return hs.view(t), v.status(m, t), nil
+	return h.viewLocked(hs, t), v.status(m, t), nil
 }
 
 // growFilesystem grows the instance's filesystem to its volume's size, as
@@ -430,10 +557,15 @@ type VolumeStatus struct {
 	SizeGiB int32 `json:"sizeGiB"`
 	// FilesystemBytes is the size the broker sees; it catches up with
 	// SizeGiB only when kfleet-GrowFilesystem runs.
-	FilesystemBytes   int64   `json:"filesystemBytes"`
-	UsedBytes         int64   `json:"usedBytes"`
-	UsedPercent       float64 `json:"usedPercent"`
-	GrowthBytesPerSec int64   `json:"growthBytesPerSec"`
+	FilesystemBytes int64   `json:"filesystemBytes"`
+	UsedBytes       int64   `json:"usedBytes"`
+	UsedPercent     float64 `json:"usedPercent"`
+	// GrowthBytesPerSec is how fast the data grows: every user's rate,
+	// after quotas, plus unattributed growth.
+	GrowthBytesPerSec int64 `json:"growthBytesPerSec"`
+	// ProduceBytesPerSec is each user's share of the growth, after its
+	// quota (the broker's kafka_server_produce_byte_rate).
+	ProduceBytesPerSec map[string]int64 `json:"produceBytesPerSec,omitempty"`
 	// ModificationState is the latest modification's state ("modifying",
 	// "optimizing", "completed"), empty if the volume was never modified.
 	ModificationState string `json:"modificationState,omitempty"`
@@ -445,6 +577,7 @@ func (v hostView) status() VolumeStatus {
 	st := VolumeStatus{
 		Cluster: v.cluster, Broker: v.broker, InstanceID: v.instanceID, VolumeID: v.volumeID,
 		SizeGiB: v.sizeGiB, FilesystemBytes: v.fsBytes, UsedBytes: v.usedBytes, GrowthBytesPerSec: v.growth,
+		ProduceBytesPerSec: v.produce,
 	}
 	if v.fsBytes > 0 {
 		st.UsedPercent = float64(v.usedBytes) * 100 / float64(v.fsBytes)
@@ -469,9 +602,21 @@ func (f *Fleet) Volume(cluster string, broker int32) (VolumeStatus, error) {
 }
 
 // FillDisk makes a broker's data grow at bytesPerSec from now on (0 stops
-// the growth), as a tenant producing faster than retention deletes would.
-// The filesystem fills up to its size and no further.
+// the growth), as data producing faster than retention deletes would. The
+// filesystem fills up to its size and no further. The growth is
+// unattributed: no tenant's quota slows it (see FillDiskBy).
 func (f *Fleet) FillDisk(cluster string, broker int32, bytesPerSec int64) error {
+	return f.FillDiskBy(cluster, broker, bytesPerSec, "")
+}
+
+// FillDiskBy makes user (a tenant's SCRAM user) produce bytesPerSec to a
+// broker from now on, as a tenant writing faster than retention deletes
+// would; 0 stops it. The broker's disk grows at the sum of every user's
+// rate, each capped by the user's producer_byte_rate quota (set with
+// AlterClientQuotas; Kafka enforces it per broker), plus unattributed
+// growth (user "", which FillDisk sets). The broker reports each user's
+// capped rate as kafka_server_produce_byte_rate{user=...}.
+func (f *Fleet) FillDiskBy(cluster string, broker int32, bytesPerSec int64, user string) error {
 	c, b, err := f.broker(cluster, broker)
 	if err != nil {
 		return err
@@ -479,10 +624,12 @@ func (f *Fleet) FillDisk(cluster string, broker int32, bytesPerSec int64) error 
 	if bytesPerSec < 0 {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: fill-disk rate must not be negative, got %d", cluster, broker, bytesPerSec)
 	}
-	if err := f.hosts.setGrowth(b.instanceID, bytesPerSec); err != nil {
+	effective, err := f.hosts.setRate(b.instanceID, user, bytesPerSec)
+	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: %w", cluster, broker, err)
 	}
-	c.log.Info().Int32("broker", broker).Int64("bytesPerSec", bytesPerSec).Msg("fill-disk")
+	c.log.Info().Int32("broker", broker).Str("user", user).Int64("bytesPerSec", bytesPerSec).
+		Int64("effectiveBytesPerSec", effective).Msg("fill-disk")
 	return nil
 }
 
@@ -549,7 +696,10 @@ func (f *Fleet) recordHost(v hostView, kind EventKind, who, detail string) {
 // fleet API:
 //
 //	GET  /v1/clusters/{id}/brokers/{broker}/volume
-//	POST /v1/clusters/{id}/brokers/{broker}/faults/fill-disk?bytesPerSec=N
+//	POST /v1/clusters/{id}/brokers/{broker}/faults/fill-disk?bytesPerSec=N[&user=U]
+//
+// fill-disk without user is unattributed growth (FillDisk), with user a
+// tenant's (FillDiskBy).
 func (f *Fleet) hostRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/clusters/{id}/brokers/{broker}/volume", f.withVolumeBroker(
 		func(w http.ResponseWriter, r *http.Request, cluster string, broker int32) {
@@ -567,7 +717,7 @@ func (f *Fleet) hostRoutes(mux *http.ServeMux) {
 				writeJSON(w, http.StatusBadRequest, apiError{Error: "bytesPerSec must be a non-negative integer"})
 				return
 			}
-			if err := f.FillDisk(cluster, broker, rate); err != nil {
+			if err := f.FillDiskBy(cluster, broker, rate, r.URL.Query().Get("user")); err != nil {
 				writeError(w, err)
 				return
 			}

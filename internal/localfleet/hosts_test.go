@@ -116,7 +116,7 @@ func TestVolumeUsage(t *testing.T) {
 	}{
 		{"initial", func() {}, 10 * gib, 5 * gib},
 		{"no growth by default", func() { step(time.Hour) }, 10 * gib, 5 * gib},
-		{"fill at 1 GiB/s", func() { require.NoError(t, h.setGrowth(inst, gib)); step(2 * time.Second) }, 10 * gib, 7 * gib},
+		{"fill at 1 GiB/s", func() { _, err := h.setRate(inst, "", gib); require.NoError(t, err); step(2 * time.Second) }, 10 * gib, 7 * gib},
 		{"full stays full", func() { step(time.Hour) }, 10 * gib, 10 * gib},
 		{"volume grown, filesystem not yet", func() {
 			_, _, err := h.modify(vol, 20)
@@ -175,4 +175,71 @@ func TestVolumeConfigYAML(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, VolumeConfig{SizeGiB: 500, UsedPercent: 75, GrowthBytesPerSec: 1 << 20, Modifying: 2 * time.Second, Optimizing: time.Minute},
 		cfg.Clusters[0].Volume)
+}
+
+// A broker's disk grows at the sum of its users' rates, each capped by the
+// user's producer quota (its own, else the <default> user's), plus
+// unattributed growth; a rate or quota change never rewrites the past.
+func TestProduceQuotas(t *testing.T) {
+	h, clock, inst1, _ := newTestHosts(t, VolumeConfig{SizeGiB: 1000, UsedPercent: 10})
+	inst2 := instanceID("c", 2)
+	quota := func(n int64) *int64 { return &n }
+	steps := []struct {
+		name    string
+		act     func(t *testing.T)
+		growth1 int64            // broker 1's growth rate afterwards
+		produce map[string]int64 // broker 1's per-user rates afterwards
+		growth2 int64
+	}{
+		{"unattributed growth", func(t *testing.T) {
+			_, err := h.setRate(inst1, "", 100)
+			require.NoError(t, err)
+		}, 100, nil, 0},
+		{"a tenant fills broker 1 and broker 2", func(t *testing.T) {
+			eff, err := h.setRate(inst1, "wabash-58799", 400)
+			require.NoError(t, err)
+			assert.Equal(t, int64(400), eff, "no quota yet")
+			_, err = h.setRate(inst2, "wabash-58799", 300)
+			require.NoError(t, err)
+		}, 500, map[string]int64{"wabash-58799": 400}, 300},
+		{"its quota caps it on every broker", func(t *testing.T) {
+			h.setProduceQuota("c", "wabash-58799", quota(100))
+		}, 200, map[string]int64{"wabash-58799": 100}, 100},
+		{"a quota on another cluster changes nothing", func(t *testing.T) {
+			h.setProduceQuota("other", "wabash-58799", quota(1))
+		}, 200, map[string]int64{"wabash-58799": 100}, 100},
+		{"the default quota caps users without their own", func(t *testing.T) {
+			eff, err := h.setRate(inst1, "sequoia-12", 1000)
+			require.NoError(t, err)
+			assert.Equal(t, int64(1000), eff)
+			h.setProduceQuota("c", defaultQuotaUser, quota(50))
+		}, 250, map[string]int64{"wabash-58799": 100, "sequoia-12": 50}, 100},
+		{"lifting a user's quota leaves the default in force", func(t *testing.T) {
+			h.setProduceQuota("c", "wabash-58799", nil)
+		}, 200, map[string]int64{"wabash-58799": 50, "sequoia-12": 50}, 50},
+		{"a quota above the rate changes nothing", func(t *testing.T) {
+			h.setProduceQuota("c", "sequoia-12", quota(5000))
+		}, 1150, map[string]int64{"wabash-58799": 50, "sequoia-12": 1000}, 50},
+		{"a tenant that stops producing leaves no rate", func(t *testing.T) {
+			_, err := h.setRate(inst1, "sequoia-12", 0)
+			require.NoError(t, err)
+		}, 150, map[string]int64{"wabash-58799": 50}, 50},
+	}
+	_, want1, _ := h.usage(inst1)
+	for _, st := range steps {
+		st.act(t)
+		v1, err := h.instance(inst1)
+		require.NoError(t, err)
+		v2, err := h.instance(inst2)
+		require.NoError(t, err)
+		assert.Equal(t, st.growth1, v1.growth, st.name)
+		assert.Equal(t, st.produce, v1.produce, st.name)
+		assert.Equal(t, st.produce, h.produceRates(inst1), st.name)
+		assert.Equal(t, st.growth2, v2.growth, st.name)
+
+		clock.t = clock.t.Add(10 * time.Second)
+		want1 += 10 * st.growth1
+		_, used1, _ := h.usage(inst1)
+		assert.Equal(t, want1, used1, "%s: 10s of growth at the rate in force", st.name)
+	}
 }

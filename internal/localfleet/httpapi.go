@@ -114,6 +114,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrClosed):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, ErrInstanceNotRunning):
+		status = http.StatusConflict
 	}
 	writeJSON(w, status, apiError{Error: err.Error()})
 }

@@ -97,7 +97,9 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 //
 // The start can fail (an injected fail-to-start, or limits too low for the
 // broker's segments: Map failed, Too many open files): the broker is then
-// failed, and the error wraps ErrStartFailed with the cause.
+// failed, and the error wraps ErrStartFailed with the cause. On a host
+// that is not running (instances.go) nothing starts: the error wraps
+// ErrInstanceNotRunning and the broker is left as it was.
 //
 // After an unclean stop (crash, failed start, interrupted recovery) the
 // broker first recovers its logs (state recovering) and registers when
@@ -122,6 +124,11 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp string
 				c.id, b.id, ErrRunningMismatch, ibp, orUnset(runningIBP))
 		}
 		return nil
+	}
+	if st := c.hosts.instanceState(b.instanceID); st != InstanceRunning {
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w: instance %s is %s",
+			c.id, b.id, ErrInstanceNotRunning, b.instanceID, st)
 	}
 	prev := b.state
 	b.state = StateStarting

@@ -87,8 +87,8 @@ func (c *cluster) answerDescribeLogDirs(req *request, broker int32) ([]byte, err
 	dir.Dir = logDir
 	dir.TotalBytes, dir.UsableBytes = -1, -1
 	b := c.brokerByID(broker)
-	if c.diskUsage != nil && b != nil {
-		if size, used, ok := c.diskUsage(b.instanceID); ok {
+	if b != nil {
+		if size, used, ok := c.hosts.usage(b.instanceID); ok {
 			dir.TotalBytes, dir.UsableBytes = size, max(size-used, 0)
 		}
 	}

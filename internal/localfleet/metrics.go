@@ -23,19 +23,28 @@ import (
 // process is down (stopped, crashed, failed) the endpoint answers 503, as
 // a scrape of a dead exporter fails; Prometheus ignores a failed scrape's
 // body. GET .../metrics/node serves the node exporter alone, which runs
-// as long as the host does, so a down broker's disk stays observable.
+// as long as the host does, so a down broker's disk stays observable; on a
+// host that is not running (instances.go) it answers 503 too.
 
 // Metric names (see the comment above for where each comes from).
 const (
-	MetricBrokerState        = "kafka_server_kafkaserver_brokerstate"
-	MetricCleanerDeadThreads = "kafka_log_logcleaner_deadthreadcount"
-	MetricTimeSinceLastRunMs = "kafka_log_logcleanermanager_time_since_last_run_ms"
-	MetricLogsToRecover      = "kafka_log_logmanager_remaininglogstorecover"
-	MetricJVMMemoryUsed      = "jvm_memory_bytes_used"
-	MetricJVMMemoryMax       = "jvm_memory_bytes_max"
-	MetricFilesystemSize     = "node_filesystem_size_bytes"
-	MetricFilesystemAvail    = "node_filesystem_avail_bytes"
+	MetricBrokerState           = "kafka_server_kafkaserver_brokerstate"
+	MetricCleanerDeadThreads    = "kafka_log_logcleaner_deadthreadcount"
+	MetricTimeSinceLastRunMs    = "kafka_log_logcleanermanager_time_since_last_run_ms"
+	MetricUncleanablePartitions = "kafka_log_logcleanermanager_uncleanable_partitions_count"
+	MetricLogsToRecover         = "kafka_log_logmanager_remaininglogstorecover"
+	MetricJVMMemoryUsed         = "jvm_memory_bytes_used"
+	MetricJVMMemoryMax          = "jvm_memory_bytes_max"
+	MetricJVMMemoryPoolUsed     = "jvm_memory_pool_bytes_used"
+	MetricJVMMemoryPoolMax      = "jvm_memory_pool_bytes_max"
+	MetricProduceByteRate       = "kafka_server_produce_byte_rate"
+	MetricFilesystemSize        = "node_filesystem_size_bytes"
+	MetricFilesystemAvail       = "node_filesystem_avail_bytes"
 )
+
+// OldGenPool is the memory pool the heap model describes: Kafka runs G1,
+// and its steady state and leaks live in the old generation.
+const OldGenPool = "G1 Old Gen"
 
 // DataMountpoint is where each broker host mounts its Kafka data volume.
 const DataMountpoint = "/var/lib/kafka"
@@ -56,6 +65,7 @@ const (
 	dataDevice         = "/dev/nvme1n1"
 	dataFSType         = "xfs"
 	metricsUnavailable = "the broker's JMX exporter is down with its process (state %s)\n"
+	hostUnavailable    = "no exporter answers: the broker's host (instance %s) is %s\n"
 )
 
 // kafkaBrokerState maps a lifecycle state to Kafka's BrokerState, and says
@@ -75,13 +85,18 @@ func kafkaBrokerState(s State) (value int, up bool) {
 }
 
 // brokerMetrics builds the broker's metric families at now. jmx selects
-// the JMX exporter's; the node exporter's are always included when the
-// fleet knows the host. It reports false when jmx is asked for and the
-// process is down.
-func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.Time) ([]*dto.MetricFamily, State, bool, error) {
+// the JMX exporter's; the node exporter's are always included. down says
+// why nothing answers, when nothing does: the process is down (and jmx is
+// asked for) or the host is.
+func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.Time) (_ []*dto.MetricFamily, down string, _ error) {
 	c, b, err := f.broker(cluster, broker)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", err
+	}
+	// A host that does not run has no exporter at all; its process is
+	// down too (the instance faults crash it first).
+	if st := f.hosts.instanceState(b.instanceID); st != InstanceRunning {
+		return nil, fmt.Sprintf(hostUnavailable, b.instanceID, st), nil
 	}
 	var fams []*dto.MetricFamily
 	c.mu.Lock()
@@ -89,7 +104,7 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 	bs, up := kafkaBrokerState(state)
 	if jmx && !up {
 		c.mu.Unlock()
-		return nil, state, false, nil
+		return nil, fmt.Sprintf(metricsUnavailable, state), nil
 	}
 	if jmx {
 		rt := &b.rt
@@ -97,6 +112,7 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 		if !rt.cleanerDiedAt.IsZero() {
 			dead = 1
 		}
+		heapUsed := rt.heapUsed(now)
 		fams = append(fams,
 			gauge(MetricBrokerState, brokerStateHelp, float64(bs)),
 			gauge(MetricCleanerDeadThreads,
@@ -104,20 +120,32 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 			gauge(MetricTimeSinceLastRunMs,
 				"Attribute exposed for management kafka.log<type=LogCleanerManager, name=time-since-last-run-ms><>Value",
 				float64(rt.sinceCleanerRun(now).Milliseconds())),
+			gauge(MetricUncleanablePartitions,
+				"Attribute exposed for management kafka.log<type=LogCleanerManager, name=uncleanable-partitions-count, logDirectory=...><>Value",
+				float64(rt.uncleanable), "logDirectory", dataDir),
 			gauge(MetricLogsToRecover,
 				"Attribute exposed for management kafka.log<type=LogManager, name=remainingLogsToRecover, dir=...><>Value",
 				float64(rt.recovery.logsLeft()), "dir", dataDir),
 			gaugeFamily(MetricJVMMemoryUsed, "Used bytes of a given JVM memory area.",
-				sample(float64(rt.heapUsed(now)), "area", "heap"),
+				sample(float64(heapUsed), "area", "heap"),
 				sample(nonHeapUsed, "area", "nonheap")),
 			gaugeFamily(MetricJVMMemoryMax, "Max (bytes) of a given JVM memory area.",
 				sample(float64(rt.heapMax), "area", "heap"),
 				sample(-1, "area", "nonheap")),
+			// The heap model is the old generation's: its steady state
+			// and its leak (runtime.heapUsed).
+			gauge(MetricJVMMemoryPoolUsed, "Used bytes of a given JVM memory pool.", float64(heapUsed), "pool", OldGenPool),
+			gauge(MetricJVMMemoryPoolMax, "Max bytes of a given JVM memory pool.", float64(rt.heapMax), "pool", OldGenPool),
 		)
 	}
 	c.mu.Unlock()
 
 	// Outside c.mu: the hosts model has its own lock.
+	if jmx {
+		if fam := produceRateFamily(f.hosts.produceRates(b.instanceID)); fam != nil {
+			fams = append(fams, fam)
+		}
+	}
 	if size, used, ok := f.hosts.usage(b.instanceID); ok {
 		labels := []string{"device", dataDevice, "fstype", dataFSType, "mountpoint", DataMountpoint}
 		fams = append(fams,
@@ -125,7 +153,23 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 			gauge(MetricFilesystemAvail, "Filesystem space available to non-root users in bytes.", float64(max(size-used, 0)), labels...),
 		)
 	}
-	return fams, state, true, nil
+	return fams, "", nil
+}
+
+// produceRateFamily is the quota manager's per-user produce byte rate,
+// one sample per user producing to the broker (nil when none does). Every
+// tenant has a user-level quota on a managed cluster, so Kafka keys the
+// sensor by user alone: client_id is empty.
+func produceRateFamily(rates map[string]int64) *dto.MetricFamily {
+	if len(rates) == 0 {
+		return nil
+	}
+	var samples []*dto.Metric
+	for _, user := range sortedKeys(rates) {
+		samples = append(samples, sample(float64(rates[user]), "user", user, "client_id", ""))
+	}
+	return gaugeFamily(MetricProduceByteRate,
+		"Attribute exposed for management kafka.server<type=Produce, user=U, client-id=C><>byte-rate", samples...)
 }
 
 func gauge(name, help string, v float64, labels ...string) *dto.MetricFamily {
@@ -154,13 +198,13 @@ func (f *Fleet) metricsHandler(jmx bool) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, apiError{Error: "broker must be an integer id"})
 			return
 		}
-		fams, state, up, err := f.brokerMetrics(id, int32(n), jmx, time.Now())
+		fams, down, err := f.brokerMetrics(id, int32(n), jmx, time.Now())
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if !up {
-			http.Error(w, fmt.Sprintf(metricsUnavailable, state), http.StatusServiceUnavailable)
+		if down != "" {
+			http.Error(w, down, http.StatusServiceUnavailable)
 			return
 		}
 		var buf bytes.Buffer

@@ -40,9 +40,14 @@ func TestBrokerMetricsExposition(t *testing.T) {
 		{localfleet.MetricLogsToRecover, map[string]string{"dir": "/var/lib/kafka/data"}, 0},
 		{localfleet.MetricJVMMemoryUsed, map[string]string{"area": "heap"}, -1},
 		{localfleet.MetricJVMMemoryMax, map[string]string{"area": "heap"}, 6 << 30},
+		{localfleet.MetricUncleanablePartitions, map[string]string{"logDirectory": "/var/lib/kafka/data"}, 0},
+		{localfleet.MetricJVMMemoryPoolUsed, map[string]string{"pool": localfleet.OldGenPool}, -1},
+		{localfleet.MetricJVMMemoryPoolMax, map[string]string{"pool": localfleet.OldGenPool}, 6 << 30},
 		{localfleet.MetricFilesystemSize, map[string]string{"mountpoint": localfleet.DataMountpoint}, -1},
 		{localfleet.MetricFilesystemAvail, map[string]string{"mountpoint": localfleet.DataMountpoint}, -1},
 	}
+	_, produces := fams[localfleet.MetricProduceByteRate]
+	assert.False(t, produces, "no tenant produces yet: no produce byte-rate samples")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mf, ok := fams[tt.name]

@@ -113,6 +113,11 @@ type session struct {
 	p      *proxy
 	client net.Conn
 
+	// mechanism and user are the SASL mechanism and the user the client
+	// authenticates as (quotas.go), for the audit. Owned by the serve
+	// goroutine.
+	mechanism, user string
+
 	mu       sync.Mutex
 	closed   bool
 	upstream map[int32]net.Conn // by kfake node
@@ -187,6 +192,9 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		if err := c.stripPartitionAssignments(req); err != nil {
 			return nil, err
 		}
+	case kmsg.AlterClientQuotas:
+		// kfake stores quotas; the model enforces producer quotas.
+		return s.alterClientQuotas(req)
 	case kmsg.DescribeConfigs, kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
 		// kfake knows one broker, node 0; clients name broker ids.
 		names, err := toKfakeBrokerResources(req, c.cfg.Brokers)
@@ -211,6 +219,8 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 					return nil, err
 				}
 			}
+		case kmsg.SASLHandshake, kmsg.SASLAuthenticate:
+			s.observeSASL(req)
 		case kmsg.Produce:
 			kreq, err := req.decode()
 			if err != nil {

@@ -45,8 +45,9 @@ var ssmDocuments = map[string][]string{
 	// Grows the data filesystem to the volume's size (hosts.go).
 	cloud.DocGrowFilesystem: {cloud.ParamTargetSizeGiB},
 	// Host limits and the broker's log (faults.go).
-	cloud.DocSetSysctl: {cloud.ParamName, cloud.ParamValue},
-	cloud.DocTailLog:   {cloud.ParamLines},
+	cloud.DocSetSysctl:  {cloud.ParamName, cloud.ParamValue},
+	cloud.DocTailLog:    {cloud.ParamLines},
+	cloud.DocHostLimits: nil,
 }
 
 // ssmError is an error in AWS's JSON protocol shape.
@@ -180,10 +181,20 @@ func (s *ssmService) sendCommand(in sendCommandInput) (any, error) {
 	if len(in.InstanceIds) == 0 {
 		return nil, ssmErr("InvalidInstanceId", "no instance ids given")
 	}
+	var notRunning []string
 	for _, id := range in.InstanceIds {
 		if _, ok := s.f.instances[id]; !ok {
 			return nil, ssmErr("InvalidInstanceId", "instance %q is not a broker host of the local fleet", id)
 		}
+		// The SSM agent runs on the instance: a stopped or terminated
+		// one cannot take commands, and SSM refuses them up front.
+		if s.f.hosts.instanceState(id) != InstanceRunning {
+			notRunning = append(notRunning, id)
+		}
+	}
+	if len(notRunning) > 0 {
+		return nil, ssmErr("InvalidInstanceId", "Instances [[%s]] not in a valid state for account %s",
+			strings.Join(notRunning, ", "), ec2OwnerID)
 	}
 	if err := validateParameters(in.DocumentName, allowed, in.Parameters); err != nil {
 		return nil, err
@@ -303,6 +314,8 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, ref instanceR
 		return s.f.setSysctl(ctx, ref, who, param(cloud.ParamName), param(cloud.ParamValue))
 	case cloud.DocTailLog:
 		return s.f.tailLog(ref, param(cloud.ParamLines))
+	case cloud.DocHostLimits:
+		return s.f.hostLimitsOutput(ref)
 	case cloud.DocGrowFilesystem:
 		target, _ := strconv.Atoi(param(cloud.ParamTargetSizeGiB)) // validated; "" is 0
 		return s.f.growFilesystem(ref, who, target)

@@ -149,3 +149,49 @@ func assertAPIError(t *testing.T, err error, code string) {
 	require.True(t, errors.As(err, &apiErr), "want API error %s, got %v", code, err)
 	assert.Equal(t, code, apiErr.ErrorCode(), apiErr.ErrorMessage())
 }
+
+// kfleet-HostLimits prints the limits and the broker's segment count in the
+// real document's format; maps and open files are the process's, so 0
+// while it is down.
+func TestSSMHostLimits(t *testing.T) {
+	t.Parallel()
+	cc := testCluster("local-a")
+	cc.SegmentsPerBroker = 400
+	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{cc}})
+	ctx := testContext(t)
+	cl := ssmClient(f)
+	instance := f.Endpoints().Clusters["local-a"].Brokers[1].InstanceID
+
+	_, err := cl.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String(cloud.DocHostLimits), InstanceIds: []string{instance},
+		Parameters: map[string][]string{cloud.ParamLines: {"10"}}})
+	assertAPIError(t, err, "InvalidParameters")
+
+	tests := []struct {
+		name   string
+		before func(t *testing.T)
+		stdout string
+		want   cloud.HostLimits
+	}{
+		{"running", func(*testing.T) {},
+			"vm.max_map_count=65530\nfs.file-max=9223372036854775807\nnofile=100000\nsegments=400\nmaps=800\nopen_files=1624\n",
+			cloud.HostLimits{MaxMapCount: 65530, FileMax: 9223372036854775807, Nofile: 100000, Segments: 400, Maps: 800, OpenFiles: 1624}},
+		{"stopped, limit raised", func(t *testing.T) {
+			require.NoError(t, f.StopBroker(ctx, "local-a", 2, "ops"))
+			_, err := f.SetLimit(ctx, "local-a", 2, localfleet.LimitMaxMapCount, 262144, "ops")
+			require.NoError(t, err)
+		},
+			"vm.max_map_count=262144\nfs.file-max=9223372036854775807\nnofile=100000\nsegments=400\nmaps=0\nopen_files=0\n",
+			cloud.HostLimits{MaxMapCount: 262144, FileMax: 9223372036854775807, Nofile: 100000, Segments: 400}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.before(t)
+			inv := runCommand(ctx, t, cl, cloud.DocHostLimits, instance, "diagnose", nil)
+			require.Equal(t, "Success", string(inv.Status), aws.ToString(inv.StandardErrorContent))
+			assert.Equal(t, tt.stdout, aws.ToString(inv.StandardOutputContent))
+			got, err := cloud.ParseHostLimits(aws.ToString(inv.StandardOutputContent))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

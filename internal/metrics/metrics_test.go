@@ -25,6 +25,9 @@ kafka_server_kafkaserver_brokerstate 2.0
 kafka_log_logcleaner_deadthreadcount 1.0
 # TYPE kafka_log_logcleanermanager_time_since_last_run_ms untyped
 kafka_log_logcleanermanager_time_since_last_run_ms 3600000.0
+# TYPE kafka_log_logcleanermanager_uncleanable_partitions_count untyped
+kafka_log_logcleanermanager_uncleanable_partitions_count{logDirectory="/var/lib/kafka/data"} 2.0
+kafka_log_logcleanermanager_uncleanable_partitions_count{logDirectory="/var/lib/kafka/data2"} 1.0
 # TYPE kafka_log_logmanager_remaininglogstorecover untyped
 kafka_log_logmanager_remaininglogstorecover{dir="/var/lib/kafka/data"} 5.0
 kafka_log_logmanager_remaininglogstorecover{dir="/var/lib/kafka/data2"} 2.0
@@ -42,6 +45,30 @@ node_filesystem_avail_bytes{device="/dev/nvme0n1p1",fstype="ext4",mountpoint="/"
 node_filesystem_avail_bytes{device="/dev/nvme1n1",fstype="xfs",mountpoint="/var/lib/kafka"} 2.147483648e+10
 `
 
+// pools is the JMX exporter's memory-pool collector: G1's young pools have
+// no max (-1); the old gen's max is the heap's.
+const pools = `# TYPE jvm_memory_pool_bytes_used gauge
+jvm_memory_pool_bytes_used{pool="CodeHeap 'non-nmethods'"} 1.5e+06
+jvm_memory_pool_bytes_used{pool="G1 Eden Space"} 3.0e+08
+jvm_memory_pool_bytes_used{pool="G1 Old Gen"} 1.1e+09
+jvm_memory_pool_bytes_used{pool="G1 Survivor Space"} 1.0e+08
+# TYPE jvm_memory_pool_bytes_max gauge
+jvm_memory_pool_bytes_max{pool="CodeHeap 'non-nmethods'"} 5.8e+06
+jvm_memory_pool_bytes_max{pool="G1 Eden Space"} -1
+jvm_memory_pool_bytes_max{pool="G1 Old Gen"} 6.442450944e+09
+jvm_memory_pool_bytes_max{pool="G1 Survivor Space"} -1
+`
+
+// produce is Strimzi's rule for kafka.server<type=Produce, user=U,
+// client-id=C><>byte-rate: one sample per user and client id, and one
+// without a user (no user quota configured for it).
+const produce = `# TYPE kafka_server_produce_byte_rate gauge
+kafka_server_produce_byte_rate{user="wabash-58799",client_id="orders-1"} 3.0e+06
+kafka_server_produce_byte_rate{user="wabash-58799",client_id="orders-2"} 1.0e+06
+kafka_server_produce_byte_rate{user="sequoia-12",client_id=""} 2048
+kafka_server_produce_byte_rate{user="",client_id="legacy"} 512
+`
+
 func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -51,18 +78,46 @@ func TestParse(t *testing.T) {
 		wantErr bool     // any other error
 	}{
 		{
-			name: "every gauge",
+			name: "required gauges only: old gen is the heap, no produce rates",
 			body: full,
 			want: metrics.BrokerMetrics{
 				BrokerState: metrics.BrokerRecovery, CleanerDeadThreads: 1, TimeSinceLastCleanMs: 3600000,
-				LogsLeftToRecover: 7, HeapUsed: 1.5e9, HeapMax: 6442450944,
+				UncleanablePartitions: 3, LogsLeftToRecover: 7, HeapUsed: 1.5e9, HeapMax: 6442450944,
+				OldGenUsed: 1.5e9, OldGenMax: 6442450944,
 				FilesystemSize: 107374182400, FilesystemAvail: 21474836480,
 			},
 		},
 		{
-			name:    "no cleaner, no data mount",
-			body:    dropLines(full, "logcleaner", `mountpoint="/var/lib/kafka"`),
-			missing: []string{metrics.NameCleanerDeadThreads, metrics.NameTimeSinceLastRunMs, metrics.NameFilesystemSize, metrics.NameFilesystemAvail},
+			name: "with memory pools and produce rates",
+			body: full + pools + produce,
+			want: metrics.BrokerMetrics{
+				BrokerState: metrics.BrokerRecovery, CleanerDeadThreads: 1, TimeSinceLastCleanMs: 3600000,
+				UncleanablePartitions: 3, LogsLeftToRecover: 7, HeapUsed: 1.5e9, HeapMax: 6442450944,
+				OldGenUsed: 1.1e9, OldGenMax: 6442450944,
+				FilesystemSize: 107374182400, FilesystemAvail: 21474836480,
+				ProduceByteRates: map[string]float64{"wabash-58799": 4e6, "sequoia-12": 2048},
+			},
+		},
+		{
+			name: "parallel collector, old gen max undefined",
+			body: full + strings.ReplaceAll(strings.ReplaceAll(pools, "G1 Old Gen", "PS Old Gen"), "6.442450944e+09", "-1"),
+			want: metrics.BrokerMetrics{
+				BrokerState: metrics.BrokerRecovery, CleanerDeadThreads: 1, TimeSinceLastCleanMs: 3600000,
+				UncleanablePartitions: 3, LogsLeftToRecover: 7, HeapUsed: 1.5e9, HeapMax: 6442450944,
+				OldGenUsed: 1.1e9, OldGenMax: 6442450944,
+				FilesystemSize: 107374182400, FilesystemAvail: 21474836480,
+			},
+		},
+		{
+			name: "no cleaner, no data mount",
+			body: dropLines(full, "logcleaner", `mountpoint="/var/lib/kafka"`),
+			missing: []string{metrics.NameCleanerDeadThreads, metrics.NameTimeSinceLastRunMs, metrics.NameUncleanablePartitions,
+				metrics.NameFilesystemSize, metrics.NameFilesystemAvail},
+		},
+		{
+			name:    "optional families do not stand in for required ones",
+			body:    dropLines(full+pools+produce, "uncleanable", "jvm_memory_bytes_used"),
+			missing: []string{metrics.NameUncleanablePartitions, metrics.NameJVMMemoryUsed},
 		},
 		{name: "empty", body: "", missing: []string{metrics.NameBrokerState, metrics.NameJVMMemoryUsed}},
 		{name: "not an exposition", body: "<html>502 Bad Gateway</html>\n", wantErr: true},
