@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/activity"
 
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -38,6 +39,40 @@ type MetricsReader interface {
 	Scrape(ctx context.Context, url string) (metrics.BrokerMetrics, error)
 }
 
+// Instances describes broker hosts and grows their data volumes (EC2). The
+// methods are *cloud.EC2's; its sentinel errors (cloud.ErrInstanceNotFound,
+// cloud.ErrModificationRateExceeded ...) drive the activities' decisions.
+type Instances interface {
+	DescribeInstance(ctx context.Context, instanceID string) (cloud.Instance, error)
+	DescribeVolumeOf(ctx context.Context, instanceID string) (cloud.Volume, error)
+	ModifyVolume(ctx context.Context, volumeID string, sizeGiB int32) error
+	// LatestModification is the volume's latest modification with its
+	// start time and sizes; cloud.ErrNoModification if it was never
+	// modified.
+	LatestModification(ctx context.Context, volumeID string) (cloud.Modification, error)
+}
+
+// Quotas reads and sets tenants' producer byte-rate quotas (Kafka client
+// quotas on the entity user=<name>, key producer_byte_rate).
+type Quotas interface {
+	// ProducerQuota returns the user's producer_byte_rate; set is false
+	// when the user has none.
+	ProducerQuota(ctx context.Context, spec fleet.ClusterSpec, user string) (bytesPerSec float64, set bool, err error)
+	SetProducerQuota(ctx context.Context, spec fleet.ClusterSpec, user string, bytesPerSec float64) error
+}
+
+// Ensemble asks each ZooKeeper server of the cluster's connect string how
+// it is (four-letter words srvr and ruok). A server that does not answer is
+// reported in its entry; only a bad connect string is an error.
+type Ensemble interface {
+	ServerHealth(ctx context.Context, spec fleet.ClusterSpec) ([]fleet.ZooKeeperServer, error)
+}
+
+// Notifier tells the humans on call (a chat webhook).
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
+
 // Activities carries the clients activities use. Register a value with the
 // worker; workflows call its methods through a nil *Activities.
 type Activities struct {
@@ -46,7 +81,14 @@ type Activities struct {
 	Hosts     HostRunner
 	// Metrics reads broker metrics; nil skips the metrics-based gates.
 	Metrics MetricsReader
-	Log     zerolog.Logger
+	// Instances, Quotas and Ensemble serve the health loop and
+	// self-healing (health.go, recovery.go, volume.go).
+	Instances Instances
+	Quotas    Quotas
+	Ensemble  Ensemble
+	// Notifier posts to the on-call chat; nil only logs the messages.
+	Notifier Notifier
+	Log      zerolog.Logger
 	// PollInterval paces waits that have no watch to block on (ISR catch-up)
 	// and the heartbeats of those that do.
 	PollInterval time.Duration
@@ -57,4 +99,9 @@ func (a *Activities) pollInterval() time.Duration {
 		return a.PollInterval
 	}
 	return time.Second
+}
+
+// ticker returns a tick that heartbeats what the activity waits on.
+func (a *Activities) ticker(ctx context.Context, what string) func() {
+	return func() { activity.RecordHeartbeat(ctx, what) }
 }

@@ -64,7 +64,7 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 	var cluster string
 	cmd := &cobra.Command{
 		Use:   "status --cluster ID",
-		Short: "Show a cluster's entity: spec, running operation and its step, queue, history, losses (JSON)",
+		Short: "Show a cluster's entity: spec, running operations and their steps, queue, history, losses, health (JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
@@ -77,11 +77,24 @@ func newStatusCommand(g *globalFlags) *cobra.Command {
 					// Progress is the running operation's own progress
 					// (its step, broker, blockers, pause), when it answers.
 					Progress any `json:"runningProgress,omitempty"`
+					// UrgentProgress is each running recovery's or
+					// expansion's progress, by operation id.
+					UrgentProgress map[string]any `json:"urgentProgress,omitempty"`
 				}{ClusterStatus: st}
-				if st.Running != nil {
-					if v, err := c.QueryWorkflow(ctx, st.Running.WorkflowID, "", workflows.QueryProgress); err == nil {
-						_ = v.Get(&out.Progress)
+				progress := func(workflowID string) (p any) {
+					if v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress); err == nil {
+						_ = v.Get(&p)
 					}
+					return p
+				}
+				if st.Running != nil {
+					out.Progress = progress(st.Running.WorkflowID)
+				}
+				for _, op := range st.Urgent {
+					if out.UrgentProgress == nil {
+						out.UrgentProgress = map[string]any{}
+					}
+					out.UrgentProgress[op.ID] = progress(op.WorkflowID)
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")

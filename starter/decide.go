@@ -13,15 +13,18 @@ import (
 
 func newDecideCommand(g *globalFlags) *cobra.Command {
 	var (
-		cluster, by, reason string
+		cluster, by, reason, operation string
 	)
 	cmd := &cobra.Command{
 		Use:   "decide --cluster ID resume|skip|abort",
-		Short: "Answer a roll that paused for a human: resume (re-check or retry), skip the broker, or abort",
+		Short: "Answer an operation that paused for a human: resume (re-check or retry), skip the broker, or abort",
 		Long: `A roll pauses when a gate stays shut past its deadline, when a gate can
 never open (e.g. a partition whose replication factor is at or below
-min.insync.replicas), or when a step keeps failing. Until someone decides, it
-touches nothing. skip is only allowed at a gate, before the broker was touched.`,
+min.insync.replicas), or when a step keeps failing. A recovery pauses when the
+broker's instance is gone, when starts keep failing, or when log recovery
+stalls. Until someone decides, it touches nothing. skip is only allowed at a
+roll's gate, before the broker was touched. Without --operation the decision
+goes to the running roll, else to the first recovery that waits.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{workflows.DecisionResume, workflows.DecisionSkip, workflows.DecisionAbort},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -30,7 +33,7 @@ touches nothing. skip is only allowed at a gate, before the broker was touched.`
 				return exitError{exitBadInput, fmt.Errorf("unknown decision %q: want resume, skip or abort", action)}
 			}
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				p, err := app.Decide(ctx, c, cluster, workflows.Decision{Action: action, By: by, Reason: reason})
+				p, err := app.Decide(ctx, c, cluster, operation, workflows.Decision{Action: action, By: by, Reason: reason})
 				if err != nil {
 					return err
 				}
@@ -42,5 +45,6 @@ touches nothing. skip is only allowed at a gate, before the broker was touched.`
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
 	cmd.Flags().StringVar(&by, "by", defaultRequester(), "who decides (recorded)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().StringVar(&operation, "operation", "", "the operation id to answer (see status), when several wait")
 	return cmd
 }

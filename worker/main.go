@@ -5,7 +5,9 @@
 //
 // AWS is reached with the default credential chain; KFLEET_AWS_ENDPOINT
 // points it at another endpoint (the local fleet's). KFLEET_POLL_INTERVAL
-// paces waits that have nothing to watch (default 1s).
+// paces waits that have nothing to watch (default 1s). KFLEET_NOTIFY_WEBHOOK
+// is the Slack-compatible incoming webhook on-call messages are posted to;
+// unset, they are only logged.
 package main
 
 import (
@@ -57,11 +59,13 @@ func run() error {
 			return fmt.Errorf("KFLEET_POLL_INTERVAL=%q: want a positive duration such as 500ms", v)
 		}
 	}
-	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Msg("worker starting")
+	webhook := os.Getenv("KFLEET_NOTIFY_WEBHOOK")
+	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").Msg("worker starting")
 	return app.RunWorker(ctx, c, app.WorkerConfig{
-		AWS:          awsCfg,
-		AWSEndpoint:  os.Getenv("KFLEET_AWS_ENDPOINT"),
-		PollInterval: poll,
-		Log:          log,
+		AWS:           awsCfg,
+		AWSEndpoint:   os.Getenv("KFLEET_AWS_ENDPOINT"),
+		PollInterval:  poll,
+		NotifyWebhook: webhook,
+		Log:           log,
 	})
 }

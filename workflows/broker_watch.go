@@ -47,6 +47,9 @@ type BrokerLoss struct {
 	Operation   string    `json:"operation,omitempty"`
 	Recovered   bool      `json:"recovered"`
 	RecoveredAt time.Time `json:"recoveredAt,omitzero"`
+	// Recovery is the id of the recovery queued for the loss once its
+	// grace passed; empty while it may still come back by itself.
+	Recovery string `json:"recovery,omitempty"`
 }
 
 const (

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -41,6 +42,11 @@ type ClusterState struct {
 	Losses []BrokerLoss `json:"losses,omitempty"`
 	// Watch is what the broker watch last saw; nil until its first answer.
 	Watch *WatchState `json:"watch,omitempty"`
+	// Urgent are the urgent operations running beside Running (recoveries,
+	// volume expansions; see urgent_lane.go).
+	Urgent []Operation `json:"urgent,omitempty"`
+	// Health is what the health loop knows (health_loop.go).
+	Health *HealthState `json:"health,omitempty"`
 }
 
 // Operation is one risky operation admitted by the entity.
@@ -67,6 +73,16 @@ type Operation struct {
 	CancelReason string `json:"cancelReason,omitempty"`
 	// Upgrade holds the versions of a rolling upgrade (rolling_upgrade.go).
 	Upgrade *Upgrade `json:"upgrade,omitempty"`
+	// Reason is why kfleet itself asked for the operation (a health
+	// finding, a broker loss).
+	Reason string `json:"reason,omitempty"`
+	// Outcome summarises what a finished operation did.
+	Outcome string `json:"outcome,omitempty"`
+	// LostAt is when a recovery's broker was lost.
+	LostAt time.Time `json:"lostAt,omitzero"`
+	// GrowthBytesPerSec and CooldownUntil are a volume expansion's inputs.
+	GrowthBytesPerSec float64   `json:"growthBytesPerSec,omitempty"`
+	CooldownUntil     time.Time `json:"cooldownUntil,omitzero"`
 }
 
 // Operation statuses.
@@ -99,51 +115,56 @@ const (
 	// 10,240-event warning, whatever the server suggests.
 	defaultEventBudget = 5000
 	// entityVersion versions the entity's commands (workflow.GetVersion):
-	// 1 runs the broker watch and continues as new with queued work.
-	// Runs recorded before it (DefaultVersion) keep neither until their
-	// next continue-as-new.
+	// 1 runs the broker watch and continues as new with queued work; 2
+	// adds the health loop and the urgent lane (recoveries, volume
+	// expansions). Runs recorded before a version keep its predecessor's
+	// behaviour until their next continue-as-new.
 	entityVersionChange = "cluster-entity"
-	entityVersion       = 1
+	entityVersion       = 2
 )
 
 // ClusterWorkflow is the durable entity of one managed cluster (ID
 // cluster/<id>). Every risky operation enters through its updates and runs
-// as a child workflow, one at a time, in the order admitted. A request for an
-// operation already queued or running is answered with that operation.
+// as a child workflow, in the order admitted: maintenance (rolls, upgrades,
+// cleaner restarts) one at a time, urgent operations (recoveries, volume
+// expansions) beside it, at most one per broker (urgent_lane.go); no
+// maintenance starts while a recovery is queued or running. A request for
+// an operation already queued or running is answered with that operation.
 // Operators pause (no queued operation starts), resume, and cancel a queued
 // or running operation by update.
 //
 // Beside the operations it watches the cluster's broker registrations in
 // ZooKeeper (brokerWatch): a broker that leaves while no operation of
-// kfleet touches it is recorded as a loss, once.
+// kfleet touches it is a loss, recovered once if it does not come back
+// within a grace. A health loop (healthLoop) turns disk, cleaner and heap
+// findings into operations.
 //
 // Past its event budget it continues as new, carrying its state and queue,
 // once no operation runs and every update handler has finished.
 func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
-	spec := in.Spec
-	st := ClusterState{}
+	e := &entity{spec: in.Spec}
 	if in.State != nil {
-		st = *in.State
+		e.st = *in.State
 	}
 	budget := in.EventBudget
 	if budget <= 0 {
 		budget = defaultEventBudget
 	}
 	version := workflow.GetVersion(ctx, entityVersionChange, workflow.DefaultVersion, entityVersion)
-	changed := func(ctx workflow.Context) { setDetails(ctx, spec, st) }
-	watch := newBrokerWatch(ctx, &spec, &st, version >= 1, changed)
-	ctl := &controls{spec: &spec, st: &st, changed: changed}
+	spec, st := &e.spec, &e.st
+	e.watch = newBrokerWatch(ctx, spec, st, version >= 1, e.changed)
+	e.ctl = &controls{spec: spec, st: st, changed: e.changed, cancelUrgent: map[string]workflow.CancelFunc{}}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ClusterStatus, error) {
-		return ClusterStatus{Spec: spec, ClusterState: st}, nil
+		return ClusterStatus{Spec: *spec, ClusterState: *st}, nil
 	}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetSpec,
 		func(ctx workflow.Context, s fleet.ClusterSpec) (fleet.ClusterSpec, error) {
-			old := spec
-			spec = s
-			watch.respec(old)
-			return spec, nil
+			old := *spec
+			*spec = s
+			e.watch.respec(old)
+			return *spec, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, s fleet.ClusterSpec) error {
 			if s.ID != spec.ID {
@@ -154,19 +175,19 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	); err != nil {
 		return err
 	}
-	if err := setUpgradeHandler(ctx, &spec, &st); err != nil { // rolling_upgrade.go
+	if err := setUpgradeHandler(ctx, spec, st); err != nil { // rolling_upgrade.go
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRequestRestart,
 		func(ctx workflow.Context, req RestartRequest) (Operation, error) {
-			if op, ok := st.find(OpRollingRestart); ok {
+			if op, ok := st.covering(OpRollingRestart, req.Brokers); ok {
 				op.Existing = true
 				return op, nil
 			}
 			op := st.newOperation(ctx, spec.ID, OpRollingRestart, "roll", req.RequestedBy)
 			op.Brokers, op.MaxBatch = req.Brokers, req.MaxBatch
 			st.Queue = append(st.Queue, op)
-			changed(ctx)
+			e.changed(ctx)
 			return op, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RestartRequest) error {
@@ -187,16 +208,24 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 		return err
 	}
 
-	if err := ctl.register(ctx); err != nil {
+	if err := e.ctl.register(ctx); err != nil {
 		return err
 	}
-	workflow.Go(ctx, watch.run)
-	changed(ctx)
+	workflow.Go(ctx, e.watch.run)
+	if version >= 2 {
+		e.health = &healthLoop{e: e}
+		e.lane = &urgentLane{e: e}
+		workflow.Go(ctx, e.health.run)
+		workflow.Go(ctx, e.lane.run)
+	}
+	e.changed(ctx)
 
-	// Runs recorded before entityVersion continued as new only when idle.
-	carry := func() bool { return len(st.Queue) == 0 || st.Paused != nil || version >= 1 }
+	// Runs recorded before entityVersion 1 continued as new only when idle.
+	carry := func() bool {
+		return (len(st.Queue) == 0 || st.Paused != nil || version >= 1) && len(st.Urgent) == 0
+	}
 	for {
-		if err := workflow.Await(ctx, func() bool { return st.startable() || shouldContinueAsNew(ctx, budget) }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return st.nextMaintenance() >= 0 || shouldContinueAsNew(ctx, budget) && carry() }); err != nil {
 			return err
 		}
 		// Never while an operation runs (this loop is waiting for it
@@ -206,57 +235,173 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 				return err
 			}
 			if carry() {
-				watch.stop()
-				watch.drainTouches(ctx)
+				e.stop()
+				e.watch.drainTouches(ctx)
 				workflow.GetLogger(ctx).Info("continuing as new", "Cluster", spec.ID, "Queued", len(st.Queue), "Paused", st.Paused != nil)
-				return workflow.NewContinueAsNewError(ctx, ClusterWorkflow, ClusterInput{Spec: spec, State: &st, EventBudget: in.EventBudget})
+				return workflow.NewContinueAsNewError(ctx, ClusterWorkflow, ClusterInput{Spec: *spec, State: st, EventBudget: in.EventBudget})
 			}
 		}
-		op := st.Queue[0]
-		st.Queue = st.Queue[1:]
+		i := st.nextMaintenance()
+		if i < 0 {
+			continue
+		}
+		op := st.Queue[i]
+		st.Queue = slices.Delete(st.Queue, i, i+1)
 		op.Status, op.StartedAt = StatusRunning, workflow.Now(ctx)
 		st.Running = &op
 		opCtx, cancel := workflow.WithCancel(ctx)
-		ctl.cancelRunning = cancel
-		changed(ctx)
-		err := runOperation(opCtx, spec, op)
-		ctl.cancelRunning = nil
-		op.FinishedAt = workflow.Now(ctx)
-		switch {
-		case err == nil:
-			op.Status = StatusSucceeded
-		case op.CancelledBy != "":
-			op.Status, op.Error = StatusCancelled, err.Error()
-			workflow.GetLogger(ctx).Warn("operation cancelled", "Cluster", spec.ID, "Operation", op.ID, "By", op.CancelledBy, "Error", err)
-		default:
-			op.Status, op.Error = StatusFailed, err.Error()
-			workflow.GetLogger(ctx).Error("operation failed", "Cluster", spec.ID, "Operation", op.ID, "Error", err)
-		}
+		e.ctl.cancelRunning = cancel
+		e.changed(ctx)
+		res, err := runOperation(opCtx, *spec, op)
+		e.ctl.cancelRunning = nil
+		done := *st.Running
 		st.Running = nil
-		watch.release(op)
-		st.record(op)
-		changed(ctx)
+		e.finish(ctx, done, res, err)
 	}
 }
 
-// runOperation runs op as a child workflow and waits for it.
-func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) error {
-	if op.Kind == OpRollingUpgrade {
-		return runUpgrade(ctx, spec, op) // rolling_upgrade.go
+// entity is a ClusterWorkflow run's state and parts.
+type entity struct {
+	spec   fleet.ClusterSpec
+	st     ClusterState
+	watch  *brokerWatch
+	ctl    *controls
+	health *healthLoop // nil before entity version 2
+	lane   *urgentLane // nil before entity version 2
+}
+
+// changed refreshes the entity's current details in the UI.
+func (e *entity) changed(ctx workflow.Context) { setDetails(ctx, e.spec, e.st) }
+
+// enqueue numbers and queues an operation kfleet itself asks for.
+func (e *entity) enqueue(ctx workflow.Context, op Operation) Operation {
+	slug := op.Kind
+	if op.Kind == OpRollingRestart {
+		slug = "roll"
 	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:    op.WorkflowID,
-		StaticSummary: fmt.Sprintf("Rolling restart of **%s** (%d brokers), requested by %s", spec.ID, len(spec.Brokers), op.RequestedBy),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			AttrClusterID.ValueSet(spec.ID),
-			AttrOperation.ValueSet(op.Kind),
-		),
+	queued := e.st.newOperation(ctx, e.spec.ID, op.Kind, slug, op.RequestedBy)
+	op.ID, op.WorkflowID, op.RequestedAt, op.Status = queued.ID, queued.WorkflowID, queued.RequestedAt, queued.Status
+	e.st.Queue = append(e.st.Queue, op)
+	e.changed(ctx)
+	return op
+}
+
+// finish records how an operation ended, lets go of what it held and
+// remembers what it taught (a volume's cool-down).
+func (e *entity) finish(ctx workflow.Context, op Operation, res operationResult, err error) {
+	op.FinishedAt, op.Outcome = workflow.Now(ctx), res.Outcome
+	switch {
+	case err == nil:
+		op.Status = StatusSucceeded
+	case op.CancelledBy != "":
+		op.Status, op.Error = StatusCancelled, err.Error()
+		workflow.GetLogger(ctx).Warn("operation cancelled", "Cluster", e.spec.ID, "Operation", op.ID, "By", op.CancelledBy, "Error", err)
+	default:
+		op.Status, op.Error = StatusFailed, err.Error()
+		workflow.GetLogger(ctx).Error("operation failed", "Cluster", e.spec.ID, "Operation", op.ID, "Error", err)
+	}
+	e.watch.release(op)
+	if e.st.Health != nil {
+		e.st.Health.finished(op, res)
+	}
+	e.st.record(op)
+	e.changed(ctx)
+}
+
+// stop ends the entity's coroutines' work before continue-as-new.
+func (e *entity) stop() {
+	e.watch.stop()
+	if e.health != nil {
+		e.health.stop()
+		e.lane.stop()
+	}
+}
+
+// operationResult is what the entity keeps from an operation's result.
+type operationResult struct {
+	Outcome string
+	Volume  *VolumeExpansionResult
+}
+
+// runOperation runs op as a child workflow and waits for it.
+func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) (operationResult, error) {
+	if op.Kind == OpRollingUpgrade {
+		return operationResult{}, runUpgrade(ctx, spec, op) // rolling_upgrade.go
+	}
+	brokers := fmt.Sprintf("%d brokers", len(spec.Brokers))
+	if len(op.Brokers) > 0 {
+		brokers = fmt.Sprintf("broker(s) %v", op.Brokers)
+	}
+	attrs := []temporal.SearchAttributeUpdate{AttrClusterID.ValueSet(spec.ID), AttrOperation.ValueSet(op.Kind)}
+	if len(op.Brokers) == 1 {
+		attrs = append(attrs, AttrBrokerID.ValueSet(int64(op.Brokers[0])))
+	}
+	why := "requested by " + op.RequestedBy
+	if op.Reason != "" {
+		why += ": " + op.Reason
+	}
+	opts := workflow.ChildWorkflowOptions{
+		WorkflowID:            op.WorkflowID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 		// The entity continues-as-new only when idle, but a terminated
-		// entity must not leave a roll half-done: the roll finishes on its own.
+		// entity must not leave an operation half-done: it finishes on its own.
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	})
+	}
+	run := func(summary string, wf, in, out any) error {
+		opts.StaticSummary = fmt.Sprintf(summary, spec.ID) + ", " + why
+		return workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), wf, in).Get(ctx, out)
+	}
+	switch op.Kind {
+	case OpRecovery:
+		var res RecoveryResult
+		in := RecoveryInput{Spec: spec, Broker: op.Brokers[0], LostAt: op.LostAt, OperationID: op.ID, Grace: spec.Health.WithDefaults().RecoveryGrace}
+		err := run("Recovery of **%s** broker "+fmt.Sprint(op.Brokers[0]), RecoveryWorkflow, in, &res)
+		return operationResult{Outcome: recoveryOutcome(res)}, err
+	case OpVolumeExpansion:
+		var res VolumeExpansionResult
+		in := VolumeExpansionInput{Spec: spec, Broker: op.Brokers[0], OperationID: op.ID, RequestedBy: op.RequestedBy,
+			GrowthBytesPerSec: op.GrowthBytesPerSec, CooldownUntil: op.CooldownUntil}
+		err := run("Volume expansion of **%s** broker "+fmt.Sprint(op.Brokers[0]), VolumeExpansionWorkflow, in, &res)
+		return operationResult{Outcome: volumeOutcome(res), Volume: &res}, err
+	case OpCleanerHealth:
+		var res CleanerHealthResult
+		in := CleanerHealthInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers}
+		err := run("Log cleaner check of **%s** "+brokers, CleanerHealthWorkflow, in, &res)
+		return operationResult{Outcome: cleanerOutcome(res)}, err
+	}
 	in := RollingRestartInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers, MaxBatch: op.MaxBatch}
-	return workflow.ExecuteChildWorkflow(cctx, RollingRestartWorkflow, in).Get(ctx, nil)
+	return operationResult{}, run("Rolling restart of **%s** ("+brokers+")", RollingRestartWorkflow, in, nil)
+}
+
+func recoveryOutcome(r RecoveryResult) string {
+	if r.CameBack {
+		return "came back by itself"
+	}
+	s := fmt.Sprintf("cause %s, %d start(s)", r.Cause, r.Starts)
+	for _, f := range r.Fixes {
+		s += fmt.Sprintf(", %s %d -> %d", f.Name, f.From, f.To)
+	}
+	return s
+}
+
+func volumeOutcome(r VolumeExpansionResult) string {
+	switch r.Outcome {
+	case ExpansionExpanded:
+		return fmt.Sprintf("expanded %d -> %d GiB", r.FromGiB, r.ToGiB)
+	case "":
+		return ""
+	}
+	return r.Outcome + ": " + r.Reason
+}
+
+func cleanerOutcome(r CleanerHealthResult) string {
+	switch {
+	case len(r.Unhealthy) == 0:
+		return "every cleaner healthy"
+	case len(r.StillUnhealthy) > 0:
+		return fmt.Sprintf("restarted %v, still unhealthy: %s", r.Restarted, describeFindings(r.StillUnhealthy))
+	}
+	return fmt.Sprintf("restarted %v, cleaners healthy again", r.Restarted)
 }
 
 // newOperation numbers a new queued operation of kind. Its id ends the
@@ -274,6 +419,29 @@ func (st *ClusterState) newOperation(ctx workflow.Context, cluster, kind, slug, 
 		RequestedAt: workflow.Now(ctx),
 		Status:      StatusQueued,
 	}
+}
+
+// covering returns the queued or running operation of kind whose brokers
+// include brokers (no brokers: every broker), which a new request joins.
+func (st ClusterState) covering(kind string, brokers []int32) (Operation, bool) {
+	covers := func(op Operation) bool {
+		if op.Kind != kind {
+			return false
+		}
+		if len(op.Brokers) == 0 {
+			return true
+		}
+		return len(brokers) > 0 && !slices.ContainsFunc(brokers, func(b int32) bool { return !slices.Contains(op.Brokers, b) })
+	}
+	if st.Running != nil && covers(*st.Running) {
+		return *st.Running, true
+	}
+	for _, op := range st.Queue {
+		if covers(op) {
+			return op, true
+		}
+	}
+	return Operation{}, false
 }
 
 // find returns the queued or running operation of kind.
@@ -299,7 +467,7 @@ func (st ClusterState) Operation(id string) (Operation, bool) {
 	if st.Running != nil && st.Running.ID == id {
 		return *st.Running, true
 	}
-	for _, ops := range [][]Operation{st.Queue, st.History} {
+	for _, ops := range [][]Operation{st.Urgent, st.Queue, st.History} {
 		for _, op := range ops {
 			if op.ID == id {
 				return op, true

@@ -46,7 +46,9 @@ type controls struct {
 	// cancelRunning cancels the running operation's child workflow; nil
 	// when nothing runs.
 	cancelRunning workflow.CancelFunc
-	changed       func(workflow.Context)
+	// cancelUrgent cancels a running urgent operation, by operation id.
+	cancelUrgent map[string]workflow.CancelFunc
+	changed      func(workflow.Context)
 }
 
 func (c *controls) register(ctx workflow.Context) error {
@@ -120,6 +122,14 @@ func (c *controls) validateCancel(_ workflow.Context, req CancelRequest) error {
 		}
 		return nil
 	}
+	if i := slices.IndexFunc(c.st.Urgent, func(op Operation) bool { return op.ID == req.OperationID }); i >= 0 {
+		// Urgent operations never take a broker down: cancelling one
+		// leaves nothing half-done.
+		if u := c.st.Urgent[i]; u.CancelledBy != "" {
+			return fmt.Errorf("%s %s is already being cancelled (by %s)", u.Kind, u.ID, u.CancelledBy)
+		}
+		return nil
+	}
 	if slices.ContainsFunc(c.st.Queue, func(op Operation) bool { return op.ID == req.OperationID }) {
 		return nil
 	}
@@ -138,6 +148,14 @@ func (c *controls) cancel(ctx workflow.Context, req CancelRequest) (Operation, e
 		c.changed(ctx)
 		return *r, nil
 	}
+	if i := slices.IndexFunc(c.st.Urgent, func(op Operation) bool { return op.ID == req.OperationID }); i >= 0 {
+		u := &c.st.Urgent[i]
+		u.CancelledBy, u.CancelReason = req.By, req.Reason
+		log.Warn("cancelling an urgent operation", "Cluster", c.spec.ID, "Operation", u.ID, "Kind", u.Kind, "By", req.By, "Reason", req.Reason)
+		c.cancelUrgent[u.ID]()
+		c.changed(ctx)
+		return *u, nil
+	}
 	i := slices.IndexFunc(c.st.Queue, func(op Operation) bool { return op.ID == req.OperationID })
 	op := c.st.Queue[i]
 	c.st.Queue = slices.Delete(c.st.Queue, i, i+1)
@@ -154,6 +172,9 @@ func (st ClusterState) cancellable() string {
 	var ids []string
 	if st.Running != nil {
 		ids = append(ids, st.Running.ID+" (running)")
+	}
+	for _, op := range st.Urgent {
+		ids = append(ids, op.ID+" (running)")
 	}
 	for _, op := range st.Queue {
 		ids = append(ids, op.ID+" (queued)")
@@ -172,8 +193,15 @@ func (st *ClusterState) record(op Operation) {
 	}
 }
 
-// startable reports whether the entity may start its next operation now.
-func (st ClusterState) startable() bool { return len(st.Queue) > 0 && st.Paused == nil }
+// nextMaintenance is the index in the queue of the maintenance operation
+// that may start now, or -1: not while paused, and not while a recovery is
+// queued or running (recovery pre-empts maintenance).
+func (st ClusterState) nextMaintenance() int {
+	if st.Paused != nil || st.recovering() {
+		return -1
+	}
+	return slices.IndexFunc(st.Queue, func(op Operation) bool { return !urgent(op.Kind) })
+}
 
 // setDetails shows the entity's state in the Temporal UI.
 func setDetails(ctx workflow.Context, spec fleet.ClusterSpec, st ClusterState) {
@@ -191,6 +219,13 @@ func setDetails(ctx workflow.Context, spec fleet.ClusterSpec, st ClusterState) {
 	} else {
 		b.WriteString("idle.")
 	}
+	for _, u := range st.Urgent {
+		b.WriteString(fmt.Sprintf(" Urgent: %s `%s` on broker(s) %v since %s", u.Kind, u.ID, u.Brokers, u.StartedAt.Format(time.RFC3339)))
+		if u.Reason != "" {
+			b.WriteString(" (" + u.Reason + ")")
+		}
+		b.WriteString(".")
+	}
 	if len(st.Queue) > 0 {
 		ids := make([]string, len(st.Queue))
 		for i, op := range st.Queue {
@@ -205,7 +240,11 @@ func setDetails(ctx workflow.Context, spec fleet.ClusterSpec, st ClusterState) {
 	b.WriteString("\n\n" + st.watchDetails())
 	for _, l := range st.OpenLosses() {
 		b.WriteString(fmt.Sprintf("\n- **broker %d lost** at %s: its registration vanished and kfleet was not touching it", l.Broker, l.At.Format(time.RFC3339)))
+		if l.Recovery != "" {
+			b.WriteString(fmt.Sprintf("; recovery `%s`", l.Recovery))
+		}
 	}
+	b.WriteString(st.healthDetails())
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 

@@ -28,6 +28,9 @@ func TestCluster(t *testing.T) { suite.Run(t, new(ClusterSuite)) }
 func (s *ClusterSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflow(workflows.RollingRestartWorkflow)
+	s.env.RegisterWorkflow(workflows.RecoveryWorkflow)
+	s.env.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
+	s.env.RegisterWorkflow(workflows.CleanerHealthWorkflow)
 	s.watchInputs = nil
 }
 
@@ -57,10 +60,35 @@ func stubBrokerWatch(env *testsuite.TestWorkflowEnvironment, inputs *[]activitie
 	env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(nil)).After(10000 * time.Hour).Maybe()
 }
 
-// run executes the entity with a broker watch answering steps.
+// run executes the entity with a broker watch answering steps. The
+// entity's other parts get defaults registered after the test's own
+// expectations (the first match wins): a healthy health tick, delivered
+// notifications, and a recovery that finds the broker back by itself.
 func (s *ClusterSuite) run(in workflows.ClusterInput, steps ...watchStep) {
 	stubBrokerWatch(s.env, &s.watchInputs, steps...)
+	stubSelfHealing(s.env)
 	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, in)
+}
+
+func stubSelfHealing(env *testsuite.TestWorkflowEnvironment) {
+	env.OnActivity(acts.CheckHealth, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.HealthInput) (fleet.HealthReport, error) {
+			return healthyReport(in.Spec, time.Now()), nil
+		}).Maybe()
+	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnWorkflow(workflows.RecoveryWorkflow, mock.Anything, mock.Anything).Return(workflows.RecoveryResult{CameBack: true}, nil).Maybe()
+}
+
+// healthyReport is a health tick on which every broker is fine.
+func healthyReport(spec fleet.ClusterSpec, at time.Time) fleet.HealthReport {
+	rep := fleet.HealthReport{Cluster: spec.ID, At: at}
+	for _, id := range spec.BrokerIDs() {
+		rep.Brokers = append(rep.Brokers, fleet.BrokerHealth{Broker: id, State: "RUNNING",
+			Disk:    fleet.DiskUsage{SizeBytes: 100 << 30, UsedBytes: 40 << 30},
+			Cleaner: fleet.CleanerHealth{SinceLastRun: 10 * time.Second},
+			Heap:    fleet.HeapUsage{Used: 2 << 30, Max: 6 << 30}})
+	}
+	return rep
 }
 
 // update sends an update at delay and stores what it answered.
@@ -336,8 +364,11 @@ func (s *ClusterSuite) TestOwnRestartIsNoLossButAnotherBrokerCrashingIs() {
 	s.Equal(req.op.ID, crashed.Losses[0].Operation)
 	s.Empty(crashed.Touching, "the roll let go of broker 2")
 
-	s.Require().Len(after.History, 1)
-	s.Equal(workflows.StatusSucceeded, after.History[0].Status)
+	s.Require().Len(after.History, 2)
+	s.Equal(workflows.OpRecovery, after.History[0].Kind, "broker 3 is recovered beside the running roll")
+	s.Equal([]int32{3}, after.History[0].Brokers)
+	s.Equal(workflows.OpRollingRestart, after.History[1].Kind)
+	s.Equal(workflows.StatusSucceeded, after.History[1].Status)
 	s.Len(after.Losses, 1)
 }
 
@@ -357,11 +388,12 @@ func (s *ClusterSuite) TestTouchesAreReleasedWhenTheOperationEnds() {
 		watchStep{10 * time.Minute, []int32{2, 3}}, // broker 1 leaves after the roll ended
 	)
 
-	s.Require().Len(final.History, 1)
+	s.Require().Len(final.History, 2)
 	s.Equal(workflows.StatusFailed, final.History[0].Status)
 	s.Empty(final.Touching)
 	s.Require().Len(final.Losses, 1, "once the operation ended, broker 1 leaving is a loss")
 	s.Equal(int32(1), final.Losses[0].Broker)
+	s.Equal(workflows.OpRecovery, final.History[1].Kind, "and is recovered")
 }
 
 func (s *ClusterSuite) TestPauseHoldsQueuedWorkUntilResume() {
@@ -511,10 +543,10 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	// A duplicate, and past the (injected) budget: the duplicate is
 	// answered with the queued restart, then the entity continues as new
 	// with the restart still queued.
-	s.update(3*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "carol"}, &dup)
+	s.update(3*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "carol", Brokers: []int32{2}}, &dup)
 	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 4*time.Minute)
 
-	s.run(workflows.ClusterInput{Spec: testSpec(), EventBudget: 100}, watchStep{30 * time.Second, []int32{1, 3}})
+	s.run(workflows.ClusterInput{Spec: testSpec(), EventBudget: 100}, watchStep{90 * time.Second, []int32{1, 3}})
 
 	s.Require().NoError(paused)
 	s.Require().NoError(req.err)
@@ -525,9 +557,11 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	s.Equal(testSpec(), in.Spec)
 	s.Equal(100, in.EventBudget, "the budget is carried")
 	s.Require().NotNil(in.State)
-	s.Require().Len(in.State.Queue, 1, "the queued restart is carried")
-	s.Equal(req.op.ID, in.State.Queue[0].ID)
-	s.Equal([]int32{2}, in.State.Queue[0].Brokers)
+	s.Require().Len(in.State.Queue, 2, "the queued restart and the recovery of the lost broker are carried")
+	s.Equal(workflows.OpRecovery, in.State.Queue[0].Kind, "a pause holds recoveries too")
+	s.Equal(in.State.Queue[0].ID, in.State.Losses[0].Recovery)
+	s.Equal(req.op.ID, in.State.Queue[1].ID)
+	s.Equal([]int32{2}, in.State.Queue[1].Brokers)
 	s.Require().NotNil(in.State.Paused)
 	s.Equal("window closed", in.State.Paused.Reason)
 	s.Require().NotNil(in.State.Watch)
@@ -541,7 +575,7 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	s.sleepyRoll(10*time.Minute, &rolls)
 	var again answer
 	var resumed error
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "dave"}, &again)
+	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "dave", Brokers: []int32{2}}, &again)
 	s.controlAt(2*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, nil)
 	var final workflows.ClusterStatus
 	s.statusAt(30*time.Minute, &final)
@@ -554,9 +588,10 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	s.Equal(req.op.ID, again.op.ID)
 	s.Require().NoError(resumed)
 	s.Equal(1, rolls)
-	s.Require().Len(final.History, 1)
-	s.Equal(req.op.ID, final.History[0].ID)
-	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
+	s.Require().Len(final.History, 2)
+	s.Equal(workflows.OpRecovery, final.History[0].Kind, "the recovery runs first")
+	s.Equal(req.op.ID, final.History[1].ID)
+	s.Equal(workflows.StatusSucceeded, final.History[1].Status)
 	s.Require().NotEmpty(s.watchInputs)
 	s.False(s.watchInputs[0].Initial, "no new baseline after continue-as-new")
 	s.Equal([]int32{1, 3}, s.watchInputs[0].Known)

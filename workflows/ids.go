@@ -17,7 +17,22 @@ const TaskQueue = "kfleet"
 const (
 	OpRollingRestart = "rolling-restart"
 	OpRollingUpgrade = "rolling-upgrade"
+	// OpRecovery brings back a broker lost without a controlled shutdown.
+	OpRecovery = "recovery"
+	// OpVolumeExpansion grows a broker's data volume (or escalates while
+	// it cannot).
+	OpVolumeExpansion = "volume-expansion"
+	// OpCleanerHealth checks the log cleaner and restarts, gated, the
+	// brokers whose cleaner is dead or stuck.
+	OpCleanerHealth = "cleaner-health"
 )
+
+// urgent reports whether operations of kind start beside the running
+// maintenance operation: they never take a broker down (a recovery starts
+// a broker that is down; an expansion grows a disk online), and waiting
+// behind a roll that itself waits for the cluster to be healthy would
+// deadlock.
+func urgent(kind string) bool { return kind == OpRecovery || kind == OpVolumeExpansion }
 
 // Update, query and workflow names clients use.
 const (
@@ -70,3 +85,7 @@ func OperationWorkflowID(cluster, kind, opID string) string {
 func UpgradePhaseWorkflowID(upgradeWorkflowID, phase string) string {
 	return upgradeWorkflowID + "/" + phase
 }
+
+// CleanerRestartWorkflowID is the ID of the rolling restart a cleaner-health
+// operation runs for the brokers whose cleaner it found unhealthy.
+func CleanerRestartWorkflowID(cleanerWorkflowID string) string { return cleanerWorkflowID + "/restart" }

@@ -22,6 +22,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.ClusterWorkflow)
 			r.RegisterWorkflow(workflows.RollingRestartWorkflow)
+			r.RegisterWorkflow(workflows.RecoveryWorkflow)
+			r.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
+			r.RegisterWorkflow(workflows.CleanerHealthWorkflow)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -194,50 +195,72 @@ var ErrCancelled = errors.New("cancelled")
 // ErrNothingRunning is returned when a cluster has no operation to decide on.
 var ErrNothingRunning = errors.New("no operation is running")
 
-// Decide answers the running roll of a cluster that paused for a human.
-// It returns the pause the decision answered.
-func Decide(ctx context.Context, c client.Client, cluster string, d workflows.Decision) (workflows.Pause, error) {
+// Decide answers an operation of a cluster that paused for a human: the
+// operation opID (empty: the running roll, else the first running
+// recovery or expansion that is waiting). It returns the pause the
+// decision answered. An operation that is not waiting refuses (ErrRefused).
+func Decide(ctx context.Context, c client.Client, cluster, opID string, d workflows.Decision) (workflows.Pause, error) {
 	var p workflows.Pause
 	st, err := ClusterStatus(ctx, c, cluster)
 	if err != nil {
 		return p, err
 	}
-	if st.Running == nil {
+	var candidates []workflows.Operation
+	if st.Running != nil {
+		candidates = append(candidates, *st.Running)
+	}
+	candidates = append(candidates, st.Urgent...)
+	if opID != "" {
+		candidates = slices.DeleteFunc(candidates, func(op workflows.Operation) bool { return op.ID != opID })
+		if len(candidates) == 0 {
+			return p, fmt.Errorf("cluster %s: operation %q is not running: %w", cluster, opID, ErrNothingRunning)
+		}
+	}
+	if len(candidates) == 0 {
 		return p, fmt.Errorf("cluster %s: %w", cluster, ErrNothingRunning)
 	}
-	roll, err := runningRoll(ctx, c, cluster, *st.Running)
-	if err != nil {
-		return p, err
+	var refusals []error
+	for _, op := range candidates {
+		target, err := decisionTarget(ctx, c, cluster, op)
+		if err != nil {
+			refusals = append(refusals, err)
+			continue
+		}
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID:   target,
+			UpdateName:   workflows.UpdateDecide,
+			Args:         []any{d},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err != nil {
+			return p, fmt.Errorf("cluster %s: %s %s: %w", cluster, op.Kind, op.ID, err)
+		}
+		if err := h.Get(ctx, &p); err != nil {
+			refusals = append(refusals, fmt.Errorf("%s %s: %w", op.Kind, op.ID, err))
+			continue
+		}
+		return p, nil
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   roll,
-		UpdateName:   workflows.UpdateDecide,
-		Args:         []any{d},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return p, fmt.Errorf("cluster %s: %s %s: %w", cluster, st.Running.Kind, st.Running.ID, err)
-	}
-	if err := h.Get(ctx, &p); err != nil {
-		return p, fmt.Errorf("cluster %s: %s %s: decision %w: %w", cluster, st.Running.Kind, st.Running.ID, ErrRefused, err)
-	}
-	return p, nil
+	return p, fmt.Errorf("cluster %s: decision %w: %w", cluster, ErrRefused, errors.Join(refusals...))
 }
 
-// runningRoll is the workflow ID of the roll op runs now: op's own, or for
-// an upgrade the roll of its running phase.
-func runningRoll(ctx context.Context, c client.Client, cluster string, op workflows.Operation) (string, error) {
-	if op.Kind != workflows.OpRollingUpgrade {
-		return op.WorkflowID, nil
+// decisionTarget is the workflow that takes op's decisions: a roll's own,
+// an upgrade's or a cleaner check's running roll, a recovery's own.
+func decisionTarget(ctx context.Context, c client.Client, cluster string, op workflows.Operation) (string, error) {
+	switch op.Kind {
+	case workflows.OpRollingUpgrade:
+		up, err := upgradeProgress(ctx, c, op.WorkflowID)
+		if err != nil {
+			return "", fmt.Errorf("cluster %s: %s %s: %w", cluster, op.Kind, op.ID, err)
+		}
+		if up.RollWorkflowID == "" {
+			return "", fmt.Errorf("cluster %s: %s %s is between rolls: %w", cluster, op.Kind, op.ID, ErrNothingRunning)
+		}
+		return up.RollWorkflowID, nil
+	case workflows.OpCleanerHealth:
+		return workflows.CleanerRestartWorkflowID(op.WorkflowID), nil
 	}
-	up, err := upgradeProgress(ctx, c, op.WorkflowID)
-	if err != nil {
-		return "", fmt.Errorf("cluster %s: %s %s: %w", cluster, op.Kind, op.ID, err)
-	}
-	if up.RollWorkflowID == "" {
-		return "", fmt.Errorf("cluster %s: %s %s is between rolls: %w", cluster, op.Kind, op.ID, ErrNothingRunning)
-	}
-	return up.RollWorkflowID, nil
+	return op.WorkflowID, nil
 }
 
 // ErrRefused is returned when the cluster's entity refuses a request (bad

@@ -16,6 +16,7 @@ import (
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/metrics"
+	"github.com/kfleet/kfleet/internal/notify"
 	"github.com/kfleet/kfleet/internal/zookeeper"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -28,7 +29,10 @@ type WorkerConfig struct {
 	AWSEndpoint string
 	// PollInterval paces waits with nothing to watch (default 1 s).
 	PollInterval time.Duration
-	Log          zerolog.Logger
+	// NotifyWebhook is the Slack-compatible incoming webhook the on-call
+	// messages go to; empty only logs them. It is a secret: never log it.
+	NotifyWebhook string
+	Log           zerolog.Logger
 }
 
 // Worker is a started kfleet worker.
@@ -47,8 +51,14 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		ZooKeeper:    zp,
 		Hosts:        cloud.NewSSM(cfg.AWS, cfg.AWSEndpoint),
 		Metrics:      metrics.Scraper{},
+		Instances:    cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint),
+		Quotas:       kp,
+		Ensemble:     zookeeper.Ensemble{},
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
+	}
+	if cfg.NotifyWebhook != "" {
+		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
 	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		// Let a running activity finish its step on shutdown rather than
@@ -58,6 +68,9 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	w.RegisterWorkflow(workflows.ClusterWorkflow)
 	w.RegisterWorkflow(workflows.RollingRestartWorkflow)
 	w.RegisterWorkflow(workflows.RollingUpgradeWorkflow)
+	w.RegisterWorkflow(workflows.RecoveryWorkflow)
+	w.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
+	w.RegisterWorkflow(workflows.CleanerHealthWorkflow)
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		kp.Close()

@@ -163,25 +163,11 @@ func (e *EC2) ModifyVolume(ctx context.Context, volumeID string, sizeGiB int32) 
 // volume's latest modification; ErrNoModification if it was never
 // modified.
 func (e *EC2) VolumeModification(ctx context.Context, volumeID string) (ModificationState, int64, error) {
-	out, err := e.client.DescribeVolumesModifications(ctx, &ec2.DescribeVolumesModificationsInput{VolumeIds: []string{volumeID}})
+	m, err := e.LatestModification(ctx, volumeID)
 	if err != nil {
-		return "", 0, fmt.Errorf("volume %s: describe modification: %w", volumeID, classify(err))
+		return "", 0, err
 	}
-	// EC2 may list past modifications too; the latest started is current.
-	var latest *ec2types.VolumeModification
-	for i := range out.VolumesModifications {
-		m := &out.VolumesModifications[i]
-		if aws.ToString(m.VolumeId) != volumeID {
-			continue
-		}
-		if latest == nil || aws.ToTime(m.StartTime).After(aws.ToTime(latest.StartTime)) {
-			latest = m
-		}
-	}
-	if latest == nil {
-		return "", 0, fmt.Errorf("volume %s: %w", volumeID, ErrNoModification)
-	}
-	return ModificationState(latest.ModificationState), aws.ToInt64(latest.Progress), nil
+	return m.State, m.Progress, nil
 }
 
 // classify wraps EC2 error codes callers act on with this package's

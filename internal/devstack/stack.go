@@ -36,7 +36,12 @@ type StackOptions struct {
 	Fleet         localfleet.Config
 	// WorkerPollInterval paces the worker's waits (default 1 s).
 	WorkerPollInterval time.Duration
-	Log                zerolog.Logger
+	// Health is every registered cluster's health policy (zero: the
+	// production defaults); tests and the demo tick faster.
+	Health fleet.HealthPolicy
+	// NotifyWebhook receives the worker's notifications (empty: logged).
+	NotifyWebhook string
+	Log           zerolog.Logger
 }
 
 // Stack is the whole local stack: Temporal dev server, ZooKeeper, the local
@@ -99,7 +104,9 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 		return s, err
 	}
 	s.Specs = SpecsFromFleet(s.Fleet.Endpoints())
-	for _, spec := range s.Specs {
+	for id, spec := range s.Specs {
+		spec.Health = opts.Health
+		s.Specs[id] = spec
 		if err = app.RegisterCluster(ctx, s.Client, spec); err != nil {
 			return s, err
 		}
@@ -131,9 +138,10 @@ func (s *Stack) StartWorker() error {
 			Region:      ep.Region,
 			Credentials: credentials.NewStaticCredentialsProvider(ep.AccessKeyID, ep.SecretAccessKey, ""),
 		},
-		AWSEndpoint:  ep.Endpoint,
-		PollInterval: s.opts.WorkerPollInterval,
-		Log:          s.opts.Log.With().Str("component", "worker").Logger(),
+		AWSEndpoint:   ep.Endpoint,
+		PollInterval:  s.opts.WorkerPollInterval,
+		NotifyWebhook: s.opts.NotifyWebhook,
+		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})
 	if err != nil {
 		return err

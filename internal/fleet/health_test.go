@@ -69,7 +69,9 @@ func TestExpansionSizeKeepsTheDiskUnderThresholdForACooldown(t *testing.T) {
 
 func TestGrowthRate(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
-	s := func(sec int, used int64) fleet.DiskSample { return fleet.DiskSample{At: t0.Add(time.Duration(sec) * time.Second), UsedBytes: used} }
+	s := func(sec int, used int64) fleet.DiskSample {
+		return fleet.DiskSample{At: t0.Add(time.Duration(sec) * time.Second), UsedBytes: used}
+	}
 	assert.Zero(t, fleet.GrowthRate(nil))
 	assert.Zero(t, fleet.GrowthRate([]fleet.DiskSample{s(0, 10)}))
 	assert.InDelta(t, 100, fleet.GrowthRate([]fleet.DiskSample{s(0, 0), s(5, 300), s(10, 1000)}), 0.001)

@@ -30,9 +30,14 @@ type activityHarness struct {
 	spec  fleet.ClusterSpec
 	env   *testsuite.TestActivityEnvironment
 	acts  *activities.Activities
+	// ec2 is the product's EC2 client on the fleet, for checks.
+	ec2 *cloud.EC2
 }
 
-func startActivityHarness(t *testing.T) *activityHarness {
+// startActivityHarness starts the harness's fleet: cluster local-a of
+// three brokers on fast timing; configure adjusts that cluster (timing
+// included).
+func startActivityHarness(t *testing.T, configure ...func(*localfleet.ClusterConfig)) *activityHarness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs ZooKeeper")
@@ -43,7 +48,11 @@ func startActivityHarness(t *testing.T) *activityHarness {
 	zk, err := devstack.StartZooKeeper(ctx, t.TempDir(), 0, log)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = zk.Stop() })
-	f, err := localfleet.Start(ctx, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), localfleet.Options{
+	cfg := fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
+	for _, c := range configure {
+		c(&cfg.Clusters[0])
+	}
+	f, err := localfleet.Start(ctx, cfg, localfleet.Options{
 		ZooKeeper: zk.Addr, DataDir: t.TempDir(), Logger: log,
 	})
 	require.NoError(t, err)
@@ -53,20 +62,25 @@ func startActivityHarness(t *testing.T) *activityHarness {
 	kp, zp := kafka.NewPool(), zookeeper.NewPool()
 	t.Cleanup(kp.Close)
 	t.Cleanup(zp.Close)
+	awsCfg := aws.Config{
+		Region:      ep.AWS.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(ep.AWS.AccessKeyID, ep.AWS.SecretAccessKey, ""),
+	}
+	ec2 := cloud.NewEC2(awsCfg, ep.AWS.Endpoint)
 	acts := &activities.Activities{
-		Kafka:     kp,
-		ZooKeeper: zp,
-		Hosts: cloud.NewSSM(aws.Config{
-			Region:      ep.AWS.Region,
-			Credentials: credentials.NewStaticCredentialsProvider(ep.AWS.AccessKeyID, ep.AWS.SecretAccessKey, ""),
-		}, ep.AWS.Endpoint),
+		Kafka:        kp,
+		ZooKeeper:    zp,
+		Hosts:        cloud.NewSSM(awsCfg, ep.AWS.Endpoint),
+		Instances:    ec2,
+		Quotas:       kp,
+		Ensemble:     zookeeper.Ensemble{},
 		Log:          log,
 		PollInterval: 50 * time.Millisecond,
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	return &activityHarness{acts: acts, fleet: f, spec: devstack.SpecsFromFleet(ep)["local-a"], env: env}
+	return &activityHarness{acts: acts, fleet: f, spec: devstack.SpecsFromFleet(ep)["local-a"], env: env, ec2: ec2}
 }
 
 type zerologTestWriter struct{ t *testing.T }

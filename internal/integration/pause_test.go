@@ -54,11 +54,11 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 
 	stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	assert.Equal(t, map[int32]int{2: 1}, stops, "while paused, no other broker is touched")
-	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
+	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
 	require.Error(t, err, "a broker that is down cannot be skipped")
 
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultClear}, "oncall"))
-	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
+	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
 	require.NoError(t, err)
 	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
 	require.NoError(t, err)
@@ -91,7 +91,7 @@ func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T)
 	assert.Contains(t, pause.Reason, "fragile")
 	assert.Contains(t, pause.Reason, "no wait can open")
 
-	_, err = app.Decide(ctx, stack.Client, "local-a", workflows.Decision{Action: workflows.DecisionAbort, By: "oncall", Reason: "raise RF first"})
+	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionAbort, By: "oncall", Reason: "raise RF first"})
 	require.NoError(t, err)
 	_, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
 	require.Error(t, err)

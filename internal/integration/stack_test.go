@@ -46,6 +46,12 @@ func fastFleet(clusters ...localfleet.ClusterConfig) localfleet.Config {
 // folder, stopped when the test ends.
 func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 	t.Helper()
+	return startStackWith(t, cfg, nil)
+}
+
+// startStackWith is startStack with options changed by edit.
+func startStackWith(t testing.TB, cfg localfleet.Config, edit func(*devstack.StackOptions)) *devstack.Stack {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs a Temporal dev server and ZooKeeper")
 	}
@@ -58,13 +64,17 @@ func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 	if testing.Verbose() {
 		level = zerolog.InfoLevel
 	}
-	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
+	opts := devstack.StackOptions{
 		Dir:                t.TempDir(),
 		TemporalBinary:     temporalBinary(t),
 		Fleet:              cfg,
 		WorkerPollInterval: 100 * time.Millisecond,
 		Log:                logging.New(os.Stderr, true, level),
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	stack, err := devstack.StartStack(ctx, opts)
 	require.NoError(t, err)
 	t.Cleanup(stack.Close)
 	return stack

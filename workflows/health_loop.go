@@ -1,0 +1,360 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
+)
+
+// HealthState is what the entity's health loop knows: the last tick, each
+// broker's recent samples and volume cool-down, and recent findings with
+// the operation that acted on each.
+type HealthState struct {
+	LastTick  time.Time               `json:"lastTick,omitzero"`
+	Error     string                  `json:"error,omitempty"`
+	ZooKeeper []fleet.ZooKeeperServer `json:"zookeeper,omitempty"`
+	Brokers   []BrokerHealthState     `json:"brokers,omitempty"`
+	// Findings are the most recent, newest last (bounded).
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// BrokerHealthState is one broker's health history.
+type BrokerHealthState struct {
+	Broker int32              `json:"broker"`
+	Last   fleet.BrokerHealth `json:"last"`
+	// Disk and Heap are the last samples, oldest first (bounded): the
+	// growth rate and the heap trend come from them.
+	Disk []fleet.DiskSample `json:"disk,omitempty"`
+	Heap []fleet.HeapSample `json:"heap,omitempty"`
+	// GrowthBytesPerSec is the data's growth over Disk.
+	GrowthBytesPerSec float64 `json:"growthBytesPerSec"`
+	// Cooldown is the data volume's, after kfleet modified it.
+	Cooldown *VolumeCooldown `json:"cooldown,omitempty"`
+	// Escalated is when the disk was last escalated (once per cool-down).
+	Escalated time.Time `json:"escalated,omitzero"`
+}
+
+// VolumeCooldown is EBS's window after a modification: no other one fits.
+type VolumeCooldown struct {
+	VolumeID string    `json:"volumeId"`
+	SizeGiB  int32     `json:"sizeGiB"`
+	Until    time.Time `json:"until"`
+}
+
+// Finding is something a health tick (or the broker watch) found, and the
+// operation that acts on it.
+type Finding struct {
+	Kind   string    `json:"kind"` // Finding* below
+	Broker int32     `json:"broker"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Operation is the id of the operation started for it ("" when none
+	// was needed, e.g. a ZooKeeper server down is reported only); Outcome
+	// its result once it ended.
+	Operation string `json:"operation,omitempty"`
+	Outcome   string `json:"outcome,omitempty"`
+}
+
+// Finding kinds.
+const (
+	FindingDisk      = "disk"
+	FindingCleaner   = "cleaner"
+	FindingHeap      = "heap"
+	FindingZooKeeper = "zookeeper"
+	FindingLoss      = "broker-lost"
+)
+
+const (
+	// samplesKept bounds each broker's disk and heap samples.
+	samplesKept = 10
+	// findingsKept bounds the findings kept in the entity's state.
+	findingsKept = 30
+	// reactAfterTicks: a finding acted on is not acted on again for this
+	// many ticks after its operation ended (a restart that did not fix a
+	// cleaner must not become a restart loop; a human is told instead).
+	reactAfterTicks = 30
+	// requestedByHealth is who the health loop's operations are requested by.
+	requestedByHealth = "kfleet-health"
+)
+
+// healthLoop is the entity's periodic health tick, on durable timers, in
+// its own coroutine. Each tick scrapes every broker and the ZooKeeper
+// ensemble (CheckHealth), keeps the samples, and turns each finding into
+// the right operation through the entity's queue:
+//
+//   - a disk at the expansion threshold, or forecast to reach it within a
+//     cool-down: a volume expansion (inside a cool-down only once it passes
+//     the escalation threshold, to escalate);
+//   - a dead or stuck log cleaner: a cleaner-health operation (check again,
+//     gated restart of those brokers);
+//   - old-gen heap climbing tick after tick: a rolling restart of that
+//     broker, before it falls over;
+//   - a ZooKeeper server down: reported (status, notification).
+type healthLoop struct {
+	e       *entity
+	stopped bool
+}
+
+func (h *healthLoop) run(ctx workflow.Context) {
+	for !h.stopped && ctx.Err() == nil {
+		if h.e.spec.Health.Disabled {
+			if err := workflow.Await(ctx, func() bool { return h.stopped || !h.e.spec.Health.Disabled }); err != nil {
+				return
+			}
+			continue
+		}
+		h.tick(ctx)
+		interval := h.e.spec.Health.WithDefaults().Interval
+		if _, err := workflow.AwaitWithTimeout(ctx, interval, func() bool { return h.stopped }); err != nil {
+			return
+		}
+	}
+}
+
+// stop ends the loop at its next wake-up (continue-as-new).
+func (h *healthLoop) stop() { h.stopped = true }
+
+func (h *healthLoop) tick(ctx workflow.Context) {
+	hs := h.e.st.health()
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    15 * time.Second,
+		Summary:             "health tick: scrape brokers and ZooKeeper",
+		// The next tick is the retry.
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2, NonRetryableErrorTypes: []string{activities.ErrTypeBadInput}},
+	})
+	var rep fleet.HealthReport
+	if err := workflow.ExecuteActivity(actx, a.CheckHealth, activities.HealthInput{Spec: h.e.spec}).Get(ctx, &rep); err != nil {
+		hs.Error = activityMessage(err)
+		workflow.GetLogger(ctx).Warn("health tick failed", "Cluster", h.e.spec.ID, "Error", err)
+		h.e.changed(ctx)
+		return
+	}
+	if h.stopped {
+		return
+	}
+	hs.Error, hs.LastTick, hs.ZooKeeper = "", rep.At, rep.ZooKeeper
+	h.zooKeeper(ctx, rep.ZooKeeper)
+	policy := h.e.spec.Health.WithDefaults()
+	for _, b := range rep.Brokers {
+		if _, ok := h.e.spec.Broker(b.Broker); !ok {
+			continue
+		}
+		bs := hs.broker(b.Broker)
+		bs.Last = b
+		if b.Error != "" {
+			continue // down: the broker watch and recovery own it
+		}
+		bs.Disk = appendBounded(bs.Disk, fleet.DiskSample{At: rep.At, UsedBytes: b.Disk.UsedBytes, SizeBytes: b.Disk.SizeBytes})
+		bs.Heap = appendBounded(bs.Heap, fleet.HeapSample{At: rep.At, Used: b.Heap.Used, Max: b.Heap.Max})
+		bs.GrowthBytesPerSec = fleet.GrowthRate(sameSize(bs.Disk))
+		h.disk(ctx, policy, bs, rep.At)
+		if why, bad := fleet.CleanerUnhealthy(policy, b.Cleaner); bad {
+			h.act(ctx, FindingCleaner, b.Broker, why, rep.At, func() Operation {
+				return Operation{Kind: OpCleanerHealth, Brokers: []int32{b.Broker}}
+			})
+		}
+		if why, leaking := fleet.HeapClimbing(policy, bs.Heap); leaking {
+			h.act(ctx, FindingHeap, b.Broker, why, rep.At, func() Operation {
+				return Operation{Kind: OpRollingRestart, Brokers: []int32{b.Broker}}
+			})
+		}
+	}
+	h.e.changed(ctx)
+}
+
+// disk decides on a broker's data volume.
+func (h *healthLoop) disk(ctx workflow.Context, policy fleet.HealthPolicy, bs *BrokerHealthState, now time.Time) {
+	d := bs.Last.Disk
+	if cd := bs.Cooldown; cd != nil && now.Before(cd.Until) {
+		// No modification fits: act only to escalate, once per cool-down.
+		if d.Percent() < policy.DiskEscalatePercent || bs.Escalated.After(cd.Until.Add(-policy.VolumeCooldown)) {
+			return
+		}
+		why := fmt.Sprintf("disk %.1f%% used during the volume's cool-down (until %s)", d.Percent(), cd.Until.Format(time.RFC3339))
+		h.act(ctx, FindingDisk, bs.Broker, why, now, func() Operation {
+			return Operation{Kind: OpVolumeExpansion, Brokers: []int32{bs.Broker}, GrowthBytesPerSec: bs.GrowthBytesPerSec, CooldownUntil: cd.Until}
+		})
+		return
+	}
+	// The volume's EBS size is the activity's to read; the filesystem's
+	// size is what the broker fills, and close enough to decide.
+	sizeGiB := int32((d.SizeBytes + 1<<30 - 1) >> 30)
+	plan := fleet.PlanExpansion(policy, sizeGiB, d, bs.GrowthBytesPerSec)
+	if !plan.Expand {
+		return
+	}
+	h.act(ctx, FindingDisk, bs.Broker, plan.Reason, now, func() Operation {
+		return Operation{Kind: OpVolumeExpansion, Brokers: []int32{bs.Broker}, GrowthBytesPerSec: bs.GrowthBytesPerSec}
+	})
+}
+
+// act records a finding and queues the operation for it, unless one for
+// the same finding is queued or running, or ended too recently.
+func (h *healthLoop) act(ctx workflow.Context, kind string, broker int32, reason string, now time.Time, newOp func() Operation) {
+	hs := h.e.st.Health
+	if i := lastIndexFunc(hs.Findings, func(f Finding) bool { return f.Kind == kind && f.Broker == broker && f.Operation != "" }); i >= 0 {
+		if op, ok := h.e.st.Operation(hs.Findings[i].Operation); ok {
+			if op.Status == StatusQueued || op.Status == StatusRunning {
+				return
+			}
+			// A disk decides afresh each time (its cool-down is recorded);
+			// a restart that did not help must not become a restart loop.
+			reactAfter := time.Duration(reactAfterTicks) * h.e.spec.Health.WithDefaults().Interval
+			if kind != FindingDisk && now.Sub(op.FinishedAt) < reactAfter {
+				return
+			}
+		}
+	}
+	op := newOp()
+	op.RequestedBy, op.Reason = requestedByHealth, reason
+	op = h.e.enqueue(ctx, op)
+	hs.Findings = appendBoundedN(hs.Findings, Finding{Kind: kind, Broker: broker, Reason: reason, At: now, Operation: op.ID}, findingsKept)
+	workflow.GetLogger(ctx).Warn("health finding", "Cluster", h.e.spec.ID, "Broker", broker, "Kind", kind, "Reason", reason, "Operation", op.ID, "OperationKind", op.Kind)
+}
+
+// zooKeeper reports ensemble members that stopped answering, once each
+// time one goes down.
+func (h *healthLoop) zooKeeper(ctx workflow.Context, servers []fleet.ZooKeeperServer) {
+	var down []string
+	for _, s := range servers {
+		if !s.OK {
+			down = append(down, fmt.Sprintf("%s (%s)", s.Address, s.Error))
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	hs := h.e.st.Health
+	reason := "ZooKeeper server(s) not answering: " + strings.Join(down, ", ")
+	if i := lastIndexFunc(hs.Findings, func(f Finding) bool { return f.Kind == FindingZooKeeper }); i >= 0 && hs.Findings[i].Reason == reason {
+		return
+	}
+	hs.Findings = appendBoundedN(hs.Findings, Finding{Kind: FindingZooKeeper, Broker: -1, Reason: reason, At: workflow.Now(ctx)}, findingsKept)
+	workflow.GetLogger(ctx).Error("zookeeper ensemble unhealthy", "Cluster", h.e.spec.ID, "Down", down)
+	notifyHumans(ctx, activities.Notification{Cluster: h.e.spec.ID, Severity: activities.SeverityPage, Title: "ZooKeeper ensemble unhealthy", Text: reason})
+}
+
+// finished records an operation's outcome on its finding and what the
+// entity must remember from it (a volume's cool-down).
+func (hs *HealthState) finished(op Operation, res operationResult) {
+	for i := range hs.Findings {
+		if hs.Findings[i].Operation == op.ID {
+			hs.Findings[i].Outcome = op.Status
+			if res.Outcome != "" {
+				hs.Findings[i].Outcome += ": " + res.Outcome
+			}
+		}
+	}
+	if res.Volume == nil || len(op.Brokers) != 1 {
+		return
+	}
+	bs := hs.broker(op.Brokers[0])
+	if !res.Volume.CooldownUntil.IsZero() {
+		bs.Cooldown = &VolumeCooldown{VolumeID: res.Volume.VolumeID, SizeGiB: max(res.Volume.ToGiB, res.Volume.FromGiB), Until: res.Volume.CooldownUntil}
+	}
+	if res.Volume.Outcome == ExpansionEscalated {
+		bs.Escalated = op.FinishedAt
+	}
+	if res.Volume.Outcome == ExpansionExpanded {
+		bs.Disk = nil // a new size: the growth is measured afresh
+	}
+}
+
+// health is the entity's health state, created on first use.
+func (st *ClusterState) health() *HealthState {
+	if st.Health == nil {
+		st.Health = &HealthState{}
+	}
+	return st.Health
+}
+
+func (hs *HealthState) broker(id int32) *BrokerHealthState {
+	i := slices.IndexFunc(hs.Brokers, func(b BrokerHealthState) bool { return b.Broker == id })
+	if i < 0 {
+		hs.Brokers = append(hs.Brokers, BrokerHealthState{Broker: id})
+		slices.SortFunc(hs.Brokers, func(x, y BrokerHealthState) int { return int(x.Broker - y.Broker) })
+		i = slices.IndexFunc(hs.Brokers, func(b BrokerHealthState) bool { return b.Broker == id })
+	}
+	return &hs.Brokers[i]
+}
+
+// sameSize keeps the samples taken at the filesystem's current size: a
+// grown filesystem's free space is no data growth.
+func sameSize(samples []fleet.DiskSample) []fleet.DiskSample {
+	if len(samples) == 0 {
+		return nil
+	}
+	size := samples[len(samples)-1].SizeBytes
+	i := len(samples) - 1
+	for i > 0 && samples[i-1].SizeBytes == size {
+		i--
+	}
+	return samples[i:]
+}
+
+func lastIndexFunc[T any](xs []T, match func(T) bool) int {
+	for i := len(xs) - 1; i >= 0; i-- {
+		if match(xs[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func appendBounded[T any](xs []T, x T) []T { return appendBoundedN(xs, x, samplesKept) }
+
+func appendBoundedN[T any](xs []T, x T, n int) []T {
+	xs = append(xs, x)
+	if len(xs) > n {
+		xs = slices.Clone(xs[len(xs)-n:])
+	}
+	return xs
+}
+
+// healthDetails is the health loop's lines in the entity's current details.
+func (st ClusterState) healthDetails() string {
+	hs := st.Health
+	if hs == nil {
+		return ""
+	}
+	var b strings.Builder
+	switch {
+	case hs.Error != "":
+		b.WriteString(fmt.Sprintf("\n\nHealth: **last tick failed**: %s", hs.Error))
+	case hs.LastTick.IsZero():
+		b.WriteString("\n\nHealth: first tick pending.")
+	default:
+		b.WriteString(fmt.Sprintf("\n\nHealth (as of %s):", hs.LastTick.Format(time.RFC3339)))
+		for _, bs := range hs.Brokers {
+			if bs.Last.Error != "" {
+				b.WriteString(fmt.Sprintf("\n- broker %d: metrics unavailable (%s)", bs.Broker, bs.Last.Error))
+				continue
+			}
+			b.WriteString(fmt.Sprintf("\n- broker %d: disk %.1f%% (+%s/s), heap %s/%s, cleaner dead %d, last run %s ago",
+				bs.Broker, bs.Last.Disk.Percent(), fleet.Bytes(int64(bs.GrowthBytesPerSec)), fleet.Bytes(bs.Last.Heap.Used), fleet.Bytes(bs.Last.Heap.Max),
+				bs.Last.Cleaner.DeadThreads, bs.Last.Cleaner.SinceLastRun.Round(time.Second)))
+			if cd := bs.Cooldown; cd != nil && cd.Until.After(hs.LastTick) {
+				b.WriteString(fmt.Sprintf("; volume %s cool-down until %s", cd.VolumeID, cd.Until.Format(time.RFC3339)))
+			}
+		}
+	}
+	for _, f := range hs.Findings[max(0, len(hs.Findings)-5):] {
+		b.WriteString(fmt.Sprintf("\n- finding %s", f.Kind))
+		if f.Broker >= 0 {
+			b.WriteString(fmt.Sprintf(" on broker %d", f.Broker))
+		}
+		b.WriteString(fmt.Sprintf(" at %s: %s", f.At.Format(time.RFC3339), f.Reason))
+		if f.Operation != "" {
+			b.WriteString(fmt.Sprintf(" → `%s` %s", f.Operation, f.Outcome))
+		}
+	}
+	return b.String()
+}

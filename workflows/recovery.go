@@ -1,0 +1,445 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
+)
+
+// RecoveryInput asks to recover a broker that left without a controlled
+// shutdown.
+type RecoveryInput struct {
+	Spec        fleet.ClusterSpec `json:"spec"`
+	Broker      int32             `json:"broker"`
+	LostAt      time.Time         `json:"lostAt"`
+	OperationID string            `json:"operationId"`
+	// Grace is how long a broker may take to come back by itself (its
+	// service manager restarting it) before recovery acts; 0: none.
+	Grace time.Duration `json:"grace,omitempty"`
+	// PollInterval paces the observation of a broker coming back
+	// (default 5 s).
+	PollInterval time.Duration `json:"pollInterval,omitempty"`
+	// StallTimeout: log recovery that makes no progress for this long, or a
+	// started broker that neither recovers nor registers, asks a human
+	// (default 10 min).
+	StallTimeout time.Duration `json:"stallTimeout,omitempty"`
+	// MaxStarts bounds the start attempts before a human decides (default 3).
+	MaxStarts int `json:"maxStarts,omitempty"`
+}
+
+// RecoveryResult is what the recovery found and did.
+type RecoveryResult struct {
+	Broker   int32            `json:"broker"`
+	Cause    fleet.CrashCause `json:"cause"`
+	Evidence []string         `json:"evidence,omitempty"`
+	// Fixes are the host limits raised before a start.
+	Fixes []fleet.LimitFix `json:"fixes,omitempty"`
+	// Starts counts the starts kfleet issued; 0 when the broker came back
+	// by itself (CameBack).
+	Starts   int  `json:"starts"`
+	CameBack bool `json:"cameBack,omitempty"`
+	// LogRecovery is the time the broker spent recovering its logs as
+	// kfleet watched; Register until it was registered; CatchUp until its
+	// replicas were back in the ISR.
+	LogRecovery time.Duration `json:"logRecovery"`
+	Register    time.Duration `json:"register"`
+	CatchUp     time.Duration `json:"catchUp"`
+	Elected     int           `json:"elected"`
+	// Total runs from the loss to preferred leaders restored.
+	Total time.Duration `json:"total"`
+}
+
+// RecoveryProgress is what the progress query answers while it runs.
+type RecoveryProgress struct {
+	Broker int32            `json:"broker"`
+	Step   string           `json:"step"`
+	Cause  fleet.CrashCause `json:"cause,omitempty"`
+	Starts int              `json:"starts"`
+	// LogsLeft, Rate and ETA describe log recovery while it runs.
+	LogsLeft int    `json:"logsLeft,omitempty"`
+	Rate     string `json:"rate,omitempty"`
+	ETA      string `json:"eta,omitempty"`
+	Paused   *Pause `json:"paused,omitempty"`
+}
+
+// Recovery steps, as shown in progress and the UI.
+const (
+	StepGrace      = "giving it a grace to come back by itself"
+	StepDiagnose   = "diagnosing the host"
+	StepFix        = "fixing the cause"
+	StepRecovering = "waiting out log recovery"
+)
+
+// RecoveryWorkflow brings back a broker that left without a controlled
+// shutdown (OPERATIONS.md "Unclean shutdown recovery"):
+//
+//  0. give the broker a short grace to come back by itself: one that does
+//     is observed, never restarted;
+//  1. diagnose from the host: instance state (EC2), service state, limits
+//     and the last log lines (SSM);
+//  2. an instance that is gone cannot be helped here: tell the humans and
+//     wait for one, touching nothing;
+//  3. fix the cause before the start (raise vm.max_map_count to cover two
+//     maps per segment with headroom, or nofile), then start the broker —
+//     unless it came back by itself;
+//  4. wait out log recovery without ever touching the broker, reporting
+//     its rate and an ETA; a start that fails goes back to 1;
+//  5. wait until it is registered, every replica back in the ISR, then
+//     elect preferred leaders.
+//
+// It only ever starts a broker that is down, so it is safe beside a roll
+// that waits at its gates.
+func RecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryResult, error) {
+	in = in.withDefaults()
+	r := &recovery{in: in, res: RecoveryResult{Broker: in.Broker}}
+	r.progress = RecoveryProgress{Broker: in.Broker, Step: StepDiagnose}
+	r.human = humanGate{what: fmt.Sprintf("recovery of broker %d", in.Broker)}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RecoveryProgress, error) {
+		p := r.progress
+		p.Paused = r.human.paused
+		return p, nil
+	}); err != nil {
+		return r.res, err
+	}
+	if err := r.human.register(ctx); err != nil {
+		return r.res, err
+	}
+	r.notify(ctx, activities.SeverityWarning, fmt.Sprintf("Recovering broker %d", in.Broker),
+		fmt.Sprintf("Broker %d of %s left ZooKeeper at %s without a controlled shutdown.", in.Broker, in.Spec.ID, in.LostAt.Format(time.RFC3339)))
+	back, err := r.grace(ctx)
+	if err == nil && !back {
+		err = r.bringBack(ctx)
+	}
+	if err != nil {
+		r.notify(ctx, activities.SeverityPage, fmt.Sprintf("Recovery of broker %d stopped", in.Broker), activityMessage(err))
+		return r.res, err
+	}
+	if err := r.restoreReplication(ctx); err != nil {
+		return r.res, err
+	}
+	r.res.Total = workflow.Now(ctx).Sub(in.LostAt)
+	r.progress.Step = StepDone
+	r.setDetails(ctx)
+	how := fmt.Sprintf("after %d start(s)", r.res.Starts)
+	if r.res.CameBack {
+		how = "by itself"
+	}
+	r.notify(ctx, activities.SeverityInfo, fmt.Sprintf("Broker %d recovered", in.Broker),
+		fmt.Sprintf("Broker %d of %s is back %s (cause: %s), replicas in sync, %d preferred leaders restored; %s after the loss.",
+			in.Broker, in.Spec.ID, how, r.res.Cause, r.res.Elected, r.res.Total.Round(time.Second)))
+	return r.res, nil
+}
+
+type recovery struct {
+	in       RecoveryInput
+	res      RecoveryResult
+	progress RecoveryProgress
+	human    humanGate
+}
+
+func (r *recovery) brokerInput() activities.BrokerInput {
+	return activities.BrokerInput{Spec: r.in.Spec, Broker: r.in.Broker,
+		Reason: fmt.Sprintf("kfleet %s %s: broker %d lost at %s", OpRecovery, r.in.OperationID, r.in.Broker, r.in.LostAt.Format(time.RFC3339))}
+}
+
+// grace observes the broker until it is registered again, its process is
+// up (its service manager restarted it), or the grace ends. It reports
+// whether the broker is registered.
+func (r *recovery) grace(ctx workflow.Context) (bool, error) {
+	if r.in.Grace <= 0 {
+		return false, nil
+	}
+	r.step(ctx, StepGrace)
+	deadline := workflow.Now(ctx).Add(r.in.Grace)
+	for {
+		var obs activities.BrokerObservation
+		if err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, "observe the broker"), a.ObserveBroker, r.brokerInput()).Get(ctx, &obs); err != nil {
+			return false, err
+		}
+		if obs.Registered {
+			r.res.CameBack = true
+			return true, nil
+		}
+		if processUp(obs.Process) || !workflow.Now(ctx).Before(deadline) {
+			return false, nil
+		}
+		if err := workflow.Sleep(ctx, min(r.in.PollInterval, deadline.Sub(workflow.Now(ctx)))); err != nil {
+			return false, err
+		}
+	}
+}
+
+// bringBack diagnoses, fixes and starts the broker until it is registered,
+// asking a human when the host is gone, a start keeps failing, or recovery
+// stalls.
+func (r *recovery) bringBack(ctx workflow.Context) error {
+	for {
+		r.step(ctx, StepDiagnose)
+		var diag activities.Diagnosis
+		if err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, "diagnose the host"), a.DiagnoseBroker, r.brokerInput()).Get(ctx, &diag); err != nil {
+			if err := r.ask(ctx, StepDiagnose, "cannot diagnose the host: "+activityMessage(err)); err != nil {
+				return err
+			}
+			continue
+		}
+		if diag.Cause != fleet.CauseUnknown || r.res.Cause == "" {
+			r.res.Cause, r.res.Evidence = diag.Cause, diag.Evidence
+		}
+		r.progress.Cause = r.res.Cause
+		workflow.GetLogger(ctx).Info("diagnosis", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Instance", diag.InstanceState,
+			"Process", diag.Process, "Cause", diag.Cause, "Segments", diag.Segments, "MaxMapCount", diag.MaxMapCount, "Nofile", diag.Nofile)
+		if diag.InstanceGone {
+			// Replacing the host (same broker.id, reattached volume) is
+			// a later workflow; until then a human decides.
+			host, _ := r.in.Spec.Broker(r.in.Broker)
+			why := fmt.Sprintf("instance %s is %s: the broker cannot start there; replace the host, then resume", host.InstanceID, diag.InstanceState)
+			r.notify(ctx, activities.SeverityPage, fmt.Sprintf("Broker %d: instance gone", r.in.Broker), why)
+			if err := r.ask(ctx, StepDiagnose, why); err != nil {
+				return err
+			}
+			continue
+		}
+		if processUp(diag.Process) {
+			// It came back by itself (or is recovering its logs after a
+			// restart by its service manager): observe, never touch.
+			r.res.CameBack = r.res.Starts == 0
+		} else {
+			if r.res.Starts >= r.in.MaxStarts {
+				why := fmt.Sprintf("%d starts did not bring it back (cause %s%s)", r.res.Starts, r.res.Cause, evidence(r.res.Evidence))
+				if err := r.ask(ctx, StepStart, why); err != nil {
+					return err
+				}
+				r.res.Starts = 0 // a human said go on: a fresh budget
+				continue
+			}
+			if err := r.fix(ctx, diag); err != nil {
+				return err
+			}
+			r.step(ctx, StepStart)
+			r.res.Starts++
+			r.progress.Starts = r.res.Starts
+			if err := workflow.ExecuteActivity(r.startContext(ctx), a.StartBroker, r.brokerInput()).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("start failed; diagnosing again", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Error", err)
+				continue
+			}
+		}
+		back, err := r.waitRegistered(ctx)
+		if err != nil {
+			return err
+		}
+		if back {
+			return nil
+		}
+	}
+}
+
+// fix raises the host limit the cause calls for, if any.
+func (r *recovery) fix(ctx workflow.Context, diag activities.Diagnosis) error {
+	fix, ok := fleet.FixFor(diag.Cause, diag.Segments, diag.MaxMapCount, diag.Nofile)
+	if !ok {
+		return nil
+	}
+	r.step(ctx, StepFix)
+	in := activities.LimitInput{Spec: r.in.Spec, Broker: r.in.Broker, Name: fix.Name, Value: fix.To, Reason: r.brokerInput().Reason + ": " + fix.Cause}
+	for {
+		err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, fmt.Sprintf("raise %s to %d", fix.Name, fix.To)), a.SetHostLimit, in).Get(ctx, nil)
+		if err == nil {
+			break
+		}
+		if err := r.ask(ctx, StepFix, fmt.Sprintf("cannot raise %s to %d: %s", fix.Name, fix.To, activityMessage(err))); err != nil {
+			return err
+		}
+	}
+	workflow.GetLogger(ctx).Info("raised host limit", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Limit", fix.Name, "From", fix.From, "To", fix.To)
+	r.res.Fixes = append(r.res.Fixes, fix)
+	return nil
+}
+
+// waitRegistered watches the broker come back without touching it. It
+// reports false when the process went down again (the caller diagnoses
+// again), true once the broker is registered.
+func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
+	r.step(ctx, StepRegister)
+	began := workflow.Now(ctx)
+	var last recoverySample // the last progress of log recovery
+	lastProgress := began
+	for {
+		var obs activities.BrokerObservation
+		if err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, "observe the broker"), a.ObserveBroker, r.brokerInput()).Get(ctx, &obs); err != nil {
+			return false, err
+		}
+		now := workflow.Now(ctx)
+		switch {
+		case obs.Registered:
+			r.res.Register = now.Sub(began) - r.res.LogRecovery
+			r.progress.LogsLeft, r.progress.Rate, r.progress.ETA = 0, "", ""
+			return true, nil
+		case obs.Recovering:
+			if r.progress.Step != StepRecovering {
+				r.step(ctx, StepRecovering)
+			}
+			if last.at.IsZero() || obs.LogsLeft < last.left {
+				if !last.at.IsZero() && now.After(last.at) {
+					perMin := float64(last.left-obs.LogsLeft) / now.Sub(last.at).Minutes()
+					r.progress.Rate = fmt.Sprintf("%.0f logs/min", perMin)
+					r.progress.ETA = time.Duration(float64(obs.LogsLeft) / perMin * float64(time.Minute)).Round(time.Second).String()
+				}
+				last, lastProgress = recoverySample{at: now, left: obs.LogsLeft}, now
+			}
+			r.progress.LogsLeft = obs.LogsLeft
+			r.res.LogRecovery = now.Sub(began)
+			r.setDetails(ctx)
+		case !processUp(obs.Process) && obs.Process != "":
+			workflow.GetLogger(ctx).Warn("broker went down again", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Process", obs.Process)
+			return false, nil
+		}
+		if now.Sub(lastProgress) >= r.in.StallTimeout {
+			why := fmt.Sprintf("broker %d has not come back for %s (process %s, %d logs left to recover); it is never restarted while it recovers",
+				r.in.Broker, now.Sub(lastProgress).Round(time.Second), obs.Process, obs.LogsLeft)
+			if err := r.ask(ctx, r.progress.Step, why); err != nil {
+				return false, err
+			}
+			lastProgress = workflow.Now(ctx)
+		}
+		if err := workflow.Sleep(ctx, r.in.PollInterval); err != nil {
+			return false, err
+		}
+	}
+}
+
+// restoreReplication waits for the broker's replicas to rejoin the ISR and
+// moves preferred leadership back to it.
+func (r *recovery) restoreReplication(ctx workflow.Context) error {
+	r.step(ctx, StepCatchUp)
+	t0 := workflow.Now(ctx)
+	for {
+		err := workflow.ExecuteActivity(brokerActivityContext(ctx, 2*time.Hour, "wait for ISR"), a.WaitReplicasInSync, r.brokerInput()).Get(ctx, nil)
+		if err == nil {
+			break
+		}
+		if err := r.ask(ctx, StepCatchUp, activityMessage(err)); err != nil {
+			return err
+		}
+	}
+	r.res.CatchUp = workflow.Now(ctx).Sub(t0)
+	r.step(ctx, StepElect)
+	for {
+		err := workflow.ExecuteActivity(brokerActivityContext(ctx, 5*time.Minute, "elect preferred leaders"), a.ElectPreferredLeaders, r.brokerInput()).Get(ctx, &r.res.Elected)
+		if err == nil {
+			return nil
+		}
+		if err := r.ask(ctx, StepElect, activityMessage(err)); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *recovery) ask(ctx workflow.Context, step, reason string) error {
+	workflow.GetLogger(ctx).Warn("recovery waits for a human", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Step", step, "Reason", reason)
+	_, err := r.human.ask(ctx, Pause{Broker: r.in.Broker, Step: step, Reason: reason}, func() { r.setDetails(ctx) })
+	return err
+}
+
+func (r *recovery) step(ctx workflow.Context, step string) {
+	r.progress.Step = step
+	r.setDetails(ctx)
+}
+
+func (r *recovery) setDetails(ctx workflow.Context) {
+	p := r.progress
+	d := fmt.Sprintf("**%s** recovery `%s` of broker %d (lost %s): %s.", r.in.Spec.ID, r.in.OperationID, r.in.Broker, r.in.LostAt.Format(time.RFC3339), p.Step)
+	if p.Cause != "" {
+		d += fmt.Sprintf(" Cause: %s.", p.Cause)
+	}
+	if p.Starts > 0 {
+		d += fmt.Sprintf(" Starts: %d.", p.Starts)
+	}
+	if p.Step == StepRecovering {
+		d += fmt.Sprintf("\n- recovering its logs: %d left", p.LogsLeft)
+		if p.Rate != "" {
+			d += fmt.Sprintf(" at %s, ETA %s", p.Rate, p.ETA)
+		}
+		d += " (never restarted while it recovers)"
+	}
+	if g := r.human.paused; g != nil {
+		d += fmt.Sprintf("\n\n**WAITING FOR A HUMAN** (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort`.", g.Step, g.Reason, r.in.Spec.ID)
+	}
+	workflow.SetCurrentDetails(ctx, d)
+}
+
+func (r *recovery) notify(ctx workflow.Context, severity, title, text string) {
+	notifyHumans(ctx, activities.Notification{Cluster: r.in.Spec.ID, Broker: r.in.Broker, Severity: severity,
+		Title: title, Text: text, Operation: workflow.GetInfo(ctx).WorkflowExecution.ID})
+}
+
+// actx is the options of recovery's read-mostly activities: retried for a
+// while, since a recovery must not give up on a flaky API.
+func (r *recovery) actx(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    10 * time.Second,
+		Summary:             fmt.Sprintf("broker %d: %s", r.in.Broker, summary),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
+		},
+	})
+}
+
+// startContext runs a start once: a failed start is diagnosed again, not
+// retried blindly (a crash-looping broker would only crash again).
+func (r *recovery) startContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		Summary:             fmt.Sprintf("broker %d: start", r.in.Broker),
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+}
+
+// processUp reports whether a service state means the process runs (it
+// may still be recovering its logs or registering).
+func processUp(state string) bool {
+	return slices.Contains([]string{"running", "starting", "recovering"}, state)
+}
+
+func evidence(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return ": " + lines[0]
+}
+
+func (in RecoveryInput) withDefaults() RecoveryInput {
+	if in.PollInterval <= 0 {
+		in.PollInterval = 5 * time.Second
+	}
+	if in.StallTimeout <= 0 {
+		in.StallTimeout = 10 * time.Minute
+	}
+	if in.MaxStarts <= 0 {
+		in.MaxStarts = 3
+	}
+	return in
+}
+
+// notifyHumans sends a notification and waits for it, a few attempts at
+// most: a chat outage must not hold up or fail the operation.
+func notifyHumans(ctx workflow.Context, n activities.Notification) {
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		Summary:             "notify: " + n.Title,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	if err := workflow.ExecuteActivity(nctx, a.Notify, n).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("notification not delivered", "Cluster", n.Cluster, "Title", n.Title, "Error", err)
+	}
+}
