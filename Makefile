@@ -83,7 +83,7 @@ bench: deps
 clean:
 	rm -rf $(BIN) .kfleet
 
-## record-histories: refresh workflows/testdata/ from a real roll (replay tests)
+## record-histories: refresh workflows/testdata/ from real runs (replay tests)
 record-histories: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_RECORD_HISTORIES=$(CURDIR)/workflows/testdata \
-		$(GO) test -count=1 -run TestIntegrationRollingRestart ./internal/integration/
+		$(GO) test -count=1 -run 'TestIntegrationRollingRestart|TestIntegrationRecovery|TestIntegrationVolumeExpansion|TestIntegrationDeadCleaner' ./internal/integration/

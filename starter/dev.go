@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -66,6 +67,10 @@ func newDevCommand() *cobra.Command {
 	f.IntVar(&opts.ZooKeeperPort, "zookeeper-port", 2181, "ZooKeeper client port")
 	f.IntVar(&basePort, "broker-base-port", 19092, "first broker port; brokers without ports in the fleet file take the next ones")
 	f.StringVar(&opts.FleetHTTPAddr, "fleet-addr", "127.0.0.1:4566", "local fleet AWS endpoint and API address")
+	// A demo wants to see a fault healed in seconds, not minutes.
+	f.DurationVar(&opts.Health.Interval, "health-interval", 5*time.Second, "health tick of every cluster (production default 1m)")
+	f.DurationVar(&opts.Health.RecoveryGrace, "recovery-grace", 5*time.Second, "how long a lost broker may take to come back by itself (production default 15s)")
+	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: logged)")
 	return cmd
 }
 
@@ -88,7 +93,10 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 		fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
 	}
 	fmt.Fprintf(out, "  endpoints        %s\n\n", endpoints)
-	fmt.Fprintf(out, "Try, in another terminal:\n  bin/starter restart --cluster %s\n\nCtrl-C stops everything.\n", firstOr(ids, "local-a"))
+	first := firstOr(ids, "local-a")
+	fmt.Fprintf(out, "Try, in another terminal:\n  bin/starter restart --cluster %s\n", first)
+	fmt.Fprintf(out, "  curl -X POST %s/v1/clusters/%s/brokers/2/faults/crash   # kfleet recovers it\n", ep.API, first)
+	fmt.Fprintf(out, "  bin/starter status --cluster %s\n\nCtrl-C stops everything.\n", first)
 }
 
 func firstOr(ids []string, def string) string {

@@ -72,7 +72,8 @@ func CleanerHealthWorkflow(ctx workflow.Context, in CleanerHealthInput) (Cleaner
 
 	details(fmt.Sprintf("restarting broker(s) %v: %s", res.Restarted, describeFindings(res.Unhealthy)))
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:    CleanerRestartWorkflowID(workflow.GetInfo(ctx).WorkflowExecution.ID),
+		// From the input, not the own ID: a replay must name the same child.
+		WorkflowID:    CleanerRestartWorkflowID(OperationWorkflowID(in.Spec.ID, OpCleanerHealth, in.OperationID)),
 		StaticSummary: fmt.Sprintf("Restart of **%s** broker(s) %v: log cleaner unhealthy", in.Spec.ID, res.Restarted),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			AttrClusterID.ValueSet(in.Spec.ID),

@@ -80,6 +80,7 @@ func TestIntegrationRecoveryBringsBackACrashedBroker(t *testing.T) {
 	assert.Empty(t, st.OpenLosses())
 	assert.Equal(t, op.ID, st.Losses[0].Recovery)
 	noViolations(t, stack, "local-a")
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "recovery_crash.json"})
 }
 
 // TestIntegrationRecoveryRaisesMaxMapCountForAMapFailedCrashLoop: the
@@ -123,6 +124,7 @@ func TestIntegrationRecoveryRaisesMaxMapCountForAMapFailedCrashLoop(t *testing.T
 	require.NoError(t, err)
 	assert.Equal(t, localfleet.StateRunning, state)
 	noViolations(t, stack, "local-a")
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "recovery_map_failed.json"})
 }
 
 // TestIntegrationVolumeExpansionThenEscalation: a disk forecast to pass 80%
@@ -186,6 +188,7 @@ func TestIntegrationVolumeExpansionThenEscalation(t *testing.T) {
 	assert.Less(t, quota, float64(4<<30))
 	require.NoError(t, stack.Fleet.FillDiskBy("local-a", 3, 0, tenant))
 	noViolations(t, stack, "local-a")
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "volume_expansion.json"})
 }
 
 // TestIntegrationDeadCleanerIsFoundAndFixed: the log cleaner thread of a
@@ -212,4 +215,8 @@ func TestIntegrationDeadCleanerIsFoundAndFixed(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, m.CleanerDeadThreads)
 	noViolations(t, stack, "local-a")
+	recordHistories(ctx, t, stack.Client, map[string]string{
+		op.WorkflowID:                          "cleaner_health.json",
+		workflows.ClusterWorkflowID("local-a"): "cluster_self_healing.json",
+	})
 }
