@@ -80,6 +80,31 @@ func (s *RecoverySuite) stubHost(h *host) {
 	}).Maybe()
 }
 
+// progress queries the recovery's progress now.
+func (s *RecoverySuite) progress() workflows.RecoveryProgress {
+	v, err := s.env.QueryWorkflow(workflows.QueryProgress)
+	s.Require().NoError(err)
+	var p workflows.RecoveryProgress
+	s.Require().NoError(v.Get(&p))
+	return p
+}
+
+// decide sends a decision now; a refusal is returned through refused
+// (nil: the decision must be accepted).
+func (s *RecoverySuite) decide(d workflows.Decision, refused *error) {
+	s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
+		OnAccept: func() {},
+		OnReject: func(err error) {
+			if refused == nil {
+				s.Fail("decision refused", err)
+				return
+			}
+			*refused = err
+		},
+		OnComplete: func(any, error) {},
+	}, d)
+}
+
 func recoveryInput() workflows.RecoveryInput {
 	return workflows.RecoveryInput{Spec: testSpec(), Broker: 2, LostAt: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), OperationID: "op-1", PollInterval: time.Second}
 }
@@ -102,11 +127,7 @@ func (s *RecoverySuite) TestCrashedBrokerIsStartedWaitedOutAndLeadersRestored() 
 		},
 	})
 	var mid workflows.RecoveryProgress
-	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.QueryProgress)
-		s.Require().NoError(err)
-		s.Require().NoError(v.Get(&mid))
-	}, 1500*time.Millisecond)
+	s.env.RegisterDelayedCallback(func() { mid = s.progress() }, 1500*time.Millisecond)
 	s.env.ExecuteWorkflow(workflows.RecoveryWorkflow, recoveryInput())
 
 	res := s.result()
@@ -190,12 +211,8 @@ func (s *RecoverySuite) TestStartThatFailsAgainIsDiagnosedAgainThenAsksAHuman() 
 	})
 	var paused workflows.RecoveryProgress
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.QueryProgress)
-		s.Require().NoError(err)
-		s.Require().NoError(v.Get(&paused))
-		s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { s.Fail("abort rejected", err) }, OnComplete: func(any, error) {},
-		}, workflows.Decision{Action: workflows.DecisionAbort, By: "carol", Reason: "host looks broken"})
+		paused = s.progress()
+		s.decide(workflows.Decision{Action: workflows.DecisionAbort, By: "carol", Reason: "host looks broken"}, nil)
 	}, time.Hour)
 	in := recoveryInput()
 	in.MaxStarts = 2
@@ -216,16 +233,10 @@ func (s *RecoverySuite) TestInstanceGoneTouchesNothingAndWaitsForAHuman() {
 	var paused workflows.RecoveryProgress
 	var skipErr error
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.QueryProgress)
-		s.Require().NoError(err)
-		s.Require().NoError(v.Get(&paused))
+		paused = s.progress()
 		s.Equal([]string{"diagnose"}, s.calls, "nothing touched while the instance is gone")
-		s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { skipErr = err }, OnComplete: func(any, error) {},
-		}, workflows.Decision{Action: workflows.DecisionSkip, By: "dave"})
-		s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { s.Fail("resume rejected", err) }, OnComplete: func(any, error) {},
-		}, workflows.Decision{Action: workflows.DecisionResume, By: "dave", Reason: "instance replaced"})
+		s.decide(workflows.Decision{Action: workflows.DecisionSkip, By: "dave"}, &skipErr)
+		s.decide(workflows.Decision{Action: workflows.DecisionResume, By: "dave", Reason: "instance replaced"}, nil)
 	}, 2*time.Hour)
 	s.env.ExecuteWorkflow(workflows.RecoveryWorkflow, recoveryInput())
 
@@ -250,12 +261,8 @@ func (s *RecoverySuite) TestStalledLogRecoveryIsNeverRestartedButReported() {
 	})
 	var paused workflows.RecoveryProgress
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.QueryProgress)
-		s.Require().NoError(err)
-		s.Require().NoError(v.Get(&paused))
-		s.env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {},
-		}, workflows.Decision{Action: workflows.DecisionAbort, By: "erin"})
+		paused = s.progress()
+		s.decide(workflows.Decision{Action: workflows.DecisionAbort, By: "erin"}, nil)
 	}, 15*time.Minute)
 	s.env.ExecuteWorkflow(workflows.RecoveryWorkflow, recoveryInput())
 
