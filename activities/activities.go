@@ -88,6 +88,9 @@ type Activities struct {
 	Ensemble  Ensemble
 	// Notifier posts to the on-call chat; nil only logs the messages.
 	Notifier Notifier
+	// Operator submits approved and scheduled actions to cluster
+	// entities (operator.go).
+	Operator Operator
 	Log      zerolog.Logger
 	// PollInterval paces waits that have no watch to block on (ISR catch-up)
 	// and the heartbeats of those that do.

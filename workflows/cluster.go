@@ -80,6 +80,9 @@ type Operation struct {
 	Outcome string `json:"outcome,omitempty"`
 	// LostAt is when a recovery's broker was lost.
 	LostAt time.Time `json:"lostAt,omitzero"`
+	// Requested marks an expansion an operator asked for: it grows the
+	// volume even below the threshold.
+	Requested bool `json:"requested,omitempty"`
 	// GrowthBytesPerSec and CooldownUntil are a volume expansion's inputs.
 	GrowthBytesPerSec float64   `json:"growthBytesPerSec,omitempty"`
 	CooldownUntil     time.Time `json:"cooldownUntil,omitzero"`
@@ -209,6 +212,9 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	}
 
 	if err := e.ctl.register(ctx); err != nil {
+		return err
+	}
+	if err := e.registerRequests(ctx); err != nil { // cluster_requests.go
 		return err
 	}
 	workflow.Go(ctx, e.watch.run)
@@ -360,7 +366,7 @@ func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) (o
 	case OpVolumeExpansion:
 		var res VolumeExpansionResult
 		in := VolumeExpansionInput{Spec: spec, Broker: op.Brokers[0], OperationID: op.ID, RequestedBy: op.RequestedBy,
-			GrowthBytesPerSec: op.GrowthBytesPerSec, CooldownUntil: op.CooldownUntil}
+			GrowthBytesPerSec: op.GrowthBytesPerSec, CooldownUntil: op.CooldownUntil, Requested: op.Requested}
 		err := run("Volume expansion of **%s** broker "+fmt.Sprint(op.Brokers[0]), VolumeExpansionWorkflow, in, &res)
 		return operationResult{Outcome: volumeOutcome(res), Volume: &res}, err
 	case OpCleanerHealth:

@@ -21,8 +21,26 @@ type HealthState struct {
 	Error     string                  `json:"error,omitempty"`
 	ZooKeeper []fleet.ZooKeeperServer `json:"zookeeper,omitempty"`
 	Brokers   []BrokerHealthState     `json:"brokers,omitempty"`
-	// Findings are the most recent, newest last (bounded).
+	// Findings are the most recent, newest last (bounded); Found counts
+	// every finding ever recorded (carried over continue-as-new).
 	Findings []Finding `json:"findings,omitempty"`
+	Found    int       `json:"found"`
+}
+
+// record appends a finding.
+func (hs *HealthState) record(f Finding) {
+	hs.Findings = appendBoundedN(hs.Findings, f, findingsKept)
+	hs.Found++
+}
+
+// since returns the findings recorded after the found-th, as far as they
+// are still kept.
+func (hs *HealthState) since(found int) []Finding {
+	n := min(hs.Found-found, len(hs.Findings))
+	if n <= 0 {
+		return nil
+	}
+	return slices.Clone(hs.Findings[len(hs.Findings)-n:])
 }
 
 // BrokerHealthState is one broker's health history.
@@ -100,19 +118,44 @@ const (
 type healthLoop struct {
 	e       *entity
 	stopped bool
+	// ticks counts the ticks done; want is the tick a health-check
+	// update waits for (asked now, not at the next interval); inTick is
+	// set while one runs (its scrape may predate the ask).
+	ticks, want int
+	inTick      bool
+}
+
+// askTick asks for a tick now and returns the tick number to wait for: the
+// next one to start.
+func (h *healthLoop) askTick() int {
+	target := h.ticks + 1
+	if h.inTick {
+		target++
+	}
+	h.want = max(h.want, target)
+	return target
 }
 
 func (h *healthLoop) run(ctx workflow.Context) {
 	for !h.stopped && ctx.Err() == nil {
 		if h.e.spec.Health.Disabled {
-			if err := workflow.Await(ctx, func() bool { return h.stopped || !h.e.spec.Health.Disabled }); err != nil {
+			// Disabled means no periodic tick; one asked for still runs.
+			if err := workflow.Await(ctx, func() bool { return h.stopped || !h.e.spec.Health.Disabled || h.want > h.ticks }); err != nil {
 				return
 			}
+			if h.want <= h.ticks {
+				continue
+			}
+		}
+		h.inTick = true
+		h.tick(ctx)
+		h.inTick = false
+		h.ticks++
+		if h.e.spec.Health.Disabled {
 			continue
 		}
-		h.tick(ctx)
 		interval := h.e.spec.Health.WithDefaults().Interval
-		if _, err := workflow.AwaitWithTimeout(ctx, interval, func() bool { return h.stopped }); err != nil {
+		if _, err := workflow.AwaitWithTimeout(ctx, interval, func() bool { return h.stopped || h.want > h.ticks }); err != nil {
 			return
 		}
 	}
@@ -216,7 +259,7 @@ func (h *healthLoop) act(ctx workflow.Context, kind string, broker int32, reason
 	op := newOp()
 	op.RequestedBy, op.Reason = requestedByHealth, reason
 	op = h.e.enqueue(ctx, op)
-	hs.Findings = appendBoundedN(hs.Findings, Finding{Kind: kind, Broker: broker, Reason: reason, At: now, Operation: op.ID}, findingsKept)
+	hs.record(Finding{Kind: kind, Broker: broker, Reason: reason, At: now, Operation: op.ID})
 	workflow.GetLogger(ctx).Warn("health finding", "Cluster", h.e.spec.ID, "Broker", broker, "Kind", kind, "Reason", reason, "Operation", op.ID, "OperationKind", op.Kind)
 }
 
@@ -237,7 +280,7 @@ func (h *healthLoop) zooKeeper(ctx workflow.Context, servers []fleet.ZooKeeperSe
 	if i := lastIndexFunc(hs.Findings, func(f Finding) bool { return f.Kind == FindingZooKeeper }); i >= 0 && hs.Findings[i].Reason == reason {
 		return
 	}
-	hs.Findings = appendBoundedN(hs.Findings, Finding{Kind: FindingZooKeeper, Broker: -1, Reason: reason, At: workflow.Now(ctx)}, findingsKept)
+	hs.record(Finding{Kind: FindingZooKeeper, Broker: -1, Reason: reason, At: workflow.Now(ctx)})
 	workflow.GetLogger(ctx).Error("zookeeper ensemble unhealthy", "Cluster", h.e.spec.ID, "Down", down)
 	notifyHumans(ctx, activities.Notification{Cluster: h.e.spec.ID, Severity: activities.SeverityPage, Title: "ZooKeeper ensemble unhealthy", Text: reason})
 }

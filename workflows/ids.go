@@ -42,6 +42,14 @@ const (
 	QueryStatus          = "status"
 	QueryProgress        = "progress"
 	UpdateDecide         = "decide"
+	// UpdateApprove and QueryApproval are an approval's (approval.go).
+	UpdateApprove = "approve"
+	QueryApproval = "approval"
+	// Requests to the entity beyond restarts and upgrades
+	// (cluster_requests.go).
+	UpdateRequestExpansion    = "request-expansion"
+	UpdateRequestCleanerCheck = "request-cleaner-check"
+	UpdateHealthCheck         = "health-check"
 )
 
 // The cluster entity's controls (updates) and the signal a roll sends it
@@ -77,6 +85,12 @@ func ClusterWorkflowID(cluster string) string { return "cluster/" + cluster }
 // OperationWorkflowID is the ID of the child workflow running one operation.
 func OperationWorkflowID(cluster, kind, opID string) string {
 	return fmt.Sprintf("cluster/%s/%s/%s", cluster, kind, opID)
+}
+
+// ApprovalWorkflowID is the ID of the approval of a chat request; id is
+// unique per request (the chat server derives it).
+func ApprovalWorkflowID(cluster, id string) string {
+	return fmt.Sprintf("cluster/%s/approval/%s", cluster, id)
 }
 
 // UpgradePhaseWorkflowID is the ID of the rolling restart running one phase

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/kfleet/kfleet/activities"
@@ -219,4 +220,60 @@ func (s *ClusterSuite) TestHealthLoopCanBeDisabled() {
 	s.run(workflows.ClusterInput{Spec: spec})
 
 	s.Zero(calls)
+}
+
+func (s *ClusterSuite) TestOperatorRequestsExpansionCleanerCheckAndHealthCheck() {
+	var expansions []workflows.VolumeExpansionInput
+	s.env.OnWorkflow(workflows.VolumeExpansionWorkflow, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, in workflows.VolumeExpansionInput) (workflows.VolumeExpansionResult, error) {
+			expansions = append(expansions, in)
+			return workflows.VolumeExpansionResult{Broker: in.Broker, Outcome: workflows.ExpansionExpanded, VolumeID: "vol-2",
+				FromGiB: 100, ToGiB: 110, CooldownUntil: workflow.Now(ctx).Add(6 * time.Hour)}, nil
+		})
+	var cleanerChecks []workflows.CleanerHealthInput
+	s.env.OnWorkflow(workflows.CleanerHealthWorkflow, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in workflows.CleanerHealthInput) (workflows.CleanerHealthResult, error) {
+			cleanerChecks = append(cleanerChecks, in)
+			return workflows.CleanerHealthResult{}, nil
+		})
+	diskFull := false // broker 3's disk, from the health check on
+	stubTicks(s, func(_ int, rep *fleet.HealthReport) {
+		if diskFull {
+			rep.Brokers[2].Disk.UsedBytes = rep.Brokers[2].Disk.SizeBytes * 85 / 100
+		}
+	})
+	var expand, again, unknown, cleaner answer
+	s.update(time.Minute+time.Second, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 2, RequestedBy: "alice"}, &expand)
+	s.update(10*time.Minute, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 2, RequestedBy: "alice"}, &again)
+	s.update(10*time.Minute, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 7, RequestedBy: "alice"}, &unknown)
+	s.update(11*time.Minute, workflows.UpdateRequestCleanerCheck, workflows.CleanerCheckRequest{RequestedBy: "bob"}, &cleaner)
+	var check workflows.HealthCheckResult
+	var checkErr error
+	s.env.RegisterDelayedCallback(func() {
+		diskFull = true
+		s.env.UpdateWorkflow(workflows.UpdateHealthCheck, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { checkErr = err },
+			OnComplete: func(v any, err error) { checkErr = err; check, _ = v.(workflows.HealthCheckResult) },
+		}, workflows.HealthCheckRequest{RequestedBy: "sweep"})
+	}, 12*time.Minute+10*time.Second)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	s.Require().NoError(expand.err)
+	s.Require().Len(expansions, 2, "alice's, then the one the health check found")
+	s.Equal(int32(2), expansions[0].Broker)
+	s.True(expansions[0].Requested, "an operator's expansion grows the volume even below the threshold")
+	s.Equal(int32(3), expansions[1].Broker)
+	s.False(expansions[1].Requested)
+	s.Require().Error(again.err, "a second expansion inside the cool-down is refused")
+	s.Contains(again.err.Error(), "EBS allows the next change at")
+	s.Require().Error(unknown.err)
+	s.Contains(unknown.err.Error(), "broker 7 is not in cluster test-a")
+	s.Require().NoError(cleaner.err)
+	s.Len(cleanerChecks, 1)
+	s.Require().NoError(checkErr)
+	s.Require().Len(check.Findings, 1, "the tick asked for finds broker 3's disk")
+	s.Equal(workflows.FindingDisk, check.Findings[0].Kind)
+	s.Equal(int32(3), check.Findings[0].Broker)
 }

@@ -53,7 +53,7 @@ func (l *urgentLane) scheduleRecoveries(ctx workflow.Context) {
 		op := l.e.enqueue(ctx, Operation{Kind: OpRecovery, Brokers: []int32{loss.Broker}, RequestedBy: "kfleet-broker-watch", Reason: reason, LostAt: loss.At})
 		loss.Recovery = op.ID
 		hs := st.health()
-		hs.Findings = appendBoundedN(hs.Findings, Finding{Kind: FindingLoss, Broker: loss.Broker, Reason: reason, At: workflow.Now(ctx), Operation: op.ID}, findingsKept)
+		hs.record(Finding{Kind: FindingLoss, Broker: loss.Broker, Reason: reason, At: workflow.Now(ctx), Operation: op.ID})
 		workflow.GetLogger(ctx).Warn("recovery queued", "Cluster", l.e.spec.ID, "Broker", loss.Broker, "Operation", op.ID, "LostAt", loss.At)
 	}
 }

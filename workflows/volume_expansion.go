@@ -25,6 +25,9 @@ type VolumeExpansionInput struct {
 	// CooldownUntil is the end of the cool-down the entity recorded for
 	// this broker's volume (zero: none known).
 	CooldownUntil time.Time `json:"cooldownUntil,omitzero"`
+	// Requested: an operator asked for it, so the volume grows even below
+	// the threshold (by the planned size, at least the minimum step).
+	Requested bool `json:"requested,omitempty"`
 }
 
 // Outcomes of a volume expansion.
@@ -99,6 +102,10 @@ func VolumeExpansionWorkflow(ctx workflow.Context, in VolumeExpansionInput) (Vol
 	}
 
 	plan := fleet.PlanExpansion(policy, disk.SizeGiB, disk.Filesystem, in.GrowthBytesPerSec)
+	if in.Requested && !plan.Expand && disk.SizeGiB < fleet.MaxVolumeGiB {
+		plan.Expand, plan.ToGiB = true, fleet.ExpansionSize(policy, disk.SizeGiB, disk.Filesystem.UsedBytes, in.GrowthBytesPerSec)
+		plan.Reason = fmt.Sprintf("asked by %s (%s)", in.RequestedBy, plan.Reason)
+	}
 	res.Reason = plan.Reason
 	if !plan.Expand {
 		if disk.SizeGiB >= fleet.MaxVolumeGiB && res.UsedPercent >= policy.DiskEscalatePercent {

@@ -54,6 +54,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Instances:    cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint),
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
+		Operator:     Operator{Client: c},
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 	}
@@ -71,6 +72,9 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	w.RegisterWorkflow(workflows.RecoveryWorkflow)
 	w.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
 	w.RegisterWorkflow(workflows.CleanerHealthWorkflow)
+	w.RegisterWorkflow(workflows.ApprovalWorkflow)
+	w.RegisterWorkflow(workflows.ScheduledActionWorkflow)
+	w.RegisterWorkflow(workflows.FleetSweepWorkflow)
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		kp.Close()

@@ -1,0 +1,50 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// ClusterSummary is one registered cluster, as Temporal's visibility
+// lists its entity.
+type ClusterSummary struct {
+	ID        string    `json:"id"`
+	StartedAt time.Time `json:"startedAt"`
+	RunID     string    `json:"runId"`
+}
+
+// clustersQuery lists every running cluster entity.
+const clustersQuery = "WorkflowType = 'ClusterWorkflow' AND ExecutionStatus = 'Running'"
+
+// ListClusters lists the registered clusters (running entity workflows),
+// sorted by id.
+func ListClusters(ctx context.Context, c client.Client) ([]ClusterSummary, error) {
+	var out []ClusterSummary
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: clustersQuery, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list clusters: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.ClusterWorkflowID(""))
+			if !ok || strings.Contains(id, "/") {
+				continue
+			}
+			out = append(out, ClusterSummary{ID: id, StartedAt: e.GetStartTime().AsTime(), RunID: e.GetExecution().GetRunId()})
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	slices.SortFunc(out, func(a, b ClusterSummary) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
