@@ -43,6 +43,9 @@ func newDevCommand() *cobra.Command {
 				return err
 			}
 			opts.Dir, opts.TemporalBinary, opts.Fleet, opts.Log = abs, temporal, cfg, log
+			// Without a real webhook, notifications land in a local
+			// sink that prints them here, as a chat channel would show them.
+			opts.NotifyOut = cmd.OutOrStdout()
 			stack, err := devstack.StartStack(ctx, opts)
 			if err != nil {
 				return err
@@ -70,7 +73,7 @@ func newDevCommand() *cobra.Command {
 	// A demo wants to see a fault healed in seconds, not minutes.
 	f.DurationVar(&opts.Health.Interval, "health-interval", 5*time.Second, "health tick of every cluster (production default 1m)")
 	f.DurationVar(&opts.Health.RecoveryGrace, "recovery-grace", 5*time.Second, "how long a lost broker may take to come back by itself (production default 15s)")
-	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: logged)")
+	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: printed here as [chat] lines)")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,8 +40,11 @@ type StackOptions struct {
 	// Health is every registered cluster's health policy (zero: the
 	// production defaults); tests and the demo tick faster.
 	Health fleet.HealthPolicy
-	// NotifyWebhook receives the worker's notifications (empty: logged).
+	// NotifyWebhook receives the worker's notifications. Empty with
+	// NotifyOut set: a local sink (NotifySink) prints them to NotifyOut;
+	// both empty: the worker logs them.
 	NotifyWebhook string
+	NotifyOut     io.Writer
 	Log           zerolog.Logger
 }
 
@@ -51,6 +55,9 @@ type Stack struct {
 	ZooKeeper *ZooKeeper
 	Fleet     *localfleet.Fleet
 	Client    client.Client
+	// Notifications is the local chat channel, when NotifyOut asked for
+	// one.
+	Notifications *NotifySink
 	// Specs are the fleet's clusters as kfleet knows them.
 	Specs map[string]fleet.ClusterSpec
 
@@ -99,6 +106,12 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 		Logger:   logging.Temporal{Log: log.With().Str("component", "temporal-client").Logger().Level(zerolog.WarnLevel)},
 	}); err != nil {
 		return s, fmt.Errorf("temporal client: %w", err)
+	}
+	if s.opts.NotifyWebhook == "" && s.opts.NotifyOut != nil {
+		if s.Notifications, err = StartNotifySink(s.opts.NotifyOut); err != nil {
+			return s, err
+		}
+		s.opts.NotifyWebhook = s.Notifications.URL
 	}
 	if err = s.StartWorker(); err != nil {
 		return s, err
@@ -178,6 +191,11 @@ func (s *Stack) WriteEndpoints(path string) error {
 func (s *Stack) Close() {
 	log := s.opts.Log
 	s.StopWorker()
+	if s.Notifications != nil {
+		if err := s.Notifications.Close(); err != nil {
+			log.Warn().Err(err).Msg("stop notification sink")
+		}
+	}
 	if s.Client != nil {
 		s.Client.Close()
 	}

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -50,7 +51,9 @@ func noViolations(t *testing.T, stack *devstack.Stack, cluster string) {
 // recovered exactly once (diagnosed, started, log recovery waited out, ISR,
 // preferred leaders), and nothing else is touched.
 func TestIntegrationRecoveryBringsBackACrashedBroker(t *testing.T) {
-	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
+		o.Health, o.NotifyOut = selfHealingPolicy, io.Discard
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
@@ -80,6 +83,10 @@ func TestIntegrationRecoveryBringsBackACrashedBroker(t *testing.T) {
 	assert.Empty(t, st.OpenLosses())
 	assert.Equal(t, op.ID, st.Losses[0].Recovery)
 	noViolations(t, stack, "local-a")
+	// The on-call channel heard of it, start and end (the local sink).
+	msgs := strings.Join(stack.Notifications.Messages(), "\n")
+	assert.Contains(t, msgs, "Recovering broker 2")
+	assert.Contains(t, msgs, "Broker 2 recovered")
 	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "recovery_crash.json"})
 }
 
