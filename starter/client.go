@@ -14,6 +14,8 @@ import (
 type globalFlags struct {
 	address   string
 	namespace string
+	// json prints each command's answer as one JSON document.
+	json bool
 }
 
 // dial connects to Temporal, failing fast with a clear message when it is

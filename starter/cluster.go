@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
@@ -17,31 +18,64 @@ import (
 )
 
 func newClusterCommand(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "cluster", Short: "Manage the clusters kfleet operates"}
+	cmd := &cobra.Command{Use: "cluster", Short: "Manage the clusters kfleet operates: register, list, status"}
 	var file string
 	register := &cobra.Command{
 		Use:   "register --file SPEC.yaml",
 		Short: "Register a cluster (or update its spec) by starting its entity workflow",
-		Args:  cobra.NoArgs,
+		Long: `Starts the cluster's entity workflow (cluster/<id>) with the spec, or hands
+the spec to the running one: registering twice is safe. The spec is YAML:
+id, bootstrap, zookeeper (with its chroot), brokers (id, instanceId, rack,
+metricsUrl), health. An invalid spec exits 2 and starts nothing.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := readSpec(file)
 			if err != nil {
 				return exitError{exitBadInput, err}
 			}
-			c, err := g.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := app.RegisterCluster(cmd.Context(), c, spec); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "registered cluster %s (%d brokers)\n", spec.ID, len(spec.Brokers))
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
+				if err := app.RegisterCluster(ctx, c, spec); err != nil {
+					return err
+				}
+				return g.emit(cmd, spec, func(out io.Writer) {
+					fmt.Fprintf(out, "registered cluster %s (%d brokers)\n", spec.ID, len(spec.Brokers))
+				})
+			})
 		},
 	}
 	register.Flags().StringVarP(&file, "file", "f", "", "cluster spec (YAML)")
-	cmd.AddCommand(register)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the registered clusters (running entity workflows, from Temporal's visibility)",
+		Long: `Lists the clusters whose entity workflow runs, from Temporal's visibility
+(eventually consistent: a cluster registered a moment ago may take a second
+to show).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
+				cs, err := app.ListClusters(ctx, c)
+				if err != nil {
+					return err
+				}
+				if cs == nil {
+					cs = []app.ClusterSummary{} // [] rather than null for scripts
+				}
+				return g.emit(cmd, cs, func(out io.Writer) {
+					if len(cs) == 0 {
+						fmt.Fprintln(out, "no cluster is registered (starter cluster register --file SPEC.yaml)")
+						return
+					}
+					tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "CLUSTER\tENTITY WORKFLOW\tCURRENT RUN STARTED")
+					for _, cl := range cs {
+						fmt.Fprintf(tw, "%s\t%s\t%s (%s)\n", cl.ID, workflows.ClusterWorkflowID(cl.ID), clock(cl.StartedAt), since(cl.StartedAt))
+					}
+					tw.Flush()
+				})
+			})
+		},
+	}
+	cmd.AddCommand(register, list, newStatusCommand(g))
 	return cmd
 }
 
@@ -58,50 +92,4 @@ func readSpec(path string) (fleet.ClusterSpec, error) {
 		return spec, fmt.Errorf("%s: %w", path, err)
 	}
 	return spec, spec.Validate()
-}
-
-func newStatusCommand(g *globalFlags) *cobra.Command {
-	var cluster string
-	cmd := &cobra.Command{
-		Use:   "status --cluster ID",
-		Short: "Show a cluster's entity: spec, running operations and their steps, queue, history, losses, health (JSON)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				st, err := app.ClusterStatus(ctx, c, cluster)
-				if err != nil {
-					return err
-				}
-				out := struct {
-					workflows.ClusterStatus
-					// Progress is the running operation's own progress
-					// (its step, broker, blockers, pause), when it answers.
-					Progress any `json:"runningProgress,omitempty"`
-					// UrgentProgress is each running recovery's or
-					// expansion's progress, by operation id.
-					UrgentProgress map[string]any `json:"urgentProgress,omitempty"`
-				}{ClusterStatus: st}
-				progress := func(workflowID string) (p any) {
-					if v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress); err == nil {
-						_ = v.Get(&p)
-					}
-					return p
-				}
-				if st.Running != nil {
-					out.Progress = progress(st.Running.WorkflowID)
-				}
-				for _, op := range st.Urgent {
-					if out.UrgentProgress == nil {
-						out.UrgentProgress = map[string]any{}
-					}
-					out.UrgentProgress[op.ID] = progress(op.WorkflowID)
-				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
-	return cmd
 }

@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
+	"io"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
@@ -37,9 +36,10 @@ refused (exit 2).`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "paused %s (by %s at %s): no queued operation starts until `starter resume --cluster %s`\n",
-					cluster, p.By, p.Since.Local().Format(time.DateTime), cluster)
-				return nil
+				return g.emit(cmd, controlAnswer{Cluster: cluster, Paused: &p}, func(out io.Writer) {
+					fmt.Fprintf(out, "paused %s (by %s at %s): no queued operation starts until `starter resume --cluster %s`\n",
+						cluster, p.By, clock(p.Since), cluster)
+				})
 			})
 		},
 	}
@@ -62,9 +62,9 @@ func newResumeCommand(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "resumed %s (paused by %s since %s%s)\n",
-					cluster, p.By, p.Since.Local().Format(time.DateTime), suffix(": ", p.Reason))
-				return nil
+				return g.emit(cmd, controlAnswer{Cluster: cluster, Resumed: &p}, func(out io.Writer) {
+					fmt.Fprintf(out, "resumed %s (paused by %s since %s%s)\n", cluster, p.By, clock(p.Since), suffix(": ", p.Reason))
+				})
 			})
 		},
 	}
@@ -89,14 +89,14 @@ An unknown or finished operation is refused (exit 2).`,
 				if err != nil {
 					return err
 				}
-				out := cmd.OutOrStdout()
-				if op.Status == workflows.StatusCancelled {
-					fmt.Fprintf(out, "cancelled queued %s %s of %s\n", op.Kind, op.ID, cluster)
-					return nil
-				}
-				fmt.Fprintf(out, "cancelling running %s %s of %s (workflow %s); `starter status --cluster %s` shows when it stopped\n",
-					op.Kind, op.ID, cluster, op.WorkflowID, cluster)
-				return nil
+				return g.emit(cmd, op, func(out io.Writer) {
+					if op.Status == workflows.StatusCancelled {
+						fmt.Fprintf(out, "cancelled queued %s %s of %s\n", op.Kind, op.ID, cluster)
+						return
+					}
+					fmt.Fprintf(out, "cancelling running %s %s of %s (workflow %s); `starter status --cluster %s` shows when it stopped\n",
+						op.Kind, op.ID, cluster, op.WorkflowID, cluster)
+				})
 			})
 		},
 	}
@@ -106,23 +106,12 @@ An unknown or finished operation is refused (exit 2).`,
 	return cmd
 }
 
-// withCluster checks --cluster, dials Temporal and runs fn, mapping the
-// errors scripts tell apart to exit codes.
-func withCluster(cmd *cobra.Command, g *globalFlags, cluster string, fn func(context.Context, client.Client) error) error {
-	if cluster == "" {
-		return exitError{exitBadInput, errors.New("--cluster is required")}
-	}
-	ctx := cmd.Context()
-	c, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	err = fn(ctx, c)
-	if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrRefused) || errors.Is(err, app.ErrNothingRunning) {
-		return exitError{exitBadInput, err}
-	}
-	return err
+// controlAnswer is pause's and resume's --json answer.
+type controlAnswer struct {
+	Cluster string                `json:"cluster"`
+	Paused  *workflows.PauseState `json:"paused,omitempty"`
+	// Resumed is the pause that was lifted.
+	Resumed *workflows.PauseState `json:"resumed,omitempty"`
 }
 
 func suffix(sep, s string) string {

@@ -2,29 +2,69 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/workflows"
 )
 
-func newDecideCommand(g *globalFlags) *cobra.Command {
-	var (
-		cluster, by, reason, operation string
-	)
-	cmd := &cobra.Command{
-		Use:   "decide --cluster ID resume|skip|abort",
-		Short: "Answer an operation that paused for a human: resume (re-check or retry), skip the broker, or abort",
-		Long: `A roll pauses when a gate stays shut past its deadline, when a gate can
+// decideFlags are what every answer to a paused operation takes.
+type decideFlags struct {
+	cluster, by, reason, operation string
+}
+
+func (f *decideFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "cluster id")
+	cmd.Flags().StringVar(&f.by, "by", defaultRequester(), "who decides (recorded)")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why (recorded)")
+	cmd.Flags().StringVar(&f.operation, "operation", "", "the operation id to answer (see status), when several wait")
+}
+
+// decisionAnswer is a decision's --json answer: the pause it answered.
+type decisionAnswer struct {
+	Cluster  string          `json:"cluster"`
+	Decision string          `json:"decision"`
+	By       string          `json:"by"`
+	Pause    workflows.Pause `json:"pause"`
+}
+
+// decide sends action to the operation of f.cluster that waits for a
+// human. Nothing waiting, or an operation that refuses the action (skip
+// after the broker was touched), exits 2.
+func decide(cmd *cobra.Command, g *globalFlags, f *decideFlags, action string) error {
+	return withCluster(cmd, g, f.cluster, func(ctx context.Context, c client.Client) error {
+		p, err := app.Decide(ctx, c, f.cluster, f.operation, workflows.Decision{Action: action, By: f.by, Reason: f.reason})
+		if err != nil {
+			return err
+		}
+		return g.emit(cmd, decisionAnswer{Cluster: f.cluster, Decision: action, By: f.by, Pause: p}, func(out io.Writer) {
+			fmt.Fprintf(out, "%s: broker %d was paused at %q (%s)\n", action, p.Broker, p.Step, p.Reason)
+		})
+	})
+}
+
+const decideLong = `A roll pauses when a gate stays shut past its deadline, when a gate can
 never open (e.g. a partition whose replication factor is at or below
 min.insync.replicas), or when a step keeps failing. A recovery pauses when the
 broker's instance is gone, when starts keep failing, or when log recovery
 stalls. Until someone decides, it touches nothing. skip is only allowed at a
 roll's gate, before the broker was touched. Without --operation the decision
-goes to the running roll, else to the first recovery that waits.`,
+goes to the running roll, else to the first recovery that waits. Nothing
+waiting, or a decision the operation refuses, exits 2.`
+
+func newDecideCommand(g *globalFlags) *cobra.Command {
+	var f decideFlags
+	cmd := &cobra.Command{
+		Use:       "decide --cluster ID resume|skip|abort",
+		Short:     "Answer an operation that paused for a human: resume (re-check or retry), skip the broker, or abort",
+		Long:      decideLong + "\n\napprove, skip and abort are the same as decide resume, skip and abort.",
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: []string{workflows.DecisionResume, workflows.DecisionSkip, workflows.DecisionAbort},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -32,19 +72,159 @@ goes to the running roll, else to the first recovery that waits.`,
 			if action != workflows.DecisionResume && action != workflows.DecisionSkip && action != workflows.DecisionAbort {
 				return exitError{exitBadInput, fmt.Errorf("unknown decision %q: want resume, skip or abort", action)}
 			}
-			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				p, err := app.Decide(ctx, c, cluster, operation, workflows.Decision{Action: action, By: by, Reason: reason})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: broker %d was paused at %q (%s)\n", action, p.Broker, p.Step, p.Reason)
-				return nil
-			})
+			return decide(cmd, g, &f, action)
 		},
 	}
-	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
-	cmd.Flags().StringVar(&by, "by", defaultRequester(), "who decides (recorded)")
-	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
-	cmd.Flags().StringVar(&operation, "operation", "", "the operation id to answer (see status), when several wait")
+	f.register(cmd)
+	return cmd
+}
+
+// newDecisionCommands are the decisions by name — approve (resume), skip,
+// abort — and the answers to a chat approval (approve --approval, deny).
+func newDecisionCommands(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{newApproveCommand(g), newSkipCommand(g), newAbortCommand(g), newDenyCommand(g)}
+}
+
+func newApproveCommand(g *globalFlags) *cobra.Command {
+	var (
+		f        decideFlags
+		approval string
+	)
+	cmd := &cobra.Command{
+		Use:   "approve (--cluster ID [--operation OP] | --approval ID)",
+		Short: "Let a paused roll or recovery go on (decide resume), or approve a request made in chat",
+		Long: `With --cluster: the operation of the cluster that paused for a human
+re-checks its gate or retries its failed step (the same as decide resume).
+
+With --approval: approves a destructive action asked in chat (a restart, an
+upgrade, an expansion, an abort), which then goes to the cluster's entity.
+The approval refuses the person who asked and anyone not among its
+approvers (exit 2). --approval takes the approval's workflow ID
+(cluster/<id>/approval/<request>), or the request's id with --cluster.
+
+` + decideLong,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if approval != "" {
+				return answerApproval(cmd, g, f, approval, true)
+			}
+			if f.cluster == "" {
+				return exitError{exitBadInput, errors.New("--cluster (a paused operation) or --approval (a chat request) is required")}
+			}
+			return decide(cmd, g, &f, workflows.DecisionResume)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&approval, "approval", "", "approve this chat request (its approval workflow ID) instead")
+	return cmd
+}
+
+func newDenyCommand(g *globalFlags) *cobra.Command {
+	var (
+		f        decideFlags
+		approval string
+	)
+	cmd := &cobra.Command{
+		Use:   "deny --approval ID",
+		Short: "Deny a destructive action asked in chat: nothing is started",
+		Long: `Denies a chat request waiting for approval. The approval refuses the person
+who asked and anyone not among its approvers (exit 2). --approval takes the
+approval's workflow ID (cluster/<id>/approval/<request>), or the request's
+id with --cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if approval == "" {
+				return exitError{exitBadInput, errors.New("--approval is required")}
+			}
+			return answerApproval(cmd, g, f, approval, false)
+		},
+	}
+	cmd.Flags().StringVar(&approval, "approval", "", "the approval's workflow ID")
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "cluster id (with a request id as --approval)")
+	cmd.Flags().StringVar(&f.by, "by", defaultRequester(), "who denies (recorded)")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why (recorded)")
+	return cmd
+}
+
+// answerApproval approves or denies a chat approval and prints its
+// outcome: 0 approved (the action was submitted) or denied, 1 approved
+// but the cluster's entity refused it, 2 refused by the approval itself.
+func answerApproval(cmd *cobra.Command, g *globalFlags, f decideFlags, approval string, approve bool) error {
+	if f.operation != "" {
+		return exitError{exitBadInput, errors.New("--operation answers a paused operation, not an approval")}
+	}
+	if !strings.HasPrefix(approval, workflows.ClusterWorkflowID("")) {
+		if err := checkCluster(f.cluster); err != nil {
+			return exitError{exitBadInput, fmt.Errorf("--approval %q is no approval workflow ID (cluster/<id>/approval/<request>); give --cluster with a request id: %w", approval, err)}
+		}
+		approval = workflows.ApprovalWorkflowID(f.cluster, approval)
+	}
+	return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
+		st, err := app.Approve(ctx, c, approval, workflows.ApprovalDecision{By: f.by, Approve: approve, Reason: f.reason})
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			// A closed approval takes no update; say how it ended.
+			if prev, qerr := app.ApprovalStatus(ctx, c, approval); qerr == nil && prev.Status != workflows.ApprovalPending {
+				return exitError{exitBadInput, fmt.Errorf("approval %s is already %s%s: nothing changed", approval, prev.Status, suffix(" by ", prev.DecidedBy))}
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := g.emit(cmd, st, func(out io.Writer) { fmt.Fprintln(out, describeApproval(st)) }); err != nil {
+			return err
+		}
+		if st.Status == workflows.ApprovalFailed {
+			return fmt.Errorf("approved, but %s refused the %s: %s", st.Action.Cluster, st.Action.Verb, st.Error)
+		}
+		return nil
+	})
+}
+
+func describeApproval(st workflows.ApprovalState) string {
+	act := st.Action
+	what := fmt.Sprintf("%s of %s asked by %s", act.Verb, act.Cluster, act.RequestedBy)
+	switch st.Status {
+	case workflows.ApprovalApproved:
+		s := fmt.Sprintf("approved %s (by %s)", what, st.DecidedBy)
+		if st.Submitted != nil {
+			s += ": " + st.Submitted.Text
+		}
+		return s
+	case workflows.ApprovalDenied:
+		return fmt.Sprintf("denied %s (by %s%s): nothing was started", what, st.DecidedBy, suffix(": ", st.Reason))
+	case workflows.ApprovalFailed:
+		return fmt.Sprintf("approved %s (by %s), but it failed: %s", what, st.DecidedBy, st.Error)
+	}
+	return fmt.Sprintf("%s: %s", what, st.Status)
+}
+
+func newSkipCommand(g *globalFlags) *cobra.Command {
+	var f decideFlags
+	cmd := &cobra.Command{
+		Use:   "skip --cluster ID [--operation OP]",
+		Short: "Leave the broker a paused roll waits at alone and go on with the next (decide skip)",
+		Long:  decideLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return decide(cmd, g, &f, workflows.DecisionSkip)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newAbortCommand(g *globalFlags) *cobra.Command {
+	var f decideFlags
+	cmd := &cobra.Command{
+		Use:   "abort --cluster ID [--operation OP]",
+		Short: "End a paused roll or recovery where it stands (decide abort)",
+		Long:  decideLong + "\n\nTo stop an operation that is not waiting for a human, use cancel.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return decide(cmd, g, &f, workflows.DecisionAbort)
+		},
+	}
+	f.register(cmd)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/kfleet/kfleet/internal/chatops"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
@@ -21,6 +22,7 @@ func newDevCommand() *cobra.Command {
 		fleetFile string
 		temporal  string
 		basePort  int
+		logJSON   bool
 		opts      devstack.StackOptions
 	)
 	cmd := &cobra.Command{
@@ -29,7 +31,10 @@ func newDevCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log := logging.New(os.Stderr, true, zerolog.InfoLevel)
+			log := logging.New(os.Stderr, !logJSON, zerolog.InfoLevel)
+			if opts.MetricsAddr == "off" {
+				opts.MetricsAddr = ""
+			}
 			cfg := localfleet.DefaultConfig()
 			if fleetFile != "" {
 				var err error
@@ -70,9 +75,13 @@ func newDevCommand() *cobra.Command {
 	f.IntVar(&opts.ZooKeeperPort, "zookeeper-port", 2181, "ZooKeeper client port")
 	f.IntVar(&basePort, "broker-base-port", 19092, "first broker port; brokers without ports in the fleet file take the next ones")
 	f.StringVar(&opts.FleetHTTPAddr, "fleet-addr", "127.0.0.1:4566", "local fleet AWS endpoint and API address")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address of the worker's Prometheus metrics, served at /metrics (off: none)")
+	f.BoolVar(&logJSON, "log-json", false, "log JSON lines, as the worker binary does, instead of the console format")
 	// A demo wants to see a fault healed in seconds, not minutes.
 	f.DurationVar(&opts.Health.Interval, "health-interval", 5*time.Second, "health tick of every cluster (production default 1m)")
 	f.DurationVar(&opts.Health.RecoveryGrace, "recovery-grace", 5*time.Second, "how long a lost broker may take to come back by itself (production default 15s)")
+	f.DurationVar(&opts.SweepEvery, "sweep-every", 0, "fleet sweep schedule's interval (default 1h; negative: create none)")
+	f.StringVar(&opts.ChatopsAddr, "chatops-addr", "127.0.0.1:3000", "ChatOps server (Slack slash commands and approvals); empty: none")
 	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: printed here as [chat] lines)")
 	return cmd
 }
@@ -86,6 +95,9 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 	fmt.Fprintf(out, "  ZooKeeper        %s\n", s.ZooKeeper.Addr)
 	fmt.Fprintf(out, "  AWS (EC2/SSM)    %s\n", ep.AWS.Endpoint)
 	fmt.Fprintf(out, "  Fleet API        %s\n", ep.API)
+	if s.Metrics.URL != "" {
+		fmt.Fprintf(out, "  Metrics          %s\n", s.Metrics.URL)
+	}
 	ids := make([]string, 0, len(s.Specs))
 	for id := range s.Specs {
 		ids = append(ids, id)
@@ -95,11 +107,21 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 		spec := s.Specs[id]
 		fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
 	}
+	if sw := s.Sweep; sw != nil {
+		fmt.Fprintf(out, "  fleet sweep      %s, %s (bin/starter schedule list)\n", sw.ID, sw.Spec)
+	}
+	if c := s.Chatops; c != nil {
+		fmt.Fprintf(out, "  ChatOps          %s%s (secret %s, policy %s)\n", c.URL, chatops.PathCommands, c.SecretFile, c.PolicyFile)
+	}
 	fmt.Fprintf(out, "  endpoints        %s\n\n", endpoints)
 	first := firstOr(ids, "local-a")
 	fmt.Fprintf(out, "Try, in another terminal:\n  bin/starter restart --cluster %s\n", first)
 	fmt.Fprintf(out, "  curl -X POST %s/v1/clusters/%s/brokers/2/faults/crash   # kfleet recovers it\n", ep.API, first)
-	fmt.Fprintf(out, "  bin/starter status --cluster %s\n\nCtrl-C stops everything.\n", first)
+	fmt.Fprintf(out, "  bin/starter status --cluster %s\n", first)
+	if s.Chatops != nil {
+		fmt.Fprintf(out, "  bin/starter chatops say --as alice --server %s \"restart %s\"   # then approve as bob\n", s.Chatops.URL, first)
+	}
+	fmt.Fprintf(out, "\nCtrl-C stops everything.\n")
 }
 
 func firstOr(ids []string, def string) string {

@@ -54,6 +54,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.address, "address", "", "Temporal frontend host:port (default: TEMPORAL_ADDRESS or localhost:7233)")
 	root.PersistentFlags().StringVar(&g.namespace, "namespace", "", "Temporal namespace (default: TEMPORAL_NAMESPACE or default)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print the answer as JSON (for scripts); errors still go to stderr, with the exit code")
 	root.AddCommand(
 		newRestartCommand(&g),
 		newUpgradeCommand(&g),
@@ -61,7 +62,13 @@ func newRootCommand() *cobra.Command {
 		newClusterCommand(&g),
 		newDecideCommand(&g),
 		newDevCommand(),
+		newChatopsCommand(&g),
 	)
 	root.AddCommand(newControlCommands(&g)...) // pause, resume, cancel
+
+	// approve, skip, abort, deny; expand, cleaner-check; schedule ...
+	root.AddCommand(newDecisionCommands(&g)...)
+	root.AddCommand(newRequestCommands(&g)...)
+	root.AddCommand(newScheduleCommand(&g))
 	return root
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"strings"
@@ -27,17 +28,33 @@ func newRestartCommand(g *globalFlags) *cobra.Command {
 		Use:   "restart --cluster ID",
 		Short: "Rolling restart of a cluster, one broker at a time, the controller last",
 		Long: `Asks the cluster's entity workflow (cluster/<id>) for a rolling restart and
-follows it until it completes. A restart already queued or running is
-joined, not run twice. Exit codes: 0 done, 1 failed, 2 bad input or unknown
-cluster, 3 Temporal unreachable.`,
+follows it until it completes (with --json, prints only the operation and
+its result at the end). A restart already queued or running is joined, not
+run twice. Exit codes: 0 done, 1 failed, 2 bad input (a broker not in the
+cluster, --batch out of range), unknown cluster or refused: nothing is
+started, 3 Temporal unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch < 1 {
+				return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1 (one broker at a time) up to the cluster's broker count", batch)}
+			}
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				if batch > 1 {
+					// The entity refuses it too; asking first says it in
+					// the flag's terms.
+					st, err := app.ClusterStatus(ctx, c, cluster)
+					if err != nil {
+						return err
+					}
+					if n := len(st.Spec.Brokers); batch > n {
+						return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1..%d (%s has %d brokers)", batch, n, cluster, n)}
+					}
+				}
 				op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers, MaxBatch: batch})
 				if err != nil {
 					return err
 				}
-				return followRestart(ctx, cmd, c, cluster, op, noWait)
+				return followRestart(ctx, cmd, g, c, cluster, op, noWait)
 			})
 		},
 	}
@@ -49,34 +66,47 @@ cluster, 3 Temporal unreachable.`,
 	return cmd
 }
 
+// operationAnswer is the --json answer of a command that asks for an
+// operation: the operation as the entity last reported it and, once it
+// succeeded, its workflow's result.
+type operationAnswer struct {
+	Operation workflows.Operation `json:"operation"`
+	Result    any                 `json:"result,omitempty"`
+}
+
 // followRestart prints the admitted restart and, unless noWait, its
 // progress until it ends.
-func followRestart(ctx context.Context, cmd *cobra.Command, c client.Client, cluster string, op workflows.Operation, noWait bool) error {
-	out := cmd.OutOrStdout()
+func followRestart(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, noWait bool) error {
+	out := g.progressOut(cmd)
 	verb := "queued"
 	if op.Existing {
 		verb = "joined existing"
 	}
 	fmt.Fprintf(out, "%s rolling restart %s of %s (workflow %s)\n", verb, op.ID, cluster, op.WorkflowID)
 	if noWait {
-		return nil
+		return g.emit(cmd, operationAnswer{Operation: op}, func(io.Writer) {})
 	}
 	res, err := app.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p app.Progress) {
+		op = p.Operation
 		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(cluster, p))
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "rolling restart %s of %s completed:\n", op.ID, cluster)
-	for _, b := range res.Brokers {
-		ctl := ""
-		if b.WasController {
-			ctl = " (controller)"
+	return g.emit(cmd, operationAnswer{Operation: op, Result: res}, func(out io.Writer) {
+		fmt.Fprintf(out, "rolling restart %s of %s completed:\n", op.ID, cluster)
+		for _, b := range res.Brokers {
+			ctl := ""
+			if b.WasController {
+				ctl = " (controller)"
+			}
+			fmt.Fprintf(out, "  broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
+				b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
 		}
-		fmt.Fprintf(out, "  broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
-			b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
-	}
-	return nil
+		for _, b := range res.Skipped {
+			fmt.Fprintf(out, "  broker %d: skipped by a human\n", b)
+		}
+	})
 }
 
 func describeProgress(cluster string, p app.Progress) string {
@@ -92,12 +122,18 @@ func describeProgress(cluster string, p app.Progress) string {
 		s += " [" + strings.Join(r.Blockers, "; ") + "]"
 	}
 	if p := r.Paused; p != nil {
-		s += fmt.Sprintf("\n  PAUSED at broker %d (%s): %s\n  decide with: bin/starter decide --cluster %s resume|abort", p.Broker, p.Step, p.Reason, cluster)
-		if p.CanSkip {
-			s += "|skip"
-		}
+		s += "\n  " + describePause(cluster, *p)
 	}
 	return s
+}
+
+// describePause says why an operation waits for a human and how to answer.
+func describePause(cluster string, p workflows.Pause) string {
+	answers := "approve|abort"
+	if p.CanSkip {
+		answers = "approve|skip|abort"
+	}
+	return fmt.Sprintf("PAUSED at broker %d (%s) since %s: %s\n  decide with: bin/starter %s --cluster %s", p.Broker, p.Step, clock(p.Since), p.Reason, answers, cluster)
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/workflows"
@@ -36,8 +38,8 @@ queued or running is joined, not run twice. Exit codes: 0 done, 1 failed,
 unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cluster == "" {
-				return exitError{exitBadInput, errors.New("--cluster is required")}
+			if err := checkCluster(cluster); err != nil {
+				return err
 			}
 			if req.Version == "" {
 				return exitError{exitBadInput, errors.New("--version is required, e.g. --version 3.7.1")}
@@ -45,51 +47,13 @@ unreachable.`,
 			if err := req.Validate(); err != nil {
 				return exitError{exitBadInput, err}
 			}
-			ctx := cmd.Context()
-			c, err := g.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			op, err := app.RequestUpgrade(ctx, c, cluster, req)
-			if err != nil {
-				if errors.Is(err, app.ErrUnknownCluster) || errors.Is(err, app.ErrRefused) {
-					return exitError{exitBadInput, err}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				op, err := app.RequestUpgrade(ctx, c, cluster, req)
+				if err != nil {
+					return err
 				}
-				return err
-			}
-			out := cmd.OutOrStdout()
-			verb := "queued"
-			if op.Existing {
-				verb = "joined existing"
-			}
-			up := op.Upgrade
-			if up == nil { // an entity that predates upgrades would not answer
-				return fmt.Errorf("cluster %s: operation %s carries no upgrade", cluster, op.ID)
-			}
-			protocol := fmt.Sprintf("inter.broker.protocol.version %s -> %s", up.FromIBP, up.TargetIBP)
-			if up.FromIBP == up.TargetIBP {
-				protocol = "inter.broker.protocol.version stays " + up.TargetIBP
-			}
-			fmt.Fprintf(out, "%s rolling upgrade %s of %s to Kafka %s, %s (workflow %s)\n",
-				verb, op.ID, cluster, up.Version, protocol, op.WorkflowID)
-			if noWait {
-				return nil
-			}
-			res, err := app.FollowUpgrade(ctx, c, cluster, op.ID, time.Second, func(p app.UpgradeProgress) {
-				fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeUpgrade(cluster, p))
+				return followUpgrade(ctx, cmd, g, c, cluster, op, noWait)
 			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "rolling upgrade %s of %s to Kafka %s completed:\n", op.ID, cluster, up.Version)
-			printRoll(out, fmt.Sprintf("binaries (inter.broker.protocol.version pinned to %s)", res.Upgrade.FromIBP), res.Binaries)
-			if res.Protocol != nil {
-				printRoll(out, fmt.Sprintf("protocol (inter.broker.protocol.version %s -> %s)", res.Upgrade.FromIBP, res.Upgrade.TargetIBP), *res.Protocol)
-			} else {
-				fmt.Fprintf(out, "  protocol: already %s, no second roll\n", res.Upgrade.TargetIBP)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id, e.g. local-a")
@@ -99,6 +63,44 @@ unreachable.`,
 	cmd.Flags().StringVar(&req.RequestedBy, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upgrade is admitted")
 	return cmd
+}
+
+// followUpgrade prints the admitted upgrade and, unless noWait, its
+// progress until it ends.
+func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, noWait bool) error {
+	up := op.Upgrade
+	if up == nil { // an entity that predates upgrades would not answer
+		return fmt.Errorf("cluster %s: operation %s carries no upgrade", cluster, op.ID)
+	}
+	out := g.progressOut(cmd)
+	verb := "queued"
+	if op.Existing {
+		verb = "joined existing"
+	}
+	protocol := fmt.Sprintf("inter.broker.protocol.version %s -> %s", up.FromIBP, up.TargetIBP)
+	if up.FromIBP == up.TargetIBP {
+		protocol = "inter.broker.protocol.version stays " + up.TargetIBP
+	}
+	fmt.Fprintf(out, "%s rolling upgrade %s of %s to Kafka %s, %s (workflow %s)\n", verb, op.ID, cluster, up.Version, protocol, op.WorkflowID)
+	if noWait {
+		return g.emit(cmd, operationAnswer{Operation: op}, func(io.Writer) {})
+	}
+	res, err := app.FollowUpgrade(ctx, c, cluster, op.ID, time.Second, func(p app.UpgradeProgress) {
+		op = p.Operation
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeUpgrade(cluster, p))
+	})
+	if err != nil {
+		return err
+	}
+	return g.emit(cmd, operationAnswer{Operation: op, Result: res}, func(out io.Writer) {
+		fmt.Fprintf(out, "rolling upgrade %s of %s to Kafka %s completed:\n", op.ID, cluster, up.Version)
+		printRoll(out, fmt.Sprintf("binaries (inter.broker.protocol.version pinned to %s)", res.Upgrade.FromIBP), res.Binaries)
+		if res.Protocol != nil {
+			printRoll(out, fmt.Sprintf("protocol (inter.broker.protocol.version %s -> %s)", res.Upgrade.FromIBP, res.Upgrade.TargetIBP), *res.Protocol)
+		} else {
+			fmt.Fprintf(out, "  protocol: already %s, no second roll\n", res.Upgrade.TargetIBP)
+		}
+	})
 }
 
 func describeUpgrade(cluster string, p app.UpgradeProgress) string {

@@ -8,6 +8,12 @@
 // paces waits that have nothing to watch (default 1s). KFLEET_NOTIFY_WEBHOOK
 // is the Slack-compatible incoming webhook on-call messages are posted to;
 // unset, they are only logged.
+//
+// KFLEET_METRICS_ADDR is where Prometheus metrics are served, at /metrics
+// (default 127.0.0.1:9464; "off" serves none): the SDK's (temporal_…),
+// kfleet's own (kfleet_…), and the Go runtime's and process's. Logs are
+// JSON lines on stderr, with cluster and broker fields on a workflow's or
+// an activity's lines.
 package main
 
 import (
@@ -24,7 +30,13 @@ import (
 
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/logging"
+	"github.com/kfleet/kfleet/internal/telemetry"
+	"github.com/kfleet/kfleet/workflows"
 )
+
+// defaultMetricsAddr is loopback: exposing metrics beyond the host is a
+// deployment's decision (KFLEET_METRICS_ADDR=:9464).
+const defaultMetricsAddr = "127.0.0.1:9464"
 
 func main() {
 	if err := run(); err != nil {
@@ -43,6 +55,18 @@ func run() error {
 		return fmt.Errorf("temporal client options: %w", err)
 	}
 	opts.Logger = logging.Temporal{Log: log}
+	reg := telemetry.NewRegistry()
+	if opts.MetricsHandler, err = telemetry.NewHandler(reg, telemetry.Options{Help: workflows.MetricHelp()}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if addr := metricsAddr(); addr != "" {
+		srv, err := telemetry.Listen(addr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		log.Info().Str("url", srv.URL()).Msg("serving metrics")
+	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
@@ -68,4 +92,16 @@ func run() error {
 		NotifyWebhook: webhook,
 		Log:           log,
 	})
+}
+
+// metricsAddr is KFLEET_METRICS_ADDR: empty for "off".
+func metricsAddr() string {
+	switch v := os.Getenv("KFLEET_METRICS_ADDR"); v {
+	case "":
+		return defaultMetricsAddr
+	case "off":
+		return ""
+	default:
+		return v
+	}
 }

@@ -303,6 +303,7 @@ func (w *brokerWatch) lost(ctx workflow.Context, broker int32, at time.Time) {
 		w.st.Losses = slices.Delete(w.st.Losses, i, i+1)
 	}
 	log.Warn("broker lost: its registration vanished and kfleet was not touching it", "Cluster", w.spec.ID, "Broker", broker, "At", at, "Operation", loss.Operation)
+	countBrokerLoss(ctx, w.spec.ID)
 }
 
 // returned closes the open loss of a broker that registered again.

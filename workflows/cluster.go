@@ -306,6 +306,7 @@ func (e *entity) finish(ctx workflow.Context, op Operation, res operationResult,
 		op.Status, op.Error = StatusFailed, err.Error()
 		workflow.GetLogger(ctx).Error("operation failed", "Cluster", e.spec.ID, "Operation", op.ID, "Error", err)
 	}
+	countOperation(ctx, e.spec.ID, op.Kind, op.Status) // metrics.go
 	e.watch.release(op)
 	if e.st.Health != nil {
 		e.st.Health.finished(op, res)

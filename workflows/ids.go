@@ -67,6 +67,8 @@ var (
 	AttrClusterID = temporal.NewSearchAttributeKeyKeyword("ClusterID")
 	AttrOperation = temporal.NewSearchAttributeKeyKeyword("Operation")
 	AttrBrokerID  = temporal.NewSearchAttributeKeyInt64("BrokerID")
+	// AttrTenant is for tenant operations (later workflows).
+	AttrTenant = temporal.NewSearchAttributeKeyKeyword("Tenant")
 )
 
 // SearchAttributeFlags lists the attributes as the temporal CLI registers
@@ -76,6 +78,7 @@ func SearchAttributeFlags() []string {
 		AttrClusterID.GetName() + "=Keyword",
 		AttrOperation.GetName() + "=Keyword",
 		AttrBrokerID.GetName() + "=Int",
+		AttrTenant.GetName() + "=Keyword",
 	}
 }
 

@@ -96,6 +96,15 @@ const (
 // It only ever starts a broker that is down, so it is safe beside a roll
 // that waits at its gates.
 func RecoveryWorkflow(ctx workflow.Context, in RecoveryInput) (RecoveryResult, error) {
+	res, err := recoverBroker(ctx, in)
+	// Counted here, not in a defer: the SDK unwinds an evicted workflow's
+	// coroutines, running its defers, without the workflow having ended.
+	countRecovery(ctx, in.Spec.ID, res, err) // metrics.go
+	return res, err
+}
+
+// recoverBroker is RecoveryWorkflow's body.
+func recoverBroker(ctx workflow.Context, in RecoveryInput) (RecoveryResult, error) {
 	in = in.withDefaults()
 	r := &recovery{in: in, res: RecoveryResult{Broker: in.Broker}}
 	r.progress = RecoveryProgress{Broker: in.Broker, Step: StepDiagnose}

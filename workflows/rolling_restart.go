@@ -197,6 +197,8 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 		return nil
 	}
 	r.progress.Current, r.progress.Batch = gate.Next, batch
+	waited := workflow.Now(ctx).Sub(began)
+	recordGateWait(ctx, r.in.Spec.ID, waited)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrBrokerID.ValueSet(int64(gate.Next))); err != nil {
 		return err
 	}
@@ -214,7 +216,7 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 			Version:                    r.in.Version,
 			InterBrokerProtocolVersion: r.in.InterBrokerProtocolVersion,
 		}
-		restarts[i] = BrokerRestart{Broker: b, Batch: r.batches, WasController: b == gate.Controller, GateWait: workflow.Now(ctx).Sub(began)}
+		restarts[i] = BrokerRestart{Broker: b, Batch: r.batches, WasController: b == gate.Controller, GateWait: waited}
 	}
 	steps := []struct {
 		name     string

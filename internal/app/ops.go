@@ -110,6 +110,19 @@ func FollowOperation(ctx context.Context, c client.Client, cluster, opID string,
 	}, onChange)
 }
 
+// WaitOperation polls the entity until operation opID finishes, calling
+// onChange whenever the entity's record of it changes, and returns that
+// record (with its Outcome). An operation that failed or was cancelled is
+// an error, as in FollowOperation.
+func WaitOperation(ctx context.Context, c client.Client, cluster, opID string, every time.Duration, onChange func(workflows.Operation)) (workflows.Operation, error) {
+	var last workflows.Operation
+	_, err := follow[json.RawMessage](ctx, c, cluster, opID, every, func(op workflows.Operation) workflows.Operation {
+		last = op
+		return op
+	}, onChange)
+	return last, err
+}
+
 // rollProgress queries a roll's progress; nil when it cannot be had now.
 func rollProgress(ctx context.Context, c client.Client, workflowID string) *workflows.RollProgress {
 	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QueryProgress)

@@ -37,6 +37,9 @@ type StackOptions struct {
 	Fleet         localfleet.Config
 	// WorkerPollInterval paces the worker's waits (default 1 s).
 	WorkerPollInterval time.Duration
+	// MetricsAddr serves the stack's Prometheus metrics at /metrics
+	// (metrics.go); empty serves none.
+	MetricsAddr string
 	// Health is every registered cluster's health policy (zero: the
 	// production defaults); tests and the demo tick faster.
 	Health fleet.HealthPolicy
@@ -45,7 +48,14 @@ type StackOptions struct {
 	// both empty: the worker logs them.
 	NotifyWebhook string
 	NotifyOut     io.Writer
-	Log           zerolog.Logger
+	// ChatopsAddr serves ChatOps (Slack slash commands and approvals) on
+	// this address; empty: none.
+	ChatopsAddr string
+	// SweepEvery is the fleet sweep schedule's interval: 0 creates (or
+	// updates) it with the default (app.DefaultSweepEvery), negative
+	// creates none.
+	SweepEvery time.Duration
+	Log        zerolog.Logger
 }
 
 // Stack is the whole local stack: Temporal dev server, ZooKeeper, the local
@@ -55,11 +65,17 @@ type Stack struct {
 	ZooKeeper *ZooKeeper
 	Fleet     *localfleet.Fleet
 	Client    client.Client
+	Metrics   *Metrics
 	// Notifications is the local chat channel, when NotifyOut asked for
 	// one.
 	Notifications *NotifySink
+	// Chatops is the ChatOps server, when ChatopsAddr asked for one.
+	Chatops *Chatops
 	// Specs are the fleet's clusters as kfleet knows them.
 	Specs map[string]fleet.ClusterSpec
+	// Sweep is the fleet sweep's schedule, unless SweepEvery asked for
+	// none.
+	Sweep *app.Schedule
 
 	opts   StackOptions
 	worker *app.Worker
@@ -101,9 +117,14 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	}); err != nil {
 		return s, fmt.Errorf("local fleet: %w", err)
 	}
+	metrics, err := s.startMetrics()
+	if err != nil {
+		return s, err
+	}
 	if s.Client, err = client.DialContext(ctx, client.Options{
-		HostPort: s.Temporal.Addr,
-		Logger:   logging.Temporal{Log: log.With().Str("component", "temporal-client").Logger().Level(zerolog.WarnLevel)},
+		HostPort:       s.Temporal.Addr,
+		Logger:         logging.Temporal{Log: log.With().Str("component", "temporal-client").Logger().Level(zerolog.WarnLevel)},
+		MetricsHandler: metrics,
 	}); err != nil {
 		return s, fmt.Errorf("temporal client: %w", err)
 	}
@@ -121,6 +142,21 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 		spec.Health = opts.Health
 		s.Specs[id] = spec
 		if err = app.RegisterCluster(ctx, s.Client, spec); err != nil {
+			return s, err
+		}
+	}
+	// `make run` keeps the fleet swept. The sweep fires on its interval
+	// (the next whole hour by default), never at creation, so it costs a
+	// stack one RPC; a second start updates it.
+	if opts.SweepEvery >= 0 {
+		sweep, _, err := app.CreateSchedule(ctx, s.Client, app.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
+		if err != nil {
+			return s, fmt.Errorf("fleet sweep schedule: %w", err)
+		}
+		s.Sweep = &sweep
+	}
+	if opts.ChatopsAddr != "" {
+		if err = s.startChatops(opts.ChatopsAddr, filepath.Join(opts.Dir, "chatops")); err != nil {
 			return s, err
 		}
 	}
@@ -190,7 +226,15 @@ func (s *Stack) WriteEndpoints(path string) error {
 // Close stops everything in reverse order; safe on a partly started stack.
 func (s *Stack) Close() {
 	log := s.opts.Log
+	if s.Chatops != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.Chatops.srv.Shutdown(ctx); err != nil {
+			log.Warn().Err(err).Msg("stop chatops")
+		}
+		cancel()
+	}
 	s.StopWorker()
+	s.closeMetrics()
 	if s.Notifications != nil {
 		if err := s.Notifications.Close(); err != nil {
 			log.Warn().Err(err).Msg("stop notification sink")

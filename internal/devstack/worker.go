@@ -31,6 +31,8 @@ func (s *Stack) StartWorkerProcess(binary, dir string) (*WorkerProcess, error) {
 		"AWS_CONFIG_FILE=/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_EC2_METADATA_DISABLED=true",
+		// Tests run in parallel: never the fixed default port.
+		"KFLEET_METRICS_ADDR=127.0.0.1:0",
 	}
 	if s.opts.WorkerPollInterval > 0 {
 		env = append(env, "KFLEET_POLL_INTERVAL="+s.opts.WorkerPollInterval.String())

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -25,7 +26,8 @@ import (
 // account — that each broker was stopped and started exactly once, one at a
 // time, the controller last, and that nothing unsafe happened.
 func TestIntegrationRollingRestart(t *testing.T) {
-	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}),
+		func(o *devstack.StackOptions) { o.MetricsAddr = "127.0.0.1:0" })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -57,6 +59,19 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, st.History)
 	assert.Equal(t, workflows.StatusSucceeded, st.History[len(st.History)-1].Status)
+
+	// What Prometheus scrapes from the worker: kfleet's metrics beside the
+	// SDK's and the runtime's.
+	reg := stack.Metrics.Registry
+	local := map[string]string{workflows.TagCluster: "local-a"}
+	assert.Equal(t, 1.0, metricValue(t, reg, workflows.MetricOperations, map[string]string{workflows.TagCluster: "local-a",
+		workflows.TagKind: workflows.OpRollingRestart, workflows.TagOutcome: workflows.StatusSucceeded, "workflow_type": "ClusterWorkflow"}))
+	assert.Equal(t, 3.0, metricValue(t, reg, workflows.MetricGateWait, local), "one gate wait per broker")
+	assert.Zero(t, metricValue(t, reg, workflows.MetricBrokerLosses, local), "kfleet's own restarts are no losses")
+	body := scrape(t, stack.Metrics.URL)
+	for _, want := range []string{workflows.MetricOperations + "{", workflows.MetricGateWait + "_bucket{", "temporal_workflow_completed_total{", "go_goroutines "} {
+		assert.Contains(t, body, want)
+	}
 
 	// What an operator finds in the Temporal UI with a visibility query.
 	query := `ClusterID = "local-a" AND Operation = "rolling-restart"`

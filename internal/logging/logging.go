@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,8 +25,62 @@ func New(w io.Writer, pretty bool, level zerolog.Level) zerolog.Logger {
 // Default is a JSON logger on stderr at info level.
 func Default() zerolog.Logger { return New(os.Stderr, false, zerolog.InfoLevel) }
 
-// Temporal adapts a zerolog logger to the SDK's logger interface.
-type Temporal struct{ Log zerolog.Logger }
+// The fields every kfleet log line names its subject with, as the
+// activities write them with zerolog directly.
+const (
+	FieldCluster    = "cluster"
+	FieldBroker     = "broker"
+	FieldWorkflowID = "workflow_id"
+	FieldRunID      = "run_id"
+	FieldActivity   = "activity"
+)
+
+// fieldName renames the keys workflows (Cluster, Broker) and the SDK
+// (WorkflowID, RunID, ActivityType) log with to kfleet's fields, so one
+// query finds a cluster's or a broker's lines whoever wrote them. Other
+// keys are kept as they are.
+func fieldName(key string) string {
+	switch key {
+	case "Cluster":
+		return FieldCluster
+	case "Broker":
+		return FieldBroker
+	case "WorkflowID":
+		return FieldWorkflowID
+	case "RunID":
+		return FieldRunID
+	case "ActivityType":
+		return FieldActivity
+	}
+	return key
+}
+
+// ClusterOfWorkflow is the cluster a kfleet workflow ID concerns:
+// "local-a" for cluster/local-a and for any workflow under it
+// (cluster/local-a/roll/…); empty for other IDs. It mirrors
+// workflows.ClusterWorkflowID, which this package cannot import.
+func ClusterOfWorkflow(id string) string {
+	rest, ok := strings.CutPrefix(id, "cluster/")
+	if !ok {
+		return ""
+	}
+	cluster, _, _ := strings.Cut(rest, "/")
+	return cluster
+}
+
+// Temporal adapts a zerolog logger to the SDK's logger interface. Keys are
+// renamed to kfleet's fields (FieldCluster …), and every line of a
+// workflow or activity carries FieldCluster: the one it was logged with,
+// else the one its logger was given (With), else the one its workflow ID
+// names. The SDK's own lines about a workflow (a workflow task, a panic)
+// come without a Cluster, hence the last.
+type Temporal struct {
+	Log zerolog.Logger
+	// cluster is what With learnt; added to each line at write time, and
+	// only when the line has no Cluster of its own, so it never appears
+	// twice.
+	cluster string
+}
 
 var _ tlog.Logger = Temporal{}
 var _ tlog.WithLogger = Temporal{}
@@ -37,27 +92,56 @@ func (t Temporal) Error(msg string, kv ...any) { t.event(t.Log.Error(), kv).Msg(
 
 // With returns a logger that adds kv to every line.
 func (t Temporal) With(kv ...any) tlog.Logger {
-	ctx := t.Log.With()
-	for i := 0; i+1 < len(kv); i += 2 {
-		ctx = ctx.Interface(key(kv[i]), kv[i+1])
+	list, cluster, _ := fields(kv)
+	if cluster == "" {
+		cluster = t.cluster
 	}
-	return Temporal{Log: ctx.Logger()}
+	return Temporal{Log: t.Log.With().Fields(list).Logger(), cluster: cluster}
 }
 
-func (Temporal) event(e *zerolog.Event, kv []any) *zerolog.Event {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if err, ok := kv[i+1].(error); ok {
-			e = e.AnErr(key(kv[i]), err)
-			continue
+func (t Temporal) event(e *zerolog.Event, kv []any) *zerolog.Event {
+	if !e.Enabled() {
+		return e // spare the conversion of a debug line nobody reads
+	}
+	list, cluster, explicit := fields(kv)
+	if !explicit && t.cluster != "" {
+		cluster = t.cluster
+	}
+	if cluster != "" {
+		e = e.Str(FieldCluster, cluster)
+	}
+	return e.Fields(list)
+}
+
+// fields renames kv's keys into a zerolog field list, and reports the
+// cluster kv names: explicitly (Cluster, whose pair is left out of the
+// list for the caller to add once) or through a kfleet workflow ID.
+func fields(kv []any) (list []any, cluster string, explicit bool) {
+	list = make([]any, 0, len(kv)+1)
+	var fromID string
+	for i := 0; i < len(kv); i += 2 {
+		key, ok := kv[i].(string)
+		if !ok {
+			key = fmt.Sprint(kv[i])
 		}
-		e = e.Interface(key(kv[i]), kv[i+1])
+		if i+1 == len(kv) {
+			// A key without a value is the caller's mistake: show it
+			// rather than lose it.
+			list = append(list, key, "(missing value)")
+			break
+		}
+		v := kv[i+1]
+		switch key {
+		case "Cluster":
+			cluster, explicit = fmt.Sprint(v), true
+			continue
+		case "WorkflowID":
+			fromID = ClusterOfWorkflow(fmt.Sprint(v))
+		}
+		list = append(list, fieldName(key), v)
 	}
-	return e
-}
-
-func key(k any) string {
-	if s, ok := k.(string); ok {
-		return s
+	if !explicit {
+		cluster = fromID
 	}
-	return fmt.Sprint(k)
+	return list, cluster, explicit
 }

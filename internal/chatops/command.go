@@ -1,0 +1,437 @@
+package chatops
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Verb is what a chat command asks kfleet to do. The verbs are the CLI's.
+type Verb string
+
+// The verbs a command may carry.
+const (
+	VerbHelp         Verb = "help"
+	VerbList         Verb = "list"
+	VerbStatus       Verb = "status"
+	VerbRestart      Verb = "restart"
+	VerbUpgrade      Verb = "upgrade"
+	VerbExpand       Verb = "expand"
+	VerbCleanerCheck Verb = "cleaner-check"
+	VerbPause        Verb = "pause"
+	VerbResume       Verb = "resume"
+	VerbAbort        Verb = "abort"
+)
+
+// verbSpec is how a verb is written and what it does, for help and errors.
+type verbSpec struct {
+	verb  Verb
+	usage string
+	does  string
+}
+
+// verbSpecs lists every verb in the order help shows them.
+var verbSpecs = [...]verbSpec{
+	{VerbStatus, "status <cluster>", "the cluster's state"},
+	{VerbList, "list", "the registered clusters"},
+	{VerbRestart, "restart <cluster> [brokers=1,2] [batch=N]", "rolling restart, the controller last (needs a second person's approval)"},
+	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1 (needs approval)"},
+	{VerbExpand, "expand <cluster> <broker>", "grow a broker's data volume now (needs approval)"},
+	{VerbCleanerCheck, "cleaner-check <cluster>", "check the log cleaner, restart (gated) brokers whose cleaner is dead"},
+	{VerbPause, "pause <cluster> [reason...]", "no queued operation starts until resume"},
+	{VerbResume, "resume <cluster>", "queued operations start again"},
+	{VerbAbort, "abort <cluster> [operation-id]", "abort the operation waiting for a human (needs approval)"},
+	{VerbHelp, "help", "this text"},
+}
+
+func specOf(v Verb) (verbSpec, bool) {
+	for _, s := range verbSpecs {
+		if s.verb == v {
+			return s, true
+		}
+	}
+	return verbSpec{}, false
+}
+
+// Verbs lists every verb, in the order help shows them.
+func Verbs() []Verb {
+	vs := make([]Verb, len(verbSpecs))
+	for i, s := range verbSpecs {
+		vs[i] = s.verb
+	}
+	return vs
+}
+
+// Known reports whether v is one of the verbs.
+func (v Verb) Known() bool { _, ok := specOf(v); return ok }
+
+// Destructive reports whether v takes brokers down, grows volumes or ends
+// an operation: asked from chat, it needs a second person's approval.
+func (v Verb) Destructive() bool {
+	switch v {
+	case VerbRestart, VerbUpgrade, VerbExpand, VerbAbort:
+		return true
+	}
+	return false
+}
+
+// NeedsCluster reports whether commands of v name a cluster.
+func (v Verb) NeedsCluster() bool { return v.Known() && v != VerbHelp && v != VerbList }
+
+// Usage is how a command of v is written, e.g. "upgrade <cluster> <version>".
+func (v Verb) Usage() string { s, _ := specOf(v); return s.usage }
+
+// Limits of the parser. A command is short: the bound keeps replies that
+// quote it short and makes the parser's work bounded.
+const (
+	// MaxCommandLen is the longest command text accepted, in bytes.
+	MaxCommandLen = 1000
+	// MaxBatch is the largest batch= of a restart.
+	MaxBatch = 64
+	// maxOperationIDLen bounds an abort's operation id.
+	maxOperationIDLen = 128
+	// maxQuoted bounds how much of a bad token an error quotes.
+	maxQuoted = 40
+)
+
+// Command is a parsed chat command. Only the fields of its Verb are set:
+// Parse(c.String()) gives c back.
+type Command struct {
+	Verb Verb
+	// Cluster is the cluster id, for every verb but help and list.
+	Cluster string
+	// Brokers restricts a restart to these broker ids (nil: all), or names
+	// the one broker of an expand.
+	Brokers []int32
+	// MaxBatch lets a restart take down up to this many brokers that share
+	// no partition together (1..MaxBatch; 0: the default, one at a time).
+	MaxBatch int
+	// Version is an upgrade's target Kafka version, e.g. "3.7.1".
+	Version string
+	// Reason is a pause's reason (may be empty).
+	Reason string
+	// OperationID is the operation an abort answers ("": the one waiting).
+	OperationID string
+}
+
+// Parse reads a command's text (what follows the slash command) strictly:
+// an unknown verb, a missing or extra argument, or a malformed one is an
+// error that says what is wrong. Empty text is help.
+func Parse(text string) (Command, error) {
+	if len(text) > MaxCommandLen {
+		return Command{}, fmt.Errorf("command is too long (%d bytes, at most %d)", len(text), MaxCommandLen)
+	}
+	if !utf8.ValidString(text) {
+		return Command{}, errors.New("command is not valid UTF-8")
+	}
+	fields := strings.Fields(text)
+	if len(fields) == 0 {
+		return Command{Verb: VerbHelp}, nil
+	}
+	verb, args := Verb(fields[0]), fields[1:]
+	spec, ok := specOf(verb)
+	if !ok {
+		return Command{}, fmt.Errorf("unknown verb %s: want one of %s", quote(fields[0]), verbList())
+	}
+	cmd, err := parseArgs(verb, args)
+	if err != nil {
+		return Command{}, fmt.Errorf("%s: %w (usage: %s)", verb, err, spec.usage)
+	}
+	return cmd, nil
+}
+
+func parseArgs(verb Verb, args []string) (Command, error) {
+	cmd := Command{Verb: verb}
+	if verb.NeedsCluster() {
+		if len(args) == 0 {
+			return Command{}, errors.New("missing cluster")
+		}
+		if err := checkCluster(args[0]); err != nil {
+			return Command{}, err
+		}
+		cmd.Cluster, args = args[0], args[1:]
+	}
+	switch verb {
+	case VerbRestart:
+		return cmd, parseRestartOptions(&cmd, args)
+	case VerbUpgrade:
+		if len(args) == 0 {
+			return Command{}, errors.New("missing version")
+		}
+		if !validVersion(args[0]) {
+			return Command{}, fmt.Errorf("version %s: want a Kafka version like 3.7.1", quote(args[0]))
+		}
+		cmd.Version, args = args[0], args[1:]
+	case VerbExpand:
+		if len(args) == 0 {
+			return Command{}, errors.New("missing broker")
+		}
+		b, err := parseBroker(args[0])
+		if err != nil {
+			return Command{}, err
+		}
+		cmd.Brokers, args = []int32{b}, args[1:]
+	case VerbPause:
+		for _, a := range args {
+			if strings.ContainsFunc(a, unicode.IsControl) {
+				return Command{}, errors.New("reason: control characters are not allowed")
+			}
+		}
+		cmd.Reason, args = strings.Join(args, " "), nil
+	case VerbAbort:
+		if len(args) > 0 {
+			if !validOperationID(args[0]) {
+				return Command{}, fmt.Errorf("operation id %s: want up to %d characters of a-z, A-Z, 0-9 and -_.:/", quote(args[0]), maxOperationIDLen)
+			}
+			cmd.OperationID, args = args[0], args[1:]
+		}
+	}
+	if len(args) > 0 {
+		return Command{}, fmt.Errorf("unexpected %s", quote(strings.Join(args, " ")))
+	}
+	return cmd, nil
+}
+
+// parseRestartOptions reads a restart's brokers=1,2 and batch=N, each at
+// most once, in any order.
+func parseRestartOptions(cmd *Command, args []string) error {
+	var seenBrokers, seenBatch bool
+	for _, a := range args {
+		key, value, ok := strings.Cut(a, "=")
+		switch {
+		case !ok:
+			return fmt.Errorf("unexpected %s (options are brokers=1,2 and batch=N)", quote(a))
+		case key == "brokers" && !seenBrokers:
+			seenBrokers = true
+			bs, err := parseBrokerList(value)
+			if err != nil {
+				return err
+			}
+			cmd.Brokers = bs
+		case key == "batch" && !seenBatch:
+			seenBatch = true
+			n, err := strconv.Atoi(value)
+			if err != nil || !allDigits(value) || n < 1 || n > MaxBatch {
+				return fmt.Errorf("batch %s: want a number from 1 to %d", quote(value), MaxBatch)
+			}
+			cmd.MaxBatch = n
+		case key == "brokers" || key == "batch":
+			return fmt.Errorf("%s= given twice", key)
+		default:
+			return fmt.Errorf("unknown option %s (options are brokers=1,2 and batch=N)", quote(key))
+		}
+	}
+	return nil
+}
+
+func parseBrokerList(s string) ([]int32, error) {
+	if s == "" {
+		return nil, errors.New("brokers= is empty: want broker ids like brokers=1,2")
+	}
+	parts := strings.Split(s, ",")
+	bs := make([]int32, 0, len(parts))
+	for _, p := range parts {
+		b, err := parseBroker(p)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(bs, b) {
+			return nil, fmt.Errorf("broker %d listed twice", b)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// parseBroker reads a broker id: digits only (no sign), at most MaxInt32.
+func parseBroker(s string) (int32, error) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || !allDigits(s) {
+		return 0, fmt.Errorf("broker %s: want a non-negative integer broker id", quote(s))
+	}
+	return int32(n), nil
+}
+
+// Validate reports whether c is a command Parse could have returned: its
+// verb is known, its arguments are well formed, and only its verb's fields
+// are set. A Backend may call it before acting on a Command it did not get
+// from Parse.
+func (c Command) Validate() error {
+	if !c.Verb.Known() {
+		return fmt.Errorf("unknown verb %s", quote(string(c.Verb)))
+	}
+	if c.Verb.NeedsCluster() {
+		if err := checkCluster(c.Cluster); err != nil {
+			return err
+		}
+	} else if c.Cluster != "" {
+		return fmt.Errorf("%s takes no cluster", c.Verb)
+	}
+	want := Command{Verb: c.Verb, Cluster: c.Cluster}
+	switch c.Verb {
+	case VerbRestart:
+		want.Brokers, want.MaxBatch = c.Brokers, c.MaxBatch
+		if c.Brokers != nil && len(c.Brokers) == 0 {
+			return errors.New("restart: brokers is empty (nil means all)")
+		}
+		for i, b := range c.Brokers {
+			if b < 0 || slices.Contains(c.Brokers[:i], b) {
+				return fmt.Errorf("restart: broker %d is negative or listed twice", b)
+			}
+		}
+		if c.MaxBatch < 0 || c.MaxBatch > MaxBatch {
+			return fmt.Errorf("restart: batch %d: want 1 to %d (0: the default)", c.MaxBatch, MaxBatch)
+		}
+	case VerbUpgrade:
+		want.Version = c.Version
+		if !validVersion(c.Version) {
+			return fmt.Errorf("upgrade: version %s: want a Kafka version like 3.7.1", quote(c.Version))
+		}
+	case VerbExpand:
+		want.Brokers = c.Brokers
+		if len(c.Brokers) != 1 || c.Brokers[0] < 0 {
+			return fmt.Errorf("expand: want exactly one non-negative broker, got %v", c.Brokers)
+		}
+	case VerbPause:
+		want.Reason = c.Reason
+		if c.Reason != strings.Join(strings.Fields(c.Reason), " ") || strings.ContainsFunc(c.Reason, unicode.IsControl) {
+			return errors.New("pause: reason must be words separated by single spaces, without control characters")
+		}
+	case VerbAbort:
+		want.OperationID = c.OperationID
+		if c.OperationID != "" && !validOperationID(c.OperationID) {
+			return fmt.Errorf("abort: operation id %s is malformed", quote(c.OperationID))
+		}
+	}
+	if !c.equal(want) {
+		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
+	}
+	if n := len(c.String()); n > MaxCommandLen {
+		return fmt.Errorf("command is too long (%d bytes, at most %d)", n, MaxCommandLen)
+	}
+	return nil
+}
+
+func (c Command) equal(d Command) bool {
+	return c.Verb == d.Verb && c.Cluster == d.Cluster && slices.Equal(c.Brokers, d.Brokers) &&
+		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
+		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID
+}
+
+// String writes c the way Parse reads it, canonically: options in a fixed
+// order, single spaces.
+func (c Command) String() string {
+	parts := []string{string(c.Verb)}
+	if c.Verb.NeedsCluster() {
+		parts = append(parts, c.Cluster)
+	}
+	switch c.Verb {
+	case VerbRestart:
+		if c.Brokers != nil {
+			ids := make([]string, len(c.Brokers))
+			for i, b := range c.Brokers {
+				ids[i] = strconv.Itoa(int(b))
+			}
+			parts = append(parts, "brokers="+strings.Join(ids, ","))
+		}
+		if c.MaxBatch != 0 {
+			parts = append(parts, "batch="+strconv.Itoa(c.MaxBatch))
+		}
+	case VerbUpgrade:
+		parts = append(parts, c.Version)
+	case VerbExpand:
+		for _, b := range c.Brokers {
+			parts = append(parts, strconv.Itoa(int(b)))
+		}
+	case VerbPause:
+		if c.Reason != "" {
+			parts = append(parts, c.Reason)
+		}
+	case VerbAbort:
+		if c.OperationID != "" {
+			parts = append(parts, c.OperationID)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// checkCluster accepts the cluster ids kfleet registers: 1 to 63
+// characters of a-z, 0-9 and '-', neither first nor last a '-' (a DNS
+// label, as internal/fleet requires: an id it refuses can never exist).
+func checkCluster(id string) error {
+	if validCluster(id) {
+		return nil
+	}
+	return fmt.Errorf("cluster %s: want 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", quote(id))
+}
+
+func validCluster(id string) bool {
+	if len(id) == 0 || len(id) > 63 || id[0] == '-' || id[len(id)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validVersion accepts a Kafka release version: three dot-separated
+// numbers of 1 to 4 digits, like 3.7.1.
+func validVersion(v string) bool {
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) == 0 || len(p) > 4 || !allDigits(p) {
+			return false
+		}
+	}
+	return true
+}
+
+func validOperationID(id string) bool {
+	if len(id) == 0 || len(id) > maxOperationIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:/", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// quote quotes a user's token for an error, cut short: errors are shown
+// back in chat.
+func quote(s string) string {
+	if utf8.RuneCountInString(s) > maxQuoted {
+		r := []rune(s)
+		s = string(r[:maxQuoted]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+func verbList() string {
+	names := make([]string, len(verbSpecs))
+	for i, s := range verbSpecs {
+		names[i] = string(s.verb)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,142 @@
+package chatops_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/chatops"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		text string
+		want chatops.Command
+	}{
+		{"", chatops.Command{Verb: chatops.VerbHelp}},
+		{"   ", chatops.Command{Verb: chatops.VerbHelp}},
+		{"help", chatops.Command{Verb: chatops.VerbHelp}},
+		{"list", chatops.Command{Verb: chatops.VerbList}},
+		{"status local-a", chatops.Command{Verb: chatops.VerbStatus, Cluster: "local-a"}},
+		{"  status \t local-a\n", chatops.Command{Verb: chatops.VerbStatus, Cluster: "local-a"}},
+		{"restart local-a", chatops.Command{Verb: chatops.VerbRestart, Cluster: "local-a"}},
+		{"restart local-a brokers=1,2", chatops.Command{Verb: chatops.VerbRestart, Cluster: "local-a", Brokers: []int32{1, 2}}},
+		{"restart local-a batch=3 brokers=0", chatops.Command{Verb: chatops.VerbRestart, Cluster: "local-a", Brokers: []int32{0}, MaxBatch: 3}},
+		{"restart local-a batch=64", chatops.Command{Verb: chatops.VerbRestart, Cluster: "local-a", MaxBatch: 64}},
+		{"restart a brokers=2147483647", chatops.Command{Verb: chatops.VerbRestart, Cluster: "a", Brokers: []int32{2147483647}}},
+		{"upgrade local-b 3.7.1", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "3.7.1"}},
+		{"expand local-a 2", chatops.Command{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{2}}},
+		{"cleaner-check local-a", chatops.Command{Verb: chatops.VerbCleanerCheck, Cluster: "local-a"}},
+		{"pause local-a", chatops.Command{Verb: chatops.VerbPause, Cluster: "local-a"}},
+		{"pause local-a change  freeze, INC-42", chatops.Command{Verb: chatops.VerbPause, Cluster: "local-a", Reason: "change freeze, INC-42"}},
+		{"resume local-a", chatops.Command{Verb: chatops.VerbResume, Cluster: "local-a"}},
+		{"abort local-a", chatops.Command{Verb: chatops.VerbAbort, Cluster: "local-a"}},
+		{"abort local-a op-17", chatops.Command{Verb: chatops.VerbAbort, Cluster: "local-a", OperationID: "op-17"}},
+		{"status " + strings.Repeat("a", 63), chatops.Command{Verb: chatops.VerbStatus, Cluster: strings.Repeat("a", 63)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			got, err := chatops.Parse(tt.text)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			require.NoError(t, got.Validate())
+			again, err := chatops.Parse(got.String())
+			require.NoError(t, err, "canonical form %q", got.String())
+			assert.Equal(t, got, again)
+		})
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	tests := []struct {
+		text, want string
+	}{
+		{"reboot local-a", `unknown verb "reboot"`},
+		{"Status local-a", `unknown verb "Status"`},
+		{"status", "missing cluster"},
+		{"status local-a local-b", `unexpected "local-b"`},
+		{"list local-a", `unexpected "local-a"`},
+		{"help me", `unexpected "me"`},
+		{"status Local-A", `cluster "Local-A"`},
+		{"status local_a", `cluster "local_a"`},
+		{"status -a", `cluster "-a"`},
+		{"status a-", `cluster "a-"`},
+		{"status " + strings.Repeat("a", 64), "want 1-63 characters"},
+		{"restart local-a brokers=", "brokers= is empty"},
+		{"restart local-a brokers=1,,2", `broker ""`},
+		{"restart local-a brokers=-1", `broker "-1"`},
+		{"restart local-a brokers=+1", `broker "+1"`},
+		{"restart local-a brokers=x", `broker "x"`},
+		{"restart local-a brokers=2147483648", `broker "2147483648"`},
+		{"restart local-a brokers=1,1", "broker 1 listed twice"},
+		{"restart local-a brokers=1 brokers=2", "brokers= given twice"},
+		{"restart local-a batch=0", `batch "0": want a number from 1 to 64`},
+		{"restart local-a batch=65", `batch "65"`},
+		{"restart local-a batch=-1", `batch "-1"`},
+		{"restart local-a batch=+2", `batch "+2"`},
+		{"restart local-a batch=", `batch ""`},
+		{"restart local-a fast=yes", `unknown option "fast"`},
+		{"restart local-a now", `unexpected "now"`},
+		{"upgrade local-a", "missing version"},
+		{"upgrade local-a 3.7", `version "3.7"`},
+		{"upgrade local-a v3.7.1", `version "v3.7.1"`},
+		{"upgrade local-a 3.7.1.0", `version "3.7.1.0"`},
+		{"upgrade local-a 3.7.1 now", `unexpected "now"`},
+		{"expand local-a", "missing broker"},
+		{"expand local-a two", `broker "two"`},
+		{"expand local-a 1 2", `unexpected "2"`},
+		{"resume local-a please", `unexpected "please"`},
+		{"abort local-a op-1 op-2", `unexpected "op-2"`},
+		{"abort local-a op;1", `operation id "op;1"`},
+		{"pause local-a bad\x00reason", "control characters"},
+		{"status \xff", "not valid UTF-8"},
+		{strings.Repeat("x", chatops.MaxCommandLen+1), "too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			got, err := chatops.Parse(tt.text)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Equal(t, chatops.Command{}, got)
+		})
+	}
+}
+
+func TestParseErrorsShowUsage(t *testing.T) {
+	_, err := chatops.Parse("upgrade local-a")
+	require.Error(t, err)
+	assert.Equal(t, "upgrade: missing version (usage: upgrade <cluster> <version>)", err.Error())
+}
+
+func TestValidateRefusesForeignFields(t *testing.T) {
+	tests := []chatops.Command{
+		{Verb: "reboot", Cluster: "local-a"},
+		{Verb: chatops.VerbList, Cluster: "local-a"},
+		{Verb: chatops.VerbStatus, Cluster: "local-a", Version: "3.7.1"},
+		{Verb: chatops.VerbRestart, Cluster: "local-a", Brokers: []int32{}},
+		{Verb: chatops.VerbRestart, Cluster: "local-a", Brokers: []int32{1, 1}},
+		{Verb: chatops.VerbRestart, Cluster: "local-a", MaxBatch: 65},
+		{Verb: chatops.VerbExpand, Cluster: "local-a"},
+		{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{-1}},
+		{Verb: chatops.VerbPause, Cluster: "local-a", Reason: " two  spaces"},
+		{Verb: chatops.VerbUpgrade, Cluster: "local-a", Version: "3"},
+	}
+	for _, c := range tests {
+		assert.Error(t, c.Validate(), "%#v", c)
+	}
+}
+
+func TestVerbs(t *testing.T) {
+	var destructive []chatops.Verb
+	for _, v := range chatops.Verbs() {
+		assert.True(t, v.Known())
+		assert.NotEmpty(t, v.Usage())
+		if v.Destructive() {
+			destructive = append(destructive, v)
+		}
+	}
+	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbAbort}, destructive)
+	assert.False(t, chatops.Verb("reboot").Known())
+}

@@ -1,0 +1,85 @@
+package chatops_test
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/kfleet/kfleet/internal/chatops"
+)
+
+// FuzzParse checks that Parse never panics, that whatever it accepts is a
+// valid command that round-trips through its canonical text, and that what
+// it refuses comes with a message and a zero Command. Seeds: f.Add below and
+// testdata/fuzz/FuzzParse (run by plain go test too).
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"", "help", "list", "status local-a", "restart local-a", "restart local-a brokers=1,2 batch=3",
+		"restart local-a batch=64 brokers=0", "upgrade local-b 3.7.1", "expand local-a 2",
+		"cleaner-check local-a", "pause local-a change freeze", "resume local-a", "abort local-a op-1",
+		"abort local-a cluster/local-a/roll/1", "reboot local-a", "status Local-A", "restart local-a brokers=1,1",
+		"restart local-a batch=65", "upgrade local-a 3.7", "expand local-a -1", "pause local-a \x00",
+		"status \xff", "restart local-a brokers=+1", "status a-", "pause a \u00ad soft hyphen", "pause a \u00a0nbsp",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		cmd, err := chatops.Parse(text)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("Parse(%q): empty error", text)
+			}
+			if cmd.Verb != "" || cmd.Cluster != "" || cmd.Brokers != nil || cmd.MaxBatch != 0 || cmd.Version != "" || cmd.Reason != "" || cmd.OperationID != "" {
+				t.Fatalf("Parse(%q) = %#v with error %v: want a zero Command", text, cmd, err)
+			}
+			return
+		}
+		if err := cmd.Validate(); err != nil {
+			t.Fatalf("Parse(%q) = %#v, which Validate refuses: %v", text, cmd, err)
+		}
+		canon := cmd.String()
+		again, err := chatops.Parse(canon)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %#v; its canonical form %q does not parse: %v", text, cmd, canon, err)
+		}
+		if !equal(cmd, again) {
+			t.Fatalf("Parse(%q) = %#v; Parse(%q) = %#v", text, cmd, canon, again)
+		}
+		if again.String() != canon {
+			t.Fatalf("canonical form not stable: %q then %q", canon, again.String())
+		}
+		// The canonical form is the input's words, normalized: a verb
+		// and a cluster always come first, as typed.
+		words := strings.Fields(text)
+		if len(words) > 0 && words[0] != string(cmd.Verb) {
+			t.Fatalf("Parse(%q): verb %q is not the first word", text, cmd.Verb)
+		}
+		if cmd.Verb.NeedsCluster() && words[1] != cmd.Cluster {
+			t.Fatalf("Parse(%q): cluster %q is not the second word", text, cmd.Cluster)
+		}
+		if strings.ContainsFunc(canon, func(r rune) bool { return unicode.IsControl(r) }) {
+			t.Fatalf("Parse(%q): canonical form %q holds a control character", text, canon)
+		}
+		if cmd.Verb == chatops.VerbRestart && (cmd.MaxBatch < 0 || cmd.MaxBatch > chatops.MaxBatch) {
+			t.Fatalf("Parse(%q): batch %d out of range", text, cmd.MaxBatch)
+		}
+		for _, b := range cmd.Brokers {
+			if b < 0 {
+				t.Fatalf("Parse(%q): negative broker %d", text, b)
+			}
+		}
+	})
+}
+
+func equal(a, b chatops.Command) bool {
+	if len(a.Brokers) != len(b.Brokers) || (a.Brokers == nil) != (b.Brokers == nil) {
+		return false
+	}
+	for i := range a.Brokers {
+		if a.Brokers[i] != b.Brokers[i] {
+			return false
+		}
+	}
+	return a.Verb == b.Verb && a.Cluster == b.Cluster && a.MaxBatch == b.MaxBatch &&
+		a.Version == b.Version && a.Reason == b.Reason && a.OperationID == b.OperationID
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// newRequestCommands ask the entity for the operations the health loop
+// also starts by itself: a volume expansion and a cleaner check.
+func newRequestCommands(g *globalFlags) []*cobra.Command {
+	return []*cobra.Command{newExpandCommand(g), newCleanerCheckCommand(g)}
+}
+
+func newExpandCommand(g *globalFlags) *cobra.Command {
+	var (
+		cluster, by, reason string
+		broker              int32
+		wait                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "expand --cluster ID --broker N [--reason TEXT]",
+		Short: "Grow a broker's data volume now (ModifyVolume, then the filesystem, online)",
+		Long: `Asks the cluster's entity for a volume expansion of one broker, even below
+the disk threshold. EBS allows one modification per volume every 6 hours: a
+broker inside that cool-down is refused (exit 2) with the time of the next
+allowed change. An expansion of the broker already queued or running is
+joined. A broker not in the cluster is refused (exit 2): nothing starts.
+With --wait, follows the expansion until it ends and prints its outcome.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("broker") {
+				return exitError{exitBadInput, errors.New("--broker is required: the broker whose volume grows")}
+			}
+			if broker < 0 {
+				return exitError{exitBadInput, fmt.Errorf("--broker %d: broker ids are not negative", broker)}
+			}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				op, err := app.RequestExpansion(ctx, c, cluster, workflows.ExpansionRequest{Broker: broker, RequestedBy: by, Reason: reason})
+				if err != nil {
+					return err
+				}
+				return admitted(ctx, cmd, g, c, cluster, op, wait)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
+	cmd.Flags().Int32Var(&broker, "broker", -1, "the broker whose data volume grows")
+	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the expansion until it ends")
+	return cmd
+}
+
+func newCleanerCheckCommand(g *globalFlags) *cobra.Command {
+	var (
+		cluster, by string
+		brokers     []int32
+		wait        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "cleaner-check --cluster ID [--brokers 1,2]",
+		Short: "Check the log cleaner now; restart, gated, the brokers whose cleaner is dead or stuck",
+		Long: `Asks the cluster's entity for a log-cleaner check: each broker's cleaner
+threads and time since the last clean are read, and the brokers whose
+cleaner is unhealthy are restarted with every gate of a rolling restart, one
+at a time. A check already queued or running is joined. A broker not in the
+cluster is refused (exit 2). With --wait, follows the check until it ends
+and prints its outcome.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				op, err := app.RequestCleanerCheck(ctx, c, cluster, workflows.CleanerCheckRequest{Brokers: brokers, RequestedBy: by})
+				if err != nil {
+					return err
+				}
+				return admitted(ctx, cmd, g, c, cluster, op, wait)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
+	cmd.Flags().Int32SliceVar(&brokers, "brokers", nil, "check only these broker ids (default: all)")
+	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the check until it ends")
+	return cmd
+}
+
+// admitted prints the operation the entity admitted and, with wait,
+// follows it until it ends: exit 0 when it succeeded (with its outcome), 1
+// when it failed or was cancelled.
+func admitted(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, wait bool) error {
+	out := g.progressOut(cmd)
+	verb := "queued"
+	if op.Existing {
+		verb = "joined existing"
+	}
+	fmt.Fprintf(out, "%s %s %s of %s%s (workflow %s)\n", verb, op.Kind, op.ID, cluster, brokersSuffix(op.Brokers), op.WorkflowID)
+	if !wait {
+		return g.emit(cmd, operationAnswer{Operation: op}, func(out io.Writer) {
+			fmt.Fprintf(out, "follow it with: bin/starter status --cluster %s\n", cluster)
+		})
+	}
+	final, err := app.WaitOperation(ctx, c, cluster, op.ID, time.Second, func(o workflows.Operation) {
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), o.Status)
+	})
+	if err != nil {
+		return err
+	}
+	return g.emit(cmd, operationAnswer{Operation: final}, func(out io.Writer) {
+		fmt.Fprintf(out, "%s %s of %s %s in %s%s\n", final.Kind, final.ID, cluster, final.Status,
+			round(final.FinishedAt.Sub(final.StartedAt)), suffix(": ", final.Outcome))
+	})
+}
+
+func brokersSuffix(brokers []int32) string {
+	switch len(brokers) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(", broker %d", brokers[0])
+	}
+	return fmt.Sprintf(", brokers %v", brokers)
+}
