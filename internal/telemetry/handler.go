@@ -6,6 +6,7 @@
 package telemetry
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -70,9 +71,7 @@ func NewHandler(reg prometheus.Registerer, opts Options) (*Handler, error) {
 	if len(opts.Buckets) > 0 {
 		set.buckets = slices.Clone(opts.Buckets)
 	}
-	for name, h := range opts.Help {
-		set.help[name] = h
-	}
+	maps.Copy(set.help, opts.Help)
 	if err := reg.Register(set); err != nil {
 		return nil, err
 	}
