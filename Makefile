@@ -78,7 +78,9 @@ chaos: deps
 		$(GO) test -count=1 -timeout 30m -v -run CrashSafety ./internal/integration/
 
 bench: deps
-	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	@# In-process benchmarks run for the usual second; a whole stack once each.
+	$(GO) test -run '^$$' -bench . ./internal/chatops/
+	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -run '^$$' -bench . -benchtime 1x ./internal/localfleet/ ./internal/integration/
 
 clean:
 	rm -rf $(BIN) .kfleet
