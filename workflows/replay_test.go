@@ -25,6 +25,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.RecoveryWorkflow)
 			r.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
 			r.RegisterWorkflow(workflows.CleanerHealthWorkflow)
+			r.RegisterWorkflow(workflows.ApprovalWorkflow)
+			r.RegisterWorkflow(workflows.ScheduledActionWorkflow)
+			r.RegisterWorkflow(workflows.FleetSweepWorkflow)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -162,6 +162,7 @@ func TestIntegrationChatopsRestartNeedsASecondPerson(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, workflows.ApprovalApproved, approval.Status)
 	assert.Equal(t, "bob", approval.DecidedBy)
+	recordHistories(ctx, t, stack.Client, map[string]string{approvalID: "approval_restart.json"})
 	require.Eventually(t, func() bool { return strings.Contains(slack.posted(), "succeeded") },
 		30*time.Second, 200*time.Millisecond, "the end of the roll reaches the channel: %s", slack.posted())
 	a := auditSerial(t, stack.Fleet.Audit("local-a"))

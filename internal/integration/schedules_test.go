@@ -131,6 +131,7 @@ func TestIntegrationSchedules(t *testing.T) {
 	var sub struct{ OperationID, Kind string }
 	require.NoError(t, stack.Client.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &sub))
 	assert.Equal(t, workflows.OpRollingRestart, sub.Kind)
+	recordHistories(ctx, t, stack.Client, map[string]string{started.WorkflowID: "scheduled_action_restart.json"})
 	st := waitStatus(ctx, t, stack, "local-a", time.Minute, "the scheduled roll finishes", func(st workflows.ClusterStatus) bool {
 		op, ok := st.Operation(sub.OperationID)
 		return ok && op.Status != workflows.StatusQueued && op.Status != workflows.StatusRunning
@@ -155,6 +156,7 @@ func TestIntegrationSchedules(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	var swept workflows.FleetSweepResult
 	require.NoError(t, stack.Client.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &swept))
+	recordHistories(ctx, t, stack.Client, map[string]string{started.WorkflowID: "fleet_sweep.json"})
 	require.Len(t, swept.Clusters, 1)
 	assert.Equal(t, "local-a", swept.Clusters[0].Cluster)
 	assert.Empty(t, swept.Clusters[0].Error)
