@@ -77,6 +77,7 @@ func (c *controls) validatePause(_ workflow.Context, req PauseRequest) error {
 func (c *controls) pause(ctx workflow.Context, req PauseRequest) (PauseState, error) {
 	p := PauseState{By: req.By, Reason: req.Reason, Since: workflow.Now(ctx)}
 	c.st.Paused = &p
+	setPaused(ctx, true)
 	workflow.GetLogger(ctx).Info("cluster paused", "Cluster", c.spec.ID, "By", req.By, "Reason", req.Reason, "Queued", len(c.st.Queue))
 	c.changed(ctx)
 	return p, nil
@@ -95,6 +96,7 @@ func (c *controls) validateResume(_ workflow.Context, req ResumeRequest) error {
 func (c *controls) resume(ctx workflow.Context, req ResumeRequest) (PauseState, error) {
 	p := *c.st.Paused
 	c.st.Paused = nil
+	setPaused(ctx, false)
 	workflow.GetLogger(ctx).Info("cluster resumed", "Cluster", c.spec.ID, "By", req.By, "PausedBy", p.By, "Queued", len(c.st.Queue))
 	c.changed(ctx)
 	return p, nil

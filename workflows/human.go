@@ -54,9 +54,11 @@ func (g *humanGate) ask(ctx workflow.Context, p Pause, onChange func()) (Decisio
 	p.Since = workflow.Now(ctx)
 	g.paused, g.decision = &p, nil
 	onChange()
+	setPaused(ctx, true)
 	if err := workflow.Await(ctx, func() bool { return g.decision != nil }); err != nil {
 		return Decision{}, err
 	}
+	setPaused(ctx, false)
 	d := *g.decision
 	g.paused, g.decision = nil, nil
 	onChange()

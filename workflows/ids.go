@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 )
 
 // TaskQueue is the one task queue kfleet's worker polls.
@@ -69,6 +70,9 @@ var (
 	AttrBrokerID  = temporal.NewSearchAttributeKeyInt64("BrokerID")
 	// AttrTenant is for tenant operations (later workflows).
 	AttrTenant = temporal.NewSearchAttributeKeyKeyword("Tenant")
+	// AttrPaused is true while an operation waits for a human (a roll or
+	// recovery asking resume/skip/abort) or a cluster's entity is paused.
+	AttrPaused = temporal.NewSearchAttributeKeyBool("Paused")
 )
 
 // SearchAttributeFlags lists the attributes as the temporal CLI registers
@@ -79,6 +83,7 @@ func SearchAttributeFlags() []string {
 		AttrOperation.GetName() + "=Keyword",
 		AttrBrokerID.GetName() + "=Int",
 		AttrTenant.GetName() + "=Keyword",
+		AttrPaused.GetName() + "=Bool",
 	}
 }
 
@@ -106,3 +111,14 @@ func UpgradePhaseWorkflowID(upgradeWorkflowID, phase string) string {
 // CleanerRestartWorkflowID is the ID of the rolling restart a cleaner-health
 // operation runs for the brokers whose cleaner it found unhealthy.
 func CleanerRestartWorkflowID(cleanerWorkflowID string) string { return cleanerWorkflowID + "/restart" }
+
+// setPaused upserts AttrPaused. Versioned: histories recorded before it
+// existed replay without the upsert command.
+func setPaused(ctx workflow.Context, paused bool) {
+	if workflow.GetVersion(ctx, "paused-attribute", workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrPaused.ValueSet(paused)); err != nil {
+		workflow.GetLogger(ctx).Warn("cannot set the Paused search attribute", "Error", err)
+	}
+}

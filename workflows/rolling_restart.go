@@ -394,9 +394,11 @@ func (r *roll) askHuman(ctx workflow.Context, broker int32, step, reason string,
 	r.decision = nil
 	r.setDetails(ctx)
 	workflow.GetLogger(ctx).Warn("roll paused, waiting for a human", "Cluster", r.in.Spec.ID, "Broker", broker, "Reason", reason)
+	setPaused(ctx, true)
 	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
 		return Decision{}, err
 	}
+	setPaused(ctx, false)
 	d := *r.decision
 	r.decision, r.progress.Paused = nil, nil
 	workflow.GetLogger(ctx).Info("human decision", "Cluster", r.in.Spec.ID, "Broker", broker, "Action", d.Action, "By", d.By)

@@ -1,7 +1,11 @@
 package integration_test
 
 import (
+	"slices"
+
 	"context"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"testing"
 	"time"
 
@@ -54,6 +58,14 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 
 	stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	assert.Equal(t, map[int32]int{2: 1}, stops, "while paused, no other broker is touched")
+	// What an operator asks the UI: every operation waiting for a human.
+	require.Eventually(t, func() bool {
+		resp, err := stack.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: `Paused = true AND ExecutionStatus = "Running"`})
+		return err == nil && slices.ContainsFunc(resp.Executions, func(e *workflowpb.WorkflowExecutionInfo) bool {
+			return e.GetExecution().GetWorkflowId() == op.WorkflowID
+		})
+	}, 10*time.Second, 200*time.Millisecond, "the paused roll is found by the Paused search attribute")
 	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
 	require.Error(t, err, "a broker that is down cannot be skipped")
 
