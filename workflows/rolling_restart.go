@@ -395,6 +395,16 @@ func (r *roll) askHuman(ctx workflow.Context, broker int32, step, reason string,
 	r.setDetails(ctx)
 	workflow.GetLogger(ctx).Warn("roll paused, waiting for a human", "Cluster", r.in.Spec.ID, "Broker", broker, "Reason", reason)
 	setPaused(ctx, true)
+	if workflow.GetVersion(ctx, "notify-roll-pause", workflow.DefaultVersion, 1) >= 1 {
+		choices := "resume|abort"
+		if canSkip {
+			choices = "resume|skip|abort"
+		}
+		notifyHumans(ctx, activities.Notification{Cluster: r.in.Spec.ID, Broker: broker, Severity: activities.SeverityPage,
+			Title:     fmt.Sprintf("Roll paused at broker %d", broker),
+			Text:      fmt.Sprintf("%s (%s). Nothing else is touched until someone decides: `starter decide --cluster %s %s`.", reason, step, r.in.Spec.ID, choices),
+			Operation: workflow.GetInfo(ctx).WorkflowExecution.ID})
+	}
 	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
 		return Decision{}, err
 	}
