@@ -170,7 +170,7 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("gather: %v", err)
 			}
 			for _, w := range tt.want {
-				count, sum := find(mfs, w.metric, w.labels)
+				count, sum := telemetry.Find(mfs, w.metric, w.labels)
 				if count != w.value {
 					t.Errorf("%s%v = %v, want %v; have:\n%s", w.metric, w.labels, count, w.value, dump(mfs))
 				}
@@ -192,31 +192,6 @@ func stubRecoveryHost(env *testsuite.TestWorkflowEnvironment, diag activities.Di
 	env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(acts.WaitReplicasInSync, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(acts.ElectPreferredLeaders, mock.Anything, mock.Anything).Return(1, nil).Maybe()
-}
-
-// find adds up the series of metric whose labels include labels: a
-// counter's value or a histogram's count, and a histogram's sum.
-func find(mfs []*dto.MetricFamily, metric string, labels map[string]string) (count, sum float64) {
-	for _, mf := range mfs {
-		if mf.GetName() != metric {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			count += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
-			sum += m.GetHistogram().GetSampleSum()
-		}
-	}
-	return count, sum
 }
 
 // dump lists kfleet's series, for a failure message.

@@ -1,17 +1,16 @@
 package chatops
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kfleet/kfleet/internal/notify"
 )
 
 // Slack's message and interaction shapes, as far as kfleet uses them.
@@ -296,35 +295,10 @@ func (r *responder) post(ctx context.Context, m message) error {
 	if !r.take() {
 		return errNoFollowUps
 	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("follow-up: encode: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("follow-up: %w", redact(err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("follow-up: %w", redact(err))
-	}
-	defer resp.Body.Close()
-	quote, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("follow-up: response_url answered %s: %s", resp.Status, strings.TrimSpace(string(quote)))
+	if err := notify.PostJSON(ctx, r.client, r.url, m); err != nil {
+		return fmt.Errorf("follow-up: %w", err)
 	}
 	return nil
-}
-
-// redact drops the URL a *url.Error carries (net/http's errors name it).
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }
 
 // newFollowUpClient is the default client for follow-ups. It does not

@@ -8,34 +8,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/telemetry"
 )
 
-// metricValue adds up the series of name whose labels include labels
-// (the SDK adds namespace, task_queue, workflow_type): a counter's value,
-// a histogram's observation count.
+// metricValue adds up the series of name whose labels include labels (a
+// counter's value, a histogram's observation count).
 func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	require.NoError(t, err)
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, want := range labels {
-				if have[k] != want {
-					continue series
-				}
-			}
-			v += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-	}
+	v, _ := telemetry.Find(mfs, name, labels)
 	return v
 }
 

@@ -107,28 +107,38 @@ func (w *Webhook) Post(ctx context.Context, m Message) error {
 	if w.URL == "" {
 		return errors.New("notify: no webhook URL")
 	}
-	body, err := json.Marshal(Payload{Text: Format(m)})
-	if err != nil {
-		return fmt.Errorf("notify: encode: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("notify: bad webhook URL: %w", redact(err))
-	}
-	req.Header.Set("Content-Type", "application/json")
 	client := w.Client
 	if client == nil {
 		client = defaultClient
 	}
+	if err := PostJSON(ctx, client, w.URL, Payload{Text: Format(m)}); err != nil {
+		return fmt.Errorf("notify: webhook: %w", err)
+	}
+	return nil
+}
+
+// PostJSON posts body as JSON to url, a capability (an incoming webhook, a
+// Slack response_url) that must never be logged: no error carries it. A
+// response other than 2xx is an error quoting the start of its body.
+func PostJSON(ctx context.Context, client *http.Client, url string, body any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("bad URL: %w", redact(err))
+	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("notify: post to webhook: %w", redact(err))
+		return fmt.Errorf("post: %w", redact(err))
 	}
 	defer resp.Body.Close()
 	quote, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("notify: webhook answered %s: %s", resp.Status, strings.TrimSpace(string(quote)))
+		return fmt.Errorf("answered %s: %s", resp.Status, strings.TrimSpace(string(quote)))
 	}
 	return nil
 }
