@@ -37,6 +37,9 @@ const (
 	EventRecovering  EventKind = "recovering"   // started after an unclean stop; log recovery began
 	EventFault       EventKind = "fault"        // a fault was injected (Detail says which)
 	EventLimit       EventKind = "limit"        // a host limit changed (Detail: name, old, new)
+	// EventReregistered: ZooKeeper expired the running broker's session
+	// and the broker registered again with a new one (Detail: the session).
+	EventReregistered EventKind = "zk-reregistered"
 
 	EventVolumeModified  EventKind = "volume-modified"  // ModifyVolume started (Detail: volume, old and new size)
 	EventFilesystemGrown EventKind = "filesystem-grown" // kfleet-GrowFilesystem grew the data filesystem

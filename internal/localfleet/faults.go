@@ -42,6 +42,15 @@ const (
 	// controller elects new leaders from the ISR. Its next start recovers
 	// its logs first.
 	FaultCrash FaultKind = "crash"
+	// FaultExpireSession makes ZooKeeper expire the session of a running
+	// broker whose process keeps running, as a long GC pause, a network
+	// blip or an overloaded ensemble does: the broker cannot reach
+	// ZooKeeper until the session has expired (its registration, and
+	// /controller if it held it, vanish after zkSessionTimeout); then it
+	// reconnects with a new session and registers again within a second or
+	// two (audited as zk-reregistered), the controller being elected again
+	// if it was the controller. Its Kafka listener stays open throughout.
+	FaultExpireSession FaultKind = "expire-session"
 	// FaultCrashLoop grows the broker's segment count past what
 	// vm.max_map_count allows (2 maps per segment) and crashes it with
 	// java.io.IOException: Map failed. Every start attempt then fails the
@@ -378,32 +387,63 @@ func mapFailedAtStartup(now time.Time, id int32) []string {
 // expires the session (and the broker's ephemeral nodes) after the
 // session timeout, exactly as for a killed JVM. Closing the zk.Conn
 // instead would end the session at once, as only a clean shutdown does.
+// A partition (FaultExpireSession) cuts it the same way, but only until
+// it heals: the live process then reconnects, learns that its session
+// expired, and gets a new one.
 type sessionLink struct {
-	mu    sync.Mutex
-	cut   bool
-	conns []net.Conn
+	mu          sync.Mutex
+	cut         bool // the process is dead: for good
+	partitioned bool // ZooKeeper is unreachable until heal
+	conns       []net.Conn
 }
 
-var errSevered = errors.New("broker process is dead")
+var (
+	errSevered     = errors.New("broker process is dead")
+	errPartitioned = errors.New("zookeeper unreachable (expire-session fault)")
+)
 
 func (l *sessionLink) dial(network, address string, timeout time.Duration) (net.Conn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cut {
+	switch {
+	case l.cut:
 		return nil, errSevered
+	case l.partitioned:
+		return nil, errPartitioned
 	}
 	conn, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
 	}
-	l.conns = append(l.conns, conn)
+	// The client holds one connection at a time; earlier ones are closed.
+	l.conns = append(l.conns[:0], conn)
 	return conn, nil
 }
 
+// sever cuts the link for good.
 func (l *sessionLink) sever() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cut = true
+	l.dropLocked()
+}
+
+// partition cuts the link until heal.
+func (l *sessionLink) partition() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partitioned = true
+	l.dropLocked()
+}
+
+// heal ends a partition; a severed link stays severed.
+func (l *sessionLink) heal() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partitioned = false
+}
+
+func (l *sessionLink) dropLocked() {
 	for _, c := range l.conns {
 		_ = c.Close()
 	}
@@ -411,20 +451,21 @@ func (l *sessionLink) sever() {
 }
 
 // brokerSession opens broker b's own ZooKeeper session over a severable
-// link (see sessionLink).
-func (c *cluster) brokerSession(b *broker) (*zk.Conn, error) {
+// link (see sessionLink). The events are the session's (watchSession
+// reads them).
+func (c *cluster) brokerSession(b *broker) (*zk.Conn, <-chan zk.Event, error) {
 	link := &sessionLink{}
-	conn, _, err := zk.Connect(c.zkServers, zkSessionTimeout,
+	conn, events, err := zk.Connect(c.zkServers, zkSessionTimeout,
 		zk.WithMaxBufferSize(zkBufferSize), zk.WithMaxConnBufferSize(zkBufferSize),
 		zk.WithDialer(link.dial),
 		zk.WithLogger(zkLogger{c.log.With().Str("component", "zk").Int32("broker", b.id).Logger()}))
 	if err != nil {
-		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: connect to zookeeper %v: %w", c.id, b.id, c.zkServers, err)
+		return nil, nil, fmt.Errorf("localfleet: cluster %q: broker %d: connect to zookeeper %v: %w", c.id, b.id, c.zkServers, err)
 	}
 	c.mu.Lock()
 	b.rt.link = link
 	c.mu.Unlock()
-	return conn, nil
+	return conn, events, nil
 }
 
 // recordDetailLocked appends an audit event with a detail. c.mu must be
@@ -483,6 +524,36 @@ func (c *cluster) crash(b *broker, who, detail string, lines []string) error {
 	return nil
 }
 
+// expireSession cuts running broker b off from ZooKeeper
+// (FaultExpireSession) until ZooKeeper has expired its session, that is
+// until its registration vanishes, then lets it reconnect; watchSession
+// registers it again. The process and its listener are left alone.
+func (c *cluster) expireSession(b *broker, who string, bad func(string, ...any) error) error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	c.mu.Lock()
+	conn, link := b.zk, b.rt.link
+	if b.state != StateRunning || conn == nil || link == nil {
+		st := b.state
+		c.mu.Unlock()
+		return bad("broker is %s: it has no ZooKeeper session to expire", st)
+	}
+	c.recordDetailLocked(b, EventFault, who, "expire-session")
+	b.rt.log.add(kafkaLine(time.Now(), "WARN", fmt.Sprintf(
+		"Client session timed out, have not heard from server in %dms for sessionid 0x%x, closing socket connection and attempting reconnect",
+		zkSessionTimeout.Milliseconds(), conn.SessionID()), "org.apache.zookeeper.ClientCnxn"))
+	c.mu.Unlock()
+
+	link.partition()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer link.heal() // a crash meanwhile severed it for good: heal leaves that
+		c.awaitUnregistered(b, "expire-session: watch registration")
+	}()
+	return nil
+}
+
 // awaitExpiry waits, as the controller does through its watch on
 // /brokers/ids, for a crashed broker's registration to vanish when
 // ZooKeeper expires its session, then handles the broker failure: b
@@ -494,27 +565,8 @@ func (c *cluster) awaitExpiry(b *broker, dead *zk.Conn) {
 	// goroutines (its close request cannot reach ZooKeeper).
 	defer dead.Close()
 
-	obs, err := c.zkSession()
-	if err != nil {
-		c.log.Error().Err(err).Int32("broker", b.id).Msg("crash: watch registration")
+	if !c.awaitUnregistered(b, "crash: watch registration") {
 		return
-	}
-	defer obs.Close()
-	p := c.zkPath(fmt.Sprintf("/brokers/ids/%d", b.id))
-	for {
-		exists, _, ev, err := obs.ExistsW(p)
-		if err != nil {
-			c.log.Error().Err(err).Int32("broker", b.id).Msg("crash: watch registration")
-			return
-		}
-		if !exists {
-			break
-		}
-		select {
-		case <-ev:
-		case <-c.life.Done():
-			return
-		}
 	}
 
 	c.mu.Lock()
@@ -535,14 +587,34 @@ func (c *cluster) awaitExpiry(b *broker, dead *zk.Conn) {
 			}
 		}
 	}
-	moved := c.controller == b.id
-	if moved {
-		c.controller = c.pickControllerLocked()
-	}
 	c.mu.Unlock()
-	if moved {
-		if err := c.publishController(); err != nil {
-			c.log.Error().Err(err).Int32("broker", b.id).Msg("controller failover after crash")
+	c.moveController(b.id, "controller failover after crash")
+}
+
+// awaitUnregistered waits, through a watch in a session of its own, until
+// broker b's registration does not exist. It returns false if it cannot
+// tell (a ZooKeeper error, logged with what) or the fleet closes first.
+func (c *cluster) awaitUnregistered(b *broker, what string) bool {
+	obs, err := c.zkSession()
+	if err != nil {
+		c.log.Error().Err(err).Int32("broker", b.id).Msg(what)
+		return false
+	}
+	defer obs.Close()
+	p := c.zkPath(fmt.Sprintf("/brokers/ids/%d", b.id))
+	for {
+		exists, _, ev, err := obs.ExistsW(p)
+		if err != nil {
+			c.log.Error().Err(err).Int32("broker", b.id).Msg(what)
+			return false
+		}
+		if !exists {
+			return true
+		}
+		select {
+		case <-ev:
+		case <-c.life.Done():
+			return false
 		}
 	}
 }
@@ -687,6 +759,8 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 		return c.crash(b, who, "crash", []string{
 			kafkaLine(now, "INFO", "[kfleet] process killed (SIGKILL): no controlled shutdown", serverLogger),
 		})
+	case FaultExpireSession:
+		return c.expireSession(b, who, bad)
 	case FaultCrashLoop:
 		c.mu.Lock()
 		segments := fault.Segments
@@ -779,7 +853,7 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 		detail = "clear"
 	default:
 		return bad("unknown fault (want one of %s; fill-disk is served by hosts.go)", strings.Join([]string{
-			string(FaultCrash), string(FaultCrashLoop), string(FaultKillCleaner), string(FaultUncleanable),
+			string(FaultCrash), string(FaultExpireSession), string(FaultCrashLoop), string(FaultKillCleaner), string(FaultUncleanable),
 			string(FaultFailToStart), string(FaultSlowRecovery), string(FaultHeapLeak),
 			string(FaultStopInstance), string(FaultTerminateInstance), string(FaultStartInstance), string(FaultClear),
 		}, ", "))

@@ -389,7 +389,7 @@ func TestFaultAndSysctlErrors(t *testing.T) {
 	}
 	status, body := postFault(ctx, t, f, "local-a", 1, "meteor", "")
 	assert.Equal(t, http.StatusBadRequest, status)
-	for _, kind := range []localfleet.FaultKind{localfleet.FaultUncleanable, localfleet.FaultStopInstance,
+	for _, kind := range []localfleet.FaultKind{localfleet.FaultUncleanable, localfleet.FaultExpireSession, localfleet.FaultStopInstance,
 		localfleet.FaultTerminateInstance, localfleet.FaultStartInstance} {
 		assert.Contains(t, body, string(kind), "the error lists every fault")
 	}

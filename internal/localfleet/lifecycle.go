@@ -66,17 +66,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 		conn.Close() // closes the session: /brokers/ids/<id> vanishes now
 	}
 
-	c.mu.Lock()
-	moved := c.controller == b.id
-	if moved {
-		c.controller = c.pickControllerLocked()
-	}
-	c.mu.Unlock()
-	if moved {
-		if err := c.publishController(); err != nil {
-			c.log.Error().Err(err).Int32("broker", b.id).Msg("controller failover")
-		}
-	}
+	c.moveController(b.id, "controller failover")
 
 	b.proxy.close()
 	c.mu.Lock()

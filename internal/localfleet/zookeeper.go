@@ -93,12 +93,31 @@ func (c *cluster) prepareZooKeeper() error {
 
 // register opens broker b's own session and creates its ephemeral
 // registration. The caller stores the session in b.zk; closing it is the
-// deregistration.
+// deregistration. While b runs on this session, a watcher (watchSession)
+// registers b again whenever ZooKeeper expires the session and the client
+// gets a new one, as Kafka's ZooKeeperClient does.
 func (c *cluster) register(b *broker) (*zk.Conn, error) {
-	conn, err := c.brokerSession(b) // severable, so a crash can expire it (faults.go)
+	conn, events, err := c.brokerSession(b) // severable, so a crash can expire it (faults.go)
 	if err != nil {
 		return nil, fmt.Errorf("broker %d: %w", b.id, err)
 	}
+	data, err := c.registrationData(b)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	p := c.zkPath(fmt.Sprintf("/brokers/ids/%d", b.id))
+	if err := createEphemeral(conn, p, data); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: register %s: %w", c.id, b.id, p, err)
+	}
+	c.wg.Add(1)
+	go c.watchSession(b, conn, events, p, data)
+	return conn, nil
+}
+
+// registrationData is broker b's /brokers/ids/<id> JSON.
+func (c *cluster) registrationData(b *broker) ([]byte, error) {
 	port := b.proxy.port()
 	data, err := json.Marshal(brokerRegistration{
 		ListenerSecurityProtocolMap: map[string]string{"PLAINTEXT": "PLAINTEXT"},
@@ -111,15 +130,91 @@ func (c *cluster) register(b *broker) (*zk.Conn, error) {
 		Version:                     5,
 	})
 	if err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: encode registration: %w", c.id, b.id, err)
 	}
-	p := c.zkPath(fmt.Sprintf("/brokers/ids/%d", b.id))
-	if err := createEphemeral(conn, p, data); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("localfleet: cluster %q: broker %d: register %s: %w", c.id, b.id, p, err)
+	return data, nil
+}
+
+// watchSession follows the events of broker b's session conn until conn
+// closes or the fleet does. When ZooKeeper has expired the session (a
+// long GC pause, a network blip, an overloaded ensemble, or
+// FaultExpireSession) the client reconnects with a new session, and the
+// old session's ephemeral nodes are gone: b then registers again at p
+// with data, as a Kafka broker does on session re-establishment.
+func (c *cluster) watchSession(b *broker, conn *zk.Conn, events <-chan zk.Event, p string, data []byte) {
+	defer c.wg.Done()
+	expired := false
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Type != zk.EventSession {
+				continue
+			}
+			switch ev.State {
+			case zk.StateExpired:
+				expired = true
+			case zk.StateHasSession:
+				if expired {
+					expired = false
+					c.reregister(b, conn, p, data)
+				}
+			}
+		case <-c.life.Done():
+			return
+		}
 	}
-	return conn, nil
+}
+
+// reregister creates b's registration again after its session conn
+// expired and was replaced by a new one, if and only if b still runs on
+// conn: a broker that crashed, stopped or started again since (b.zk is
+// nil or another session) never registers through conn. If b was the
+// controller, its /controller node went with the old session, and the
+// controller is elected again (moveController).
+func (c *cluster) reregister(b *broker, conn *zk.Conn, p string, data []byte) {
+	b.opMu.Lock() // no stop, start or crash of b meanwhile
+	defer b.opMu.Unlock()
+	c.mu.Lock()
+	live := !c.closed && b.zk == conn && b.state == StateRunning
+	c.mu.Unlock()
+	if !live {
+		return
+	}
+	if err := createEphemeral(conn, p, data); err != nil {
+		c.log.Error().Err(err).Int32("broker", b.id).Msg("register again after session expiry")
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	b.rt.log.add(
+		kafkaLine(now, "INFO", "[ZooKeeperClient Kafka server] Session expired.", "kafka.zookeeper.ZooKeeperClient"),
+		kafkaLine(now, "INFO", fmt.Sprintf("Registered broker %d at path /brokers/ids/%d with addresses: PLAINTEXT://%s:%d",
+			b.id, b.id, proxyHost, b.proxy.port()), "kafka.zk.KafkaZkClient"),
+	)
+	c.recordDetailLocked(b, EventReregistered, "zookeeper",
+		fmt.Sprintf("session expired; registered again with session 0x%x", conn.SessionID()))
+	c.mu.Unlock()
+	c.moveController(b.id, "controller election after session expiry")
+}
+
+// moveController elects a new controller (the lowest running broker,
+// possibly id itself when it runs on a new session) and publishes it, if
+// broker id holds the role. what names the election in error logs.
+func (c *cluster) moveController(id int32, what string) {
+	c.mu.Lock()
+	moved := c.controller == id
+	if moved {
+		c.controller = c.pickControllerLocked()
+	}
+	c.mu.Unlock()
+	if moved {
+		if err := c.publishController(); err != nil {
+			c.log.Error().Err(err).Int32("broker", id).Msg(what)
+		}
+	}
 }
 
 // createEphemeral creates an ephemeral node owned by conn's session. A node
