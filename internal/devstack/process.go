@@ -53,10 +53,13 @@ func startProcess(name, dir, logPath string, env []string, argv ...string) (*pro
 }
 
 // exitedEarly reports, without blocking, an exit before Stop.
+// errExitedEarly marks a process that exited before it was ready.
+var errExitedEarly = errors.New("exited")
+
 func (p *process) exitedEarly() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s exited: %v", p.name, p.waitErr)
+		return fmt.Errorf("%s %w: %v", p.name, errExitedEarly, p.waitErr)
 	default:
 		return nil
 	}

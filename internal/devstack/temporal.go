@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,24 +54,37 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if _, err := os.Stat(opts.Binary); err != nil {
 		return nil, fmt.Errorf("temporal: CLI not found at %s (run `make tools`): %w", opts.Binary, err)
 	}
-	for _, p := range []*int{&opts.Port, &opts.UIPort} {
-		if *p == 0 {
-			if *p, err = FreePort(); err != nil {
-				return nil, fmt.Errorf("temporal: %w", err)
+	opts.Dir = dir
+	// The dev server picks free ports of its own for its internal
+	// services (HTTP API, history, matching …); another process can take
+	// one between its check and its bind, and the server then dies at
+	// start. When kfleet chose the ports too, a fresh set is worth a retry.
+	chosen := opts.Port == 0 || opts.UIPort == 0
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		o := opts
+		for _, p := range []*int{&o.Port, &o.UIPort} {
+			if *p == 0 {
+				if *p, err = FreePort(); err != nil {
+					return nil, fmt.Errorf("temporal: %w", err)
+				}
 			}
 		}
+		t := &Temporal{
+			Addr: fmt.Sprintf("127.0.0.1:%d", o.Port),
+			UI:   fmt.Sprintf("http://127.0.0.1:%d", o.UIPort),
+			opts: o,
+		}
+		err := t.start(ctx)
+		if err == nil {
+			opts.Log.Info().Str("addr", t.Addr).Str("ui", t.UI).Msg("temporal dev server started")
+			return t, nil
+		}
+		if !chosen || attempt == attempts || !errors.Is(err, errExitedEarly) || ctx.Err() != nil {
+			return nil, err
+		}
+		opts.Log.Warn().Err(err).Int("attempt", attempt).Msg("temporal dev server died at start; retrying on fresh ports")
 	}
-	opts.Dir = dir
-	t := &Temporal{
-		Addr: fmt.Sprintf("127.0.0.1:%d", opts.Port),
-		UI:   fmt.Sprintf("http://127.0.0.1:%d", opts.UIPort),
-		opts: opts,
-	}
-	if err := t.start(ctx); err != nil {
-		return nil, err
-	}
-	opts.Log.Info().Str("addr", t.Addr).Str("ui", t.UI).Msg("temporal dev server started")
-	return t, nil
 }
 
 func (t *Temporal) start(ctx context.Context) error {

@@ -227,3 +227,26 @@ func TestIntegrationDeadCleanerIsFoundAndFixed(t *testing.T) {
 		workflows.ClusterWorkflowID("local-a"): "cluster_self_healing.json",
 	})
 }
+
+// TestIntegrationRecoveryObservesABrokerThatComesBackByItself: a broker
+// whose ZooKeeper session expires (a long GC pause, a network blip) leaves
+// ZooKeeper while its process runs, and registers again as soon as it has a
+// new session. The loss starts a recovery, which sees it back within its
+// grace and only observes: nothing is started or stopped.
+func TestIntegrationRecoveryObservesABrokerThatComesBackByItself(t *testing.T) {
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
+		o.Health = fleet.HealthPolicy{Interval: 500 * time.Millisecond, RecoveryGrace: 15 * time.Second}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	watching(ctx, t, stack, "local-a", 3)
+
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultExpireSession}, "integration-test"))
+	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, time.Minute)
+	require.Equal(t, workflows.StatusSucceeded, op.Status, op.Error)
+	assert.Equal(t, "came back by itself", op.Outcome)
+	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
+	assert.Empty(t, stops)
+	assert.Empty(t, starts, "a broker back within the grace is never started")
+	noViolations(t, stack, "local-a")
+}

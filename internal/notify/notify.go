@@ -51,8 +51,6 @@ type Webhook struct {
 	Client *http.Client
 }
 
-var defaultClient = &http.Client{Timeout: DefaultTimeout}
-
 // Payload is the JSON body posted: Slack's incoming-webhook message with
 // text only, which every compatible chat renders.
 type Payload struct {
@@ -109,7 +107,7 @@ func (w *Webhook) Post(ctx context.Context, m Message) error {
 	}
 	client := w.Client
 	if client == nil {
-		client = defaultClient
+		client = &http.Client{Timeout: DefaultTimeout}
 	}
 	if err := PostJSON(ctx, client, w.URL, Payload{Text: Format(m)}); err != nil {
 		return fmt.Errorf("notify: webhook: %w", err)
