@@ -250,3 +250,31 @@ func TestIntegrationRecoveryObservesABrokerThatComesBackByItself(t *testing.T) {
 	assert.Empty(t, starts, "a broker back within the grace is never started")
 	noViolations(t, stack, "local-a")
 }
+
+// TestIntegrationHeapLeakIsRestartedBeforeItFallsOver: a broker's old-gen
+// heap climbs tick after tick (the quota-throttling leak); kfleet restarts
+// that broker alone, through a gated roll, long before the
+// OutOfMemoryError the fleet would crash it with.
+func TestIntegrationHeapLeakIsRestartedBeforeItFallsOver(t *testing.T) {
+	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	watching(ctx, t, stack, "local-a", 3)
+
+	// 10% of the heap a minute: full in about 7 minutes.
+	leak := localfleet.Fault{Kind: localfleet.FaultHeapLeak, PerMinute: 6 << 30 / 10}
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 3, leak, "integration-test"))
+	op := finished(ctx, t, stack, "local-a", workflows.OpRollingRestart, time.Minute)
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 3, localfleet.Fault{Kind: localfleet.FaultClear}, "integration-test"))
+	require.Equal(t, workflows.StatusSucceeded, op.Status, op.Error)
+	assert.Equal(t, []int32{3}, op.Brokers)
+	assert.Equal(t, "kfleet-health", op.RequestedBy)
+	assert.Contains(t, op.Reason, "climbing")
+
+	a := auditSerial(t, stack.Fleet.Audit("local-a"))
+	assert.Equal(t, map[int32]int{3: 1}, a.stops, "broker 3 alone, once")
+	for _, e := range stack.Fleet.Audit("local-a") {
+		assert.NotEqual(t, localfleet.EventCrash, e.Kind, "restarted before an OutOfMemoryError: %s", e.Detail)
+	}
+	noViolations(t, stack, "local-a")
+}
