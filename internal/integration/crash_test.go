@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -124,4 +126,73 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, stops, "each broker stopped exactly once")
 	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, starts, "each broker started exactly once")
 	assert.Empty(t, stack.Fleet.Violations("local-a"))
+}
+
+// TestIntegrationCrashSafetyKillWorkerDuringRecovery kills the worker
+// process at random moments of a recovery from a Map-failed crash loop —
+// diagnosis, raising vm.max_map_count, the start, the wait through log
+// recovery — and shows from the fleet's audit that the broker is still
+// started exactly once, after its limit was raised, with nothing unsafe.
+func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("KFLEET_CHAOS_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("KFLEET_CHAOS_SEED=%d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
+		o.Health = fleet.HealthPolicy{Interval: time.Second, RecoveryGrace: time.Second}
+		// 33,000 segments at 100µs: 3.3 s of log recovery to be killed in.
+		o.Fleet.Clusters[0].Timing.RecoveryPerSegment = 100 * time.Microsecond
+	})
+	stack.StopWorker()
+	bin := filepath.Join(t.TempDir(), "worker")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/kfleet/kfleet/worker").CombinedOutput()
+	require.NoError(t, err, "go build worker: %s", out)
+	logs := t.TempDir()
+	w, err := stack.StartWorkerProcess(bin, logs)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Kill() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	watching(ctx, t, stack, "local-a", 3)
+
+	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultCrashLoop, Segments: 33000}, "chaos"))
+	recovery := func() (workflows.Operation, bool) {
+		st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+		if err != nil {
+			return workflows.Operation{}, false
+		}
+		for _, op := range append(st.Urgent, st.History...) {
+			if op.Kind == workflows.OpRecovery {
+				return op, true
+			}
+		}
+		return workflows.Operation{}, false
+	}
+	require.Eventually(t, func() bool { _, ok := recovery(); return ok }, time.Minute, 100*time.Millisecond, "a recovery starts")
+	for kill := 1; kill <= 3; kill++ {
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		if op, _ := recovery(); op.Status != workflows.StatusRunning {
+			break
+		}
+		require.NoError(t, w.Kill())
+		t.Logf("kill %d during the recovery", kill)
+		w, err = stack.StartWorkerProcess(bin, logs)
+		require.NoError(t, err)
+	}
+	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, 3*time.Minute)
+	require.Equal(t, workflows.StatusSucceeded, op.Status, "%s (worker logs in %s)", op.Error, logs)
+	assert.Contains(t, op.Outcome, "vm.max_map_count 65530 -> 262144")
+
+	_, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
+	assert.Equal(t, map[int32]int{2: 1}, starts, "the lost broker started exactly once")
+	for _, e := range stack.Fleet.Audit("local-a") {
+		assert.NotEqual(t, localfleet.EventStartFailed, e.Kind, "never started before its limit was raised: %s", e.Detail)
+	}
+	limit, err := stack.Fleet.Limit("local-a", 2, localfleet.LimitMaxMapCount)
+	require.NoError(t, err)
+	assert.Equal(t, int64(262144), limit)
+	noViolations(t, stack, "local-a")
 }
