@@ -263,20 +263,23 @@ func (h *healthLoop) act(ctx workflow.Context, kind string, broker int32, reason
 	workflow.GetLogger(ctx).Warn("health finding", "Cluster", h.e.spec.ID, "Broker", broker, "Kind", kind, "Reason", reason, "Operation", op.ID, "OperationKind", op.Kind)
 }
 
-// zooKeeper reports ensemble members that stopped answering, once each
-// time one goes down.
+// zooKeeper reports ensemble members that stopped answering, and a leader
+// whose followers fell out of sync, once each time that changes.
 func (h *healthLoop) zooKeeper(ctx workflow.Context, servers []fleet.ZooKeeperServer) {
 	var down []string
 	for _, s := range servers {
-		if !s.OK {
-			down = append(down, fmt.Sprintf("%s (%s)", s.Address, s.Error))
+		switch {
+		case !s.OK:
+			down = append(down, fmt.Sprintf("%s not answering (%s)", s.Address, s.Error))
+		case s.Warning != "":
+			down = append(down, fmt.Sprintf("%s degraded (%s)", s.Address, s.Warning))
 		}
 	}
 	if len(down) == 0 {
 		return
 	}
 	hs := h.e.st.Health
-	reason := "ZooKeeper server(s) not answering: " + strings.Join(down, ", ")
+	reason := "ZooKeeper ensemble: " + strings.Join(down, ", ")
 	if i := lastIndexFunc(hs.Findings, func(f Finding) bool { return f.Kind == FindingZooKeeper }); i >= 0 && hs.Findings[i].Reason == reason {
 		return
 	}

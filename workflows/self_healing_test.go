@@ -277,3 +277,38 @@ func (s *ClusterSuite) TestOperatorRequestsExpansionCleanerCheckAndHealthCheck()
 	s.Equal(workflows.FindingDisk, check.Findings[0].Kind)
 	s.Equal(int32(3), check.Findings[0].Broker)
 }
+
+func (s *ClusterSuite) TestZooKeeperTroubleIsReportedOncePerChange() {
+	var pages []activities.Notification
+	s.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.Notification) error {
+		pages = append(pages, n)
+		return nil
+	})
+	stubTicks(s, func(tick int, rep *fleet.HealthReport) {
+		rep.ZooKeeper = []fleet.ZooKeeperServer{{Address: "zk1:2181", OK: true, Mode: "leader", Followers: 2, SyncedFollowers: 2},
+			{Address: "zk2:2181", OK: true, Mode: "follower"}, {Address: "zk3:2181", OK: true, Mode: "follower"}}
+		switch {
+		case tick >= 2 && tick < 6:
+			rep.ZooKeeper[2] = fleet.ZooKeeperServer{Address: "zk3:2181", Error: "ruok: connection refused"}
+		case tick >= 6:
+			rep.ZooKeeper[0].SyncedFollowers, rep.ZooKeeper[0].Warning = 1, "leader: 1 of 2 followers in sync"
+		}
+	})
+	var final workflows.ClusterStatus
+	s.statusAt(20*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	var zk []workflows.Finding
+	for _, f := range final.Health.Findings {
+		if f.Kind == workflows.FindingZooKeeper {
+			zk = append(zk, f)
+		}
+	}
+	s.Require().Len(zk, 2, "one finding per change, not one per tick")
+	s.Contains(zk[0].Reason, "zk3:2181 not answering")
+	s.Contains(zk[1].Reason, "zk1:2181 degraded (leader: 1 of 2 followers in sync)")
+	s.Len(pages, 2)
+	s.Empty(final.Queue, "reported, no operation")
+}

@@ -176,7 +176,14 @@ type ZooKeeperServer struct {
 	Mode        string `json:"mode,omitempty"`
 	Outstanding int64  `json:"outstanding,omitempty"`
 	MaxLatency  int64  `json:"maxLatencyMs,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// Followers and SyncedFollowers are a leader's (mntr): fewer synced
+	// than followers means the ensemble runs without its full margin.
+	Followers       int64 `json:"followers,omitempty"`
+	SyncedFollowers int64 `json:"syncedFollowers,omitempty"`
+	// Warning is set on a server that serves but is degraded (a leader
+	// with followers out of sync).
+	Warning string `json:"warning,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // ---- disk ----

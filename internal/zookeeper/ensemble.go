@@ -15,7 +15,8 @@ import (
 )
 
 // Ensemble asks each server of a cluster's ZooKeeper ensemble how it is,
-// with the four-letter words ruok and srvr (the servers must allow them:
+// with the four-letter words ruok and srvr, and asks the leader mntr
+// whether its followers are in sync (the servers must allow them:
 // 4lw.commands.whitelist). It needs no session, so it sees a server that
 // refuses sessions (no quorum) as well as one that is down.
 //
@@ -81,8 +82,39 @@ func serverHealth(ctx context.Context, addr string, timeout time.Duration) fleet
 		s.OK = true
 	default:
 		s.Error = fmt.Sprintf("mode %q: not serving", st.Mode)
+		return s
+	}
+	if st.Mode != "leader" {
+		return s
+	}
+	// Only the leader knows whether its followers keep up: mntr says.
+	mntr, err := FourLetterWord(ctx, addr, "mntr", timeout)
+	if err != nil {
+		s.Warning = fmt.Sprintf("mntr: %v", err)
+		return s
+	}
+	m := ParseMntr(mntr)
+	s.Followers, s.SyncedFollowers = m["zk_followers"], m["zk_synced_followers"]
+	if s.SyncedFollowers < s.Followers {
+		s.Warning = fmt.Sprintf("leader: %d of %d followers in sync", s.SyncedFollowers, s.Followers)
 	}
 	return s
+}
+
+// ParseMntr reads the numeric fields of an mntr answer (tab-separated
+// "zk_key\tvalue" lines); other lines and values are skipped.
+func ParseMntr(answer string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.SplitSeq(answer, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			out[strings.TrimSpace(k)] = n
+		}
+	}
+	return out
 }
 
 // SrvrStats are the fields of a srvr answer kfleet reads.

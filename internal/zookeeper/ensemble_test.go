@@ -126,3 +126,14 @@ func TestEnsembleAgainstZooKeeper(t *testing.T) {
 	assert.Equal(t, "standalone", got[0].Mode)
 	assert.Empty(t, got[0].Error)
 }
+
+func TestParseMntr(t *testing.T) {
+	answer := "zk_version\t3.8.0-1, built on 2024-01-01\nzk_server_state\tleader\nzk_followers\t2\nzk_synced_followers\t1\nzk_avg_latency\t0.5\n"
+	m := zookeeper.ParseMntr(answer)
+	assert.Equal(t, int64(2), m["zk_followers"])
+	assert.Equal(t, int64(1), m["zk_synced_followers"])
+	_, ok := m["zk_server_state"]
+	assert.False(t, ok, "non-numeric values are skipped")
+	_, ok = m["zk_avg_latency"]
+	assert.False(t, ok, "decimals are skipped")
+}
