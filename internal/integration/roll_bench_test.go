@@ -49,11 +49,7 @@ func BenchmarkRoll(b *testing.B) {
 				b.ReportMetric(roll.Seconds()/brokerSide.Seconds(), "roll/broker-side")
 				b.ReportMetric(roll.Seconds()/float64(c.brokers), "s/broker")
 				for _, v := range stack.Fleet.Violations("bench") {
-					// Batches take brokers that share no partition down
-					// together by design; under min ISR is never fine.
-					if v.Kind != localfleet.ViolationTwoBrokersDown || c.maxBatch <= 1 {
-						b.Fatalf("violation %s: %s", v.Kind, v.Detail)
-					}
+					b.Fatalf("violation %s: %s", v.Kind, v.Detail)
 				}
 			}
 		})

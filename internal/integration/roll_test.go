@@ -175,9 +175,7 @@ func TestIntegrationBatchedRollOneRackAtATime(t *testing.T) {
 		assert.Equal(t, 1, stops[id], "broker %d stops", id)
 		assert.Equal(t, 1, starts[id], "broker %d starts", id)
 	}
-	for _, v := range stack.Fleet.Violations("local-b") {
-		// Two brokers down at once is the point of a batch; what must
-		// never happen is a partition under min ISR.
-		assert.Equal(t, localfleet.ViolationTwoBrokersDown, v.Kind, "%s: %s", v.Kind, v.Detail)
-	}
+	// Two brokers down at once is the point of a batch, as long as they
+	// share no partition: the fleet flags anything else.
+	assert.Empty(t, stack.Fleet.Violations("local-b"))
 }

@@ -78,8 +78,9 @@ type ViolationKind string
 
 // Unsafe moments the fleet records.
 const (
-	// ViolationTwoBrokersDown: a broker went down while another broker of
-	// the same cluster was not running.
+	// ViolationTwoBrokersDown: a broker went down while another broker
+	// holding a replica of one of its partitions was not running (brokers
+	// that share no partition may be down together: a batched roll).
 	ViolationTwoBrokersDown ViolationKind = "two-brokers-down"
 	// ViolationUnderMinISR: a partition's ISR dropped below
 	// min.insync.replicas, so acks=all producers fail.

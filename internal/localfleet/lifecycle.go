@@ -3,6 +3,7 @@ package localfleet
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -243,11 +244,24 @@ func orUnset(s string) string {
 func (c *cluster) notRunningLocked(id int32) []string {
 	var out []string
 	for _, o := range c.brokers {
-		if o.id != id && o.state != StateRunning {
-			out = append(out, fmt.Sprintf("broker %d is %s", o.id, o.state))
+		if o.id != id && o.state != StateRunning && c.shareAPartitionLocked(id, o.id) {
+			out = append(out, fmt.Sprintf("broker %d (sharing a partition with it) is %s", o.id, o.state))
 		}
 	}
 	return out
+}
+
+// shareAPartitionLocked reports whether brokers a and b both hold a
+// replica of some partition: only then does their being down together
+// cost that partition two replicas. Brokers that share none (one rack at a
+// time, with rack-aware placement) may safely be down together.
+func (c *cluster) shareAPartitionLocked(a, b int32) bool {
+	for _, p := range c.partitionsLocked() {
+		if slices.Contains(p.replicas, a) && slices.Contains(p.replicas, b) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *cluster) checkOpen() error {
