@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
@@ -98,6 +101,10 @@ func (t *Temporal) start(ctx context.Context) error {
 		_ = t.Stop()
 		return fmt.Errorf("temporal on %s: %w\n--- %s (tail) ---\n%s", t.Addr, err, logPath, tail(logPath, logTailBytes))
 	}
+	if err := t.ensureSearchAttributes(ctx); err != nil {
+		_ = t.Stop()
+		return err
+	}
 	return nil
 }
 
@@ -169,3 +176,48 @@ func (quietTemporalLogger) Debug(string, ...any) {}
 func (quietTemporalLogger) Info(string, ...any)  {}
 func (quietTemporalLogger) Warn(string, ...any)  {}
 func (quietTemporalLogger) Error(string, ...any) {}
+
+// ensureSearchAttributes registers the search attributes the server lacks.
+// `start-dev --search-attribute` registers them only in a new database: a
+// state folder from an older kfleet (a second `make run`) would lack the
+// attributes added since, and a workflow upserting one would fail its
+// workflow tasks.
+func (t *Temporal) ensureSearchAttributes(ctx context.Context) error {
+	if len(t.opts.SearchAttributes) == 0 {
+		return nil
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: t.Addr, Logger: quietTemporalLogger{}})
+	if err != nil {
+		return fmt.Errorf("temporal: search attributes: %w", err)
+	}
+	defer c.Close()
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
+	if err != nil {
+		return fmt.Errorf("temporal: list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, sa := range t.opts.SearchAttributes {
+		name, typ, ok := strings.Cut(sa, "=")
+		if !ok {
+			return fmt.Errorf("temporal: search attribute %q: want NAME=TYPE", sa)
+		}
+		if _, ok := have.GetCustomAttributes()[name]; ok {
+			continue
+		}
+		v, ok := enumspb.IndexedValueType_value["INDEXED_VALUE_TYPE_"+strings.ToUpper(typ)]
+		if !ok {
+			return fmt.Errorf("temporal: search attribute %q: unknown type %q", name, typ)
+		}
+		missing[name] = enumspb.IndexedValueType(v)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: "default", SearchAttributes: missing,
+	}); err != nil {
+		return fmt.Errorf("temporal: add search attributes: %w", err)
+	}
+	t.opts.Log.Info().Int("added", len(missing)).Msg("search attributes registered on an existing state")
+	return nil
+}
