@@ -58,24 +58,7 @@ func RequestRestart(ctx context.Context, c client.Client, cluster string, req wo
 // entity. A request its validator refuses is ErrRefused (nothing started).
 func requestOperation(ctx context.Context, c client.Client, cluster, update string, req any) (workflows.Operation, error) {
 	var op workflows.Operation
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflows.ClusterWorkflowID(cluster),
-		UpdateName:   update,
-		Args:         []any{req},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, &op)
-	}
-	var appErr *temporal.ApplicationError
-	switch {
-	case err == nil:
-		return op, nil
-	case errors.As(err, &appErr):
-		return op, fmt.Errorf("cluster %s: %s: %w: %w", cluster, update, ErrRefused, err)
-	default:
-		return op, clusterError(cluster, update, err)
-	}
+	return op, control(ctx, c, cluster, update, req, &op)
 }
 
 // ClusterStatus queries the cluster's entity.
@@ -352,9 +335,9 @@ func Cancel(ctx context.Context, c client.Client, cluster string, req workflows.
 	return op, control(ctx, c, cluster, workflows.UpdateCancel, req, &op)
 }
 
-// control sends one of the entity's control updates and waits for its
-// answer; a validator's rejection (resume when not paused, an unknown
-// operation id, ...) is ErrRefused: nothing changed.
+// control sends an update to the cluster's entity (a request, a control)
+// and waits for its answer; a validator's rejection (resume when not
+// paused, a broker not in the cluster, ...) is ErrRefused: nothing changed.
 func control(ctx context.Context, c client.Client, cluster, update string, arg, answer any) error {
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.ClusterWorkflowID(cluster),

@@ -28,26 +28,7 @@ func RequestCleanerCheck(ctx context.Context, c client.Client, cluster string, r
 // found.
 func HealthCheck(ctx context.Context, c client.Client, cluster string, req workflows.HealthCheckRequest) (workflows.HealthCheckResult, error) {
 	var res workflows.HealthCheckResult
-	err := update(ctx, c, cluster, workflows.ClusterWorkflowID(cluster), workflows.UpdateHealthCheck, req, &res)
-	return res, err
-}
-
-// update sends an update to workflowID and decodes its answer; a refusal
-// by its validator is ErrRefused.
-func update(ctx context.Context, c client.Client, cluster, workflowID, name string, arg, answer any) error {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   workflowID,
-		UpdateName:   name,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return clusterError(cluster, name, err)
-	}
-	if err := h.Get(ctx, answer); err != nil {
-		return fmt.Errorf("cluster %s: %s: %w: %w", cluster, name, ErrRefused, err)
-	}
-	return nil
+	return res, control(ctx, c, cluster, workflows.UpdateHealthCheck, req, &res)
 }
 
 // Submit runs an operator's action through the cluster's entity (or, for
