@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
+
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // Action is an operator's request on a cluster, as a chat command, an
@@ -37,22 +38,12 @@ const (
 	VerbHealthCheck = "health-check"
 )
 
-// DestructiveVerbs take brokers down, grow volumes or end an operation:
-// asked from chat they need a second person's approval.
-var destructiveVerbs = []string{VerbRestart, VerbUpgrade, VerbExpand, VerbAbort}
-
-// Destructive reports whether verb needs approval when asked from chat.
-func Destructive(verb string) bool { return slices.Contains(destructiveVerbs, verb) }
-
-var (
-	clusterIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	versionPattern   = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
-)
+var versionPattern = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
 
 // Validate rejects an action no cluster could run, before anything starts.
 func (a Action) Validate() error {
 	var errs []error
-	if !clusterIDPattern.MatchString(a.Cluster) {
+	if !fleet.ValidClusterID(a.Cluster) {
 		errs = append(errs, fmt.Errorf("cluster %q: want 1-63 characters of a-z, 0-9 and '-'", a.Cluster))
 	}
 	if a.RequestedBy == "" {

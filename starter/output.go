@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // emit prints a command's answer: v as indented JSON with --json (one
@@ -38,16 +38,13 @@ func (g *globalFlags) progressOut(cmd *cobra.Command) io.Writer {
 	return cmd.OutOrStdout()
 }
 
-// clusterIDPattern is the form of a cluster id (fleet.ClusterSpec's rule):
-// checked before Temporal is dialled, so a typo is bad input, not an
-// unknown cluster.
-var clusterIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
+// checkCluster checks --cluster before Temporal is dialled, so a typo is
+// bad input, not an unknown cluster.
 func checkCluster(cluster string) error {
 	switch {
 	case cluster == "":
 		return exitError{exitBadInput, errors.New("--cluster is required")}
-	case !clusterIDPattern.MatchString(cluster):
+	case !fleet.ValidClusterID(cluster):
 		return exitError{exitBadInput, fmt.Errorf("--cluster %q: want 1-63 characters of a-z, 0-9 and '-'", cluster)}
 	}
 	return nil

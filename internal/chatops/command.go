@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // Verb is what a chat command asks kfleet to do. The verbs are the CLI's.
@@ -363,22 +365,10 @@ func (c Command) String() string {
 // characters of a-z, 0-9 and '-', neither first nor last a '-' (a DNS
 // label, as internal/fleet requires: an id it refuses can never exist).
 func checkCluster(id string) error {
-	if validCluster(id) {
+	if fleet.ValidClusterID(id) {
 		return nil
 	}
 	return fmt.Errorf("cluster %s: want 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", quote(id))
-}
-
-func validCluster(id string) bool {
-	if len(id) == 0 || len(id) > 63 || id[0] == '-' || id[len(id)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // validVersion accepts a Kafka release version: three dot-separated

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/notify"
 )
 
@@ -134,7 +135,7 @@ func parseApprovalBlockID(id string) (Verb, string, bool) {
 		return "", "", false
 	}
 	v, cluster, ok := strings.Cut(rest, ":")
-	if !ok || !Verb(v).Destructive() || !validCluster(cluster) {
+	if !ok || !Verb(v).Destructive() || !fleet.ValidClusterID(cluster) {
 		return "", "", false
 	}
 	return Verb(v), cluster, true

@@ -42,7 +42,7 @@ type BrokerSpec struct {
 // a bad spec in one go.
 func (s ClusterSpec) Validate() error {
 	var errs []error
-	if !validClusterID(s.ID) {
+	if !ValidClusterID(s.ID) {
 		errs = append(errs, fmt.Errorf("cluster id %q: want 1-63 characters of a-z, 0-9 and '-'", s.ID))
 	}
 	if len(s.Bootstrap) == 0 {
@@ -95,7 +95,10 @@ func (s ClusterSpec) BrokerIDs() []int32 {
 	return ids
 }
 
-func validClusterID(id string) bool {
+// ValidClusterID reports whether id can name a cluster: 1 to 63 characters
+// of a-z, 0-9 and '-', neither first nor last a '-' (a DNS label). Every
+// surface (CLI, chat, actions) checks ids with it before asking anything.
+func ValidClusterID(id string) bool {
 	if len(id) == 0 || len(id) > 63 || strings.HasPrefix(id, "-") || strings.HasSuffix(id, "-") {
 		return false
 	}
