@@ -293,12 +293,12 @@ func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
 			if r.progress.Step != StepRecovering {
 				r.step(ctx, StepRecovering)
 			}
+			if perMin, eta, ok := last.rateTo(now, obs.LogsLeft); ok {
+				r.progress.Rate, r.progress.ETA = fmt.Sprintf("%.0f logs/min", perMin), eta.String()
+			}
+			// The pace is measured from the last progress, so a stall
+			// shows as time since it, not as a slower rate.
 			if last.at.IsZero() || obs.LogsLeft < last.left {
-				if !last.at.IsZero() && now.After(last.at) {
-					perMin := float64(last.left-obs.LogsLeft) / now.Sub(last.at).Minutes()
-					r.progress.Rate = fmt.Sprintf("%.0f logs/min", perMin)
-					r.progress.ETA = time.Duration(float64(obs.LogsLeft) / perMin * float64(time.Minute)).Round(time.Second).String()
-				}
 				last, lastProgress = recoverySample{at: now, left: obs.LogsLeft}, now
 			}
 			r.progress.LogsLeft = obs.LogsLeft

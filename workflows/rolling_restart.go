@@ -169,9 +169,21 @@ type roll struct {
 	recovery map[int32]recoverySample
 }
 
+// recoverySample is a broker's logs left to recover at one observation.
 type recoverySample struct {
 	at   time.Time
 	left int
+}
+
+// rateTo is log recovery's pace from s to left logs at now, in logs per
+// minute, and the time the rest takes at that pace; ok is false when
+// recovery did not advance since s.
+func (s recoverySample) rateTo(now time.Time, left int) (perMin float64, eta time.Duration, ok bool) {
+	if s.at.IsZero() || left >= s.left || !now.After(s.at) {
+		return 0, 0, false
+	}
+	perMin = float64(s.left-left) / now.Sub(s.at).Minutes()
+	return perMin, time.Duration(float64(left) / perMin * float64(time.Minute)).Round(time.Second), true
 }
 
 // restartNext takes the next batch (one broker unless batching) through
@@ -372,14 +384,12 @@ func (r *roll) recoveryProgressed(ctx workflow.Context, rep activities.GateRepor
 	now := workflow.Now(ctx)
 	progressed := false
 	for _, rec := range rep.Recovering {
-		prev, seen := r.recovery[rec.Broker]
+		perMin, eta, ok := r.recovery[rec.Broker].rateTo(now, rec.LogsLeft)
 		r.recovery[rec.Broker] = recoverySample{at: now, left: rec.LogsLeft}
-		if !seen || rec.LogsLeft >= prev.left || !now.After(prev.at) {
+		if !ok {
 			continue
 		}
 		progressed = true
-		perMin := float64(prev.left-rec.LogsLeft) / now.Sub(prev.at).Minutes()
-		eta := time.Duration(float64(rec.LogsLeft) / perMin * float64(time.Minute)).Round(time.Second)
 		r.progress.Blockers = append(r.progress.Blockers,
 			fmt.Sprintf("%s: broker %d recovering at %.0f logs/min, %d left, ETA %s", fleet.GateRecovering, rec.Broker, perMin, rec.LogsLeft, eta))
 	}

@@ -3,7 +3,6 @@ package workflows
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -29,9 +28,8 @@ func (l *urgentLane) run(ctx workflow.Context) {
 			l.start(ctx, i)
 			continue
 		}
-		waiting := st.lossesAwaitingRecovery()
 		if err := workflow.Await(ctx, func() bool {
-			return l.stopped || st.nextUrgent() >= 0 || st.lossesAwaitingRecovery() != waiting
+			return l.stopped || st.nextUrgent() >= 0 || st.lossAwaitingRecovery()
 		}); err != nil {
 			return
 		}
@@ -93,16 +91,10 @@ func (st ClusterState) nextUrgent() int {
 	})
 }
 
-// lossesAwaitingRecovery identifies the open losses no recovery was queued
-// for yet, so the lane wakes when one is added or closed.
-func (st ClusterState) lossesAwaitingRecovery() string {
-	var b strings.Builder
-	for _, l := range st.Losses {
-		if !l.Recovered && l.Recovery == "" {
-			b.WriteString(fmt.Sprintf("%d@%d,", l.Broker, l.At.UnixNano()))
-		}
-	}
-	return b.String()
+// lossAwaitingRecovery reports whether an open loss has no recovery yet:
+// scheduleRecoveries gives every one a recovery, so this is a new loss.
+func (st ClusterState) lossAwaitingRecovery() bool {
+	return slices.ContainsFunc(st.Losses, func(l BrokerLoss) bool { return !l.Recovered && l.Recovery == "" })
 }
 
 // recovering reports whether a recovery is queued or running: maintenance
