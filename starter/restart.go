@@ -95,17 +95,7 @@ func followRestart(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 	}
 	return g.emit(cmd, operationAnswer{Operation: op, Result: res}, func(out io.Writer) {
 		fmt.Fprintf(out, "rolling restart %s of %s completed:\n", op.ID, cluster)
-		for _, b := range res.Brokers {
-			ctl := ""
-			if b.WasController {
-				ctl = " (controller)"
-			}
-			fmt.Fprintf(out, "  broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
-				b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
-		}
-		for _, b := range res.Skipped {
-			fmt.Fprintf(out, "  broker %d: skipped by a human\n", b)
-		}
+		printBrokers(out, "  ", res)
 	})
 }
 

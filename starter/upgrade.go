@@ -117,15 +117,21 @@ func describeUpgrade(cluster string, p app.UpgradeProgress) string {
 
 func printRoll(out io.Writer, title string, r workflows.RollingRestartResult) {
 	fmt.Fprintf(out, "  %s:\n", title)
+	printBrokers(out, "    ", r)
+}
+
+// printBrokers lists a roll's brokers with each step's duration, and the
+// brokers a human skipped.
+func printBrokers(out io.Writer, indent string, r workflows.RollingRestartResult) {
 	for _, b := range r.Brokers {
 		ctl := ""
 		if b.WasController {
 			ctl = " (controller)"
 		}
-		fmt.Fprintf(out, "    broker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
-			b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
+		fmt.Fprintf(out, "%sbroker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
+			indent, b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))
 	}
 	for _, b := range r.Skipped {
-		fmt.Fprintf(out, "    broker %d: skipped by a human\n", b)
+		fmt.Fprintf(out, "%sbroker %d: skipped by a human\n", indent, b)
 	}
 }
