@@ -20,6 +20,49 @@ import (
 	"github.com/kfleet/kfleet/workflows"
 )
 
+// chaosRand is the randomness of a chaos test: seeded from
+// KFLEET_CHAOS_SEED when set, so a failure replays; the seed is logged.
+func chaosRand(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("KFLEET_CHAOS_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("KFLEET_CHAOS_SEED=%d", seed)
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
+// workerProcess is the stack's worker as a process of its own, so a test
+// can kill it with SIGKILL and start another.
+type workerProcess struct {
+	t         *testing.T
+	stack     *devstack.Stack
+	bin, logs string
+	w         *devstack.WorkerProcess
+}
+
+// startWorkerProcess builds the worker binary and runs it in place of the
+// stack's in-process worker (which only served registration).
+func startWorkerProcess(t *testing.T, stack *devstack.Stack) *workerProcess {
+	t.Helper()
+	stack.StopWorker()
+	p := &workerProcess{t: t, stack: stack, bin: filepath.Join(t.TempDir(), "worker"), logs: t.TempDir()}
+	out, err := exec.Command("go", "build", "-o", p.bin, "github.com/kfleet/kfleet/worker").CombinedOutput()
+	require.NoError(t, err, "go build worker: %s", out)
+	p.w, err = stack.StartWorkerProcess(p.bin, p.logs)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.w.Kill() })
+	return p
+}
+
+// killAndRestart kills the worker with SIGKILL and starts a new one.
+func (p *workerProcess) killAndRestart() {
+	p.t.Helper()
+	require.NoError(p.t, p.w.Kill())
+	var err error
+	p.w, err = p.stack.StartWorkerProcess(p.bin, p.logs)
+	require.NoError(p.t, err)
+}
+
 // TestIntegrationCrashSafetyKillWorker kills the worker process with
 // SIGKILL at random moments of a roll (KFLEET_CHAOS_KILLS times, default
 // 5; `make chaos` does many more), starting a new one each time, and shows
@@ -30,22 +73,11 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("KFLEET_CHAOS_KILLS")); err == nil && v > 0 {
 		kills = v
 	}
-	seed := uint64(time.Now().UnixNano())
-	if v, err := strconv.ParseUint(os.Getenv("KFLEET_CHAOS_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("KFLEET_CHAOS_SEED=%d KFLEET_CHAOS_KILLS=%d", seed, kills)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	t.Logf("KFLEET_CHAOS_KILLS=%d", kills)
+	rng := chaosRand(t)
 
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
-	stack.StopWorker() // the in-process worker only served registration
-	bin := filepath.Join(t.TempDir(), "worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/kfleet/kfleet/worker").CombinedOutput()
-	require.NoError(t, err, "go build worker: %s", out)
-	logs := t.TempDir()
-	w, err := stack.StartWorkerProcess(bin, logs)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = w.Kill() })
+	workers := startWorkerProcess(t, stack)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -79,15 +111,13 @@ kill:
 			break kill
 		case <-time.After(time.Duration(rng.IntN(1500)) * time.Millisecond):
 		}
-		require.NoError(t, w.Kill())
+		workers.killAndRestart()
 		killed++
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
 		t.Logf("kill %d: worker killed; brokers stopped so far %v", killed, stops)
 		seen = len(stack.Fleet.Audit("local-a"))
-		w, err = stack.StartWorkerProcess(bin, logs)
-		require.NoError(t, err)
 	}
-	require.NoError(t, <-done, "the roll completes despite %d kills (worker logs in %s)", killed, logs)
+	require.NoError(t, <-done, "the roll completes despite %d kills (worker logs in %s)", killed, workers.logs)
 	t.Logf("roll completed after %d worker kills", killed)
 	require.Len(t, res.Brokers, 3)
 
@@ -134,26 +164,13 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 // recovery — and shows from the fleet's audit that the broker is still
 // started exactly once, after its limit was raised, with nothing unsafe.
 func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v, err := strconv.ParseUint(os.Getenv("KFLEET_CHAOS_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("KFLEET_CHAOS_SEED=%d", seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
-
+	rng := chaosRand(t)
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
 		o.Health = fleet.HealthPolicy{Interval: time.Second, RecoveryGrace: time.Second}
 		// 33,000 segments at 100µs: 3.3 s of log recovery to be killed in.
 		o.Fleet.Clusters[0].Timing.RecoveryPerSegment = 100 * time.Microsecond
 	})
-	stack.StopWorker()
-	bin := filepath.Join(t.TempDir(), "worker")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/kfleet/kfleet/worker").CombinedOutput()
-	require.NoError(t, err, "go build worker: %s", out)
-	logs := t.TempDir()
-	w, err := stack.StartWorkerProcess(bin, logs)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = w.Kill() })
+	workers := startWorkerProcess(t, stack)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
@@ -177,13 +194,11 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 		if op, _ := recovery(); op.Status != workflows.StatusRunning {
 			break
 		}
-		require.NoError(t, w.Kill())
+		workers.killAndRestart()
 		t.Logf("kill %d during the recovery", kill)
-		w, err = stack.StartWorkerProcess(bin, logs)
-		require.NoError(t, err)
 	}
 	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, 3*time.Minute)
-	require.Equal(t, workflows.StatusSucceeded, op.Status, "%s (worker logs in %s)", op.Error, logs)
+	require.Equal(t, workflows.StatusSucceeded, op.Status, "%s (worker logs in %s)", op.Error, workers.logs)
 	assert.Contains(t, op.Outcome, "vm.max_map_count 65530 -> 262144")
 
 	_, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
