@@ -451,19 +451,6 @@ func (st ClusterState) covering(kind string, brokers []int32) (Operation, bool) 
 	return Operation{}, false
 }
 
-// find returns the queued or running operation of kind.
-func (st ClusterState) find(kind string) (Operation, bool) {
-	if st.Running != nil && st.Running.Kind == kind {
-		return *st.Running, true
-	}
-	for _, op := range st.Queue {
-		if op.Kind == kind {
-			return op, true
-		}
-	}
-	return Operation{}, false
-}
-
 func shouldContinueAsNew(ctx workflow.Context, budget int) bool {
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > budget

@@ -327,7 +327,7 @@ func (st ClusterState) admitUpgrade(req UpgradeRequest) (Upgrade, *Operation, er
 	if err := req.Validate(); err != nil {
 		return Upgrade{}, nil, err
 	}
-	if op, ok := st.find(OpRollingUpgrade); ok && op.Upgrade != nil {
+	if op, ok := st.covering(OpRollingUpgrade, nil); ok && op.Upgrade != nil { // an upgrade covers every broker
 		cur := *op.Upgrade
 		if req.Version == cur.Version && (req.FromIBP == "" || req.FromIBP == cur.FromIBP) && (req.TargetIBP == "" || req.TargetIBP == cur.TargetIBP) {
 			return cur, &op, nil
