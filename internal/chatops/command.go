@@ -164,10 +164,13 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		if len(args) == 0 {
 			return Command{}, errors.New("missing version")
 		}
-		if !validVersion(args[0]) {
-			return Command{}, fmt.Errorf("version %s: want a Kafka version like 3.7.1", quote(args[0]))
+		// The grammar only: whether the cluster can run that release
+		// (ZooKeeper mode ends with Kafka 4) is the upgrade's own check.
+		v, err := fleet.ParseKafkaVersion(args[0])
+		if err != nil {
+			return Command{}, err
 		}
-		cmd.Version, args = args[0], args[1:]
+		cmd.Version, args = v.String(), args[1:]
 	case VerbExpand:
 		if len(args) == 0 {
 			return Command{}, errors.New("missing broker")
@@ -290,8 +293,8 @@ func (c Command) Validate() error {
 		}
 	case VerbUpgrade:
 		want.Version = c.Version
-		if !validVersion(c.Version) {
-			return fmt.Errorf("upgrade: version %s: want a Kafka version like 3.7.1", quote(c.Version))
+		if _, err := fleet.ParseKafkaVersion(c.Version); err != nil {
+			return fmt.Errorf("upgrade: %w", err)
 		}
 	case VerbExpand:
 		want.Brokers = c.Brokers
@@ -369,21 +372,6 @@ func checkCluster(id string) error {
 		return nil
 	}
 	return fmt.Errorf("cluster %s: want 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", quote(id))
-}
-
-// validVersion accepts a Kafka release version: three dot-separated
-// numbers of 1 to 4 digits, like 3.7.1.
-func validVersion(v string) bool {
-	parts := strings.Split(v, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	for _, p := range parts {
-		if len(p) == 0 || len(p) > 4 || !allDigits(p) {
-			return false
-		}
-	}
-	return true
 }
 
 func validOperationID(id string) bool {

@@ -27,6 +27,8 @@ func TestParse(t *testing.T) {
 		{"restart local-a batch=64", chatops.Command{Verb: chatops.VerbRestart, Cluster: "local-a", MaxBatch: 64}},
 		{"restart a brokers=2147483647", chatops.Command{Verb: chatops.VerbRestart, Cluster: "a", Brokers: []int32{2147483647}}},
 		{"upgrade local-b 3.7.1", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "3.7.1"}},
+		// The grammar only: whether a ZooKeeper cluster may run 4.x is the upgrade's check.
+		{"upgrade local-b 4.0.0", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "4.0.0"}},
 		{"expand local-a 2", chatops.Command{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{2}}},
 		{"cleaner-check local-a", chatops.Command{Verb: chatops.VerbCleanerCheck, Cluster: "local-a"}},
 		{"pause local-a", chatops.Command{Verb: chatops.VerbPause, Cluster: "local-a"}},
@@ -83,6 +85,8 @@ func TestParseRefuses(t *testing.T) {
 		{"upgrade local-a 3.7", `version "3.7"`},
 		{"upgrade local-a v3.7.1", `version "v3.7.1"`},
 		{"upgrade local-a 3.7.1.0", `version "3.7.1.0"`},
+		{"upgrade local-a 3.07.1", `version "3.07.1": "07" has a leading zero; want major.minor.patch, like 3.7.1`},
+		{"upgrade local-a 3.7.1-rc1", `version "3.7.1-rc1"`},
 		{"upgrade local-a 3.7.1 now", `unexpected "now"`},
 		{"expand local-a", "missing broker"},
 		{"expand local-a two", `broker "two"`},
@@ -122,6 +126,7 @@ func TestValidateRefusesForeignFields(t *testing.T) {
 		{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{-1}},
 		{Verb: chatops.VerbPause, Cluster: "local-a", Reason: " two  spaces"},
 		{Verb: chatops.VerbUpgrade, Cluster: "local-a", Version: "3"},
+		{Verb: chatops.VerbUpgrade, Cluster: "local-a", Version: "3.07.1"},
 	}
 	for _, c := range tests {
 		assert.Error(t, c.Validate(), "%#v", c)

@@ -18,7 +18,7 @@ func FuzzParse(f *testing.F) {
 		"restart local-a batch=64 brokers=0", "upgrade local-b 3.7.1", "expand local-a 2",
 		"cleaner-check local-a", "pause local-a change freeze", "resume local-a", "abort local-a op-1",
 		"abort local-a cluster/local-a/roll/1", "reboot local-a", "status Local-A", "restart local-a brokers=1,1",
-		"restart local-a batch=65", "upgrade local-a 3.7", "expand local-a -1", "pause local-a \x00",
+		"restart local-a batch=65", "upgrade local-a 3.7", "upgrade local-a 3.07.1", "upgrade local-a 4.0.0", "expand local-a -1", "pause local-a \x00",
 		"status \xff", "restart local-a brokers=+1", "status a-", "pause a \u00ad soft hyphen", "pause a \u00a0nbsp",
 	} {
 		f.Add(s)
