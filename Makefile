@@ -45,15 +45,15 @@ $(ZOOKEEPER_JAR):
 	@command -v java >/dev/null || { echo "java is required (Java 17)"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper
 
-## test: lint, unit and integration tests (real Temporal dev server, ZooKeeper, local fleet)
+## test: lint, then both test tiers: unit and integration (real Temporal dev server, ZooKeeper, local fleet)
 test: deps lint
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test $(GO_TEST_FLAGS) ./...
 
-## unit: tests that need no server
+## unit: the unit tier, no server needed: -short skips every integration test (the rule: internal/devstack/tier)
 unit:
 	$(GO) test $(GO_TEST_FLAGS) -short ./...
 
-## integration: only the integration tier
+## integration: only the integration tier: the tests named TestIntegration… (internal/devstack/tier)
 integration: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test $(GO_TEST_FLAGS) -run Integration ./...
 

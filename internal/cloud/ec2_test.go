@@ -16,6 +16,7 @@ import (
 
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
@@ -23,9 +24,7 @@ import (
 // real clock, with volume modifications short enough to watch.
 func startFleet(t *testing.T) (*localfleet.Fleet, aws.Config) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration: starts ZooKeeper and the local fleet")
-	}
+	tier.Integration(t, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
@@ -49,7 +48,7 @@ func startFleet(t *testing.T) (*localfleet.Fleet, aws.Config) {
 // The product's EC2 client grows a broker's volume against the fleet:
 // describe, modify, follow the modification, grow the filesystem through
 // SSM, and meet EBS's refusals as typed errors.
-func TestEC2VolumeExpansion(t *testing.T) {
+func TestIntegrationEC2VolumeExpansion(t *testing.T) {
 	f, cfg := startFleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

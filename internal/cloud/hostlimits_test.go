@@ -71,7 +71,7 @@ func TestParseHostLimits(t *testing.T) {
 
 // kfleet-HostLimits through the product's SSM runner against the local
 // fleet, read back with ParseHostLimits.
-func TestHostLimitsDocument(t *testing.T) {
+func TestIntegrationHostLimitsDocument(t *testing.T) {
 	f, cfg := startFleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

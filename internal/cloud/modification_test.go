@@ -13,7 +13,7 @@ import (
 
 // LatestModification reports when the latest modification started and
 // between which sizes: the start is where EBS's cool-down runs from.
-func TestEC2LatestModification(t *testing.T) {
+func TestIntegrationEC2LatestModification(t *testing.T) {
 	f, cfg := startFleet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

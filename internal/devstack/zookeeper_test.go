@@ -9,9 +9,12 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 )
 
-func TestZooKeeperStartCreateStop(t *testing.T) {
+func TestIntegrationZooKeeperStartCreateStop(t *testing.T) {
+	tier.Integration(t, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -15,6 +15,7 @@ import (
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/localfleet"
@@ -39,9 +40,7 @@ type activityHarness struct {
 // included).
 func startActivityHarness(t *testing.T, configure ...func(*localfleet.ClusterConfig)) *activityHarness {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs ZooKeeper")
-	}
+	tier.Integration(t, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	log := logging.New(zerologTestWriter{t}, false, zerolog.WarnLevel)

@@ -18,6 +18,7 @@ import (
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -28,6 +29,17 @@ func buildStarter(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "starter")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/kfleet/kfleet/starter").CombinedOutput()
 	require.NoError(t, err, "go build starter: %s", out)
+	return bin
+}
+
+// buildStarterAsync compiles the operator CLI in the background, for a
+// test to start its stack meanwhile. It skips the test under -short first:
+// a build started before the stack's own skip would outlive the test.
+func buildStarterAsync(t *testing.T) <-chan string {
+	t.Helper()
+	tier.Integration(t, tier.Temporal, tier.ZooKeeper)
+	bin := make(chan string, 1)
+	go func() { bin <- buildStarter(t) }()
 	return bin
 }
 
@@ -103,8 +115,7 @@ func TestIntegrationStarterRestart(t *testing.T) {
 // admitted, and bad input that exits 2 with a clear message and starts
 // nothing.
 func TestIntegrationCLICommands(t *testing.T) {
-	bin := make(chan string, 1)
-	go func() { bin <- buildStarter(t) }() // while the stack starts
+	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
 		Volume: localfleet.VolumeConfig{Modifying: 300 * time.Millisecond, Optimizing: time.Second}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -26,8 +26,7 @@ import (
 // safely; the sweep checks every cluster — then pauses, unpauses and
 // deletes them.
 func TestIntegrationSchedules(t *testing.T) {
-	bin := make(chan string, 1)
-	go func() { bin <- buildStarter(t) }() // while the stack starts
+	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

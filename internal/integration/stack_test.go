@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
 )
@@ -52,12 +52,7 @@ func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 // startStackWith is startStack with options changed by edit.
 func startStackWith(t testing.TB, cfg localfleet.Config, edit func(*devstack.StackOptions)) *devstack.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs a Temporal dev server and ZooKeeper")
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		t.Skip("integration test: java not installed")
-	}
+	tier.Integration(t, tier.Temporal, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	level := zerolog.WarnLevel

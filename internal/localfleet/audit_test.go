@@ -12,7 +12,7 @@ import (
 
 // Restarting brokers one at a time, each back in sync before the next, is
 // safe; taking a second broker down while one is away is recorded.
-func TestViolations(t *testing.T) {
+func TestIntegrationViolations(t *testing.T) {
 	tests := []struct {
 		name    string
 		restart func(t *testing.T, f *localfleet.Fleet)
@@ -78,7 +78,7 @@ func TestViolations(t *testing.T) {
 	}
 }
 
-func TestUnknownClusterAndBroker(t *testing.T) {
+func TestIntegrationUnknownClusterAndBroker(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ctx := testContext(t)
 

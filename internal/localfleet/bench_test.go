@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
@@ -85,6 +86,7 @@ func BenchmarkFleetDensity(b *testing.B) {
 
 func benchZooKeeper(b *testing.B) *devstack.ZooKeeper {
 	b.Helper()
+	tier.Integration(b, tier.ZooKeeper)
 	z, err := devstack.StartZooKeeper(context.Background(), b.TempDir(), 0, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)

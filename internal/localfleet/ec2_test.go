@@ -82,7 +82,7 @@ func ec2Filter(name string, values ...string) ec2types.Filter {
 }
 
 // The real aws-sdk-go-v2 EC2 client describes the fleet's hosts and volumes.
-func TestEC2Describe(t *testing.T) {
+func TestIntegrationEC2Describe(t *testing.T) {
 	f, _ := startClockedFleet(t, hostTestCluster("local-a"))
 	ctx := testContext(t)
 	cl := ec2Client(f)
@@ -266,7 +266,7 @@ func TestEC2Describe(t *testing.T) {
 // the state goes modifying -> optimizing -> completed, one modification per
 // 6 hours, and the broker's filesystem grows only through
 // kfleet-GrowFilesystem.
-func TestEC2ModifyVolume(t *testing.T) {
+func TestIntegrationEC2ModifyVolume(t *testing.T) {
 	f, clock := startClockedFleet(t, hostTestCluster("local-a"))
 	ctx := testContext(t)
 	cl := ec2Client(f)
@@ -390,7 +390,7 @@ func hostsHTTP(ctx context.Context, t *testing.T, method, url string, status int
 
 // fill-disk makes used bytes grow with the fleet clock, up to the
 // filesystem's size; the Go API and the HTTP API agree.
-func TestFillDisk(t *testing.T) {
+func TestIntegrationFillDisk(t *testing.T) {
 	f, clock := startClockedFleet(t, hostTestCluster("local-a"))
 	ctx := testContext(t)
 	base := f.Endpoints().API + "/v1/clusters/local-a/brokers"

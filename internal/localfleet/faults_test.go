@@ -66,7 +66,7 @@ func brokerState(t *testing.T, f *localfleet.Fleet, cluster string, broker int32
 // registration vanish only when the session expires, and Kafka clients
 // (kadm) then see the broker gone and its leadership moved, the
 // controller included.
-func TestCrashSeenThroughZooKeeperAndKafka(t *testing.T) {
+func TestIntegrationCrashSeenThroughZooKeeperAndKafka(t *testing.T) {
 	t.Parallel()
 	f, zkAddr := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)
@@ -128,7 +128,7 @@ func TestCrashSeenThroughZooKeeperAndKafka(t *testing.T) {
 // A crash-loop on Map failed: every start through the real SSM client
 // fails until kfleet-SetSysctl raises vm.max_map_count; then the broker
 // recovers its logs (seen in its metrics) and runs.
-func TestCrashLoopFixedThroughSSM(t *testing.T) {
+func TestIntegrationCrashLoopFixedThroughSSM(t *testing.T) {
 	t.Parallel()
 	cc := faultCluster("local-a")
 	// The crash-loop grows the broker to ~36,000 segments; recover them in
@@ -212,7 +212,7 @@ func TestCrashLoopFixedThroughSSM(t *testing.T) {
 
 // Stopping a recovering broker throws its recovery away: a violation.
 // fail-to-start makes the next starts fail and leaves the broker down.
-func TestRecoveringRestartAndFailToStart(t *testing.T) {
+func TestIntegrationRecoveringRestartAndFailToStart(t *testing.T) {
 	t.Parallel()
 	f, _ := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)
@@ -263,7 +263,7 @@ func TestRecoveringRestartAndFailToStart(t *testing.T) {
 }
 
 // kill-cleaner shows in the broker's metrics, parsed by internal/metrics.
-func TestKillCleanerSeenInMetrics(t *testing.T) {
+func TestIntegrationKillCleanerSeenInMetrics(t *testing.T) {
 	t.Parallel()
 	f, _ := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)
@@ -315,7 +315,7 @@ func TestKillCleanerSeenInMetrics(t *testing.T) {
 // uncleanable: the cleaner gives up on partitions of __consumer_offsets
 // while its thread lives on; the count shows in the metrics and the cause
 // in the log until the process restarts.
-func TestUncleanableSeenInMetricsAndLog(t *testing.T) {
+func TestIntegrationUncleanableSeenInMetricsAndLog(t *testing.T) {
 	t.Parallel()
 	f, _ := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)
@@ -368,7 +368,7 @@ func TestUncleanableSeenInMetricsAndLog(t *testing.T) {
 }
 
 // Bad requests are refused with clear errors, over HTTP and SSM.
-func TestFaultAndSysctlErrors(t *testing.T) {
+func TestIntegrationFaultAndSysctlErrors(t *testing.T) {
 	t.Parallel()
 	f, _ := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
@@ -35,6 +36,7 @@ func testContext(t *testing.T) context.Context {
 // startZooKeeper starts a real ZooKeeper for one test.
 func startZooKeeper(t *testing.T) *devstack.ZooKeeper {
 	t.Helper()
+	tier.Integration(t, tier.ZooKeeper)
 	z, err := devstack.StartZooKeeper(testContext(t), t.TempDir(), 0, testLogger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = z.Stop() })

@@ -11,7 +11,7 @@ import (
 	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
-func TestHTTPAPI(t *testing.T) {
+func TestIntegrationHTTPAPI(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	base := f.Endpoints().API
 

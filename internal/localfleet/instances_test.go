@@ -22,7 +22,7 @@ import (
 // The hosts' EC2 lifecycle (stop-instance, start-instance,
 // terminate-instance), seen as production sees it: through EC2, SSM, the
 // exporters, ZooKeeper and Kafka; and what a broker can do meanwhile.
-func TestInstanceLifecycle(t *testing.T) {
+func TestIntegrationInstanceLifecycle(t *testing.T) {
 	t.Parallel()
 	f, _ := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)

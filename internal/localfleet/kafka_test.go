@@ -21,7 +21,7 @@ import (
 
 // Clients bootstrapped through the proxies see the fleet's brokers and can
 // create topics, produce, consume and elect leaders.
-func TestKafkaThroughProxies(t *testing.T) {
+func TestIntegrationKafkaThroughProxies(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ep := f.Endpoints().Clusters["local-a"]
 	cl, adm := kafkaClient(t, f, "local-a", kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -77,7 +77,7 @@ func TestKafkaThroughProxies(t *testing.T) {
 // A stopped broker leaves metadata, every ISR and the leadership; the
 // controller moves; after start and catch-up it is back in every ISR, and a
 // preferred election gives it its leadership back.
-func TestStopStartReflectedInMetadata(t *testing.T) {
+func TestIntegrationStopStartReflectedInMetadata(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	_, adm := kafkaClient(t, f, "local-a")
 	ctx := testContext(t)
@@ -141,7 +141,7 @@ func TestStopStartReflectedInMetadata(t *testing.T) {
 
 // Producing and consuming (in a group) keep working while a broker is
 // stopped and started again.
-func TestProduceConsumeThroughStop(t *testing.T) {
+func TestIntegrationProduceConsumeThroughStop(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ctx := testContext(t)
 	producer, _ := kafkaClient(t, f, "local-a", kgo.DefaultProduceTopic("events"), kgo.RequiredAcks(kgo.AllISRAcks()))

@@ -14,7 +14,7 @@ import (
 
 // Each broker serves the names production's JMX exporter and node
 // exporter use, with their labels.
-func TestBrokerMetricsExposition(t *testing.T) {
+func TestIntegrationBrokerMetricsExposition(t *testing.T) {
 	t.Parallel()
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	url := f.Endpoints().Clusters["local-a"].Brokers[1].MetricsURL

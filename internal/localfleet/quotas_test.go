@@ -36,7 +36,7 @@ func producerQuota(ctx context.Context, t *testing.T, adm *kadm.Client, user str
 // client throttles it on that broker, as Kafka's per-broker quota does,
 // so the disk really fills slower; lifting the quota restores the rate.
 // Each change is audited with the client's SASL user.
-func TestProducerQuotaThrottlesTenant(t *testing.T) {
+func TestIntegrationProducerQuotaThrottlesTenant(t *testing.T) {
 	t.Parallel()
 	const (
 		rate       = 8 << 20 // the tenant's bytes per second
@@ -128,7 +128,7 @@ func TestProducerQuotaThrottlesTenant(t *testing.T) {
 }
 
 // kfake keeps quotas in DataDir; a fleet restarted on it enforces them.
-func TestProducerQuotaSurvivesRestart(t *testing.T) {
+func TestIntegrationProducerQuotaSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	z := startZooKeeper(t)
 	ctx := testContext(t)

@@ -15,7 +15,7 @@ import (
 
 // A cluster over racks advertises broker.rack and places every partition's
 // replicas on distinct racks, as Kafka's rack-aware assignment does.
-func TestRacksAndRackAwarePlacement(t *testing.T) {
+func TestIntegrationRacksAndRackAwarePlacement(t *testing.T) {
 	cc := testCluster("local-b")
 	cc.Brokers, cc.Racks = 6, 3
 	cc.Topics = []localfleet.TopicConfig{{Name: "orders", Partitions: 12, ReplicationFactor: 3}}
@@ -56,7 +56,7 @@ func uniq(m map[int32]string) []string {
 
 // DescribeLogDirs answers per broker with only the replicas that broker
 // hosts, and their sizes grow with what is produced.
-func TestDescribeLogDirsPerBroker(t *testing.T) {
+func TestIntegrationDescribeLogDirsPerBroker(t *testing.T) {
 	cc := testCluster("local-a")
 	cc.Brokers = 4
 	cc.Topics = []localfleet.TopicConfig{{Name: "events", Partitions: 4, ReplicationFactor: 2}}
@@ -105,7 +105,7 @@ func contains(ids []int32, id int32) bool {
 // AlterPartitionAssignments really moves replicas: the target replicas are
 // added, listed as in progress while they catch up, then the old ones are
 // dropped and leadership follows.
-func TestReassignmentMovesReplicas(t *testing.T) {
+func TestIntegrationReassignmentMovesReplicas(t *testing.T) {
 	cc := testCluster("local-a")
 	cc.Brokers = 4
 	cc.Timing.CatchUp = 400 * time.Millisecond
@@ -154,7 +154,7 @@ func TestReassignmentMovesReplicas(t *testing.T) {
 
 // A broker that was away while data was written takes longer to rejoin the
 // ISR, in proportion to what it missed.
-func TestCatchUpGrowsWithDataMissed(t *testing.T) {
+func TestIntegrationCatchUpGrowsWithDataMissed(t *testing.T) {
 	cc := testCluster("local-a")
 	cc.Timing.CatchUp = 100 * time.Millisecond
 	cc.Timing.CatchUpBytesPerSec = 1 << 20 // 1 MiB/s

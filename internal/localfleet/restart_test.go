@@ -12,7 +12,7 @@ import (
 
 // Records survive a fleet restart on the same DataDir, and the restarted
 // fleet registers cleanly in the same ZooKeeper.
-func TestFleetRestartKeepsData(t *testing.T) {
+func TestIntegrationFleetRestartKeepsData(t *testing.T) {
 	z := startZooKeeper(t)
 	ctx := testContext(t)
 	opts := localfleet.Options{ZooKeeper: z.Addr, DataDir: t.TempDir(), Logger: testLogger(t)}

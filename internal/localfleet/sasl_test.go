@@ -54,7 +54,7 @@ func topicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.Meta
 	return resp.Topics[0], nil
 }
 
-func TestSASLAndACLs(t *testing.T) {
+func TestIntegrationSASLAndACLs(t *testing.T) {
 	ctx := testContext(t)
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{saslCluster("local-a", true)}})
 	ep := f.Endpoints().Clusters["local-a"]
@@ -135,7 +135,7 @@ func TestSASLAndACLs(t *testing.T) {
 	assert.Equal(t, kadm.ClientQuotaValues{{Key: "producer_byte_rate", Value: 1 << 20}}, quotas[0].Values)
 }
 
-func TestCreateTopicsReplicationFactor(t *testing.T) {
+func TestIntegrationCreateTopicsReplicationFactor(t *testing.T) {
 	ctx := testContext(t)
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	cl, adm := kafkaClient(t, f, "local-a")

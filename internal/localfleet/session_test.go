@@ -50,7 +50,7 @@ func hasEvent(events []localfleet.Event, broker int32, kind localfleet.EventKind
 // running: its registration vanishes at session expiry and comes back with
 // a new session, as a Kafka broker registers again; it held /controller,
 // which comes back too.
-func TestExpireSessionReregisters(t *testing.T) {
+func TestIntegrationExpireSessionReregisters(t *testing.T) {
 	t.Parallel()
 	f, zkAddr := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)
@@ -116,7 +116,7 @@ func TestExpireSessionReregisters(t *testing.T) {
 
 // A broker that crashes while its session is expiring never registers
 // again, nor does a crashed or stopped broker have a session to expire.
-func TestExpireSessionCrashedNeverReregisters(t *testing.T) {
+func TestIntegrationExpireSessionCrashedNeverReregisters(t *testing.T) {
 	t.Parallel()
 	f, zkAddr := startFaultFleet(t, faultCluster("local-a"))
 	ctx := testContext(t)

@@ -59,7 +59,7 @@ func runCommand(ctx context.Context, t *testing.T, cl *ssm.Client, doc, instance
 }
 
 // The real aws-sdk-go-v2 SSM client drives brokers through the fleet.
-func TestSSMStopStart(t *testing.T) {
+func TestIntegrationSSMStopStart(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ctx := testContext(t)
 	cl := ssmClient(f)
@@ -92,7 +92,7 @@ func TestSSMStopStart(t *testing.T) {
 	assert.Equal(t, "3.7.1", audit[3].Version, "the started event shows the version")
 }
 
-func TestSSMErrors(t *testing.T) {
+func TestIntegrationSSMErrors(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ctx := testContext(t)
 	cl := ssmClient(f)
@@ -153,7 +153,7 @@ func assertAPIError(t *testing.T, err error, code string) {
 // kfleet-HostLimits prints the limits and the broker's segment count in the
 // real document's format; maps and open files are the process's, so 0
 // while it is down.
-func TestSSMHostLimits(t *testing.T) {
+func TestIntegrationSSMHostLimits(t *testing.T) {
 	t.Parallel()
 	cc := testCluster("local-a")
 	cc.SegmentsPerBroker = 400

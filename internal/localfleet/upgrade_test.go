@@ -16,7 +16,7 @@ import (
 // upgrade send it: recorded per broker, shown in the status and the audit,
 // idempotent on a running broker, and refused when it would change a running
 // broker behind its back.
-func TestSSMStartBrokerProtocolVersion(t *testing.T) {
+func TestIntegrationSSMStartBrokerProtocolVersion(t *testing.T) {
 	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a")}})
 	ctx := testContext(t)
 	cl := ssmClient(f)

@@ -16,7 +16,7 @@ import (
 // Brokers register in ZooKeeper as ZooKeeper-mode Kafka does, under the
 // cluster's chroot, and a stop closes the broker's session so its ephemeral
 // node vanishes at once.
-func TestZooKeeperRegistrations(t *testing.T) {
+func TestIntegrationZooKeeperRegistrations(t *testing.T) {
 	f, z := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{testCluster("local-a"), testCluster("local-b")}})
 	ctx := testContext(t)
 	ep := f.Endpoints().Clusters["local-a"]

@@ -3,7 +3,6 @@ package zookeeper_test
 import (
 	"context"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/zookeeper"
 )
@@ -105,15 +105,10 @@ func TestEnsembleServerHealth(t *testing.T) {
 	assert.ErrorContains(t, err, "cluster zk-b")
 }
 
-// TestEnsembleAgainstZooKeeper asks a real standalone ZooKeeper (Debian's
+// TestIntegrationEnsembleAgainstZooKeeper asks a real standalone ZooKeeper (Debian's
 // 3.8, whose srvr go-zookeeper's FLWSrvr cannot parse).
-func TestEnsembleAgainstZooKeeper(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a ZooKeeper server")
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		t.Skip("java not installed")
-	}
+func TestIntegrationEnsembleAgainstZooKeeper(t *testing.T) {
+	tier.Integration(t, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	z, err := devstack.StartZooKeeper(ctx, t.TempDir(), 0, zerolog.New(zerolog.NewTestWriter(t)))

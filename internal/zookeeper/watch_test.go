@@ -2,7 +2,6 @@ package zookeeper_test
 
 import (
 	"context"
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,20 +12,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/devstack/tier"
 	"github.com/kfleet/kfleet/internal/zookeeper"
 )
 
-// TestWaitBrokersChanged runs the broker watch against a real ZooKeeper:
+// TestIntegrationWaitBrokersChanged runs the broker watch against a real ZooKeeper:
 // it answers at once when the set already differs, blocks (ticking) while
 // it does not, wakes on a registration or a departure under the chroot,
 // waits for /brokers/ids to be created, and gives up when ctx ends.
-func TestWaitBrokersChanged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a ZooKeeper server")
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		t.Skip("java not installed")
-	}
+func TestIntegrationWaitBrokersChanged(t *testing.T) {
+	tier.Integration(t, tier.ZooKeeper)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	z, err := devstack.StartZooKeeper(ctx, t.TempDir(), 0, zerolog.New(zerolog.NewTestWriter(t)))
