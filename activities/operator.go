@@ -2,49 +2,52 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // Action is an operator's request on a cluster, as a chat command, an
 // approval or a schedule carries it. It holds no secret: it is recorded in
-// workflow history.
+// workflow history. Its verb is an operation kind's (workflows.Kinds), or
+// VerbAbort or VerbHealthCheck.
 type Action struct {
 	Verb    string `json:"verb"`
 	Cluster string `json:"cluster"`
-	// Brokers restricts a restart, or names the broker of an expansion.
-	Brokers  []int32 `json:"brokers,omitempty"`
-	MaxBatch int     `json:"maxBatch,omitempty"`
-	// Version is an upgrade's target Kafka version.
-	Version string `json:"version,omitempty"`
+	// Brokers restricts an operation, or names the broker of an expansion.
+	Brokers []int32 `json:"brokers,omitempty"`
+	// Params are the operation kind's own parameters, e.g. {"maxBatch":3}
+	// for a restart or {"version":"3.7.1"} for an upgrade.
+	Params json.RawMessage `json:"params,omitempty"`
 	// OperationID is the paused operation an abort answers ("" : the one
 	// waiting).
 	OperationID string `json:"operationId,omitempty"`
 	RequestedBy string `json:"requestedBy"`
-	Reason      string `json:"reason,omitempty"`
+	// ApprovedBy is the second person who approved it (chat).
+	ApprovedBy string `json:"approvedBy,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
-// Verbs of an Action.
+// Verbs of an Action that are not operation kinds.
 const (
-	VerbRestart      = "restart"
-	VerbUpgrade      = "upgrade"
-	VerbExpand       = "expand"
-	VerbCleanerCheck = "cleaner-check"
-	VerbAbort        = "abort"
+	// VerbAbort answers the operation waiting for a human with abort.
+	VerbAbort = "abort"
 	// VerbHealthCheck runs a cluster's health tick now (the fleet sweep).
 	VerbHealthCheck = "health-check"
 )
 
-var versionPattern = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
-
-// Validate rejects an action no cluster could run, before anything starts.
+// Validate rejects an action no cluster could run, before anything
+// starts. The verb and its parameters are the operation kind's to check
+// (internal/entity does, before submitting).
 func (a Action) Validate() error {
 	var errs []error
 	if !fleet.ValidClusterID(a.Cluster) {
 		errs = append(errs, fmt.Errorf("cluster %q: want 1-63 characters of a-z, 0-9 and '-'", a.Cluster))
+	}
+	if a.Verb == "" {
+		errs = append(errs, errors.New("verb is required"))
 	}
 	if a.RequestedBy == "" {
 		errs = append(errs, errors.New("requestedBy is required"))
@@ -54,22 +57,8 @@ func (a Action) Validate() error {
 			errs = append(errs, fmt.Errorf("broker %d: must not be negative", b))
 		}
 	}
-	switch a.Verb {
-	case VerbRestart:
-		if a.MaxBatch < 0 {
-			errs = append(errs, fmt.Errorf("maxBatch %d: must not be negative", a.MaxBatch))
-		}
-	case VerbUpgrade:
-		if !versionPattern.MatchString(a.Version) {
-			errs = append(errs, fmt.Errorf("version %q: want a Kafka version like 3.7.1", a.Version))
-		}
-	case VerbExpand:
-		if len(a.Brokers) != 1 {
-			errs = append(errs, fmt.Errorf("expand takes exactly one broker, got %v", a.Brokers))
-		}
-	case VerbCleanerCheck, VerbAbort, VerbHealthCheck:
-	default:
-		errs = append(errs, fmt.Errorf("unknown verb %q", a.Verb))
+	if len(a.Params) > 0 && !json.Valid(a.Params) {
+		errs = append(errs, fmt.Errorf("params %q: not JSON", a.Params))
 	}
 	return errors.Join(errs...)
 }
@@ -87,8 +76,9 @@ type Submitted struct {
 	Text string `json:"text"`
 }
 
-// Operator submits actions to cluster entities and lists them. internal/app
-// implements it with a Temporal client.
+// Operator submits actions to cluster entities and lists them; a refusal
+// wraps fleet.ErrRefused. internal/entity implements it with a Temporal
+// client.
 type Operator interface {
 	Submit(ctx context.Context, a Action) (Submitted, error)
 	Clusters(ctx context.Context) ([]string, error)
@@ -106,7 +96,7 @@ func (a *Activities) SubmitAction(ctx context.Context, act Action) (Submitted, e
 		return Submitted{}, badInput(errors.New("this worker has no Temporal client to submit actions with"))
 	}
 	s, err := a.Operator.Submit(ctx, act)
-	if errors.Is(err, ErrRefused) {
+	if errors.Is(err, fleet.ErrRefused) {
 		return s, badInput(err)
 	}
 	if err != nil {
@@ -123,7 +113,3 @@ func (a *Activities) ListClusters(ctx context.Context) ([]string, error) {
 	}
 	return a.Operator.Clusters(ctx)
 }
-
-// ErrRefused marks an action the cluster's entity refused: nothing was
-// started. Operator implementations wrap it.
-var ErrRefused = errors.New("refused")

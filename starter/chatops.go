@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/chatbackend"
 	"github.com/kfleet/kfleet/internal/chatops"
 	"github.com/kfleet/kfleet/internal/logging"
 )
@@ -67,7 +67,7 @@ Exit codes: 0 stopped (Ctrl-C), 1 failed, 2 bad flags, policy or secret,
 			srv, err := chatops.NewServer(chatops.Config{
 				SigningSecret: secret,
 				Policy:        policy,
-				Backend:       app.NewChatopsBackend(c),
+				Backend:       chatbackend.New(c),
 				Log:           log,
 			})
 			if err != nil {

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"gopkg.in/yaml.v3"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -34,7 +34,7 @@ metricsUrl), health. An invalid spec exits 2 and starts nothing.`,
 				return exitError{exitBadInput, err}
 			}
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				if err := app.RegisterCluster(ctx, c, spec); err != nil {
+				if err := entity.RegisterCluster(ctx, c, spec); err != nil {
 					return err
 				}
 				return g.emit(cmd, spec, func(out io.Writer) {
@@ -53,12 +53,12 @@ to show).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				cs, err := app.ListClusters(ctx, c)
+				cs, err := entity.ListClusters(ctx, c)
 				if err != nil {
 					return err
 				}
 				if cs == nil {
-					cs = []app.ClusterSummary{} // [] rather than null for scripts
+					cs = []entity.ClusterSummary{} // [] rather than null for scripts
 				}
 				return g.emit(cmd, cs, func(out io.Writer) {
 					if len(cs) == 0 {
@@ -68,7 +68,7 @@ to show).`,
 					tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "CLUSTER\tENTITY WORKFLOW\tCURRENT RUN STARTED")
 					for _, cl := range cs {
-						fmt.Fprintf(tw, "%s\t%s\t%s (%s)\n", cl.ID, workflows.ClusterWorkflowID(cl.ID), clock(cl.StartedAt), since(cl.StartedAt))
+						fmt.Fprintf(tw, "%s\t%s\t%s (%s)\n", cl.ID, workflows.ClusterWorkflowID(cl.ID), entity.Clock(cl.StartedAt), entity.Ago(cl.StartedAt))
 					}
 					tw.Flush()
 				})

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -32,13 +32,13 @@ refused (exit 2).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				p, err := app.Pause(ctx, c, cluster, workflows.PauseRequest{By: by, Reason: reason})
+				p, err := entity.Pause(ctx, c, cluster, workflows.PauseRequest{By: by, Reason: reason})
 				if err != nil {
 					return err
 				}
 				return g.emit(cmd, controlAnswer{Cluster: cluster, Paused: &p}, func(out io.Writer) {
 					fmt.Fprintf(out, "paused %s (by %s at %s): no queued operation starts until `starter resume --cluster %s`\n",
-						cluster, p.By, clock(p.Since), cluster)
+						cluster, p.By, entity.Clock(p.Since), cluster)
 				})
 			})
 		},
@@ -58,12 +58,12 @@ func newResumeCommand(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				p, err := app.Resume(ctx, c, cluster, workflows.ResumeRequest{By: by})
+				p, err := entity.Resume(ctx, c, cluster, workflows.ResumeRequest{By: by})
 				if err != nil {
 					return err
 				}
 				return g.emit(cmd, controlAnswer{Cluster: cluster, Resumed: &p}, func(out io.Writer) {
-					fmt.Fprintf(out, "resumed %s (paused by %s since %s%s)\n", cluster, p.By, clock(p.Since), suffix(": ", p.Reason))
+					fmt.Fprintf(out, "resumed %s (paused by %s since %s%s)\n", cluster, p.By, entity.Clock(p.Since), entity.Suffix(": ", p.Reason, ""))
 				})
 			})
 		},
@@ -85,7 +85,7 @@ An unknown or finished operation is refused (exit 2).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				op, err := app.Cancel(ctx, c, cluster, workflows.CancelRequest{OperationID: args[0], By: by, Reason: reason})
+				op, err := entity.Cancel(ctx, c, cluster, workflows.CancelRequest{OperationID: args[0], By: by, Reason: reason})
 				if err != nil {
 					return err
 				}
@@ -112,11 +112,4 @@ type controlAnswer struct {
 	Paused  *workflows.PauseState `json:"paused,omitempty"`
 	// Resumed is the pause that was lifted.
 	Resumed *workflows.PauseState `json:"resumed,omitempty"`
-}
-
-func suffix(sep, s string) string {
-	if s == "" {
-		return ""
-	}
-	return sep + s
 }

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -40,7 +40,7 @@ type decisionAnswer struct {
 // after the broker was touched), exits 2.
 func decide(cmd *cobra.Command, g *globalFlags, f *decideFlags, action string) error {
 	return withCluster(cmd, g, f.cluster, func(ctx context.Context, c client.Client) error {
-		p, err := app.Decide(ctx, c, f.cluster, f.operation, workflows.Decision{Action: action, By: f.by, Reason: f.reason})
+		p, err := entity.Decide(ctx, c, f.cluster, f.operation, workflows.Decision{Action: action, By: f.by, Reason: f.reason})
 		if err != nil {
 			return err
 		}
@@ -160,12 +160,12 @@ func answerApproval(cmd *cobra.Command, g *globalFlags, f decideFlags, approval 
 		approval = workflows.ApprovalWorkflowID(f.cluster, approval)
 	}
 	return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-		st, err := app.Approve(ctx, c, approval, workflows.ApprovalDecision{By: f.by, Approve: approve, Reason: f.reason})
+		st, err := entity.Approve(ctx, c, approval, workflows.ApprovalDecision{By: f.by, Approve: approve, Reason: f.reason})
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			// A closed approval takes no update; say how it ended.
-			if prev, qerr := app.ApprovalStatus(ctx, c, approval); qerr == nil && prev.Status != workflows.ApprovalPending {
-				return exitError{exitBadInput, fmt.Errorf("approval %s is already %s%s: nothing changed", approval, prev.Status, suffix(" by ", prev.DecidedBy))}
+			if prev, qerr := entity.ApprovalStatus(ctx, c, approval); qerr == nil && prev.Status != workflows.ApprovalPending {
+				return exitError{exitBadInput, fmt.Errorf("approval %s is already %s%s: nothing changed", approval, prev.Status, entity.Suffix(" by ", prev.DecidedBy, ""))}
 			}
 		}
 		if err != nil {
@@ -192,7 +192,7 @@ func describeApproval(st workflows.ApprovalState) string {
 		}
 		return s
 	case workflows.ApprovalDenied:
-		return fmt.Sprintf("denied %s (by %s%s): nothing was started", what, st.DecidedBy, suffix(": ", st.Reason))
+		return fmt.Sprintf("denied %s (by %s%s): nothing was started", what, st.DecidedBy, entity.Suffix(": ", st.Reason, ""))
 	case workflows.ApprovalFailed:
 		return fmt.Sprintf("approved %s (by %s), but it failed: %s", what, st.DecidedBy, st.Error)
 	}

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/schedules"
 )
 
 // emit prints a command's answer: v as indented JSON with --json (one
@@ -82,49 +82,12 @@ func classify(err error) error {
 	switch {
 	case err == nil || errors.As(err, &ee):
 		return err
-	case errors.Is(err, app.ErrUnknownCluster), errors.Is(err, app.ErrRefused),
-		errors.Is(err, app.ErrNothingRunning), errors.Is(err, app.ErrBadSchedule),
-		errors.Is(err, app.ErrUnknownSchedule), errors.As(err, &nf):
+	case errors.Is(err, fleet.ErrUnknownCluster), errors.Is(err, fleet.ErrRefused),
+		errors.Is(err, entity.ErrNothingWaiting), errors.Is(err, schedules.ErrBadSchedule),
+		errors.Is(err, schedules.ErrUnknownSchedule), errors.As(err, &nf):
 		return exitError{exitBadInput, err}
 	case errors.As(err, &unavailable):
 		return exitError{exitUnreachable, err}
 	}
 	return err
-}
-
-// since says how long ago t was, for humans.
-func since(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := time.Since(t)
-	switch {
-	case d < 0:
-		return "in " + roughly(-d)
-	case d < time.Second:
-		return "just now"
-	}
-	return roughly(d) + " ago"
-}
-
-// roughly rounds d to what a person reads: 4s, 12m, 3h10m, 2d3h.
-func roughly(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Round(time.Minute)/time.Minute))
-	case d < 48*time.Hour:
-		d = d.Round(time.Minute)
-		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
-	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
-}
-
-// clock prints a time in the operator's zone.
-func clock(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format(time.DateTime)
 }

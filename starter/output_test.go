@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/schedules"
 )
 
 func TestClassify(t *testing.T) {
@@ -18,11 +20,11 @@ func TestClassify(t *testing.T) {
 		err  error
 		code int // 0: no exit code of its own (1)
 	}{
-		{"unknown cluster", fmt.Errorf("cluster x: %w", app.ErrUnknownCluster), exitBadInput},
-		{"refused", fmt.Errorf("cluster x: %w: cool-down", app.ErrRefused), exitBadInput},
-		{"nothing waits", fmt.Errorf("cluster x: %w", app.ErrNothingRunning), exitBadInput},
-		{"bad schedule", fmt.Errorf("s: %w", app.ErrBadSchedule), exitBadInput},
-		{"unknown schedule", fmt.Errorf("s: %w", app.ErrUnknownSchedule), exitBadInput},
+		{"unknown cluster", fmt.Errorf("cluster x: %w", fleet.ErrUnknownCluster), exitBadInput},
+		{"refused", fmt.Errorf("cluster x: %w: cool-down", fleet.ErrRefused), exitBadInput},
+		{"nothing waits", fmt.Errorf("cluster x: %w", entity.ErrNothingWaiting), exitBadInput},
+		{"bad schedule", fmt.Errorf("s: %w", schedules.ErrBadSchedule), exitBadInput},
+		{"unknown schedule", fmt.Errorf("s: %w", schedules.ErrUnknownSchedule), exitBadInput},
 		{"unknown approval", fmt.Errorf("approval a: %w", serviceerror.NewNotFound("workflow not found")), exitBadInput},
 		{"Temporal went away", fmt.Errorf("list: %w", serviceerror.NewUnavailable("connection refused")), exitUnreachable},
 		{"kept", exitError{exitUnreachable, errors.New("cannot reach Temporal")}, exitUnreachable},
@@ -76,6 +78,6 @@ func TestRoughly(t *testing.T) {
 		3*time.Hour + 10*time.Minute:    "3h10m",
 		51 * time.Hour:                  "2d3h",
 	} {
-		assert.Equal(t, want, roughly(d), d)
+		assert.Equal(t, want, entity.Roughly(d), d)
 	}
 }

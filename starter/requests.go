@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -44,7 +45,7 @@ With --wait, follows the expansion until it ends and prints its outcome.`,
 				return exitError{exitBadInput, fmt.Errorf("--broker %d: broker ids are not negative", broker)}
 			}
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				op, err := app.RequestExpansion(ctx, c, cluster, workflows.ExpansionRequest{Broker: broker, RequestedBy: by, Reason: reason})
+				op, err := entity.Request(ctx, c, cluster, workflows.Request{Kind: workflows.OpVolumeExpansion, Brokers: []int32{broker}, RequestedBy: by, Reason: reason})
 				if err != nil {
 					return err
 				}
@@ -78,7 +79,7 @@ and prints its outcome.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				op, err := app.RequestCleanerCheck(ctx, c, cluster, workflows.CleanerCheckRequest{Brokers: brokers, RequestedBy: by})
+				op, err := entity.Request(ctx, c, cluster, workflows.Request{Kind: workflows.OpCleanerHealth, Brokers: brokers, RequestedBy: by})
 				if err != nil {
 					return err
 				}
@@ -102,30 +103,20 @@ func admitted(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.
 	if op.Existing {
 		verb = "joined existing"
 	}
-	fmt.Fprintf(out, "%s %s %s of %s%s (workflow %s)\n", verb, op.Kind, op.ID, cluster, brokersSuffix(op.Brokers), op.WorkflowID)
+	fmt.Fprintf(out, "%s %s %s of %s%s (workflow %s)\n", verb, op.Kind, op.ID, cluster, entity.BrokersSuffix(op.Brokers), op.WorkflowID)
 	if !wait {
 		return g.emit(cmd, operationAnswer{Operation: op}, func(out io.Writer) {
 			fmt.Fprintf(out, "follow it with: bin/starter status --cluster %s\n", cluster)
 		})
 	}
-	final, err := app.WaitOperation(ctx, c, cluster, op.ID, time.Second, func(o workflows.Operation) {
-		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), o.Status)
+	_, final, err := entity.Follow[json.RawMessage](ctx, c, cluster, op.ID, time.Second, func(p entity.Progress) {
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(p))
 	})
 	if err != nil {
 		return err
 	}
 	return g.emit(cmd, operationAnswer{Operation: final}, func(out io.Writer) {
 		fmt.Fprintf(out, "%s %s of %s %s in %s%s\n", final.Kind, final.ID, cluster, final.Status,
-			round(final.FinishedAt.Sub(final.StartedAt)), suffix(": ", final.Outcome))
+			round(final.FinishedAt.Sub(final.StartedAt)), entity.Suffix(": ", final.Outcome, ""))
 	})
-}
-
-func brokersSuffix(brokers []int32) string {
-	switch len(brokers) {
-	case 0:
-		return ""
-	case 1:
-		return fmt.Sprintf(", broker %d", brokers[0])
-	}
-	return fmt.Sprintf(", brokers %v", brokers)
 }

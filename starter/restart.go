@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -42,7 +43,7 @@ started, 3 Temporal unreachable.`,
 				if batch > 1 {
 					// The entity refuses it too; asking first says it in
 					// the flag's terms.
-					st, err := app.ClusterStatus(ctx, c, cluster)
+					st, err := entity.ClusterStatus(ctx, c, cluster)
 					if err != nil {
 						return err
 					}
@@ -50,7 +51,8 @@ started, 3 Temporal unreachable.`,
 						return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1..%d (%s has %d brokers)", batch, n, cluster, n)}
 					}
 				}
-				op, err := app.RequestRestart(ctx, c, cluster, workflows.RestartRequest{RequestedBy: by, Brokers: brokers, MaxBatch: batch})
+				params, _ := json.Marshal(workflows.RestartParams{MaxBatch: batch})
+				op, err := entity.Request(ctx, c, cluster, workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: by, Brokers: brokers, Params: params})
 				if err != nil {
 					return err
 				}
@@ -86,9 +88,9 @@ func followRestart(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 	if noWait {
 		return g.emit(cmd, operationAnswer{Operation: op}, func(io.Writer) {})
 	}
-	res, err := app.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p app.Progress) {
+	res, err := entity.FollowOperation(ctx, c, cluster, op.ID, time.Second, func(p entity.Progress) {
 		op = p.Operation
-		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(cluster, p))
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(p))
 	})
 	if err != nil {
 		return err
@@ -99,31 +101,13 @@ func followRestart(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 	})
 }
 
-func describeProgress(cluster string, p app.Progress) string {
-	if p.Roll == nil {
+// describeProgress is an operation's status and, while it runs, its own
+// progress as its kind reads it.
+func describeProgress(p entity.Progress) string {
+	if len(p.Lines) == 0 {
 		return p.Operation.Status
 	}
-	r := p.Roll
-	s := fmt.Sprintf("%d/%d brokers done", len(r.Done), len(r.Done)+len(r.Remaining))
-	if r.Current >= 0 {
-		s += fmt.Sprintf(", broker %d: %s", r.Current, r.Step)
-	}
-	if len(r.Blockers) > 0 {
-		s += " [" + strings.Join(r.Blockers, "; ") + "]"
-	}
-	if p := r.Paused; p != nil {
-		s += "\n  " + describePause(cluster, *p)
-	}
-	return s
-}
-
-// describePause says why an operation waits for a human and how to answer.
-func describePause(cluster string, p workflows.Pause) string {
-	answers := "approve|abort"
-	if p.CanSkip {
-		answers = "approve|skip|abort"
-	}
-	return fmt.Sprintf("PAUSED at broker %d (%s) since %s: %s\n  decide with: bin/starter %s --cluster %s", p.Broker, p.Step, clock(p.Since), p.Reason, answers, cluster)
+	return strings.Join(p.Lines, "\n  ")
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }

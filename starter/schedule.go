@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/schedules"
+	"github.com/kfleet/kfleet/workflows"
 )
 
 func newScheduleCommand(g *globalFlags) *cobra.Command {
@@ -37,7 +40,7 @@ down) is skipped, not fired late. IDs may leave out the schedule/ prefix.`,
 
 func newScheduleCreateCommand(g *globalFlags) *cobra.Command {
 	var (
-		req       app.ScheduleRequest
+		req       schedules.ScheduleRequest
 		every, at string
 		batch     int
 		createdBy string
@@ -71,7 +74,7 @@ for weekly windows). The sweep defaults to --every 1h.`,
 				if batch < 1 {
 					return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1 (one broker at a time) up to the cluster's broker count", batch)}
 				}
-				req.MaxBatch = batch
+				req.Params, _ = json.Marshal(workflows.RestartParams{MaxBatch: batch})
 			}
 			if !req.Sweep {
 				if err := checkCluster(req.Cluster); err != nil {
@@ -86,7 +89,7 @@ for weekly windows). The sweep defaults to --every 1h.`,
 				return exitError{exitBadInput, err}
 			}
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				s, created, err := app.CreateSchedule(ctx, c, req)
+				s, created, err := schedules.CreateSchedule(ctx, c, req)
 				if err != nil {
 					return err
 				}
@@ -96,9 +99,9 @@ for weekly windows). The sweep defaults to --every 1h.`,
 				}
 				return g.emit(cmd, scheduleAnswer{Schedule: s, Created: created}, func(out io.Writer) {
 					fmt.Fprintf(out, "%s schedule %s: %s, %s\n", verb, s.ID, describeScheduleAction(s), describeWhen(s))
-					fmt.Fprintf(out, "  overlap %s, catch-up window %s%s\n", s.Overlap, roughly(s.CatchupWindow), pausedSuffix(s))
+					fmt.Fprintf(out, "  overlap %s, catch-up window %s%s\n", s.Overlap, entity.Roughly(s.CatchupWindow), pausedSuffix(s))
 					if len(s.NextRuns) > 0 {
-						fmt.Fprintf(out, "  next run %s (%s)\n", clock(s.NextRuns[0]), since(s.NextRuns[0]))
+						fmt.Fprintf(out, "  next run %s (%s)\n", entity.Clock(s.NextRuns[0]), entity.Ago(s.NextRuns[0]))
 					}
 				})
 			})
@@ -119,7 +122,7 @@ for weekly windows). The sweep defaults to --every 1h.`,
 
 // scheduleAnswer is schedule create's --json answer.
 type scheduleAnswer struct {
-	app.Schedule
+	schedules.Schedule
 	Created bool `json:"created"`
 }
 
@@ -152,12 +155,12 @@ show.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				ss, err := app.ListSchedules(ctx, c)
+				ss, err := schedules.ListSchedules(ctx, c)
 				if err != nil {
 					return err
 				}
 				if ss == nil {
-					ss = []app.Schedule{}
+					ss = []schedules.Schedule{}
 				}
 				return g.emit(cmd, ss, func(out io.Writer) { printSchedules(out, ss) })
 			})
@@ -165,7 +168,7 @@ show.`,
 	}
 }
 
-func printSchedules(w io.Writer, ss []app.Schedule) {
+func printSchedules(w io.Writer, ss []schedules.Schedule) {
 	if len(ss) == 0 {
 		fmt.Fprintln(w, "no schedule (starter schedule create --help)")
 		return
@@ -175,43 +178,43 @@ func printSchedules(w io.Writer, ss []app.Schedule) {
 	for _, s := range ss {
 		paused := "no"
 		if s.Paused {
-			paused = "PAUSED" + suffix(": ", s.Note)
+			paused = "PAUSED" + entity.Suffix(": ", s.Note, "")
 		}
 		next := "-"
 		if len(s.NextRuns) > 0 {
-			next = fmt.Sprintf("%s (%s)", clock(s.NextRuns[0]), since(s.NextRuns[0]))
+			next = fmt.Sprintf("%s (%s)", entity.Clock(s.NextRuns[0]), entity.Ago(s.NextRuns[0]))
 		}
 		last := "never"
 		if r := s.LastRun; r != nil {
-			last = fmt.Sprintf("%s %s%s", clock(r.StartedAt), r.Status, suffix(": ", r.Result))
+			last = fmt.Sprintf("%s %s%s", entity.Clock(r.StartedAt), r.Status, entity.Suffix(": ", r.Result, ""))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, describeScheduleAction(s), describeWhen(s), paused, next, last)
 	}
 	tw.Flush()
 }
 
-func describeScheduleAction(s app.Schedule) string {
+func describeScheduleAction(s schedules.Schedule) string {
 	switch {
 	case s.Cluster == "":
 		return s.Action
-	case s.MaxBatch > 1:
-		return fmt.Sprintf("%s of %s (batch %d)", s.Action, s.Cluster, s.MaxBatch)
+	case len(s.Params) > 0 && string(s.Params) != "{}":
+		return fmt.Sprintf("%s of %s %s", s.Action, s.Cluster, s.Params)
 	}
 	return fmt.Sprintf("%s of %s", s.Action, s.Cluster)
 }
 
-func describeWhen(s app.Schedule) string {
+func describeWhen(s schedules.Schedule) string {
 	if s.TimeZone != "" && s.TimeZone != "UTC" {
 		return s.Spec + " " + s.TimeZone
 	}
 	return s.Spec
 }
 
-func pausedSuffix(s app.Schedule) string {
+func pausedSuffix(s schedules.Schedule) string {
 	if !s.Paused {
 		return ""
 	}
-	return ", PAUSED" + suffix(": ", s.Note)
+	return ", PAUSED" + entity.Suffix(": ", s.Note, "")
 }
 
 // newSchedulePauseCommand is schedule pause (pause) or unpause.
@@ -228,13 +231,13 @@ func newSchedulePauseCommand(g *globalFlags, pause bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				id := app.ScheduleID(args[0])
-				text := fmt.Sprintf("%sd by %s%s", name, by, suffix(": ", note))
+				id := schedules.ScheduleID(args[0])
+				text := fmt.Sprintf("%sd by %s%s", name, by, entity.Suffix(": ", note, ""))
 				var err error
 				if pause {
-					err = app.PauseSchedule(ctx, c, id, text)
+					err = schedules.PauseSchedule(ctx, c, id, text)
 				} else {
-					err = app.UnpauseSchedule(ctx, c, id, text)
+					err = schedules.UnpauseSchedule(ctx, c, id, text)
 				}
 				if err != nil {
 					return err
@@ -260,10 +263,10 @@ unknown schedule exits 2.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				id := app.ScheduleID(args[0])
+				id := schedules.ScheduleID(args[0])
 				tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
-				run, err := app.TriggerSchedule(tctx, c, id)
+				run, err := schedules.TriggerSchedule(tctx, c, id)
 				if err != nil {
 					return err
 				}
@@ -285,8 +288,8 @@ unknown schedule exits 2.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				id := app.ScheduleID(args[0])
-				if err := app.DeleteSchedule(ctx, c, id); err != nil {
+				id := schedules.ScheduleID(args[0])
+				if err := schedules.DeleteSchedule(ctx, c, id); err != nil {
 					return err
 				}
 				return g.emit(cmd, map[string]any{"id": id, "deleted": true}, func(out io.Writer) {

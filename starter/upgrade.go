@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +11,15 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/workflows"
 )
 
 func newUpgradeCommand(g *globalFlags) *cobra.Command {
 	var (
 		cluster string
-		req     workflows.UpgradeRequest
+		req     workflows.UpgradeParams
+		by      string
 		noWait  bool
 	)
 	cmd := &cobra.Command{
@@ -31,8 +33,10 @@ now); then, once every broker runs the new binaries, a second roll bumps the
 protocol to --target-ibp (default: the major.minor of --version). A patch
 upgrade whose protocol does not change takes the first roll only.
 
---from-ibp defaults to the protocol the cluster's last upgrade through kfleet
-ended on; without one it is required. An upgrade to the same version already
+--from-ibp defaults to the protocol level the cluster's entity knows (from
+its spec's interBrokerProtocol, then from each upgrade through kfleet; see
+status); when it knows none, or the last upgrade stopped half-way, it is
+required. An upgrade to the same version already
 queued or running is joined, not run twice. Exit codes: 0 done, 1 failed,
 2 bad input, unknown cluster or refused (nothing is started), 3 Temporal
 unreachable.`,
@@ -44,11 +48,9 @@ unreachable.`,
 			if req.Version == "" {
 				return exitError{exitBadInput, errors.New("--version is required, e.g. --version 3.7.1")}
 			}
-			if err := req.Validate(); err != nil {
-				return exitError{exitBadInput, err}
-			}
+			params, _ := json.Marshal(req)
 			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				op, err := app.RequestUpgrade(ctx, c, cluster, req)
+				op, err := entity.Request(ctx, c, cluster, workflows.Request{Kind: workflows.OpRollingUpgrade, RequestedBy: by, Params: params})
 				if err != nil {
 					return err
 				}
@@ -58,9 +60,9 @@ unreachable.`,
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id, e.g. local-a")
 	cmd.Flags().StringVar(&req.Version, "version", "", "Kafka version to run, e.g. 3.7.1")
-	cmd.Flags().StringVar(&req.FromIBP, "from-ibp", "", "inter.broker.protocol.version the cluster runs with now, e.g. 3.6 (default: where kfleet's last upgrade left it)")
+	cmd.Flags().StringVar(&req.FromIBP, "from-ibp", "", "inter.broker.protocol.version the cluster runs with now, e.g. 3.6 (default: the level the entity knows)")
 	cmd.Flags().StringVar(&req.TargetIBP, "target-ibp", "", "inter.broker.protocol.version to end on (default: major.minor of --version)")
-	cmd.Flags().StringVar(&req.RequestedBy, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
+	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upgrade is admitted")
 	return cmd
 }
@@ -68,9 +70,9 @@ unreachable.`,
 // followUpgrade prints the admitted upgrade and, unless noWait, its
 // progress until it ends.
 func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, noWait bool) error {
-	up := op.Upgrade
-	if up == nil { // an entity that predates upgrades would not answer
-		return fmt.Errorf("cluster %s: operation %s carries no upgrade", cluster, op.ID)
+	var up workflows.UpgradeParams
+	if err := json.Unmarshal(op.Params, &up); err != nil || up.Version == "" { // an entity that predates Params
+		return fmt.Errorf("cluster %s: operation %s carries no upgrade (%s)", cluster, op.ID, op.Params)
 	}
 	out := g.progressOut(cmd)
 	verb := "queued"
@@ -85,9 +87,9 @@ func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 	if noWait {
 		return g.emit(cmd, operationAnswer{Operation: op}, func(io.Writer) {})
 	}
-	res, err := app.FollowUpgrade(ctx, c, cluster, op.ID, time.Second, func(p app.UpgradeProgress) {
+	res, _, err := entity.Follow[workflows.RollingUpgradeResult](ctx, c, cluster, op.ID, time.Second, func(p entity.Progress) {
 		op = p.Operation
-		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeUpgrade(cluster, p))
+		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(p))
 	})
 	if err != nil {
 		return err
@@ -101,18 +103,6 @@ func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 			fmt.Fprintf(out, "  protocol: already %s, no second roll\n", res.Upgrade.TargetIBP)
 		}
 	})
-}
-
-func describeUpgrade(cluster string, p app.UpgradeProgress) string {
-	u := p.Upgrade
-	if u == nil {
-		return p.Operation.Status
-	}
-	if u.Phase == workflows.UpgradePhaseDone {
-		return "both rolls done"
-	}
-	return fmt.Sprintf("phase %d/%d (%s): %s", u.PhaseNumber, u.Phases, u.Phase,
-		describeProgress(cluster, app.Progress{Operation: p.Operation, Roll: p.Roll}))
 }
 
 func printRoll(out io.Writer, title string, r workflows.RollingRestartResult) {

@@ -28,9 +28,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/logging"
 	"github.com/kfleet/kfleet/internal/telemetry"
+	"github.com/kfleet/kfleet/internal/workerapp"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -85,7 +85,7 @@ func run() error {
 	}
 	webhook := os.Getenv("KFLEET_NOTIFY_WEBHOOK")
 	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").Msg("worker starting")
-	return app.RunWorker(ctx, c, app.WorkerConfig{
+	return workerapp.RunWorker(ctx, c, workerapp.WorkerConfig{
 		AWS:           awsCfg,
 		AWSEndpoint:   os.Getenv("KFLEET_AWS_ENDPOINT"),
 		PollInterval:  poll,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -108,7 +109,10 @@ func ApprovalWorkflow(ctx workflow.Context, in ApprovalInput) (ApprovalState, er
 	default:
 		st.DecidedBy, st.Reason = decision.By, decision.Reason
 		act := in.Action
-		act.Reason = fmt.Sprintf("approved by %s%s", decision.By, because(decision.Reason))
+		act.ApprovedBy = decision.By
+		if decision.Reason != "" {
+			act.Reason = decision.Reason
+		}
 		var sub activities.Submitted
 		if err := workflow.ExecuteActivity(submitContext(ctx), a.SubmitAction, act).Get(ctx, &sub); err != nil {
 			st.Status, st.Error = ApprovalFailed, activityMessage(err)
@@ -137,15 +141,17 @@ func submitContext(ctx workflow.Context) workflow.Context {
 }
 
 func describeAction(a activities.Action) string {
-	switch {
-	case a.Verb == activities.VerbUpgrade:
-		return "to " + a.Version
-	case len(a.Brokers) > 0:
-		return fmt.Sprintf("of broker(s) %v", a.Brokers)
-	case a.OperationID != "":
-		return "of " + a.OperationID
+	var parts []string
+	if len(a.Brokers) > 0 {
+		parts = append(parts, fmt.Sprintf("of broker(s) %v", a.Brokers))
 	}
-	return ""
+	if a.OperationID != "" {
+		parts = append(parts, "of "+a.OperationID)
+	}
+	if len(a.Params) > 0 {
+		parts = append(parts, string(a.Params))
+	}
+	return strings.Join(parts, " ")
 }
 
 func suffixBy(by string) string {

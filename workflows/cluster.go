@@ -1,12 +1,12 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -47,6 +47,9 @@ type ClusterState struct {
 	Urgent []Operation `json:"urgent,omitempty"`
 	// Health is what the health loop knows (health_loop.go).
 	Health *HealthState `json:"health,omitempty"`
+	// Protocol is the Kafka version and inter.broker.protocol.version the
+	// brokers run, as far as kfleet knows (op_upgrade.go).
+	Protocol *ProtocolLevel `json:"protocol,omitempty"`
 }
 
 // Operation is one risky operation admitted by the entity.
@@ -56,14 +59,16 @@ type Operation struct {
 	WorkflowID  string    `json:"workflowId"`
 	RequestedBy string    `json:"requestedBy"`
 	RequestedAt time.Time `json:"requestedAt"`
+	// ApprovedBy is who approved a request made in chat.
+	ApprovedBy string `json:"approvedBy,omitempty"`
 	// Brokers restricts the operation; empty means every broker.
 	Brokers []int32 `json:"brokers,omitempty"`
-	// MaxBatch is the roll's batch size (RestartRequest.MaxBatch).
-	MaxBatch   int       `json:"maxBatch,omitempty"`
-	Status     string    `json:"status"`
-	Error      string    `json:"error,omitempty"`
-	StartedAt  time.Time `json:"startedAt,omitzero"`
-	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Params are the kind's own parameters as admitted (op_*.go).
+	Params     json.RawMessage `json:"params,omitempty"`
+	Status     string          `json:"status"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"startedAt,omitzero"`
+	FinishedAt time.Time       `json:"finishedAt,omitzero"`
 	// Existing is set in an update's answer when the request joined an
 	// operation already queued or running instead of adding one.
 	Existing bool `json:"existing,omitempty"`
@@ -71,19 +76,23 @@ type Operation struct {
 	// why; set on the running one as soon as its cancellation is asked.
 	CancelledBy  string `json:"cancelledBy,omitempty"`
 	CancelReason string `json:"cancelReason,omitempty"`
-	// Upgrade holds the versions of a rolling upgrade (rolling_upgrade.go).
-	Upgrade *Upgrade `json:"upgrade,omitempty"`
-	// Reason is why kfleet itself asked for the operation (a health
-	// finding, a broker loss).
+	// Reason is why it was asked for (a health finding, a broker loss,
+	// an operator's words).
 	Reason string `json:"reason,omitempty"`
 	// Outcome summarises what a finished operation did.
 	Outcome string `json:"outcome,omitempty"`
-	// LostAt is when a recovery's broker was lost.
-	LostAt time.Time `json:"lostAt,omitzero"`
-	// Requested marks an expansion an operator asked for: it grows the
-	// volume even below the threshold.
-	Requested bool `json:"requested,omitempty"`
-	// GrowthBytesPerSec and CooldownUntil are a volume expansion's inputs.
+
+	legacyParams
+}
+
+// legacyParams are the kind-specific fields operations carried before
+// Params: states and histories recorded then still decode, and each kind
+// reads its parameters from them when Params is empty (kind.legacy).
+type legacyParams struct {
+	MaxBatch          int       `json:"maxBatch,omitempty"`
+	Upgrade           *Upgrade  `json:"upgrade,omitempty"`
+	LostAt            time.Time `json:"lostAt,omitzero"`
+	Requested         bool      `json:"requested,omitempty"`
 	GrowthBytesPerSec float64   `json:"growthBytesPerSec,omitempty"`
 	CooldownUntil     time.Time `json:"cooldownUntil,omitzero"`
 }
@@ -96,15 +105,6 @@ const (
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
 )
-
-// RestartRequest asks the entity for a rolling restart.
-type RestartRequest struct {
-	RequestedBy string  `json:"requestedBy"`
-	Brokers     []int32 `json:"brokers,omitempty"`
-	// MaxBatch lets brokers that share no partition restart together;
-	// 0 or 1 is one at a time (see RollingRestartInput.MaxBatch).
-	MaxBatch int `json:"maxBatch,omitempty"`
-}
 
 // ClusterStatus is what the status query answers.
 type ClusterStatus struct {
@@ -120,30 +120,36 @@ const (
 	// entityVersion versions the entity's commands (workflow.GetVersion):
 	// 1 runs the broker watch and continues as new with queued work; 2
 	// adds the health loop and the urgent lane (recoveries, volume
-	// expansions). Runs recorded before a version keep its predecessor's
+	// expansions); 3 runs every operation in a coroutine of its own and
+	// continues as new whenever its history asks, whatever runs or waits:
+	// operations report their end by signal (reportEnd) and are cancelled
+	// by ID. Runs recorded before a version keep its predecessor's
 	// behaviour until their next continue-as-new.
 	entityVersionChange = "cluster-entity"
-	entityVersion       = 2
+	entityVersion       = 3
 )
 
 // ClusterWorkflow is the durable entity of one managed cluster (ID
-// cluster/<id>). Every risky operation enters through its updates and runs
-// as a child workflow, in the order admitted: maintenance (rolls, upgrades,
-// cleaner restarts) one at a time, urgent operations (recoveries, volume
-// expansions) beside it, at most one per broker (urgent_lane.go); no
-// maintenance starts while a recovery is queued or running. A request for
-// an operation already queued or running is answered with that operation.
-// Operators pause (no queued operation starts), resume, and cancel a queued
-// or running operation by update.
+// cluster/<id>). Every risky operation enters through its request update
+// and runs as a child workflow, in the order admitted, in its kind's lane
+// (kinds.go): maintenance (rolls, upgrades, cleaner restarts) one at a
+// time, urgent operations (recoveries, volume expansions) beside it, at
+// most one per broker (urgent_lane.go); no maintenance starts while a
+// recovery is queued or running. A request for an operation already queued
+// or running is answered with that operation. Operators pause (no queued
+// operation starts), resume, and cancel a queued or running operation by
+// update.
 //
 // Beside the operations it watches the cluster's broker registrations in
 // ZooKeeper (brokerWatch): a broker that leaves while no operation of
-// kfleet touches it is a loss, recovered once if it does not come back
-// within a grace. A health loop (healthLoop) turns disk, cleaner and heap
-// findings into operations.
+// kfleet touches it is a loss, recovered once. A health loop (healthLoop)
+// turns disk, cleaner and heap findings into operations.
 //
-// Past its event budget it continues as new, carrying its state and queue,
-// once no operation runs and every update handler has finished.
+// Past its event budget it continues as new whatever it is doing — a roll
+// running or paused for a human for days, urgent operations, a queue, a
+// pause — carrying its state. Children own their progress and outlive the
+// run that started them; the entity keeps their IDs and learns their end
+// from their signal (SignalOperationEnded).
 func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	e := &entity{spec: in.Spec}
 	if in.State != nil {
@@ -153,10 +159,13 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	if budget <= 0 {
 		budget = defaultEventBudget
 	}
-	version := workflow.GetVersion(ctx, entityVersionChange, workflow.DefaultVersion, entityVersion)
+	e.version = workflow.GetVersion(ctx, entityVersionChange, workflow.DefaultVersion, entityVersion)
 	spec, st := &e.spec, &e.st
-	e.watch = newBrokerWatch(ctx, spec, st, version >= 1, e.changed)
-	e.ctl = &controls{spec: spec, st: st, changed: e.changed, cancelUrgent: map[string]workflow.CancelFunc{}}
+	if st.Protocol == nil {
+		st.Protocol = st.protocolFromHistory()
+	}
+	e.watch = newBrokerWatch(ctx, spec, st, e.version >= 1, e.changed)
+	e.ctl = &controls{e: e, spec: spec, st: st, changed: e.changed, cancelUrgent: map[string]workflow.CancelFunc{}}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ClusterStatus, error) {
 		return ClusterStatus{Spec: *spec, ClusterState: *st}, nil
 	}); err != nil {
@@ -178,72 +187,41 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	); err != nil {
 		return err
 	}
-	if err := setUpgradeHandler(ctx, spec, st); err != nil { // rolling_upgrade.go
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRequestRestart,
-		func(ctx workflow.Context, req RestartRequest) (Operation, error) {
-			if op, ok := st.covering(OpRollingRestart, req.Brokers); ok {
-				op.Existing = true
-				return op, nil
-			}
-			op := st.newOperation(ctx, spec.ID, OpRollingRestart, "roll", req.RequestedBy)
-			op.Brokers, op.MaxBatch = req.Brokers, req.MaxBatch
-			st.Queue = append(st.Queue, op)
-			e.changed(ctx)
-			return op, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, req RestartRequest) error {
-			if req.RequestedBy == "" {
-				return errors.New("requestedBy is required: say who asks for the restart")
-			}
-			for _, b := range req.Brokers {
-				if _, ok := spec.Broker(b); !ok {
-					return fmt.Errorf("broker %d is not in cluster %s (brokers %v)", b, spec.ID, spec.BrokerIDs())
-				}
-			}
-			if req.MaxBatch < 0 || req.MaxBatch > len(spec.Brokers) {
-				return fmt.Errorf("maxBatch %d: want 0..%d (the cluster's broker count)", req.MaxBatch, len(spec.Brokers))
-			}
-			return nil
-		}},
-	); err != nil {
-		return err
-	}
-
-	if err := e.ctl.register(ctx); err != nil {
-		return err
-	}
 	if err := e.registerRequests(ctx); err != nil { // cluster_requests.go
 		return err
 	}
+	if err := e.ctl.register(ctx); err != nil {
+		return err
+	}
 	workflow.Go(ctx, e.watch.run)
-	if version >= 2 {
+	if e.version >= 2 {
 		e.health = &healthLoop{e: e}
 		e.lane = &urgentLane{e: e}
 		workflow.Go(ctx, e.health.run)
 		workflow.Go(ctx, e.lane.run)
 	}
+	if e.version >= 3 {
+		e.ends = workflow.GetSignalChannel(ctx, SignalOperationEnded)
+		workflow.Go(ctx, e.receiveEnds)
+	}
 	e.changed(ctx)
 
-	// Runs recorded before entityVersion 1 continued as new only when idle.
-	carry := func() bool {
-		return (len(st.Queue) == 0 || st.Paused != nil || version >= 1) && len(st.Urgent) == 0
-	}
 	for {
-		if err := workflow.Await(ctx, func() bool { return st.nextMaintenance() >= 0 || shouldContinueAsNew(ctx, budget) && carry() }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return st.nextMaintenance() >= 0 || e.mayContinueAsNew(ctx, budget) }); err != nil {
 			return err
 		}
-		// Never while an operation runs (this loop is waiting for it
-		// then): the history is long, drain handlers, carry the state.
-		if shouldContinueAsNew(ctx, budget) && carry() {
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		if e.mayContinueAsNew(ctx, budget) {
+			// The history is long: drain handlers and the children being
+			// started, carry the state.
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && e.starting == 0 }); err != nil {
 				return err
 			}
-			if carry() {
+			if e.mayContinueAsNew(ctx, budget) {
 				e.stop()
 				e.watch.drainTouches(ctx)
-				workflow.GetLogger(ctx).Info("continuing as new", "Cluster", spec.ID, "Queued", len(st.Queue), "Paused", st.Paused != nil)
+				e.drainEnds(ctx)
+				workflow.GetLogger(ctx).Info("continuing as new", "Cluster", spec.ID, "Queued", len(st.Queue), "Paused", st.Paused != nil,
+					"Running", st.Running != nil, "Urgent", len(st.Urgent))
 				return workflow.NewContinueAsNewError(ctx, ClusterWorkflow, ClusterInput{Spec: *spec, State: st, EventBudget: in.EventBudget})
 			}
 		}
@@ -255,47 +233,173 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 		st.Queue = slices.Delete(st.Queue, i, i+1)
 		op.Status, op.StartedAt = StatusRunning, workflow.Now(ctx)
 		st.Running = &op
+		if e.version >= 3 {
+			e.start(ctx, op)
+			e.changed(ctx)
+			continue
+		}
+		// Recorded before entity version 3: the loop waits for the
+		// operation, and continues as new only between operations.
 		opCtx, cancel := workflow.WithCancel(ctx)
 		e.ctl.cancelRunning = cancel
 		e.changed(ctx)
-		res, err := runOperation(opCtx, *spec, op)
+		rep, err := e.run(opCtx, op, func() {})
 		e.ctl.cancelRunning = nil
-		done := *st.Running
-		st.Running = nil
-		e.finish(ctx, done, res, err)
+		e.ended(ctx, op.ID, rep, err)
 	}
 }
 
 // entity is a ClusterWorkflow run's state and parts.
 type entity struct {
-	spec   fleet.ClusterSpec
-	st     ClusterState
-	watch  *brokerWatch
-	ctl    *controls
-	health *healthLoop // nil before entity version 2
-	lane   *urgentLane // nil before entity version 2
+	spec    fleet.ClusterSpec
+	st      ClusterState
+	version workflow.Version
+	watch   *brokerWatch
+	ctl     *controls
+	health  *healthLoop // nil before entity version 2
+	lane    *urgentLane // nil before entity version 2
+	// ends receives operations' ends (version 3).
+	ends workflow.ReceiveChannel
+	// starting counts children being started: the entity continues as new
+	// only once each has started (or failed to), so none is lost.
+	starting int
+	stopped  bool
 }
 
 // changed refreshes the entity's current details in the UI.
 func (e *entity) changed(ctx workflow.Context) { setDetails(ctx, e.spec, e.st) }
 
-// enqueue numbers and queues an operation kfleet itself asks for.
-func (e *entity) enqueue(ctx workflow.Context, op Operation) Operation {
-	slug := op.Kind
-	if op.Kind == OpRollingRestart {
-		slug = "roll"
+// mayContinueAsNew reports whether the run should end here and carry its
+// state: its history is past the budget and, for runs recorded before
+// entity version 3, nothing runs.
+func (e *entity) mayContinueAsNew(ctx workflow.Context, budget int) bool {
+	if !shouldContinueAsNew(ctx, budget) {
+		return false
 	}
-	queued := e.st.newOperation(ctx, e.spec.ID, op.Kind, slug, op.RequestedBy)
+	if e.version >= 3 {
+		return true
+	}
+	st := &e.st
+	return (len(st.Queue) == 0 || st.Paused != nil || e.version >= 1) && len(st.Urgent) == 0
+}
+
+// request admits a request: the operation queued, or the one it joins.
+func (e *entity) request(ctx workflow.Context, req Request) (Operation, error) {
+	k, err := KindNamed(req.Kind)
+	if err != nil {
+		return Operation{}, err
+	}
+	op, joined, err := k.admit(e.admission(ctx), req)
+	if err != nil {
+		return Operation{}, err
+	}
+	if joined {
+		op.Existing = true
+		return op, nil
+	}
+	return e.enqueue(ctx, op), nil
+}
+
+func (e *entity) admission(ctx workflow.Context) admission {
+	return admission{spec: e.spec, st: &e.st, now: workflow.Now(ctx), healthLoop: e.health != nil}
+}
+
+// enqueue numbers and queues an admitted operation (or one kfleet itself
+// asks for).
+func (e *entity) enqueue(ctx workflow.Context, op Operation) Operation {
+	queued := e.st.newOperation(ctx, e.spec.ID, op.Kind, op.RequestedBy)
 	op.ID, op.WorkflowID, op.RequestedAt, op.Status = queued.ID, queued.WorkflowID, queued.RequestedAt, queued.Status
 	e.st.Queue = append(e.st.Queue, op)
 	e.changed(ctx)
 	return op
 }
 
+// run runs op's child workflow and waits for it.
+func (e *entity) run(ctx workflow.Context, op Operation, started func()) (Report, error) {
+	k, err := KindNamed(op.Kind)
+	if err != nil {
+		started()
+		return Report{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadRequest, err)
+	}
+	return k.run(ctx, e.spec, op, started)
+}
+
+// start runs an operation that became Running or Urgent in a coroutine of
+// its own (entity version 3): the entity goes on (and may continue as
+// new) while it runs.
+func (e *entity) start(ctx workflow.Context, op Operation) {
+	e.starting++
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		rep, err := e.run(gctx, op, func() { e.starting-- })
+		if gctx.Err() != nil && e.stopped {
+			return // this run is over; the next one hears the end by signal
+		}
+		e.ended(gctx, op.ID, rep, err)
+	})
+}
+
+// receiveEnds applies operations' ends as they arrive (version 3).
+func (e *entity) receiveEnds(ctx workflow.Context) {
+	for !e.stopped {
+		var end OperationEnd
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(e.ends, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &end); e.applyEnd(ctx, end) })
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// drainEnds applies the ends that arrived in this workflow task, before
+// the run continues as new.
+func (e *entity) drainEnds(ctx workflow.Context) {
+	if e.ends == nil {
+		return
+	}
+	var end OperationEnd
+	for e.ends.ReceiveAsync(&end) {
+		e.applyEnd(ctx, end)
+		end = OperationEnd{}
+	}
+}
+
+// applyEnd finishes the running operation an end signal is about.
+func (e *entity) applyEnd(ctx workflow.Context, end OperationEnd) {
+	op, ok := e.st.runningByWorkflow(end.WorkflowID)
+	if !ok {
+		return // already finished (its future answered first), or not ours
+	}
+	var err error
+	if end.Error != "" {
+		err = errors.New(end.Error)
+	}
+	e.ended(ctx, op.ID, end.Report, err)
+}
+
+// ended records the end of the running or urgent operation id, whichever
+// of its future and its end signal told first.
+func (e *entity) ended(ctx workflow.Context, id string, rep Report, err error) {
+	st := &e.st
+	var op Operation
+	switch i := slices.IndexFunc(st.Urgent, func(u Operation) bool { return u.ID == id }); {
+	case st.Running != nil && st.Running.ID == id:
+		op, st.Running = *st.Running, nil
+	case i >= 0:
+		op = st.Urgent[i]
+		st.Urgent = slices.Delete(st.Urgent, i, i+1)
+		delete(e.ctl.cancelUrgent, id)
+	default:
+		return
+	}
+	e.finish(ctx, op, rep, err)
+}
+
 // finish records how an operation ended, lets go of what it held and
-// remembers what it taught (a volume's cool-down).
-func (e *entity) finish(ctx workflow.Context, op Operation, res operationResult, err error) {
-	op.FinishedAt, op.Outcome = workflow.Now(ctx), res.Outcome
+// remembers what it taught (a volume's cool-down, a protocol level).
+func (e *entity) finish(ctx workflow.Context, op Operation, rep Report, err error) {
+	op.FinishedAt, op.Outcome = workflow.Now(ctx), rep.Outcome
 	switch {
 	case err == nil:
 		op.Status = StatusSucceeded
@@ -309,7 +413,15 @@ func (e *entity) finish(ctx workflow.Context, op Operation, res operationResult,
 	countOperation(ctx, e.spec.ID, op.Kind, op.Status) // metrics.go
 	e.watch.release(op)
 	if e.st.Health != nil {
-		e.st.Health.finished(op, res)
+		e.st.Health.finished(op, rep)
+	}
+	if p := rep.Protocol; p != nil {
+		level := *p
+		level.Since, level.By = op.FinishedAt, op.ID
+		if level.Uncertain != "" && e.st.Protocol != nil {
+			level.KafkaVersion, level.InterBrokerProtocol = e.st.Protocol.KafkaVersion, e.st.Protocol.InterBrokerProtocol
+		}
+		e.st.Protocol = &level
 	}
 	e.st.record(op)
 	e.changed(ctx)
@@ -317,6 +429,7 @@ func (e *entity) finish(ctx workflow.Context, op Operation, res operationResult,
 
 // stop ends the entity's coroutines' work before continue-as-new.
 func (e *entity) stop() {
+	e.stopped = true
 	e.watch.stop()
 	if e.health != nil {
 		e.health.stop()
@@ -324,104 +437,18 @@ func (e *entity) stop() {
 	}
 }
 
-// operationResult is what the entity keeps from an operation's result.
-type operationResult struct {
-	Outcome string
-	Volume  *VolumeExpansionResult
-}
-
-// runOperation runs op as a child workflow and waits for it.
-func runOperation(ctx workflow.Context, spec fleet.ClusterSpec, op Operation) (operationResult, error) {
-	if op.Kind == OpRollingUpgrade {
-		return operationResult{}, runUpgrade(ctx, spec, op) // rolling_upgrade.go
-	}
-	brokers := fmt.Sprintf("%d brokers", len(spec.Brokers))
-	if len(op.Brokers) > 0 {
-		brokers = fmt.Sprintf("broker(s) %v", op.Brokers)
-	}
-	attrs := []temporal.SearchAttributeUpdate{AttrClusterID.ValueSet(spec.ID), AttrOperation.ValueSet(op.Kind)}
-	if len(op.Brokers) == 1 {
-		attrs = append(attrs, AttrBrokerID.ValueSet(int64(op.Brokers[0])))
-	}
-	why := "requested by " + op.RequestedBy
-	if op.Reason != "" {
-		why += ": " + op.Reason
-	}
-	opts := workflow.ChildWorkflowOptions{
-		WorkflowID:            op.WorkflowID,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
-		// The entity continues-as-new only when idle, but a terminated
-		// entity must not leave an operation half-done: it finishes on its own.
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	}
-	run := func(summary string, wf, in, out any) error {
-		opts.StaticSummary = fmt.Sprintf(summary, spec.ID) + ", " + why
-		return workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), wf, in).Get(ctx, out)
-	}
-	switch op.Kind {
-	case OpRecovery:
-		var res RecoveryResult
-		in := RecoveryInput{Spec: spec, Broker: op.Brokers[0], LostAt: op.LostAt, OperationID: op.ID, Grace: spec.Health.WithDefaults().RecoveryGrace}
-		err := run("Recovery of **%s** broker "+fmt.Sprint(op.Brokers[0]), RecoveryWorkflow, in, &res)
-		return operationResult{Outcome: recoveryOutcome(res)}, err
-	case OpVolumeExpansion:
-		var res VolumeExpansionResult
-		in := VolumeExpansionInput{Spec: spec, Broker: op.Brokers[0], OperationID: op.ID, RequestedBy: op.RequestedBy,
-			GrowthBytesPerSec: op.GrowthBytesPerSec, CooldownUntil: op.CooldownUntil, Requested: op.Requested}
-		err := run("Volume expansion of **%s** broker "+fmt.Sprint(op.Brokers[0]), VolumeExpansionWorkflow, in, &res)
-		return operationResult{Outcome: volumeOutcome(res), Volume: &res}, err
-	case OpCleanerHealth:
-		var res CleanerHealthResult
-		in := CleanerHealthInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers}
-		err := run("Log cleaner check of **%s** "+brokers, CleanerHealthWorkflow, in, &res)
-		return operationResult{Outcome: cleanerOutcome(res)}, err
-	}
-	in := RollingRestartInput{Spec: spec, OperationID: op.ID, RequestedBy: op.RequestedBy, Brokers: op.Brokers, MaxBatch: op.MaxBatch}
-	return operationResult{}, run("Rolling restart of **%s** ("+brokers+")", RollingRestartWorkflow, in, nil)
-}
-
-func recoveryOutcome(r RecoveryResult) string {
-	if r.CameBack {
-		return "came back by itself"
-	}
-	s := fmt.Sprintf("cause %s, %d start(s)", r.Cause, r.Starts)
-	for _, f := range r.Fixes {
-		s += fmt.Sprintf(", %s %d -> %d", f.Name, f.From, f.To)
-	}
-	return s
-}
-
-func volumeOutcome(r VolumeExpansionResult) string {
-	switch r.Outcome {
-	case ExpansionExpanded:
-		return fmt.Sprintf("expanded %d -> %d GiB", r.FromGiB, r.ToGiB)
-	case "":
-		return ""
-	}
-	return r.Outcome + ": " + r.Reason
-}
-
-func cleanerOutcome(r CleanerHealthResult) string {
-	switch {
-	case len(r.Unhealthy) == 0:
-		return "every cleaner healthy"
-	case len(r.StillUnhealthy) > 0:
-		return fmt.Sprintf("restarted %v, still unhealthy: %s", r.Restarted, describeFindings(r.StillUnhealthy))
-	}
-	return fmt.Sprintf("restarted %v, cleaners healthy again", r.Restarted)
-}
-
 // newOperation numbers a new queued operation of kind. Its id ends the
 // entity's run id's tail, the random part (the head is a timestamp), so ids
-// stay unique across re-registrations; slug names it in the workflow id.
-func (st *ClusterState) newOperation(ctx workflow.Context, cluster, kind, slug, requestedBy string) Operation {
+// stay unique across re-registrations; the kind's slug names it in the
+// workflow id.
+func (st *ClusterState) newOperation(ctx workflow.Context, cluster, kind, requestedBy string) Operation {
 	st.Seq++
 	runID := workflow.GetInfo(ctx).WorkflowExecution.RunID
 	id := fmt.Sprintf("%s-%d", runID[max(0, len(runID)-8):], st.Seq)
 	return Operation{
 		ID:          id,
 		Kind:        kind,
-		WorkflowID:  OperationWorkflowID(cluster, slug, id),
+		WorkflowID:  OperationWorkflowID(cluster, kindSlug(kind), id),
 		RequestedBy: requestedBy,
 		RequestedAt: workflow.Now(ctx),
 		Status:      StatusQueued,
@@ -469,4 +496,38 @@ func (st ClusterState) Operation(id string) (Operation, bool) {
 		}
 	}
 	return Operation{}, false
+}
+
+// runningByWorkflow finds the running or urgent operation whose workflow
+// is workflowID.
+func (st ClusterState) runningByWorkflow(workflowID string) (Operation, bool) {
+	if st.Running != nil && st.Running.WorkflowID == workflowID {
+		return *st.Running, true
+	}
+	for _, op := range st.Urgent {
+		if op.WorkflowID == workflowID {
+			return op, true
+		}
+	}
+	return Operation{}, false
+}
+
+// protocolFromHistory is the protocol level the last upgrade in the
+// history left, for states carried over from runs that did not keep it.
+func (st ClusterState) protocolFromHistory() *ProtocolLevel {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		op := st.History[i]
+		if op.Kind != OpRollingUpgrade {
+			continue
+		}
+		p, err := paramsOf(op, legacyUpgrade)
+		if err != nil || p.Version == "" {
+			return nil
+		}
+		if op.Status != StatusSucceeded {
+			return &ProtocolLevel{Uncertain: fmt.Sprintf("the last upgrade (%s to %s) %s, so brokers may run either protocol", op.ID, p.Version, op.Status), By: op.ID, Since: op.FinishedAt}
+		}
+		return &ProtocolLevel{KafkaVersion: p.Version, InterBrokerProtocol: p.TargetIBP, By: op.ID, Since: op.FinishedAt}
+	}
+	return nil
 }

@@ -41,14 +41,15 @@ type CancelRequest struct {
 
 // controls are the entity's pause, resume and cancel updates.
 type controls struct {
+	e    *entity
 	spec *fleet.ClusterSpec
 	st   *ClusterState
-	// cancelRunning cancels the running operation's child workflow; nil
-	// when nothing runs.
+	// cancelRunning cancels the running operation's child workflow, and
+	// cancelUrgent a running urgent one by operation id, in runs recorded
+	// before entity version 3 (which cancel operations by workflow ID).
 	cancelRunning workflow.CancelFunc
-	// cancelUrgent cancels a running urgent operation, by operation id.
-	cancelUrgent map[string]workflow.CancelFunc
-	changed      func(workflow.Context)
+	cancelUrgent  map[string]workflow.CancelFunc
+	changed       func(workflow.Context)
 }
 
 func (c *controls) register(ctx workflow.Context) error {
@@ -146,7 +147,11 @@ func (c *controls) cancel(ctx workflow.Context, req CancelRequest) (Operation, e
 	if r := c.st.Running; r != nil && r.ID == req.OperationID {
 		r.CancelledBy, r.CancelReason = req.By, req.Reason
 		log.Warn("cancelling the running operation", "Cluster", c.spec.ID, "Operation", r.ID, "Kind", r.Kind, "By", req.By, "Reason", req.Reason)
-		c.cancelRunning()
+		if c.cancelRunning != nil {
+			c.cancelRunning()
+		} else {
+			c.cancelWorkflow(ctx, *r)
+		}
 		c.changed(ctx)
 		return *r, nil
 	}
@@ -154,7 +159,11 @@ func (c *controls) cancel(ctx workflow.Context, req CancelRequest) (Operation, e
 		u := &c.st.Urgent[i]
 		u.CancelledBy, u.CancelReason = req.By, req.Reason
 		log.Warn("cancelling an urgent operation", "Cluster", c.spec.ID, "Operation", u.ID, "Kind", u.Kind, "By", req.By, "Reason", req.Reason)
-		c.cancelUrgent[u.ID]()
+		if cancel, ok := c.cancelUrgent[u.ID]; ok {
+			cancel()
+		} else {
+			c.cancelWorkflow(ctx, *u)
+		}
 		c.changed(ctx)
 		return *u, nil
 	}
@@ -167,6 +176,22 @@ func (c *controls) cancel(ctx workflow.Context, req CancelRequest) (Operation, e
 	log.Info("queued operation cancelled", "Cluster", c.spec.ID, "Operation", op.ID, "Kind", op.Kind, "By", req.By, "Reason", req.Reason)
 	c.changed(ctx)
 	return op, nil
+}
+
+// cancelWorkflow asks op's workflow to stop, by its ID: it may have been
+// started by an earlier run of the entity. It ends the usual way and
+// reports its end; one that is already closed without having reported
+// (terminated by hand) is recorded as cancelled here, so the entity is
+// never stuck on an operation that no longer runs.
+func (c *controls) cancelWorkflow(ctx workflow.Context, op Operation) {
+	f := workflow.RequestCancelExternalWorkflow(ctx, op.WorkflowID, "")
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		if err := f.Get(gctx, nil); err != nil && gctx.Err() == nil {
+			workflow.GetLogger(gctx).Warn("operation's workflow could not be cancelled; recording it as ended", "Cluster", c.spec.ID,
+				"Operation", op.ID, "Workflow", op.WorkflowID, "Error", err)
+			c.e.ended(gctx, op.ID, Report{}, fmt.Errorf("its workflow %s could not be cancelled (%v): it had ended without reporting", op.WorkflowID, err))
+		}
+	})
 }
 
 // cancellable lists what could be cancelled, for an error message.
@@ -199,10 +224,10 @@ func (st *ClusterState) record(op Operation) {
 // that may start now, or -1: not while paused, and not while a recovery is
 // queued or running (recovery pre-empts maintenance).
 func (st ClusterState) nextMaintenance() int {
-	if st.Paused != nil || st.recovering() {
+	if st.Paused != nil || st.recovering() || st.Running != nil {
 		return -1
 	}
-	return slices.IndexFunc(st.Queue, func(op Operation) bool { return !urgent(op.Kind) })
+	return slices.IndexFunc(st.Queue, func(op Operation) bool { return laneOf(op.Kind) == LaneMaintenance })
 }
 
 // setDetails shows the entity's state in the Temporal UI.

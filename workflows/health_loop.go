@@ -201,12 +201,12 @@ func (h *healthLoop) tick(ctx workflow.Context) {
 		h.disk(ctx, policy, bs, rep.At)
 		if why, bad := fleet.CleanerUnhealthy(policy, b.Cleaner); bad {
 			h.act(ctx, FindingCleaner, b.Broker, why, rep.At, func() Operation {
-				return Operation{Kind: OpCleanerHealth, Brokers: []int32{b.Broker}}
+				return cleanerOperation(b.Broker)
 			})
 		}
 		if why, leaking := fleet.HeapClimbing(policy, bs.Heap); leaking {
 			h.act(ctx, FindingHeap, b.Broker, why, rep.At, func() Operation {
-				return Operation{Kind: OpRollingRestart, Brokers: []int32{b.Broker}}
+				return restartOperation(b.Broker)
 			})
 		}
 	}
@@ -223,7 +223,7 @@ func (h *healthLoop) disk(ctx workflow.Context, policy fleet.HealthPolicy, bs *B
 		}
 		why := fmt.Sprintf("disk %.1f%% used during the volume's cool-down (until %s)", d.Percent(), cd.Until.Format(time.RFC3339))
 		h.act(ctx, FindingDisk, bs.Broker, why, now, func() Operation {
-			return Operation{Kind: OpVolumeExpansion, Brokers: []int32{bs.Broker}, GrowthBytesPerSec: bs.GrowthBytesPerSec, CooldownUntil: cd.Until}
+			return expansionOperation(bs.Broker, bs.GrowthBytesPerSec, cd.Until)
 		})
 		return
 	}
@@ -235,7 +235,7 @@ func (h *healthLoop) disk(ctx workflow.Context, policy fleet.HealthPolicy, bs *B
 		return
 	}
 	h.act(ctx, FindingDisk, bs.Broker, plan.Reason, now, func() Operation {
-		return Operation{Kind: OpVolumeExpansion, Brokers: []int32{bs.Broker}, GrowthBytesPerSec: bs.GrowthBytesPerSec}
+		return expansionOperation(bs.Broker, bs.GrowthBytesPerSec, time.Time{})
 	})
 }
 
@@ -290,7 +290,7 @@ func (h *healthLoop) zooKeeper(ctx workflow.Context, servers []fleet.ZooKeeperSe
 
 // finished records an operation's outcome on its finding and what the
 // entity must remember from it (a volume's cool-down).
-func (hs *HealthState) finished(op Operation, res operationResult) {
+func (hs *HealthState) finished(op Operation, res Report) {
 	for i := range hs.Findings {
 		if hs.Findings[i].Operation == op.ID {
 			hs.Findings[i].Outcome = op.Status

@@ -5,6 +5,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -13,44 +14,19 @@ import (
 // TaskQueue is the one task queue kfleet's worker polls.
 const TaskQueue = "kfleet"
 
-// Operation kinds, as recorded in the cluster entity and the Operation
-// search attribute.
-const (
-	OpRollingRestart = "rolling-restart"
-	OpRollingUpgrade = "rolling-upgrade"
-	// OpRecovery brings back a broker lost without a controlled shutdown.
-	OpRecovery = "recovery"
-	// OpVolumeExpansion grows a broker's data volume (or escalates while
-	// it cannot).
-	OpVolumeExpansion = "volume-expansion"
-	// OpCleanerHealth checks the log cleaner and restarts, gated, the
-	// brokers whose cleaner is dead or stuck.
-	OpCleanerHealth = "cleaner-health"
-)
-
-// urgent reports whether operations of kind start beside the running
-// maintenance operation: they never take a broker down (a recovery starts
-// a broker that is down; an expansion grows a disk online), and waiting
-// behind a roll that itself waits for the cluster to be healthy would
-// deadlock.
-func urgent(kind string) bool { return kind == OpRecovery || kind == OpVolumeExpansion }
-
 // Update, query and workflow names clients use.
 const (
-	UpdateSetSpec        = "set-spec"
-	UpdateRequestRestart = "request-restart"
-	UpdateRequestUpgrade = "request-upgrade"
-	QueryStatus          = "status"
-	QueryProgress        = "progress"
-	UpdateDecide         = "decide"
+	UpdateSetSpec = "set-spec"
+	// UpdateRequest admits an operation of any kind (Request, kinds.go).
+	UpdateRequest = "request"
+	QueryStatus   = "status"
+	QueryProgress = "progress"
+	UpdateDecide  = "decide"
 	// UpdateApprove and QueryApproval are an approval's (approval.go).
 	UpdateApprove = "approve"
 	QueryApproval = "approval"
-	// Requests to the entity beyond restarts and upgrades
-	// (cluster_requests.go).
-	UpdateRequestExpansion    = "request-expansion"
-	UpdateRequestCleanerCheck = "request-cleaner-check"
-	UpdateHealthCheck         = "health-check"
+	// UpdateHealthCheck runs a health tick now (cluster_requests.go).
+	UpdateHealthCheck = "health-check"
 )
 
 // The cluster entity's controls (updates) and the signal a roll sends it
@@ -61,6 +37,9 @@ const (
 	UpdateCancel = "cancel"
 	// SignalBrokerTouch carries a BrokerTouch from a roll to its entity.
 	SignalBrokerTouch = "broker-touch"
+	// SignalOperationEnded carries an OperationEnd from an operation's
+	// workflow to its entity.
+	SignalOperationEnded = "operation-ended"
 )
 
 // Search attributes kfleet registers on the Temporal namespace.
@@ -90,6 +69,13 @@ func SearchAttributeFlags() []string {
 // ClusterWorkflowID is the ID of a cluster's entity workflow.
 func ClusterWorkflowID(cluster string) string { return "cluster/" + cluster }
 
+// IsClusterWorkflowID reports whether id is a cluster entity's workflow ID
+// (and not one of an operation below it).
+func IsClusterWorkflowID(id string) bool {
+	cluster, ok := strings.CutPrefix(id, ClusterWorkflowID(""))
+	return ok && cluster != "" && !strings.Contains(cluster, "/")
+}
+
 // OperationWorkflowID is the ID of the child workflow running one operation.
 func OperationWorkflowID(cluster, kind, opID string) string {
 	return fmt.Sprintf("cluster/%s/%s/%s", cluster, kind, opID)
@@ -111,6 +97,35 @@ func UpgradePhaseWorkflowID(upgradeWorkflowID, phase string) string {
 // CleanerRestartWorkflowID is the ID of the rolling restart a cleaner-health
 // operation runs for the brokers whose cleaner it found unhealthy.
 func CleanerRestartWorkflowID(cleanerWorkflowID string) string { return cleanerWorkflowID + "/restart" }
+
+// Schedules (internal/schedules): a cluster's maintenance window is
+// schedule/<cluster>/<verb>; it starts cluster/<cluster>/scheduled/<verb>-
+// <time> (the server appends the time), a ScheduledActionWorkflow. The
+// fleet sweep is schedule/fleet-sweep and starts fleet/sweep-<time>.
+const (
+	SchedulePrefix = "schedule/"
+	// FleetSweepScheduleID is the fleet-wide sweep's schedule.
+	FleetSweepScheduleID = SchedulePrefix + "fleet-sweep"
+	// FleetSweepWorkflowIDPrefix is the prefix of the sweeps it starts.
+	FleetSweepWorkflowIDPrefix = "fleet/sweep"
+	// OpFleetSweep is the Operation search attribute of a sweep.
+	OpFleetSweep = "fleet-sweep"
+	// OpApproval is the Operation search attribute of an approval.
+	OpApproval = "approval"
+)
+
+// ClusterScheduleID is the ID of a cluster's maintenance window for verb.
+func ClusterScheduleID(cluster, verb string) string { return SchedulePrefix + cluster + "/" + verb }
+
+// ScheduledWorkflowID is the prefix of the workflow IDs a cluster's window
+// starts (the server appends the scheduled time).
+func ScheduledWorkflowID(cluster, verb string) string {
+	return ClusterWorkflowID(cluster) + "/scheduled/" + verb
+}
+
+// ScheduledOperation is the Operation search attribute of the workflows a
+// cluster's window starts, e.g. scheduled-restart.
+func ScheduledOperation(verb string) string { return "scheduled-" + verb }
 
 // setPaused upserts AttrPaused. Versioned: histories recorded before it
 // existed replay without the upsert command.

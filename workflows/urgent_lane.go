@@ -48,7 +48,9 @@ func (l *urgentLane) scheduleRecoveries(ctx workflow.Context) {
 			continue
 		}
 		reason := fmt.Sprintf("broker %d left ZooKeeper at %s without kfleet touching it", loss.Broker, loss.At.Format(time.RFC3339))
-		op := l.e.enqueue(ctx, Operation{Kind: OpRecovery, Brokers: []int32{loss.Broker}, RequestedBy: "kfleet-broker-watch", Reason: reason, LostAt: loss.At})
+		op := recoveryOperation(loss.Broker, loss.At)
+		op.RequestedBy, op.Reason = "kfleet-broker-watch", reason
+		op = l.e.enqueue(ctx, op)
 		loss.Recovery = op.ID
 		hs := st.health()
 		hs.record(Finding{Kind: FindingLoss, Broker: loss.Broker, Reason: reason, At: workflow.Now(ctx), Operation: op.ID})
@@ -63,16 +65,18 @@ func (l *urgentLane) start(ctx workflow.Context, i int) {
 	st.Queue = slices.Delete(st.Queue, i, i+1)
 	op.Status, op.StartedAt = StatusRunning, workflow.Now(ctx)
 	st.Urgent = append(st.Urgent, op)
+	if e.version >= 3 {
+		e.start(ctx, op)
+		e.changed(ctx)
+		return
+	}
+	// Recorded before entity version 3: cancelled through its context.
 	opCtx, cancel := workflow.WithCancel(ctx)
 	e.ctl.cancelUrgent[op.ID] = cancel
 	e.changed(ctx)
 	workflow.Go(opCtx, func(gctx workflow.Context) {
-		res, err := runOperation(gctx, e.spec, op)
-		delete(e.ctl.cancelUrgent, op.ID)
-		j := slices.IndexFunc(st.Urgent, func(u Operation) bool { return u.ID == op.ID })
-		done := st.Urgent[j]
-		st.Urgent = slices.Delete(st.Urgent, j, j+1)
-		e.finish(ctx, done, res, err)
+		rep, err := e.run(gctx, op, func() {})
+		e.ended(ctx, op.ID, rep, err)
 	})
 }
 
@@ -84,7 +88,7 @@ func (st ClusterState) nextUrgent() int {
 		return -1
 	}
 	return slices.IndexFunc(st.Queue, func(op Operation) bool {
-		if !urgent(op.Kind) {
+		if laneOf(op.Kind) != LaneUrgent {
 			return false
 		}
 		return !slices.ContainsFunc(st.Urgent, func(u Operation) bool { return sharesBroker(u, op) })

@@ -2,7 +2,6 @@ package chatops
 
 import (
 	"context"
-	"errors"
 )
 
 // Backend is what the chat server asks of kfleet.
@@ -21,23 +20,16 @@ type Backend interface {
 	Follow(ctx context.Context, cluster, operationID string, progress func(line string)) (string, error)
 }
 
-// Errors a Backend wraps (with %w) so the server can tell the person in chat
-// what went wrong. Any other error from a call made while Slack waits
-// (Status, List, Run, Propose) or from Decide means kfleet could not be
-// reached or failed: the person is told to try again, and the error is
+// A Backend wraps fleet.ErrRefused (kfleet refused the request as asked:
+// a cluster already paused, a self-approval, an approval already decided,
+// a broker not in the cluster, ...; its text is shown to the person who
+// asked) or fleet.ErrUnknownCluster (no such cluster is registered) with
+// %w: nothing was started. Any other error from a call made while Slack
+// waits (Status, List, Run, Propose) or from Decide means kfleet could not
+// be reached or failed: the person is told to try again, and the error is
 // logged. Follow is different: its error is how the operation ended (it
 // failed, was cancelled, or could not be followed), and its text is posted
 // to the channel as the operation's last line.
-var (
-	// ErrRefused means kfleet refused the request as asked (a cluster
-	// already paused, a self-approval, an approval already decided, a
-	// broker not in the cluster, ...): nothing was started. The error's
-	// text is shown to the person who asked.
-	ErrRefused = errors.New("refused")
-	// ErrUnknownCluster means no such cluster is registered with kfleet:
-	// nothing was started.
-	ErrUnknownCluster = errors.New("unknown cluster")
-)
 
 // User is who sent a request, as Slack names them: the user id (U…/W…),
 // stable and assigned by Slack, and the user name, which people can change.

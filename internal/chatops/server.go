@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // Routes the Server serves.
@@ -482,7 +484,7 @@ func (s *Server) propose(ctx context.Context, cmd Command, in slashRequest, who 
 // is shown as such; anything else is kfleet being unavailable (logged).
 func (s *Server) failure(err error, rec *record) message {
 	rec.err = err
-	if errors.Is(err, ErrRefused) || errors.Is(err, ErrUnknownCluster) {
+	if errors.Is(err, fleet.ErrRefused) || errors.Is(err, fleet.ErrUnknownCluster) {
 		rec.outcome = outcomeRefused
 		return ephemeral(":no_entry: " + escape(err.Error()))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/chatops"
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 const testSecret = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -131,13 +132,13 @@ func (b *fakeBackend) Decide(_ context.Context, approvalID, user string, approve
 	a, ok := b.approvals[approvalID]
 	switch {
 	case !ok:
-		return "", "", fmt.Errorf("approval %s: %w: no such approval", approvalID, chatops.ErrRefused)
+		return "", "", fmt.Errorf("approval %s: %w: no such approval", approvalID, fleet.ErrRefused)
 	case a.status != "pending":
-		return "", "", fmt.Errorf("%w: this %s of %s is already %s", chatops.ErrRefused, a.cmd.Verb, a.cmd.Cluster, a.status)
+		return "", "", fmt.Errorf("%w: this %s of %s is already %s", fleet.ErrRefused, a.cmd.Verb, a.cmd.Cluster, a.status)
 	case user == a.requester:
-		return "", "", fmt.Errorf("%w: %s asked for this %s: a second, different person must approve it", chatops.ErrRefused, user, a.cmd.Verb)
+		return "", "", fmt.Errorf("%w: %s asked for this %s: a second, different person must approve it", fleet.ErrRefused, user, a.cmd.Verb)
 	case !slices.Contains(a.approvers, user):
-		return "", "", fmt.Errorf("%w: %s may not approve a %s of %s", chatops.ErrRefused, user, a.cmd.Verb, a.cmd.Cluster)
+		return "", "", fmt.Errorf("%w: %s may not approve a %s of %s", fleet.ErrRefused, user, a.cmd.Verb, a.cmd.Cluster)
 	}
 	a.status = "denied"
 	if approve {
@@ -520,8 +521,8 @@ func TestBackendErrors(t *testing.T) {
 		delay time.Duration
 		says  string
 	}{
-		{"refused", fmt.Errorf("cluster local-a: pause: %w: already paused by bob", chatops.ErrRefused), 0, ":no_entry: cluster local-a: pause: refused: already paused by bob"},
-		{"unknown cluster", fmt.Errorf("cluster local-a: %w: register it first", chatops.ErrUnknownCluster), 0, ":no_entry: cluster local-a: unknown cluster: register it first"},
+		{"refused", fmt.Errorf("cluster local-a: pause: %w: already paused by bob", fleet.ErrRefused), 0, ":no_entry: cluster local-a: pause: refused: already paused by bob"},
+		{"unknown cluster", fmt.Errorf("cluster local-a: %w: register it first", fleet.ErrUnknownCluster), 0, ":no_entry: cluster local-a: unknown cluster: register it first"},
 		{"unavailable", errors.New("dial tcp 127.0.0.1:7233: connection refused"), 0, "kfleet is unavailable, try again"},
 		{"too slow", nil, time.Minute, "kfleet is unavailable, try again"},
 	}

@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/chatbackend"
 	"github.com/kfleet/kfleet/internal/chatops"
 )
 
@@ -69,7 +69,7 @@ func (s *Stack) startChatops(addr, dir string) error {
 	if c.srv, err = chatops.NewServer(chatops.Config{
 		SigningSecret:         secret,
 		Policy:                policy,
-		Backend:               app.NewChatopsBackend(s.Client),
+		Backend:               chatbackend.New(s.Client),
 		Log:                   s.opts.Log.With().Str("component", "chatops").Logger(),
 		AllowHTTPResponseURLs: true, // a local Slack stand-in has no TLS
 	}); err != nil {

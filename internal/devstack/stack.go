@@ -15,10 +15,12 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
+	"github.com/kfleet/kfleet/internal/schedules"
+	"github.com/kfleet/kfleet/internal/workerapp"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -52,7 +54,7 @@ type StackOptions struct {
 	// this address; empty: none.
 	ChatopsAddr string
 	// SweepEvery is the fleet sweep schedule's interval: 0 creates (or
-	// updates) it with the default (app.DefaultSweepEvery), negative
+	// updates) it with the default (schedules.DefaultSweepEvery), negative
 	// creates none.
 	SweepEvery time.Duration
 	Log        zerolog.Logger
@@ -75,10 +77,10 @@ type Stack struct {
 	Specs map[string]fleet.ClusterSpec
 	// Sweep is the fleet sweep's schedule, unless SweepEvery asked for
 	// none.
-	Sweep *app.Schedule
+	Sweep *schedules.Schedule
 
 	opts   StackOptions
-	worker *app.Worker
+	worker *workerapp.Worker
 }
 
 // StartStack starts every part in dependency order and registers the
@@ -141,7 +143,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	for id, spec := range s.Specs {
 		spec.Health = opts.Health
 		s.Specs[id] = spec
-		if err = app.RegisterCluster(ctx, s.Client, spec); err != nil {
+		if err = entity.RegisterCluster(ctx, s.Client, spec); err != nil {
 			return s, err
 		}
 	}
@@ -149,7 +151,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	// (the next whole hour by default), never at creation, so it costs a
 	// stack one RPC; a second start updates it.
 	if opts.SweepEvery >= 0 {
-		sweep, _, err := app.CreateSchedule(ctx, s.Client, app.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
+		sweep, _, err := schedules.CreateSchedule(ctx, s.Client, schedules.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
 		if err != nil {
 			return s, fmt.Errorf("fleet sweep schedule: %w", err)
 		}
@@ -182,7 +184,7 @@ func (s *Stack) StartWorker() error {
 		return errors.New("worker already running")
 	}
 	ep := s.Fleet.Endpoints().AWS
-	w, err := app.StartWorker(s.Client, app.WorkerConfig{
+	w, err := workerapp.StartWorker(s.Client, workerapp.WorkerConfig{
 		AWS: aws.Config{
 			Region:      ep.Region,
 			Credentials: credentials.NewStaticCredentialsProvider(ep.AccessKeyID, ep.SecretAccessKey, ""),

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/chatops"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -143,7 +143,7 @@ func TestIntegrationChatopsRestartNeedsASecondPerson(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, reply)
 	t.Logf("restart acknowledged in %s", time.Since(began).Round(time.Millisecond))
 	blockID, approvalID := approvalButtons(t, reply)
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Nil(t, st.Running, "nothing starts before a second person approves")
 	assert.Empty(t, st.Queue)
@@ -158,7 +158,7 @@ func TestIntegrationChatopsRestartNeedsASecondPerson(t *testing.T) {
 	op := finished(ctx, t, stack, "local-a", workflows.OpRollingRestart, time.Minute)
 	require.Equal(t, workflows.StatusSucceeded, op.Status, op.Error)
 	assert.Equal(t, "alice", op.RequestedBy, "the roll is alice's, approved by bob")
-	approval, err := app.ApprovalStatus(ctx, stack.Client, approvalID)
+	approval, err := entity.ApprovalStatus(ctx, stack.Client, approvalID)
 	require.NoError(t, err)
 	assert.Equal(t, workflows.ApprovalApproved, approval.Status)
 	assert.Equal(t, "bob", approval.DecidedBy)
@@ -185,7 +185,7 @@ func TestIntegrationChatopsRestartNeedsASecondPerson(t *testing.T) {
 	code, _ = slack.post(chatops.PathCommands, url.Values{"command": {"/kafka"}, "text": {"pause local-a"}, "user_id": {"UALICE"},
 		"user_name": {"alice"}, "channel_id": {"C0OPS"}, "response_url": {slack.replies.URL + "/respond/p"}}.Encode(), now)
 	assert.Equal(t, http.StatusConflict, code, "a replay is refused")
-	st, err = app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err = entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	require.NotNil(t, st.Paused, "the pause ran once")
 	assert.Len(t, st.History, 1, "no second roll")

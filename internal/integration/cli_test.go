@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/activities"
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/devstack/tier"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -129,7 +129,7 @@ func TestIntegrationCLICommands(t *testing.T) {
 	// they were.
 	nothingStarted := func(what string, history, audit int) {
 		t.Helper()
-		st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+		st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 		require.NoError(t, err)
 		assert.Nil(t, st.Running, what)
 		assert.Empty(t, st.Queue, what)
@@ -158,7 +158,7 @@ func TestIntegrationCLICommands(t *testing.T) {
 		out, code = run("cluster", "list")
 		return code == 0 && strings.Contains(out, "local-a")
 	}, 10*time.Second, 200*time.Millisecond, "cluster list shows local-a: %s", out)
-	var clusters []app.ClusterSummary
+	var clusters []entity.ClusterSummary
 	out, code = runStarterJSON(t, starter, &clusters, "cluster", "list", "--address", stack.Temporal.Addr)
 	require.Equal(t, 0, code, out)
 	require.Len(t, clusters, 1)
@@ -228,7 +228,7 @@ func TestIntegrationCLICommands(t *testing.T) {
 	assert.Contains(t, out, "cool-down until")
 
 	// A chat approval: neither the requester nor a stranger may approve it.
-	approval, err := app.Propose(ctx, stack.Client, activities.Action{Verb: activities.VerbCleanerCheck, Cluster: "local-a", RequestedBy: "bob"}, []string{"alice"}, "cli-test-1")
+	approval, err := entity.Propose(ctx, stack.Client, activities.Action{Verb: activities.VerbCleanerCheck, Cluster: "local-a", RequestedBy: "bob"}, []string{"alice"}, "cli-test-1")
 	require.NoError(t, err)
 	out, code = run("approve", "--approval", approval, "--by", "bob")
 	assert.Equal(t, 2, code, out)

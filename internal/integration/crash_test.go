@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
@@ -81,14 +81,14 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
 	require.NoError(t, err)
 
 	done := make(chan error, 1)
 	var res workflows.RollingRestartResult
 	go func() {
 		var err error
-		res, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+		res, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 		done <- err
 	}()
 	killed := 0
@@ -139,7 +139,7 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
@@ -149,7 +149,7 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 	stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	t.Logf("Temporal restarted with brokers stopped so far %v", stops)
 
-	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Brokers, 3)
 	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
@@ -177,7 +177,7 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultCrashLoop, Segments: 33000}, "chaos"))
 	recovery := func() (workflows.Operation, bool) {
-		st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+		st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 		if err != nil {
 			return workflows.Operation{}, false
 		}

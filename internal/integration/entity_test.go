@@ -8,8 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -23,7 +24,7 @@ func waitStatus(ctx context.Context, t *testing.T, stack *devstack.Stack, cluste
 	t.Helper()
 	var last workflows.ClusterStatus
 	require.Eventually(t, func() bool {
-		st, err := app.ClusterStatus(ctx, stack.Client, cluster)
+		st, err := entity.ClusterStatus(ctx, stack.Client, cluster)
 		if err != nil {
 			return false
 		}
@@ -64,7 +65,7 @@ func TestIntegrationEntityRecordsBrokerLossOnce(t *testing.T) {
 	assert.Equal(t, []int32{2}, st.Watch.Missing)
 
 	time.Sleep(time.Second)
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Len(t, st.Losses, 1, "recorded exactly once")
 
@@ -86,9 +87,9 @@ func TestIntegrationEntityOwnRollIsNoLoss(t *testing.T) {
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
-	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Brokers, 3)
 
@@ -114,20 +115,20 @@ func TestIntegrationEntityPauseHoldsQueuedRestart(t *testing.T) {
 	defer cancel()
 	before := len(stack.Fleet.Audit("local-a"))
 
-	_, err := app.Resume(ctx, stack.Client, "local-a", workflows.ResumeRequest{By: "oncall"})
-	require.ErrorIs(t, err, app.ErrRefused, "resume when not paused")
+	_, err := entity.Resume(ctx, stack.Client, "local-a", workflows.ResumeRequest{By: "oncall"})
+	require.ErrorIs(t, err, fleet.ErrRefused, "resume when not paused")
 	assert.Contains(t, err.Error(), "not paused")
-	_, err = app.Pause(ctx, stack.Client, "no-such-cluster", workflows.PauseRequest{By: "oncall"})
-	require.ErrorIs(t, err, app.ErrUnknownCluster)
+	_, err = entity.Pause(ctx, stack.Client, "no-such-cluster", workflows.PauseRequest{By: "oncall"})
+	require.ErrorIs(t, err, fleet.ErrUnknownCluster)
 
-	p, err := app.Pause(ctx, stack.Client, "local-a", workflows.PauseRequest{By: "oncall", Reason: "change freeze"})
+	p, err := entity.Pause(ctx, stack.Client, "local-a", workflows.PauseRequest{By: "oncall", Reason: "change freeze"})
 	require.NoError(t, err)
 	assert.Equal(t, "oncall", p.By)
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
 
 	time.Sleep(2 * time.Second)
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	require.NotNil(t, st.Paused)
 	assert.Equal(t, "change freeze", st.Paused.Reason)
@@ -136,12 +137,12 @@ func TestIntegrationEntityPauseHoldsQueuedRestart(t *testing.T) {
 	assert.Equal(t, op.ID, st.Queue[0].ID)
 	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
 
-	_, err = app.Cancel(ctx, stack.Client, "local-a", workflows.CancelRequest{OperationID: "nope", By: "oncall"})
-	require.ErrorIs(t, err, app.ErrRefused, "an unknown operation cannot be cancelled")
+	_, err = entity.Cancel(ctx, stack.Client, "local-a", workflows.CancelRequest{OperationID: "nope", By: "oncall"})
+	require.ErrorIs(t, err, fleet.ErrRefused, "an unknown operation cannot be cancelled")
 
-	_, err = app.Resume(ctx, stack.Client, "local-a", workflows.ResumeRequest{By: "oncall"})
+	_, err = entity.Resume(ctx, stack.Client, "local-a", workflows.ResumeRequest{By: "oncall"})
 	require.NoError(t, err)
-	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 	assert.Len(t, res.Brokers, 3)
 	stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))

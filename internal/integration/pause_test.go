@@ -4,18 +4,19 @@ import (
 	"slices"
 
 	"context"
-	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"testing"
 	"time"
+
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -49,7 +50,7 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 	fault := localfleet.Fault{Kind: localfleet.FaultFailToStart, Count: 100}
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, fault, "test"))
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
 	pause := waitPaused(ctx, t, stack, op)
 	assert.Equal(t, int32(2), pause.Broker)
@@ -66,13 +67,13 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 			return e.GetExecution().GetWorkflowId() == op.WorkflowID
 		})
 	}, 10*time.Second, 200*time.Millisecond, "the paused roll is found by the Paused search attribute")
-	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
+	_, err = entity.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionSkip, By: "oncall"})
 	require.Error(t, err, "a broker that is down cannot be skipped")
 
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultClear}, "oncall"))
-	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
+	_, err = entity.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
 	require.NoError(t, err)
-	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Brokers, 3)
 
@@ -96,16 +97,16 @@ func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T)
 	require.NoError(t, created.Err)
 	before := len(stack.Fleet.Audit("local-a"))
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
 	pause := waitPaused(ctx, t, stack, op)
 	assert.True(t, pause.CanSkip)
 	assert.Contains(t, pause.Reason, "fragile")
 	assert.Contains(t, pause.Reason, "no wait can open")
 
-	_, err = app.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionAbort, By: "oncall", Reason: "raise RF first"})
+	_, err = entity.Decide(ctx, stack.Client, "local-a", "", workflows.Decision{Action: workflows.DecisionAbort, By: "oncall", Reason: "raise RF first"})
 	require.NoError(t, err)
-	_, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	_, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "aborted by oncall")
 	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
@@ -127,16 +128,16 @@ func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
 
 	require.NoError(t, stack.Fleet.StopBroker(ctx, "local-a", 3, "someone else"))
 	require.NoError(t, stack.Fleet.StartBroker(ctx, "local-a", 3, "someone else"))
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
 	var sawWait bool
-	_, err = app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p app.Progress) {
+	_, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.Progress) {
 		if p.Roll != nil && p.Roll.Step == workflows.StepWaitGates && len(p.Roll.Blockers) > 0 {
 			sawWait = true
 		}
 	})
 	require.NoError(t, err)
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	var recovery, roll *workflows.Operation
 	for i, h := range st.History {

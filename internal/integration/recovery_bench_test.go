@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
@@ -35,7 +35,7 @@ func BenchmarkRecovery(b *testing.B) {
 	defer cancel()
 	waitIdle := func() {
 		for {
-			st, err := app.ClusterStatus(ctx, stack.Client, "bench")
+			st, err := entity.ClusterStatus(ctx, stack.Client, "bench")
 			if err == nil && st.Watch != nil && len(st.Watch.Missing) == 0 && len(st.Urgent) == 0 && len(st.Queue) == 0 {
 				return
 			}
@@ -47,7 +47,7 @@ func BenchmarkRecovery(b *testing.B) {
 	for b.Loop() {
 		before := len(stack.Fleet.Audit("bench"))
 		done := 0
-		if st, err := app.ClusterStatus(ctx, stack.Client, "bench"); err == nil {
+		if st, err := entity.ClusterStatus(ctx, stack.Client, "bench"); err == nil {
 			done = len(st.History)
 		}
 		crashed := time.Now()
@@ -57,7 +57,7 @@ func BenchmarkRecovery(b *testing.B) {
 		var op workflows.Operation
 		for op.FinishedAt.IsZero() {
 			time.Sleep(50 * time.Millisecond)
-			st, err := app.ClusterStatus(ctx, stack.Client, "bench")
+			st, err := entity.ClusterStatus(ctx, stack.Client, "bench")
 			if err != nil || len(st.History) <= done {
 				continue
 			}

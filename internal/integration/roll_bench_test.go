@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -34,11 +34,11 @@ func BenchmarkRoll(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 				before := len(stack.Fleet.Audit("bench"))
 				began := time.Now()
-				op, err := app.RequestRestart(ctx, stack.Client, "bench", workflows.RestartRequest{RequestedBy: "bench", MaxBatch: c.maxBatch})
+				op, err := entity.RequestRestart(ctx, stack.Client, "bench", workflows.RestartRequest{RequestedBy: "bench", MaxBatch: c.maxBatch})
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := app.FollowOperation(ctx, stack.Client, "bench", op.ID, 100*time.Millisecond, func(app.Progress) {}); err != nil {
+				if _, err := entity.FollowOperation(ctx, stack.Client, "bench", op.ID, 100*time.Millisecond, func(entity.Progress) {}); err != nil {
 					b.Fatal(err)
 				}
 				roll := time.Since(began)

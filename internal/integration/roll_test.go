@@ -15,8 +15,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -35,9 +36,9 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	require.NoError(t, err)
 	auditBefore := len(stack.Fleet.Audit("local-a"))
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
 	require.NoError(t, err)
-	res, err := app.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 
 	// The workflow's own account.
@@ -55,7 +56,7 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	assert.Equal(t, controllerBefore, stopOrder[2], "the fleet saw the controller stop last")
 	assert.Empty(t, stack.Fleet.Violations("local-a"), "no two brokers down, no partition under min ISR")
 
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	require.NotEmpty(t, st.History)
 	assert.Equal(t, workflows.StatusSucceeded, st.History[len(st.History)-1].Status)
@@ -99,15 +100,15 @@ func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
 	defer cancel()
 	before := len(stack.Fleet.Audit("local-a"))
 
-	_, err := app.RequestRestart(ctx, stack.Client, "no-such-cluster", workflows.RestartRequest{RequestedBy: "t"})
-	require.ErrorIs(t, err, app.ErrUnknownCluster)
+	_, err := entity.RequestRestart(ctx, stack.Client, "no-such-cluster", workflows.RestartRequest{RequestedBy: "t"})
+	require.ErrorIs(t, err, fleet.ErrUnknownCluster)
 	assert.Contains(t, err.Error(), "no-such-cluster")
 
-	_, err = app.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "t", Brokers: []int32{9}})
+	_, err = entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "t", Brokers: []int32{9}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "broker 9 is not in cluster local-a")
 
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Nil(t, st.Running)
 	assert.Empty(t, st.Queue)
@@ -151,9 +152,9 @@ func TestIntegrationBatchedRollOneRackAtATime(t *testing.T) {
 	controller, err := stack.Fleet.Controller("local-b")
 	require.NoError(t, err)
 
-	op, err := app.RequestRestart(ctx, stack.Client, "local-b", workflows.RestartRequest{RequestedBy: "integration-test", MaxBatch: 3})
+	op, err := entity.RequestRestart(ctx, stack.Client, "local-b", workflows.RestartRequest{RequestedBy: "integration-test", MaxBatch: 3})
 	require.NoError(t, err)
-	res, err := app.FollowOperation(ctx, stack.Client, "local-b", op.ID, 200*time.Millisecond, func(app.Progress) {})
+	res, err := entity.FollowOperation(ctx, stack.Client, "local-b", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
 	require.Len(t, res.Brokers, 6)
 

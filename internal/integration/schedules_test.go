@@ -13,8 +13,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/schedules"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -45,7 +46,7 @@ func TestIntegrationSchedules(t *testing.T) {
 
 	// The stack created the sweep, as `make run` does.
 	require.NotNil(t, stack.Sweep)
-	assert.Equal(t, app.FleetSweepScheduleID, stack.Sweep.ID)
+	assert.Equal(t, workflows.FleetSweepScheduleID, stack.Sweep.ID)
 	assert.Equal(t, "every 1h", stack.Sweep.Spec)
 
 	// Refused before anything is created: exit 2 and a clear message.
@@ -79,8 +80,8 @@ func TestIntegrationSchedules(t *testing.T) {
 	assert.Contains(t, out, "updated schedule schedule/fleet-sweep: fleet-sweep, every 2h")
 
 	// What Temporal holds.
-	restartID := app.ClusterScheduleID("local-a", "restart")
-	for _, id := range []string{restartID, app.FleetSweepScheduleID} {
+	restartID := workflows.ClusterScheduleID("local-a", "restart")
+	for _, id := range []string{restartID, workflows.FleetSweepScheduleID} {
 		d := describe(id)
 		assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, d.Schedule.Policy.Overlap, id)
 		assert.Equal(t, 10*time.Minute, d.Schedule.Policy.CatchupWindow, id)
@@ -97,18 +98,18 @@ func TestIntegrationSchedules(t *testing.T) {
 	next := d.Info.NextActionTimes[0].UTC()
 	assert.Equal(t, time.Sunday, next.Weekday(), "the window is on Sundays: %s", next)
 	assert.Equal(t, 3, next.Hour(), "at 03:00 UTC: %s", next)
-	d = describe(app.FleetSweepScheduleID)
+	d = describe(workflows.FleetSweepScheduleID)
 	assert.Equal(t, []client.ScheduleIntervalSpec{{Every: 2 * time.Hour}}, d.Schedule.Spec.Intervals)
 	assert.Equal(t, "FleetSweepWorkflow", d.Schedule.Action.(*client.ScheduleWorkflowAction).Workflow)
 
 	// Listed (visibility is eventually consistent).
-	var listed []app.Schedule
+	var listed []schedules.Schedule
 	require.Eventually(t, func() bool {
 		out, code = runStarterJSON(t, starter, &listed, "schedule", "list", "--address", addr)
 		return code == 0 && len(listed) == 2
 	}, 10*time.Second, 200*time.Millisecond, "schedule list shows both: %s %v", out, listed)
-	assert.Equal(t, app.FleetSweepScheduleID, listed[0].ID)
-	assert.Equal(t, app.OpFleetSweep, listed[0].Action)
+	assert.Equal(t, workflows.FleetSweepScheduleID, listed[0].ID)
+	assert.Equal(t, workflows.OpFleetSweep, listed[0].Action)
 	assert.Equal(t, restartID, listed[1].ID)
 	assert.Equal(t, "local-a", listed[1].Cluster)
 	assert.Equal(t, "restart", listed[1].Action)
@@ -123,7 +124,7 @@ func TestIntegrationSchedules(t *testing.T) {
 	// Triggered: the entity admits a rolling restart asked by the window,
 	// which rolls every broker once, safely.
 	audit := len(stack.Fleet.Audit("local-a"))
-	var started app.ScheduledRun
+	var started schedules.ScheduledRun
 	out, code = runStarterJSON(t, starter, &started, "schedule", "trigger", "local-a/restart", "--address", addr)
 	require.Equal(t, 0, code, out)
 	assert.Regexp(t, `^cluster/local-a/scheduled/restart-`, started.WorkflowID)
@@ -160,7 +161,7 @@ func TestIntegrationSchedules(t *testing.T) {
 	assert.Equal(t, "local-a", swept.Clusters[0].Cluster)
 	assert.Empty(t, swept.Clusters[0].Error)
 	assert.Contains(t, swept.Clusters[0].Summary, "local-a")
-	s, err := app.DescribeSchedule(ctx, stack.Client, app.FleetSweepScheduleID)
+	s, err := schedules.DescribeSchedule(ctx, stack.Client, workflows.FleetSweepScheduleID)
 	require.NoError(t, err)
 	require.NotNil(t, s.LastRun)
 	assert.Equal(t, "completed", s.LastRun.Status)
@@ -200,7 +201,7 @@ func TestIntegrationSchedules(t *testing.T) {
 		assert.Equal(t, 2, code, "%v: %s", args, out)
 		assert.Contains(t, out, "unknown schedule", args)
 	}
-	st, err = app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err = entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	op, ok := st.Operation(sub.OperationID)
 	require.True(t, ok)

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kfleet/kfleet/internal/app"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/localfleet"
@@ -78,7 +78,7 @@ func TestIntegrationRecoveryBringsBackACrashedBroker(t *testing.T) {
 	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	assert.Empty(t, stops, "recovery never stops a broker")
 	assert.Equal(t, map[int32]int{2: 1}, starts, "the lost broker started exactly once")
-	st, err = app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err = entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Empty(t, st.OpenLosses())
 	assert.Equal(t, op.ID, st.Losses[0].Recovery)
@@ -162,7 +162,7 @@ func TestIntegrationVolumeExpansionThenEscalation(t *testing.T) {
 	m, err := metrics.Scrape(ctx, b3.MetricsURL)
 	require.NoError(t, err)
 	assert.Equal(t, int64(vol.SizeGiB)<<30, m.FilesystemSize, "the broker sees the new size")
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	cd := st.Health.Brokers[2].Cooldown
 	require.NotNil(t, cd, "the cool-down is recorded in the entity")

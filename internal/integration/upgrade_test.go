@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/kfleet/kfleet/internal/app"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -43,7 +43,7 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 		assert.Equal(t, 2, code, out)
 		assert.Contains(t, out, bad.want)
 	}
-	st, err := app.ClusterStatus(ctx, stack.Client, "local-a")
+	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Nil(t, st.Running)
 	assert.Empty(t, st.Queue)
@@ -51,16 +51,16 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 	require.Len(t, stack.Fleet.Audit("local-a"), auditBefore, "no broker was touched")
 
 	// The upgrade: 3.7.1 with the protocol pinned to 3.6, then bumped to 3.7.
-	op, err := app.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{
+	op, err := entity.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{
 		RequestedBy: "integration-test", Version: "3.7.1", FromIBP: "3.6",
 	})
 	require.NoError(t, err)
-	dup, err := app.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{RequestedBy: "someone-else", Version: "3.7.1"})
+	dup, err := entity.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{RequestedBy: "someone-else", Version: "3.7.1"})
 	require.NoError(t, err)
 	assert.True(t, dup.Existing, "the same upgrade is joined")
 	assert.Equal(t, op.ID, dup.ID)
 	phases := map[string]bool{}
-	res, err := app.FollowUpgrade(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p app.UpgradeProgress) {
+	res, err := entity.FollowUpgrade(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.UpgradeProgress) {
 		if p.Upgrade != nil {
 			phases[p.Upgrade.Phase] = true
 		}

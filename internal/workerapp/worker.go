@@ -1,6 +1,7 @@
-// Package app wires kfleet's processes: the worker that runs workflows and
-// activities, shared by the worker binary and the local stack (starter dev).
-package app
+// Package workerapp wires kfleet's worker: the workflows every operation
+// kind registers (workflows.Register) and the activities with their
+// clients, shared by the worker binary and the local stack (starter dev).
+package workerapp
 
 import (
 	"context"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/cloud"
+	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/metrics"
 	"github.com/kfleet/kfleet/internal/notify"
@@ -54,7 +56,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Instances:    cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint),
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
-		Operator:     Operator{Client: c},
+		Operator:     entity.Operator{Client: c},
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 	}
@@ -66,15 +68,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		// abandon it to a retry.
 		WorkerStopTimeout: 10 * time.Second,
 	})
-	w.RegisterWorkflow(workflows.ClusterWorkflow)
-	w.RegisterWorkflow(workflows.RollingRestartWorkflow)
-	w.RegisterWorkflow(workflows.RollingUpgradeWorkflow)
-	w.RegisterWorkflow(workflows.RecoveryWorkflow)
-	w.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
-	w.RegisterWorkflow(workflows.CleanerHealthWorkflow)
-	w.RegisterWorkflow(workflows.ApprovalWorkflow)
-	w.RegisterWorkflow(workflows.ScheduledActionWorkflow)
-	w.RegisterWorkflow(workflows.FleetSweepWorkflow)
+	workflows.Register(w)
 	w.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		kp.Close()

@@ -1,13 +1,17 @@
-package app
+// Package schedules keeps kfleet's maintenance windows and the fleet
+// sweep as Temporal Schedules, with their cron and interval grammar.
+package schedules
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
 	// Time zones are checked where the request is made (the CLI), which
 	// may have no zoneinfo installed; the server loads its own.
 	_ "time/tzdata"
@@ -20,6 +24,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -28,19 +34,12 @@ import (
 // worker restart, shows in the UI with its next runs, and can be paused,
 // triggered or deleted without a deploy.
 //
-// IDs: a cluster's window is schedule/<cluster>/<verb>; it starts
-// cluster/<cluster>/scheduled/<verb>-<time> (the server appends the
-// scheduled time), a ScheduledActionWorkflow that only submits the action
-// to the cluster's entity. The fleet sweep is schedule/fleet-sweep and
-// starts fleet/sweep-<time>.
+// IDs (workflows/ids.go): a cluster's window is schedule/<cluster>/<verb>;
+// it starts cluster/<cluster>/scheduled/<verb>-<time> (the server appends
+// the scheduled time), a ScheduledActionWorkflow that only submits the
+// action to the cluster's entity. The fleet sweep is schedule/fleet-sweep
+// and starts fleet/sweep-<time>.
 const (
-	schedulePrefix = "schedule/"
-	// FleetSweepScheduleID is the fleet-wide sweep's schedule.
-	FleetSweepScheduleID = schedulePrefix + "fleet-sweep"
-	// fleetSweepWorkflowID is the prefix of the sweeps it starts.
-	fleetSweepWorkflowID = "fleet/sweep"
-	// OpFleetSweep is the Operation search attribute of a sweep.
-	OpFleetSweep = "fleet-sweep"
 	// DefaultSweepEvery is how often the fleet sweep runs by default:
 	// each entity already ticks its own health every minute; the sweep is
 	// the fleet-wide, auditable pass that proves every cluster was looked
@@ -58,25 +57,19 @@ const (
 	minScheduleEvery = time.Minute
 )
 
-// ScheduledOperation is the Operation search attribute of the workflows a
-// cluster's window starts, e.g. scheduled-restart.
-func ScheduledOperation(verb string) string { return "scheduled-" + verb }
-
-// ClusterScheduleID is the ID of a cluster's maintenance window for verb.
-func ClusterScheduleID(cluster, verb string) string {
-	return schedulePrefix + cluster + "/" + verb
+// schedulableVerbs are what a cluster's window may do: the operation
+// kinds registered as schedulable (a roll, a cleaner check), which go
+// through the entity's queue like any request. Upgrades and expansions
+// need a person (a version, a reason), not a calendar.
+func schedulableVerbs() []string {
+	var verbs []string
+	for _, k := range workflows.Kinds() {
+		if k.Schedulable() {
+			verbs = append(verbs, k.Verb())
+		}
+	}
+	return verbs
 }
-
-// ScheduledWorkflowID is the prefix of the workflow IDs a cluster's window
-// starts (the server appends the scheduled time).
-func ScheduledWorkflowID(cluster, verb string) string {
-	return workflows.ClusterWorkflowID(cluster) + "/scheduled/" + verb
-}
-
-// scheduleVerbs are what a cluster's window may do: a roll and a cleaner
-// check go through the entity's queue like any request. Upgrades and
-// expansions need a person (a version, a reason), not a calendar.
-var scheduleVerbs = []string{activities.VerbRestart, activities.VerbCleanerCheck}
 
 // ErrBadSchedule is returned for a schedule request that is invalid on its
 // face (no spec, a malformed cron expression, an interval too short): no
@@ -95,8 +88,9 @@ type ScheduleRequest struct {
 	// name a cluster's window.
 	Cluster string `json:"cluster,omitempty"`
 	Action  string `json:"action,omitempty"`
-	// MaxBatch is a restart's batch size (0 or 1: one broker at a time).
-	MaxBatch int `json:"maxBatch,omitempty"`
+	// Params are the action's operation parameters, e.g. {"maxBatch":3}
+	// for a restart in batches.
+	Params json.RawMessage `json:"params,omitempty"`
 	// Cron is a 5-field cron expression (minute hour day-of-month month
 	// day-of-week, e.g. "0 3 * * SUN") or @hourly/@daily/@weekly/
 	// @monthly/@yearly; Every an interval, with Offset into it (Every 24h,
@@ -115,9 +109,9 @@ type ScheduleRequest struct {
 // ID is the schedule the request creates or updates.
 func (r ScheduleRequest) ID() string {
 	if r.Sweep {
-		return FleetSweepScheduleID
+		return workflows.FleetSweepScheduleID
 	}
-	return ClusterScheduleID(r.Cluster, r.Action)
+	return workflows.ClusterScheduleID(r.Cluster, r.Action)
 }
 
 // withDefaults fills in the sweep's interval and the time zone.
@@ -140,23 +134,16 @@ func (r ScheduleRequest) Validate() error {
 		errs = append(errs, errors.New("createdBy is required: say who creates the schedule"))
 	}
 	if r.Sweep {
-		if r.Cluster != "" || r.Action != "" || r.MaxBatch != 0 {
-			errs = append(errs, errors.New("the fleet sweep runs on every cluster: it takes no cluster, action or batch"))
+		if r.Cluster != "" || r.Action != "" || len(r.Params) != 0 {
+			errs = append(errs, errors.New("the fleet sweep runs on every cluster: it takes no cluster, action or parameters"))
 		}
 	} else {
-		if !slices.Contains(scheduleVerbs, r.Action) {
-			errs = append(errs, fmt.Errorf("action %q: want one of %s", r.Action, strings.Join(scheduleVerbs, ", ")))
-		}
-		// The action's own validation checks the cluster id's form.
-		probe := activities.Action{Verb: activities.VerbCleanerCheck, Cluster: r.Cluster, RequestedBy: r.ID()}
-		if err := probe.Validate(); err != nil {
+		if verbs := schedulableVerbs(); !slices.Contains(verbs, r.Action) {
+			errs = append(errs, fmt.Errorf("action %q: want one of %s", r.Action, strings.Join(verbs, ", ")))
+		} else if err := entity.CheckAction(r.action()); err != nil {
+			// The action's own checks: the cluster id's form, its
+			// parameters (a negative batch, a batch of a cleaner check).
 			errs = append(errs, err)
-		}
-		switch {
-		case r.MaxBatch < 0:
-			errs = append(errs, fmt.Errorf("batch %d: want 1 or more", r.MaxBatch))
-		case r.MaxBatch > 1 && r.Action != activities.VerbRestart:
-			errs = append(errs, fmt.Errorf("batch %d: only a restart takes a batch", r.MaxBatch))
 		}
 	}
 	switch {
@@ -195,7 +182,7 @@ func (r ScheduleRequest) Validate() error {
 // is the schedule's ID, so the entity's history and the hosts' audit say
 // which window restarted a broker.
 func (r ScheduleRequest) action() activities.Action {
-	return activities.Action{Verb: r.Action, Cluster: r.Cluster, MaxBatch: r.MaxBatch, RequestedBy: r.ID()}
+	return activities.Action{Verb: r.Action, Cluster: r.Cluster, Params: r.Params, RequestedBy: r.ID()}
 }
 
 // options are the schedule's Temporal options.
@@ -208,19 +195,19 @@ func (r ScheduleRequest) options() client.ScheduleOptions {
 	}
 	action := &client.ScheduleWorkflowAction{TaskQueue: workflows.TaskQueue}
 	if r.Sweep {
-		action.ID = fleetSweepWorkflowID
+		action.ID = workflows.FleetSweepWorkflowIDPrefix
 		action.Workflow = workflows.FleetSweepWorkflow
-		action.Args = []any{workflows.FleetSweepInput{RequestedBy: FleetSweepScheduleID}}
+		action.Args = []any{workflows.FleetSweepInput{RequestedBy: workflows.FleetSweepScheduleID}}
 		action.StaticSummary = "Fleet sweep: a health check of every cluster (disk, cleaner, heap, ZooKeeper)"
-		action.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.AttrOperation.ValueSet(OpFleetSweep))
+		action.TypedSearchAttributes = temporal.NewSearchAttributes(workflows.AttrOperation.ValueSet(workflows.OpFleetSweep))
 	} else {
-		action.ID = ScheduledWorkflowID(r.Cluster, r.Action)
+		action.ID = workflows.ScheduledWorkflowID(r.Cluster, r.Action)
 		action.Workflow = workflows.ScheduledActionWorkflow
 		action.Args = []any{r.action()}
 		action.StaticSummary = fmt.Sprintf("Scheduled **%s** of %s (%s)", r.Action, r.Cluster, r.ID())
 		action.TypedSearchAttributes = temporal.NewSearchAttributes(
 			workflows.AttrClusterID.ValueSet(r.Cluster),
-			workflows.AttrOperation.ValueSet(ScheduledOperation(r.Action)),
+			workflows.AttrOperation.ValueSet(workflows.ScheduledOperation(r.Action)),
 		)
 	}
 	return client.ScheduleOptions{
@@ -240,8 +227,9 @@ func (r ScheduleRequest) options() client.ScheduleOptions {
 // exists (so running it twice, as every `make run` does for the sweep, is
 // safe). An update keeps the schedule's paused state: someone paused it on
 // purpose. A cluster's window is refused for a cluster kfleet does not
-// know (ErrUnknownCluster) — it would fail silently at every run — and for
-// a batch larger than the cluster. It returns the schedule as Temporal
+// know (fleet.ErrUnknownCluster) — it would fail silently at every run —
+// and for an action the cluster's entity would refuse (a batch larger than
+// the cluster). It returns the schedule as Temporal
 // now holds it, and whether it was created (false: updated).
 func CreateSchedule(ctx context.Context, c client.Client, req ScheduleRequest) (Schedule, bool, error) {
 	req = req.withDefaults()
@@ -249,12 +237,17 @@ func CreateSchedule(ctx context.Context, c client.Client, req ScheduleRequest) (
 		return Schedule{}, false, err
 	}
 	if !req.Sweep {
-		st, err := ClusterStatus(ctx, c, req.Cluster)
+		st, err := entity.ClusterStatus(ctx, c, req.Cluster)
 		if err != nil {
 			return Schedule{}, false, err
 		}
-		if n := len(st.Spec.Brokers); req.MaxBatch > n {
-			return Schedule{}, false, fmt.Errorf("%s: %w: batch %d: want 1..%d (the cluster's broker count)", req.ID(), ErrBadSchedule, req.MaxBatch, n)
+		opReq, _, err := entity.ActionRequest(req.action())
+		if err == nil {
+			k, _ := workflows.KindNamed(opReq.Kind)
+			err = k.Admissible(st.Spec, opReq)
+		}
+		if err != nil {
+			return Schedule{}, false, fmt.Errorf("%s: %w: %w", req.ID(), ErrBadSchedule, err)
 		}
 	}
 	opts := req.options()
@@ -294,8 +287,8 @@ type Schedule struct {
 	Cluster string `json:"cluster,omitempty"`
 	// Action is the verb a window submits (restart, cleaner-check), or
 	// fleet-sweep.
-	Action   string `json:"action"`
-	MaxBatch int    `json:"maxBatch,omitempty"`
+	Action string          `json:"action"`
+	Params json.RawMessage `json:"params,omitempty"`
 	// Spec says when it runs, e.g. "cron 0 3 * * SUN" or "every 1h0m0s".
 	Spec          string        `json:"spec"`
 	TimeZone      string        `json:"timeZone,omitempty"`
@@ -345,7 +338,7 @@ func ListSchedules(ctx context.Context, c client.Client) ([]Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list schedules: %w", err)
 		}
-		if strings.HasPrefix(e.ID, schedulePrefix) {
+		if strings.HasPrefix(e.ID, workflows.SchedulePrefix) {
 			ids = append(ids, e.ID)
 		}
 	}
@@ -440,7 +433,7 @@ func TriggerSchedule(ctx context.Context, c client.Client, id string) (Scheduled
 		case d.Info.NumActions > before.Info.NumActions && len(d.Info.RecentActions) > 0:
 			return lastRun(ctx, c, d.Info.RecentActions), nil
 		case d.Info.NumActionsSkippedOverlap > before.Info.NumActionsSkippedOverlap:
-			return ScheduledRun{}, fmt.Errorf("schedule %s: %w: %w", id, ErrRefused, ErrSkippedOverlap)
+			return ScheduledRun{}, fmt.Errorf("schedule %s: %w: %w", id, fleet.ErrRefused, ErrSkippedOverlap)
 		}
 	}
 }
@@ -448,10 +441,10 @@ func TriggerSchedule(ctx context.Context, c client.Client, id string) (Scheduled
 // ScheduleID completes a short schedule ID (local-a/restart, fleet-sweep)
 // with the schedule/ prefix.
 func ScheduleID(id string) string {
-	if strings.HasPrefix(id, schedulePrefix) {
+	if strings.HasPrefix(id, workflows.SchedulePrefix) {
 		return id
 	}
-	return schedulePrefix + id
+	return workflows.SchedulePrefix + id
 }
 
 func describeSchedule(ctx context.Context, c client.Client, h client.ScheduleHandle) (Schedule, error) {
@@ -483,9 +476,9 @@ func describeSchedule(ctx context.Context, c client.Client, h client.ScheduleHan
 	if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
 		s.Action = fmt.Sprint(a.Workflow)
 		if s.Action == fleetSweepWorkflowType {
-			s.Action = OpFleetSweep
+			s.Action = workflows.OpFleetSweep
 		} else if act, ok := decodeAction(a); ok {
-			s.Action, s.Cluster, s.MaxBatch = act.Verb, act.Cluster, act.MaxBatch
+			s.Action, s.Cluster, s.Params = act.Verb, act.Cluster, act.Params
 		}
 	}
 	if len(d.Info.RecentActions) > 0 {

@@ -1,4 +1,4 @@
-package app
+package entity
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -17,8 +18,8 @@ import (
 // derives it from the request); proposing the same id twice returns the
 // same approval. The cluster must be registered.
 func Propose(ctx context.Context, c client.Client, act activities.Action, approvers []string, id string) (string, error) {
-	if err := act.Validate(); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrRefused, err)
+	if err := CheckAction(act); err != nil {
+		return "", err
 	}
 	if _, err := ClusterStatus(ctx, c, act.Cluster); err != nil {
 		return "", err
@@ -31,7 +32,7 @@ func Propose(ctx context.Context, c client.Client, act activities.Action, approv
 		StaticSummary:            fmt.Sprintf("Approval of a **%s** of %s asked by %s", act.Verb, act.Cluster, act.RequestedBy),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrClusterID.ValueSet(act.Cluster),
-			workflows.AttrOperation.ValueSet("approval"),
+			workflows.AttrOperation.ValueSet(workflows.OpApproval),
 		),
 	}, workflows.ApprovalWorkflow, workflows.ApprovalInput{Action: act, Approvers: approvers})
 	if err != nil {
@@ -42,7 +43,7 @@ func Propose(ctx context.Context, c client.Client, act activities.Action, approv
 
 // Approve approves or denies an approval as d.By and returns its outcome
 // (with the operation started, when approved). The approval refuses the
-// requester and anyone not among its approvers (ErrRefused).
+// requester and anyone not among its approvers (fleet.ErrRefused).
 func Approve(ctx context.Context, c client.Client, approvalID string, d workflows.ApprovalDecision) (workflows.ApprovalState, error) {
 	var st workflows.ApprovalState
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -55,7 +56,7 @@ func Approve(ctx context.Context, c client.Client, approvalID string, d workflow
 		return st, fmt.Errorf("approval %s: %w", approvalID, err)
 	}
 	if err := h.Get(ctx, &st); err != nil {
-		return st, fmt.Errorf("approval %s: %w: %w", approvalID, ErrRefused, err)
+		return st, fmt.Errorf("approval %s: %w: %w", approvalID, fleet.ErrRefused, err)
 	}
 	return st, nil
 }

@@ -1,4 +1,4 @@
-package app
+package entity
 
 import (
 	"context"
@@ -9,20 +9,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
-
-// RequestExpansion asks the cluster's entity to grow a broker's data volume
-// now; refused (ErrRefused) inside the volume's cool-down.
-func RequestExpansion(ctx context.Context, c client.Client, cluster string, req workflows.ExpansionRequest) (workflows.Operation, error) {
-	return requestOperation(ctx, c, cluster, workflows.UpdateRequestExpansion, req)
-}
-
-// RequestCleanerCheck asks the cluster's entity to check the log cleaner
-// now and restart, gated, the brokers whose cleaner is unhealthy.
-func RequestCleanerCheck(ctx context.Context, c client.Client, cluster string, req workflows.CleanerCheckRequest) (workflows.Operation, error) {
-	return requestOperation(ctx, c, cluster, workflows.UpdateRequestCleanerCheck, req)
-}
 
 // HealthCheck runs a health tick of the cluster now and returns what it
 // found.
@@ -31,32 +20,43 @@ func HealthCheck(ctx context.Context, c client.Client, cluster string, req workf
 	return res, control(ctx, c, cluster, workflows.UpdateHealthCheck, req, &res)
 }
 
+// ActionRequest is the operation request an action asks for; ok is false
+// for the verbs that are no operation (abort, health-check). An unknown
+// verb is refused.
+func ActionRequest(act activities.Action) (req workflows.Request, ok bool, err error) {
+	switch act.Verb {
+	case activities.VerbAbort, activities.VerbHealthCheck:
+		return workflows.Request{}, false, nil
+	}
+	k, err := workflows.KindOfVerb(act.Verb)
+	if err != nil {
+		return workflows.Request{}, false, fmt.Errorf("%w: %w", fleet.ErrRefused, err)
+	}
+	req = workflows.Request{Kind: k.Name(), RequestedBy: act.RequestedBy, ApprovedBy: act.ApprovedBy, Reason: act.Reason,
+		Brokers: act.Brokers, Params: act.Params}
+	if err := k.Check(req); err != nil {
+		return req, true, fmt.Errorf("%s: %w: %w", act.Verb, fleet.ErrRefused, err)
+	}
+	return req, true, nil
+}
+
+// CheckAction refuses an action that is invalid on its face, before an
+// approval or a schedule is made of it.
+func CheckAction(act activities.Action) error {
+	if err := act.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", fleet.ErrRefused, err)
+	}
+	_, _, err := ActionRequest(act)
+	return err
+}
+
 // Submit runs an operator's action through the cluster's entity (or, for
 // an abort, the operation waiting for a human) and says what happened.
 func Submit(ctx context.Context, c client.Client, act activities.Action) (activities.Submitted, error) {
-	if err := act.Validate(); err != nil {
-		return activities.Submitted{}, fmt.Errorf("%w: %w", ErrRefused, err)
-	}
-	admitted := func(op workflows.Operation, err error) (activities.Submitted, error) {
-		if err != nil {
-			return activities.Submitted{}, err
-		}
-		verb := "queued"
-		if op.Existing {
-			verb = "joined"
-		}
-		return activities.Submitted{OperationID: op.ID, Kind: op.Kind, Existing: op.Existing,
-			Text: fmt.Sprintf("%s %s %s on %s (asked by %s)", verb, op.Kind, op.ID, act.Cluster, act.RequestedBy)}, nil
+	if err := CheckAction(act); err != nil {
+		return activities.Submitted{}, err
 	}
 	switch act.Verb {
-	case activities.VerbRestart:
-		return admitted(RequestRestart(ctx, c, act.Cluster, workflows.RestartRequest{RequestedBy: act.RequestedBy, Brokers: act.Brokers, MaxBatch: act.MaxBatch}))
-	case activities.VerbUpgrade:
-		return admitted(RequestUpgrade(ctx, c, act.Cluster, workflows.UpgradeRequest{RequestedBy: act.RequestedBy, Version: act.Version}))
-	case activities.VerbExpand:
-		return admitted(RequestExpansion(ctx, c, act.Cluster, workflows.ExpansionRequest{Broker: act.Brokers[0], RequestedBy: act.RequestedBy, Reason: act.Reason}))
-	case activities.VerbCleanerCheck:
-		return admitted(RequestCleanerCheck(ctx, c, act.Cluster, workflows.CleanerCheckRequest{Brokers: act.Brokers, RequestedBy: act.RequestedBy}))
 	case activities.VerbAbort:
 		p, err := Decide(ctx, c, act.Cluster, act.OperationID, workflows.Decision{Action: workflows.DecisionAbort, By: act.RequestedBy, Reason: act.Reason})
 		if err != nil {
@@ -70,7 +70,21 @@ func Submit(ctx context.Context, c client.Client, act activities.Action) (activi
 		}
 		return activities.Submitted{Text: describeHealthCheck(act.Cluster, res)}, nil
 	}
-	return activities.Submitted{}, fmt.Errorf("%w: unknown verb %q", ErrRefused, act.Verb)
+	req, _, _ := ActionRequest(act)
+	op, err := Request(ctx, c, act.Cluster, req)
+	if err != nil {
+		return activities.Submitted{}, err
+	}
+	verb := "queued"
+	if op.Existing {
+		verb = "joined"
+	}
+	by := "asked by " + act.RequestedBy
+	if op.ApprovedBy != "" && !op.Existing {
+		by += ", approved by " + op.ApprovedBy
+	}
+	return activities.Submitted{OperationID: op.ID, Kind: op.Kind, Existing: op.Existing,
+		Text: fmt.Sprintf("%s %s %s on %s (%s)", verb, op.Kind, op.ID, act.Cluster, by)}, nil
 }
 
 func describeHealthCheck(cluster string, res workflows.HealthCheckResult) string {
@@ -94,11 +108,11 @@ func describeHealthCheck(cluster string, res workflows.HealthCheckResult) string
 // schedules and sweeps use to reach cluster entities.
 type Operator struct{ Client client.Client }
 
-// Submit implements activities.Operator; refusals wrap activities.ErrRefused.
+// Submit implements activities.Operator; refusals wrap fleet.ErrRefused.
 func (o Operator) Submit(ctx context.Context, act activities.Action) (activities.Submitted, error) {
 	s, err := Submit(ctx, o.Client, act)
-	if errors.Is(err, ErrRefused) || errors.Is(err, ErrUnknownCluster) || errors.Is(err, ErrNothingRunning) {
-		err = fmt.Errorf("%w: %w", activities.ErrRefused, err)
+	if errors.Is(err, fleet.ErrUnknownCluster) {
+		err = fmt.Errorf("%w: %w", fleet.ErrRefused, err)
 	}
 	return s, err
 }

@@ -1,0 +1,83 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// How operations' progress reads, for every surface (CLI status, chat
+// follow-ups): each kind's progress hook renders its workflows' progress
+// queries with these. query asks a workflow for its progress and returns
+// nil when it does not answer (not started, closed, no worker).
+
+// rollLines describes a roll's progress (RollProgress).
+func rollLines(raw json.RawMessage) []string {
+	var r RollProgress
+	if !decodeProgress(raw, &r) {
+		return nil
+	}
+	s := fmt.Sprintf("%d/%d brokers done", len(r.Done), len(r.Done)+len(r.Remaining))
+	if r.Current >= 0 && r.Paused == nil {
+		s += fmt.Sprintf(", broker %d: %s", r.Current, r.Step)
+	}
+	if len(r.Blockers) > 0 {
+		s += " [" + strings.Join(r.Blockers, "; ") + "]"
+	}
+	lines := []string{s}
+	if p := r.Paused; p != nil {
+		answers := []string{DecisionResume, DecisionAbort}
+		if p.CanSkip {
+			answers = []string{DecisionResume, DecisionSkip, DecisionAbort}
+		}
+		lines = append(lines, pauseLine(*p, answers))
+	}
+	return lines
+}
+
+// recoveryLines describes a recovery's progress (RecoveryProgress).
+func recoveryLines(raw json.RawMessage) []string {
+	var p RecoveryProgress
+	if !decodeProgress(raw, &p) || p.Step == "" {
+		return nil
+	}
+	s := fmt.Sprintf("broker %d: %s", p.Broker, p.Step)
+	if p.Cause != "" {
+		s += fmt.Sprintf(" (cause: %s)", p.Cause)
+	}
+	if p.LogsLeft > 0 {
+		s += fmt.Sprintf(", %d logs left to recover", p.LogsLeft)
+		if p.ETA != "" {
+			s += ", ETA " + p.ETA
+		}
+	}
+	lines := []string{s}
+	if p.Paused != nil {
+		lines = append(lines, pauseLine(*p.Paused, []string{DecisionResume, DecisionAbort}))
+	}
+	return lines
+}
+
+// upgradeLines describes an upgrade's phase and its running roll.
+func upgradeLines(op Operation, query func(string) json.RawMessage) []string {
+	var up UpgradeProgress
+	if !decodeProgress(query(op.WorkflowID), &up) {
+		return nil
+	}
+	lines := []string{fmt.Sprintf("phase %d/%d (%s)", up.PhaseNumber, up.Phases, up.Phase)}
+	if up.RollWorkflowID != "" {
+		lines = append(lines, rollLines(query(up.RollWorkflowID))...)
+	}
+	return lines
+}
+
+// pauseLine says why an operation waits for a human and what it takes.
+func pauseLine(p Pause, answers []string) string {
+	return fmt.Sprintf("PAUSED at broker %d (%s) since %s: %s [decide: %s]",
+		p.Broker, p.Step, p.Since.UTC().Format(time.TimeOnly), p.Reason, strings.Join(answers, "|"))
+}
+
+func decodeProgress(raw json.RawMessage, v any) bool {
+	return len(raw) > 0 && string(raw) != "null" && json.Unmarshal(raw, v) == nil
+}
