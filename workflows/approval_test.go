@@ -34,7 +34,7 @@ func (s *ApprovalSuite) SetupTest() {
 
 func restartByAlice() workflows.ApprovalInput {
 	return workflows.ApprovalInput{
-		Action:    activities.Action{Verb: activities.VerbRestart, Cluster: "local-a", RequestedBy: "alice"},
+		Action:    activities.Action{Verb: "restart", Cluster: "local-a", RequestedBy: "alice"},
 		Approvers: []string{"bob", "carol"},
 	}
 }
@@ -73,7 +73,8 @@ func (s *ApprovalSuite) TestASecondPersonApprovesAndTheActionIsSubmitted() {
 	s.Equal("bob", st.DecidedBy)
 	s.Require().Len(s.submitted, 1, "submitted once, after the approval")
 	s.Equal("alice", s.submitted[0].RequestedBy)
-	s.Equal("approved by bob: window open", s.submitted[0].Reason)
+	s.Equal("bob", s.submitted[0].ApprovedBy, "the approver goes with the action to the operation it starts")
+	s.Equal("window open", s.submitted[0].Reason)
 	s.Equal("op-9", st.Submitted.OperationID)
 }
 

@@ -107,7 +107,9 @@ func newBrokerWatch(ctx workflow.Context, spec *fleet.ClusterSpec, st *ClusterSt
 
 // run is the watch's coroutine; it returns when ctx is cancelled.
 func (w *brokerWatch) run(ctx workflow.Context) {
-	for ctx.Err() == nil {
+	// Once stopped (continue-as-new), it ends as soon as its last watch
+	// is cancelled: the next run applies the touches that follow.
+	for ctx.Err() == nil && !(w.stopped && w.watching == nil && w.backoff == nil) {
 		if w.enabled && !w.stopped && w.watching == nil && w.backoff == nil {
 			w.watching = w.start(ctx)
 		}

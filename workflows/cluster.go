@@ -331,7 +331,7 @@ func (e *entity) start(ctx workflow.Context, op Operation) {
 	e.starting++
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		rep, err := e.run(gctx, op, func() { e.starting-- })
-		if gctx.Err() != nil && e.stopped {
+		if e.stopped {
 			return // this run is over; the next one hears the end by signal
 		}
 		e.ended(gctx, op.ID, rep, err)
@@ -339,16 +339,13 @@ func (e *entity) start(ctx workflow.Context, op Operation) {
 }
 
 // receiveEnds applies operations' ends as they arrive (version 3).
+// It ends when the run stops, leaving what arrives after to the next run.
 func (e *entity) receiveEnds(ctx workflow.Context) {
-	for !e.stopped {
-		var end OperationEnd
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(e.ends, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &end); e.applyEnd(ctx, end) })
-		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-		sel.Select(ctx)
-		if ctx.Err() != nil {
+	for {
+		if err := workflow.Await(ctx, func() bool { return e.stopped || e.ends.Len() > 0 }); err != nil || e.stopped {
 			return
 		}
+		e.drainEnds(ctx)
 	}
 }
 

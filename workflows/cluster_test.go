@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -130,11 +131,11 @@ func (s *ClusterSuite) TestRestartRunsAsChildAndDuplicateJoinsIt() {
 			return workflows.RollingRestartResult{Brokers: []workflows.BrokerRestart{{Broker: 1}}}, nil
 		})
 	var first, dup, after answer
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &first)
-	s.update(5*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "bob"}, &dup)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &first)
+	s.update(5*time.Minute, workflows.UpdateRequest, restartReq("bob"), &dup)
 	var running workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { running = s.status() }, 6*time.Minute)
-	s.update(30*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &after)
+	s.update(30*time.Minute, workflows.UpdateRequest, restartReq("alice"), &after)
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, 60*time.Minute)
 
@@ -168,8 +169,8 @@ func (s *ClusterSuite) TestFailedRollIsRecordedAndNextRequestRuns() {
 			return workflows.RollingRestartResult{}, nil
 		})
 	var a1, a2 answer
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &a1)
-	s.update(10*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &a2)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &a1)
+	s.update(10*time.Minute, workflows.UpdateRequest, restartReq("alice"), &a2)
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, 20*time.Minute)
 
@@ -191,8 +192,8 @@ func (s *ClusterSuite) TestValidatorsRejectNonsenseAndChangeNothing() {
 		arg          any
 		want         string
 	}{
-		{"no requester", workflows.UpdateRequestRestart, workflows.RestartRequest{}, "requestedBy is required"},
-		{"unknown broker", workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice", Brokers: []int32{7}}, "broker 7 is not in cluster test-a"},
+		{"no requester", workflows.UpdateRequest, restartReq(""), "requestedBy is required"},
+		{"unknown broker", workflows.UpdateRequest, restartReq("alice", 7), "broker 7 is not in cluster test-a"},
 		{"spec of another cluster", workflows.UpdateSetSpec, other, `spec is for cluster "test-b"`},
 		{"invalid spec", workflows.UpdateSetSpec, bad, "listed twice"},
 	}
@@ -227,7 +228,7 @@ func (s *ClusterSuite) TestSetSpecReplacesSpecForNextOperations() {
 		})
 	var a1, a2 answer
 	s.update(time.Minute, workflows.UpdateSetSpec, newSpec, &a1)
-	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &a2)
+	s.update(2*time.Minute, workflows.UpdateRequest, restartReq("alice"), &a2)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
 
 	s.run(workflows.ClusterInput{Spec: testSpec()})
@@ -333,7 +334,7 @@ func (s *ClusterSuite) TestOwnRestartIsNoLossButAnotherBrokerCrashingIs() {
 			return workflows.RollingRestartResult{}, workflow.Sleep(ctx, 3*time.Minute)
 		})
 	var req answer
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
 	var during, crashed, after workflows.ClusterStatus
 	var cancelDown error
 	s.statusAt(5*time.Minute, &during)
@@ -379,7 +380,7 @@ func (s *ClusterSuite) TestTouchesAreReleasedWhenTheOperationEnds() {
 			return workflows.RollingRestartResult{}, errBrokerDidNotStart // gone without letting go
 		})
 	var req answer
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
 	var final workflows.ClusterStatus
 	s.statusAt(30*time.Minute, &final)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
@@ -406,7 +407,7 @@ func (s *ClusterSuite) TestPauseHoldsQueuedWorkUntilResume() {
 	s.controlAt(2*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob", Reason: "broker maintenance"}, &paused, &pause)
 	s.controlAt(3*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "carol"}, &twice, nil)
 	var req answer
-	s.update(4*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.update(4*time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
 	var held, running, final workflows.ClusterStatus
 	s.statusAt(15*time.Minute, &held)
 	s.controlAt(20*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, &lifted)
@@ -447,7 +448,7 @@ func (s *ClusterSuite) TestPauseLetsTheRunningOperationFinish() {
 	s.sleepyRoll(10*time.Minute, &rolls)
 	var req answer
 	var paused error
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
 	s.controlAt(2*time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob"}, &paused, nil)
 	var final workflows.ClusterStatus
 	s.statusAt(30*time.Minute, &final)
@@ -469,7 +470,7 @@ func (s *ClusterSuite) TestCancelQueuedAndRunningOperations() {
 	var first, second answer
 	// A queued restart is removed.
 	s.controlAt(time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob"}, &paused, nil)
-	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &first)
+	s.update(2*time.Minute, workflows.UpdateRequest, restartReq("alice"), &first)
 	s.env.RegisterDelayedCallback(func() {
 		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: first.op.ID, By: "bob", Reason: "wrong cluster"}, &queuedErr, &queuedOp)
 	}, 3*time.Minute)
@@ -477,7 +478,7 @@ func (s *ClusterSuite) TestCancelQueuedAndRunningOperations() {
 	var afterQueued workflows.ClusterStatus
 	s.statusAt(5*time.Minute, &afterQueued)
 	// The running one is cancelled through its workflow.
-	s.update(6*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &second)
+	s.update(6*time.Minute, workflows.UpdateRequest, restartReq("alice"), &second)
 	s.env.RegisterDelayedCallback(func() {
 		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: second.op.ID, By: "carol"}, &runningErr, &runningOp)
 		s.controlAt(0, workflows.UpdateCancel, workflows.CancelRequest{OperationID: second.op.ID, By: "dave"}, &twice, nil)
@@ -539,11 +540,11 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	var paused error
 	var req, dup answer
 	s.controlAt(time.Minute, workflows.UpdatePause, workflows.PauseRequest{By: "bob", Reason: "window closed"}, &paused, nil)
-	s.update(2*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice", Brokers: []int32{2}}, &req)
+	s.update(2*time.Minute, workflows.UpdateRequest, restartReq("alice", 2), &req)
 	// A duplicate, and past the (injected) budget: the duplicate is
 	// answered with the queued restart, then the entity continues as new
 	// with the restart still queued.
-	s.update(3*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "carol", Brokers: []int32{2}}, &dup)
+	s.update(3*time.Minute, workflows.UpdateRequest, restartReq("carol", 2), &dup)
 	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 4*time.Minute)
 
 	s.run(workflows.ClusterInput{Spec: testSpec(), EventBudget: 100}, watchStep{90 * time.Second, []int32{1, 3}})
@@ -575,7 +576,7 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	s.sleepyRoll(10*time.Minute, &rolls)
 	var again answer
 	var resumed error
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "dave", Brokers: []int32{2}}, &again)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("dave", 2), &again)
 	s.controlAt(2*time.Minute, workflows.UpdateResume, workflows.ResumeRequest{By: "bob"}, &resumed, nil)
 	var final workflows.ClusterStatus
 	s.statusAt(30*time.Minute, &final)
@@ -597,25 +598,53 @@ func (s *ClusterSuite) TestContinueAsNewCarriesQueueAndDedup() {
 	s.Equal([]int32{1, 3}, s.watchInputs[0].Known)
 }
 
-func (s *ClusterSuite) TestNeverContinuesAsNewWhileAnOperationRuns() {
+// The entity continues as new on its budget while a roll runs: the roll
+// goes on (it is abandoned by this run, not cancelled) and the next run
+// carries it as running, to hear its end by signal.
+func (s *ClusterSuite) TestContinuesAsNewWhileAnOperationRuns() {
 	rolls := 0
 	s.sleepyRoll(10*time.Minute, &rolls)
 	var req, dup answer
-	s.update(time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
-	s.env.RegisterDelayedCallback(func() {
-		s.updateNow(workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "bob"}, &dup)
-		s.env.SetCurrentHistoryLength(6000)
-	}, 3*time.Minute)
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
+	s.update(3*time.Minute, workflows.UpdateRequest, restartReq("bob"), &dup)
+	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(6000) }, 3*time.Minute+time.Second)
 
 	s.run(workflows.ClusterInput{Spec: testSpec()}) // default budget: 5,000
 
 	s.Require().NoError(dup.err)
-	s.True(dup.op.Existing)
+	s.True(dup.op.Existing, "a request while it runs joins it")
 	in := s.continuedAs()
-	s.Equal(1, rolls)
-	s.Nil(in.State.Running)
-	s.Require().Len(in.State.History, 1, "the roll finished before the entity continued as new")
-	s.Equal(workflows.StatusSucceeded, in.State.History[0].Status)
-	s.Equal(req.op.ID, in.State.History[0].ID)
-	s.GreaterOrEqual(in.State.History[0].FinishedAt.Sub(in.State.History[0].StartedAt), 10*time.Minute)
+	s.Equal(1, rolls, "the roll was started once")
+	s.Require().NotNil(in.State.Running, "the running roll is carried over")
+	s.Equal(req.op.ID, in.State.Running.ID)
+	s.Equal(workflows.StatusRunning, in.State.Running.Status)
+	s.Empty(in.State.History, "the roll had not ended when the entity continued as new")
+}
+
+// Requests of each kind, as clients send them (UpdateRequest).
+func restartReq(by string, brokers ...int32) workflows.Request {
+	return workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: by, Brokers: brokers}
+}
+
+func upgradeReq(by, version, fromIBP string) workflows.Request {
+	params, _ := json.Marshal(workflows.UpgradeParams{Version: version, FromIBP: fromIBP})
+	return workflows.Request{Kind: workflows.OpRollingUpgrade, RequestedBy: by, Params: params}
+}
+
+func expansionReq(by string, broker int32) workflows.Request {
+	return workflows.Request{Kind: workflows.OpVolumeExpansion, RequestedBy: by, Brokers: []int32{broker}}
+}
+
+func cleanerReq(by string) workflows.Request {
+	return workflows.Request{Kind: workflows.OpCleanerHealth, RequestedBy: by}
+}
+
+// upgradeOf is the upgrade an operation was admitted with.
+func upgradeOf(t *testing.T, op workflows.Operation) workflows.UpgradeParams {
+	t.Helper()
+	var p workflows.UpgradeParams
+	if err := json.Unmarshal(op.Params, &p); err != nil {
+		t.Fatalf("operation %s: params %s: %v", op.ID, op.Params, err)
+	}
+	return p
 }

@@ -115,9 +115,9 @@ func TestMetrics(t *testing.T) {
 				}, workflow.RegisterOptions{Name: "RollingRestartWorkflow"})
 				request := func(at time.Duration) {
 					env.RegisterDelayedCallback(func() {
-						env.UpdateWorkflow(workflows.UpdateRequestRestart, "", &testsuite.TestUpdateCallback{
+						env.UpdateWorkflow(workflows.UpdateRequest, "", &testsuite.TestUpdateCallback{
 							OnAccept: func() {}, OnReject: func(err error) { t.Errorf("restart refused: %v", err) }, OnComplete: func(any, error) {},
-						}, workflows.RestartRequest{RequestedBy: "alice"})
+						}, restartReq("alice"))
 					}, at)
 				}
 				request(time.Minute)      // fails

@@ -73,11 +73,12 @@ var upgradeKind = &kind[UpgradeParams, RollingUpgradeInput, RollingUpgradeResult
 	report: func(res RollingUpgradeResult, err error) Report {
 		up := res.Upgrade
 		if err != nil {
-			if up.Version == "" {
-				return Report{}
+			why := "an upgrade failed before it reported its versions: brokers may run either release and protocol"
+			if up.Version != "" {
+				why = fmt.Sprintf("the upgrade to %s stopped: brokers may run the old release or %s, with protocol %s or %s",
+					up.Version, up.Version, up.FromIBP, up.TargetIBP)
 			}
-			return Report{Protocol: &ProtocolLevel{Uncertain: fmt.Sprintf("upgrade to %s stopped: brokers may run %s or %s, with protocol %s or %s",
-				up.Version, "the old release", up.Version, up.FromIBP, up.TargetIBP)}}
+			return Report{Protocol: &ProtocolLevel{Uncertain: why}}
 		}
 		return Report{Outcome: fmt.Sprintf("Kafka %s, inter.broker.protocol.version %s", up.Version, up.TargetIBP),
 			Protocol: &ProtocolLevel{KafkaVersion: up.Version, InterBrokerProtocol: up.TargetIBP}}

@@ -159,9 +159,9 @@ func (s *RollingUpgradeSuite) TestBadVersionsFailBeforeTouchingAnything() {
 		version, fromIBP, targetIB string
 		want                       string
 	}{
-		{"no patch", "3.7", "3.6", "", `version "3.7": want a Kafka release like 3.7.1`},
+		{"no patch", "3.7", "3.6", "", `version "3.7": want major.minor.patch, like 3.7.1`},
 		{"not a version", "latest", "3.6", "", `version "latest"`},
-		{"shell", "3.7.1; reboot", "3.6", "", "want a Kafka release"},
+		{"shell", "3.7.1; reboot", "3.6", "", "want major.minor.patch"},
 		{"kafka 4", "4.0.0", "3.9", "", "no ZooKeeper mode"},
 		{"no current protocol", "3.7.1", "", "", "fromIbp is required"},
 		{"bad current protocol", "3.7.1", "3.x", "", `current inter.broker.protocol.version "3.x"`},
@@ -238,14 +238,14 @@ func (s *ClusterUpgradeSuite) status() workflows.ClusterStatus {
 
 func (s *ClusterUpgradeSuite) TestUpgradeRunsBothRollsAndDuplicateJoins() {
 	var first, dup, other, patch answer
-	req := workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7.1", FromIBP: "3.6"}
-	s.update(time.Minute, workflows.UpdateRequestUpgrade, req, &first)
-	s.update(5*time.Minute, workflows.UpdateRequestUpgrade, workflows.UpgradeRequest{RequestedBy: "bob", Version: "3.7.1"}, &dup)
-	s.update(6*time.Minute, workflows.UpdateRequestUpgrade, workflows.UpgradeRequest{RequestedBy: "bob", Version: "3.8.0", FromIBP: "3.6"}, &other)
+	req := upgradeReq("alice", "3.7.1", "3.6")
+	s.update(time.Minute, workflows.UpdateRequest, req, &first)
+	s.update(5*time.Minute, workflows.UpdateRequest, upgradeReq("bob", "3.7.1", ""), &dup)
+	s.update(6*time.Minute, workflows.UpdateRequest, upgradeReq("bob", "3.8.0", "3.6"), &other)
 	var running workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { running = s.status() }, 7*time.Minute)
 	// After it finished: a patch upgrade takes the protocol the last one ended on.
-	s.update(40*time.Minute, workflows.UpdateRequestUpgrade, workflows.UpgradeRequest{RequestedBy: "carol", Version: "3.7.2"}, &patch)
+	s.update(40*time.Minute, workflows.UpdateRequest, upgradeReq("carol", "3.7.2", ""), &patch)
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, 2*time.Hour)
 
@@ -254,7 +254,7 @@ func (s *ClusterUpgradeSuite) TestUpgradeRunsBothRollsAndDuplicateJoins() {
 	s.Require().NoError(first.err)
 	s.Equal(workflows.OpRollingUpgrade, first.op.Kind)
 	s.Equal(workflows.OperationWorkflowID("test-a", "upgrade", first.op.ID), first.op.WorkflowID)
-	s.Equal(&workflows.Upgrade{Version: "3.7.1", FromIBP: "3.6", TargetIBP: "3.7"}, first.op.Upgrade)
+	s.Equal(workflows.UpgradeParams{Version: "3.7.1", FromIBP: "3.6", TargetIBP: "3.7"}, upgradeOf(s.T(), first.op))
 	s.Require().NoError(dup.err)
 	s.True(dup.op.Existing, "an upgrade to the same version joins the running one")
 	s.Equal(first.op.ID, dup.op.ID)
@@ -265,7 +265,7 @@ func (s *ClusterUpgradeSuite) TestUpgradeRunsBothRollsAndDuplicateJoins() {
 	s.Empty(running.Queue)
 
 	s.Require().NoError(patch.err)
-	s.Equal(&workflows.Upgrade{Version: "3.7.2", FromIBP: "3.7", TargetIBP: "3.7"}, patch.op.Upgrade)
+	s.Equal(workflows.UpgradeParams{Version: "3.7.2", FromIBP: "3.7", TargetIBP: "3.7"}, upgradeOf(s.T(), patch.op))
 
 	s.Require().Len(s.rolls, 3, "two rolls for the minor upgrade, one for the patch")
 	s.Equal(workflows.UpgradePhaseWorkflowID(first.op.WorkflowID, workflows.UpgradePhaseBinaries), s.rolls[0].workflowID)
@@ -284,18 +284,18 @@ func (s *ClusterUpgradeSuite) TestUpgradeRunsBothRollsAndDuplicateJoins() {
 func (s *ClusterUpgradeSuite) TestValidatorRejectsNonsenseAndChangesNothing() {
 	cases := []struct {
 		name string
-		req  workflows.UpgradeRequest
+		req  workflows.Request
 		want string
 	}{
-		{"no requester", workflows.UpgradeRequest{Version: "3.7.1", FromIBP: "3.6"}, "requestedBy is required"},
-		{"bad version", workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7", FromIBP: "3.6"}, "want a Kafka release like 3.7.1"},
-		{"bad protocol", workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7.1", FromIBP: "3"}, "want major.minor"},
-		{"downgrade", workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.6.2", FromIBP: "3.7"}, "is a downgrade"},
-		{"current protocol unknown", workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7.1"}, "fromIbp is required"},
+		{"no requester", upgradeReq("", "3.7.1", "3.6"), "requestedBy is required"},
+		{"bad version", upgradeReq("alice", "3.7", "3.6"), "want major.minor.patch, like 3.7.1"},
+		{"bad protocol", upgradeReq("alice", "3.7.1", "3"), "want major.minor"},
+		{"downgrade", upgradeReq("alice", "3.6.2", "3.7"), "is a downgrade"},
+		{"current protocol unknown", upgradeReq("alice", "3.7.1", ""), "fromIbp is required"},
 	}
 	answers := make([]answer, len(cases))
 	for i, c := range cases {
-		s.update(time.Duration(i+1)*time.Minute, workflows.UpdateRequestUpgrade, c.req, &answers[i])
+		s.update(time.Duration(i+1)*time.Minute, workflows.UpdateRequest, c.req, &answers[i])
 	}
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, time.Hour)
@@ -319,8 +319,8 @@ func (s *ClusterUpgradeSuite) TestNoProtocolGuessAfterAFailedUpgrade() {
 	s.env.OnWorkflow(workflows.RollingUpgradeWorkflow, mock.Anything, mock.Anything).Return(
 		workflows.RollingUpgradeResult{}, errBrokerDidNotStart).Once()
 	var first, next answer
-	s.update(time.Minute, workflows.UpdateRequestUpgrade, workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7.1", FromIBP: "3.6"}, &first)
-	s.update(10*time.Minute, workflows.UpdateRequestUpgrade, workflows.UpgradeRequest{RequestedBy: "alice", Version: "3.7.1"}, &next)
+	s.update(time.Minute, workflows.UpdateRequest, upgradeReq("alice", "3.7.1", "3.6"), &first)
+	s.update(10*time.Minute, workflows.UpdateRequest, upgradeReq("alice", "3.7.1", ""), &next)
 	var final workflows.ClusterStatus
 	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, time.Hour)
 
@@ -328,7 +328,7 @@ func (s *ClusterUpgradeSuite) TestNoProtocolGuessAfterAFailedUpgrade() {
 
 	s.Require().NoError(first.err)
 	s.Require().Error(next.err)
-	s.Contains(next.err.Error(), "fromIbp is required: the last upgrade")
+	s.Contains(next.err.Error(), "fromIbp is required: an upgrade failed")
 	s.Require().Len(final.History, 1)
 	s.Equal(workflows.StatusFailed, final.History[0].Status)
 }

@@ -73,7 +73,7 @@ func (s *ClusterSuite) TestLossStartsExactlyOneRecoveryThatPreemptsMaintenance()
 		})
 	var req answer
 	var during, final workflows.ClusterStatus
-	s.update(6*time.Minute, workflows.UpdateRequestRestart, workflows.RestartRequest{RequestedBy: "alice"}, &req)
+	s.update(6*time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
 	s.statusAt(7*time.Minute, &during)
 	s.statusAt(time.Hour, &final)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
@@ -243,10 +243,10 @@ func (s *ClusterSuite) TestOperatorRequestsExpansionCleanerCheckAndHealthCheck()
 		}
 	})
 	var expand, again, unknown, cleaner answer
-	s.update(time.Minute+time.Second, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 2, RequestedBy: "alice"}, &expand)
-	s.update(10*time.Minute, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 2, RequestedBy: "alice"}, &again)
-	s.update(10*time.Minute, workflows.UpdateRequestExpansion, workflows.ExpansionRequest{Broker: 7, RequestedBy: "alice"}, &unknown)
-	s.update(11*time.Minute, workflows.UpdateRequestCleanerCheck, workflows.CleanerCheckRequest{RequestedBy: "bob"}, &cleaner)
+	s.update(time.Minute+time.Second, workflows.UpdateRequest, expansionReq("alice", 2), &expand)
+	s.update(10*time.Minute, workflows.UpdateRequest, expansionReq("alice", 2), &again)
+	s.update(10*time.Minute, workflows.UpdateRequest, expansionReq("alice", 7), &unknown)
+	s.update(11*time.Minute, workflows.UpdateRequest, cleanerReq("bob"), &cleaner)
 	var check workflows.HealthCheckResult
 	var checkErr error
 	s.env.RegisterDelayedCallback(func() {

@@ -228,7 +228,7 @@ func TestIntegrationCLICommands(t *testing.T) {
 	assert.Contains(t, out, "cool-down until")
 
 	// A chat approval: neither the requester nor a stranger may approve it.
-	approval, err := entity.Propose(ctx, stack.Client, activities.Action{Verb: activities.VerbCleanerCheck, Cluster: "local-a", RequestedBy: "bob"}, []string{"alice"}, "cli-test-1")
+	approval, err := entity.Propose(ctx, stack.Client, activities.Action{Verb: "cleaner-check", Cluster: "local-a", RequestedBy: "bob"}, []string{"alice"}, "cli-test-1")
 	require.NoError(t, err)
 	out, code = run("approve", "--approval", approval, "--by", "bob")
 	assert.Equal(t, 2, code, out)

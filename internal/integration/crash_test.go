@@ -81,7 +81,7 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("chaos"))
 	require.NoError(t, err)
 
 	done := make(chan error, 1)
@@ -139,7 +139,7 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "chaos"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("chaos"))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))

@@ -87,7 +87,7 @@ func TestIntegrationEntityOwnRollIsNoLoss(t *testing.T) {
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
@@ -124,7 +124,7 @@ func TestIntegrationEntityPauseHoldsQueuedRestart(t *testing.T) {
 	p, err := entity.Pause(ctx, stack.Client, "local-a", workflows.PauseRequest{By: "oncall", Reason: "change freeze"})
 	require.NoError(t, err)
 	assert.Equal(t, "oncall", p.By)
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 
 	time.Sleep(2 * time.Second)

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"slices"
+	"strings"
 
 	"context"
 	"testing"
@@ -50,7 +51,7 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 	fault := localfleet.Fault{Kind: localfleet.FaultFailToStart, Count: 100}
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, fault, "test"))
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 	pause := waitPaused(ctx, t, stack, op)
 	assert.Equal(t, int32(2), pause.Broker)
@@ -97,7 +98,7 @@ func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T)
 	require.NoError(t, created.Err)
 	before := len(stack.Fleet.Audit("local-a"))
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 	pause := waitPaused(ctx, t, stack, op)
 	assert.True(t, pause.CanSkip)
@@ -128,12 +129,12 @@ func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
 
 	require.NoError(t, stack.Fleet.StopBroker(ctx, "local-a", 3, "someone else"))
 	require.NoError(t, stack.Fleet.StartBroker(ctx, "local-a", 3, "someone else"))
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 	var sawWait bool
 	_, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.Progress) {
-		if p.Roll != nil && p.Roll.Step == workflows.StepWaitGates && len(p.Roll.Blockers) > 0 {
-			sawWait = true
+		for _, line := range p.Lines {
+			sawWait = sawWait || strings.Contains(line, workflows.StepWaitGates)
 		}
 	})
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/localfleet"
-	"github.com/kfleet/kfleet/workflows"
 )
 
 // BenchmarkRoll measures a whole rolling restart through the cluster entity
@@ -34,7 +33,7 @@ func BenchmarkRoll(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 				before := len(stack.Fleet.Audit("bench"))
 				began := time.Now()
-				op, err := entity.RequestRestart(ctx, stack.Client, "bench", workflows.RestartRequest{RequestedBy: "bench", MaxBatch: c.maxBatch})
+				op, err := entity.Request(ctx, stack.Client, "bench", batchedRestartReq("bench", c.maxBatch))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -36,7 +36,7 @@ func TestIntegrationRollingRestart(t *testing.T) {
 	require.NoError(t, err)
 	auditBefore := len(stack.Fleet.Audit("local-a"))
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "integration-test"})
+	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
 	res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)
@@ -100,11 +100,11 @@ func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
 	defer cancel()
 	before := len(stack.Fleet.Audit("local-a"))
 
-	_, err := entity.RequestRestart(ctx, stack.Client, "no-such-cluster", workflows.RestartRequest{RequestedBy: "t"})
+	_, err := entity.Request(ctx, stack.Client, "no-such-cluster", restartReq("t"))
 	require.ErrorIs(t, err, fleet.ErrUnknownCluster)
 	assert.Contains(t, err.Error(), "no-such-cluster")
 
-	_, err = entity.RequestRestart(ctx, stack.Client, "local-a", workflows.RestartRequest{RequestedBy: "t", Brokers: []int32{9}})
+	_, err = entity.Request(ctx, stack.Client, "local-a", restartReq("t", 9))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "broker 9 is not in cluster local-a")
 
@@ -152,7 +152,7 @@ func TestIntegrationBatchedRollOneRackAtATime(t *testing.T) {
 	controller, err := stack.Fleet.Controller("local-b")
 	require.NoError(t, err)
 
-	op, err := entity.RequestRestart(ctx, stack.Client, "local-b", workflows.RestartRequest{RequestedBy: "integration-test", MaxBatch: 3})
+	op, err := entity.Request(ctx, stack.Client, "local-b", batchedRestartReq("integration-test", 3))
 	require.NoError(t, err)
 	res, err := entity.FollowOperation(ctx, stack.Client, "local-b", op.ID, 200*time.Millisecond, func(entity.Progress) {})
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,18 +52,18 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 	require.Len(t, stack.Fleet.Audit("local-a"), auditBefore, "no broker was touched")
 
 	// The upgrade: 3.7.1 with the protocol pinned to 3.6, then bumped to 3.7.
-	op, err := entity.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{
-		RequestedBy: "integration-test", Version: "3.7.1", FromIBP: "3.6",
-	})
+	op, err := entity.Request(ctx, stack.Client, "local-a", upgradeReq("integration-test", "3.7.1", "3.6"))
 	require.NoError(t, err)
-	dup, err := entity.RequestUpgrade(ctx, stack.Client, "local-a", workflows.UpgradeRequest{RequestedBy: "someone-else", Version: "3.7.1"})
+	dup, err := entity.Request(ctx, stack.Client, "local-a", upgradeReq("someone-else", "3.7.1", ""))
 	require.NoError(t, err)
 	assert.True(t, dup.Existing, "the same upgrade is joined")
 	assert.Equal(t, op.ID, dup.ID)
 	phases := map[string]bool{}
-	res, err := entity.FollowUpgrade(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.UpgradeProgress) {
-		if p.Upgrade != nil {
-			phases[p.Upgrade.Phase] = true
+	res, _, err := entity.Follow[workflows.RollingUpgradeResult](ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.Progress) {
+		for _, line := range p.Lines {
+			for _, phase := range []string{workflows.UpgradePhaseBinaries, workflows.UpgradePhaseProtocol} {
+				phases[phase] = phases[phase] || strings.Contains(line, "("+phase+")")
+			}
 		}
 	})
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 package schedules
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 
 func TestScheduleRequestValidate(t *testing.T) {
 	window := func(edit func(*ScheduleRequest)) ScheduleRequest {
-		r := ScheduleRequest{Cluster: "local-a", Action: activities.VerbRestart, Cron: "0 3 * * SUN", CreatedBy: "alice"}
+		r := ScheduleRequest{Cluster: "local-a", Action: "restart", Cron: "0 3 * * SUN", CreatedBy: "alice"}
 		edit(&r)
 		return r
 	}
@@ -26,12 +27,12 @@ func TestScheduleRequestValidate(t *testing.T) {
 	}{
 		{"weekly restart", window(func(*ScheduleRequest) {}), ""},
 		{"daily cleaner check by interval", window(func(r *ScheduleRequest) {
-			r.Action, r.Cron, r.Every, r.Offset = activities.VerbCleanerCheck, "", 24*time.Hour, 3*time.Hour
+			r.Action, r.Cron, r.Every, r.Offset = "cleaner-check", "", 24*time.Hour, 3*time.Hour
 		}), ""},
 		{"shorthand", window(func(r *ScheduleRequest) { r.Cron = "@weekly" }), ""},
 		{"names, lists, ranges and steps", window(func(r *ScheduleRequest) { r.Cron = "*/15 1-5/2 1,15 JAN-MAR mon-fri" }), ""},
 		{"time zone", window(func(r *ScheduleRequest) { r.TimeZone = "Europe/Paris" }), ""},
-		{"batch for a restart", window(func(r *ScheduleRequest) { r.MaxBatch = 3 }), ""},
+		{"batch for a restart", window(func(r *ScheduleRequest) { r.Params = batch(3) }), ""},
 		{"sweep defaults to hourly", ScheduleRequest{Sweep: true, CreatedBy: "dev"}, ""},
 
 		{"no spec", window(func(r *ScheduleRequest) { r.Cron = "" }), "a cron expression"},
@@ -47,10 +48,10 @@ func TestScheduleRequestValidate(t *testing.T) {
 		{"offset with cron", window(func(r *ScheduleRequest) { r.Offset = time.Hour }), "offset goes with an interval"},
 		{"unknown zone", window(func(r *ScheduleRequest) { r.TimeZone = "Mars/Olympus" }), "time zone"},
 		{"zone with an interval", window(func(r *ScheduleRequest) { r.Cron, r.Every, r.TimeZone = "", 24*time.Hour, "Europe/Paris" }), "goes with a cron expression"},
-		{"upgrade is no window", window(func(r *ScheduleRequest) { r.Action = activities.VerbUpgrade }), "want one of restart, cleaner-check"},
+		{"upgrade is no window", window(func(r *ScheduleRequest) { r.Action = "upgrade" }), "want one of restart, cleaner-check"},
 		{"malformed cluster", window(func(r *ScheduleRequest) { r.Cluster = "Local_A" }), "cluster \"Local_A\""},
-		{"batch for a cleaner check", window(func(r *ScheduleRequest) { r.Action, r.MaxBatch = activities.VerbCleanerCheck, 2 }), "only a restart"},
-		{"negative batch", window(func(r *ScheduleRequest) { r.MaxBatch = -1 }), "batch -1"},
+		{"batch for a cleaner check", window(func(r *ScheduleRequest) { r.Action, r.Params = "cleaner-check", batch(2) }), "unknown field \"maxBatch\""},
+		{"negative batch", window(func(r *ScheduleRequest) { r.Params = batch(-1) }), "maxBatch -1: must not be negative"},
 		{"nobody", window(func(r *ScheduleRequest) { r.CreatedBy = "" }), "createdBy is required"},
 		{"sweep of a cluster", ScheduleRequest{Sweep: true, Cluster: "local-a", CreatedBy: "dev"}, "takes no cluster"},
 	} {
@@ -67,7 +68,7 @@ func TestScheduleRequestValidate(t *testing.T) {
 }
 
 func TestScheduleRequestOptions(t *testing.T) {
-	opts := ScheduleRequest{Cluster: "local-a", Action: activities.VerbRestart, MaxBatch: 2, Cron: "0 3 * * SUN", CreatedBy: "alice"}.withDefaults().options()
+	opts := ScheduleRequest{Cluster: "local-a", Action: "restart", Params: batch(2), Cron: "0 3 * * SUN", CreatedBy: "alice"}.withDefaults().options()
 	assert.Equal(t, "schedule/local-a/restart", opts.ID)
 	assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, opts.Overlap)
 	assert.Equal(t, 10*time.Minute, opts.CatchupWindow)
@@ -78,18 +79,18 @@ func TestScheduleRequestOptions(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "cluster/local-a/scheduled/restart", a.ID)
 	assert.Equal(t, workflows.TaskQueue, a.TaskQueue)
-	assert.Equal(t, []any{activities.Action{Verb: activities.VerbRestart, Cluster: "local-a", MaxBatch: 2, RequestedBy: "schedule/local-a/restart"}}, a.Args)
+	assert.Equal(t, []any{activities.Action{Verb: "restart", Cluster: "local-a", Params: batch(2), RequestedBy: "schedule/local-a/restart"}}, a.Args)
 	cluster, _ := a.TypedSearchAttributes.GetKeyword(workflows.AttrClusterID)
 	op, _ := a.TypedSearchAttributes.GetKeyword(workflows.AttrOperation)
 	assert.Equal(t, "local-a", cluster)
 	assert.Equal(t, "scheduled-restart", op)
 
 	sweep := ScheduleRequest{Sweep: true, CreatedBy: "dev"}.withDefaults().options()
-	assert.Equal(t, FleetSweepScheduleID, sweep.ID)
+	assert.Equal(t, workflows.FleetSweepScheduleID, sweep.ID)
 	assert.Equal(t, []client.ScheduleIntervalSpec{{Every: time.Hour}}, sweep.Spec.Intervals)
 	sa, ok := sweep.Action.(*client.ScheduleWorkflowAction)
 	require.True(t, ok)
-	assert.Equal(t, []any{workflows.FleetSweepInput{RequestedBy: FleetSweepScheduleID}}, sa.Args)
+	assert.Equal(t, []any{workflows.FleetSweepInput{RequestedBy: workflows.FleetSweepScheduleID}}, sa.Args)
 }
 
 func TestDescribeSpec(t *testing.T) {
@@ -120,9 +121,15 @@ func TestScheduleID(t *testing.T) {
 		"fleet-sweep":               "schedule/fleet-sweep",
 		"local-a/restart":           "schedule/local-a/restart",
 		"schedule/local-a/restart":  "schedule/local-a/restart",
-		FleetSweepScheduleID:        FleetSweepScheduleID,
-		ClusterScheduleID("b", "x"): "schedule/b/x",
+		workflows.FleetSweepScheduleID:        workflows.FleetSweepScheduleID,
+		workflows.ClusterScheduleID("b", "x"): "schedule/b/x",
 	} {
 		assert.Equal(t, want, ScheduleID(in), in)
 	}
+}
+
+// batch is a restart's parameters with a batch size.
+func batch(n int) json.RawMessage {
+	raw, _ := json.Marshal(workflows.RestartParams{MaxBatch: n})
+	return raw
 }
