@@ -74,7 +74,9 @@ for weekly windows). The sweep defaults to --every 1h.`,
 				if batch < 1 {
 					return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1 (one broker at a time) up to the cluster's broker count", batch)}
 				}
-				req.Params, _ = json.Marshal(workflows.RestartParams{MaxBatch: batch})
+				if batch > 1 { // 1 is the default: one broker at a time
+					req.Params, _ = json.Marshal(workflows.RestartParams{MaxBatch: batch})
+				}
 			}
 			if !req.Sweep {
 				if err := checkCluster(req.Cluster); err != nil {

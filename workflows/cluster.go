@@ -164,6 +164,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	if st.Protocol == nil {
 		st.Protocol = st.protocolFromHistory()
 	}
+	st.Protocol = protocolFromSpec(*spec, st.Protocol)
 	e.watch = newBrokerWatch(ctx, spec, st, e.version >= 1, e.changed)
 	e.ctl = &controls{e: e, spec: spec, st: st, changed: e.changed, cancelUrgent: map[string]workflow.CancelFunc{}}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ClusterStatus, error) {
@@ -176,6 +177,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 			old := *spec
 			*spec = s
 			e.watch.respec(old)
+			st.Protocol = protocolFromSpec(s, st.Protocol)
 			return *spec, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, s fleet.ClusterSpec) error {
@@ -527,4 +529,17 @@ func (st ClusterState) protocolFromHistory() *ProtocolLevel {
 		return &ProtocolLevel{KafkaVersion: p.Version, InterBrokerProtocol: p.TargetIBP, By: op.ID, Since: op.FinishedAt}
 	}
 	return nil
+}
+
+// protocolFromSpec is the protocol level with the spec's say: the spec
+// seeds it, and corrects a level that came from a spec; a level an
+// upgrade through kfleet set wins over a spec written before it.
+func protocolFromSpec(spec fleet.ClusterSpec, level *ProtocolLevel) *ProtocolLevel {
+	if spec.InterBrokerProtocol == "" && spec.KafkaVersion == "" {
+		return level
+	}
+	if level != nil && level.By != "" {
+		return level
+	}
+	return &ProtocolLevel{KafkaVersion: spec.KafkaVersion, InterBrokerProtocol: spec.InterBrokerProtocol}
 }

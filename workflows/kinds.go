@@ -250,6 +250,7 @@ func paramsOf[P any](op Operation, legacy func(Operation) P) (P, error) {
 		}
 		return p, nil
 	}
+	//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
 	if err := json.Unmarshal(op.Params, &p); err != nil {
 		return p, fmt.Errorf("%s %s: parameters: %w", op.Kind, op.ID, err)
 	}
@@ -291,8 +292,10 @@ func (k *kind[P, In, Res]) checked(req Request) (P, error) {
 		}
 	}
 	if len(req.Params) > 0 {
+		//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
 		dec := json.NewDecoder(strings.NewReader(string(req.Params)))
 		dec.DisallowUnknownFields()
+		//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
 		if err := dec.Decode(&p); err != nil {
 			return p, fmt.Errorf("%s parameters %s: %w", k.name, req.Params, err)
 		}
@@ -328,6 +331,7 @@ func (k *kind[P, In, Res]) admit(a admission, req Request) (Operation, bool, err
 	if op, ok, err := joins(a, req, &p); err != nil || ok {
 		return op, ok, err
 	}
+	//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return Operation{}, false, err
@@ -478,6 +482,7 @@ func functionName(fn any) string {
 
 // mustJSON encodes parameters of kfleet's own types, which always encode.
 func mustJSON(v any) json.RawMessage {
+	//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
 	raw, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("encode %T: %v", v, err))

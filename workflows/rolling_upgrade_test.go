@@ -279,6 +279,29 @@ func (s *ClusterUpgradeSuite) TestUpgradeRunsBothRollsAndDuplicateJoins() {
 	for _, op := range final.History {
 		s.Equal(workflows.StatusSucceeded, op.Status, op.Error)
 	}
+	s.Require().NotNil(final.Protocol, "the entity keeps the protocol level")
+	s.Equal("3.7.2", final.Protocol.KafkaVersion)
+	s.Equal("3.7", final.Protocol.InterBrokerProtocol)
+	s.Equal(patch.op.ID, final.Protocol.By)
+}
+
+// A cluster registered with its versions needs no fromIbp for its first
+// upgrade through kfleet.
+func (s *ClusterUpgradeSuite) TestTheSpecSeedsTheProtocolLevel() {
+	spec := testSpec()
+	spec.KafkaVersion, spec.InterBrokerProtocol = "3.6.2", "3.6"
+	var up answer
+	var before workflows.ClusterStatus
+	s.env.RegisterDelayedCallback(func() { before = s.status() }, 30*time.Second)
+	s.update(time.Minute, workflows.UpdateRequest, upgradeReq("alice", "3.7.1", ""), &up)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, time.Hour)
+
+	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: spec})
+
+	s.Require().NotNil(before.Protocol)
+	s.Equal(workflows.ProtocolLevel{KafkaVersion: "3.6.2", InterBrokerProtocol: "3.6"}, *before.Protocol)
+	s.Require().NoError(up.err)
+	s.Equal(workflows.UpgradeParams{Version: "3.7.1", FromIBP: "3.6", TargetIBP: "3.7"}, upgradeOf(s.T(), up.op))
 }
 
 func (s *ClusterUpgradeSuite) TestValidatorRejectsNonsenseAndChangesNothing() {

@@ -25,6 +25,12 @@ type ClusterSpec struct {
 	// Health tunes the entity's health loop and self-healing; zero
 	// values are the defaults of OPERATIONS.md.
 	Health HealthPolicy `json:"health,omitzero" yaml:"health,omitempty"`
+	// KafkaVersion and InterBrokerProtocol are what the brokers run when
+	// the cluster is registered (e.g. 3.6.2 and 3.6), optional: they seed
+	// the entity's protocol level, which each upgrade through kfleet then
+	// keeps, so an upgrade need not be told its fromIbp.
+	KafkaVersion        string `json:"kafkaVersion,omitempty" yaml:"kafkaVersion,omitempty"`
+	InterBrokerProtocol string `json:"interBrokerProtocol,omitempty" yaml:"interBrokerProtocol,omitempty"`
 }
 
 // BrokerSpec ties a broker id to the host it runs on.
@@ -69,6 +75,18 @@ func (s ClusterSpec) Validate() error {
 	}
 	if err := s.Health.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if s.KafkaVersion != "" {
+		if v, err := ParseKafkaVersion(s.KafkaVersion); err != nil {
+			errs = append(errs, fmt.Errorf("kafkaVersion: %w", err))
+		} else if p, err := ParseProtocolVersion(s.InterBrokerProtocol); s.InterBrokerProtocol != "" && err == nil && !v.Speaks(p) {
+			errs = append(errs, fmt.Errorf("interBrokerProtocol %s is newer than Kafka %s speaks", p, v))
+		}
+	}
+	if s.InterBrokerProtocol != "" {
+		if _, err := ParseProtocolVersion(s.InterBrokerProtocol); err != nil {
+			errs = append(errs, fmt.Errorf("interBrokerProtocol: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster spec %q: %w", s.ID, err)

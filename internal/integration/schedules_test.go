@@ -62,7 +62,7 @@ func TestIntegrationSchedules(t *testing.T) {
 		{[]string{"--cluster", "local-a", "--action", "restart", "--every", "1h", "--at", "2h"}, "offset 2h0m0s"},
 		{[]string{"--cluster", "local-a", "--action", "restart", "--every", "soon"}, `--every "soon"`},
 		{[]string{"--cluster", "local-a", "--action", "upgrade", "--every", "24h"}, "want one of restart, cleaner-check"},
-		{[]string{"--cluster", "local-a", "--action", "restart", "--every", "24h", "--batch", "4"}, "batch 4: want 1..3"},
+		{[]string{"--cluster", "local-a", "--action", "restart", "--every", "24h", "--batch", "4"}, "maxBatch 4: want 0..3"},
 		{[]string{"--cluster", "local-a", "--action", "restart", "--cron", "0 3 * * SUN", "--timezone", "Mars/Olympus"}, "Mars/Olympus"},
 		{[]string{"--cluster", "local-a"}, "--action restart|cleaner-check"},
 	} {

@@ -35,7 +35,7 @@ func TestIntegrationRollingUpgrade(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--version", "3.7"}, "want a Kafka release like 3.7.1"},
+		{[]string{"--version", "3.7"}, "want major.minor.patch, like 3.7.1"},
 		{[]string{"--version", "3.7.1", "--from-ibp", "3.8"}, "is a downgrade"},
 		// Valid on its face, but the entity knows no current protocol.
 		{[]string{"--version", "3.7.1"}, "fromIbp is required"},

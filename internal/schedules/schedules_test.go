@@ -118,9 +118,9 @@ func TestDescribeSpec(t *testing.T) {
 
 func TestScheduleID(t *testing.T) {
 	for in, want := range map[string]string{
-		"fleet-sweep":               "schedule/fleet-sweep",
-		"local-a/restart":           "schedule/local-a/restart",
-		"schedule/local-a/restart":  "schedule/local-a/restart",
+		"fleet-sweep":                         "schedule/fleet-sweep",
+		"local-a/restart":                     "schedule/local-a/restart",
+		"schedule/local-a/restart":            "schedule/local-a/restart",
 		workflows.FleetSweepScheduleID:        workflows.FleetSweepScheduleID,
 		workflows.ClusterScheduleID("b", "x"): "schedule/b/x",
 	} {
