@@ -53,6 +53,9 @@ type StackOptions struct {
 	// ChatopsAddr serves ChatOps (Slack slash commands and approvals) on
 	// this address; empty: none.
 	ChatopsAddr string
+	// EventBudget is every registered entity's history budget (0: the
+	// default 5,000); tests make it small to see continue-as-new.
+	EventBudget int
 	// SweepEvery is the fleet sweep schedule's interval: 0 creates (or
 	// updates) it with the default (schedules.DefaultSweepEvery), negative
 	// creates none.
@@ -143,7 +146,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	for id, spec := range s.Specs {
 		spec.Health = opts.Health
 		s.Specs[id] = spec
-		if err = entity.RegisterCluster(ctx, s.Client, spec); err != nil {
+		if err = entity.RegisterCluster(ctx, s.Client, spec, entity.WithEventBudget(opts.EventBudget)); err != nil {
 			return s, err
 		}
 	}

@@ -24,11 +24,25 @@ import (
 	"github.com/kfleet/kfleet/workflows"
 )
 
+// RegisterOption tunes a cluster's entity when its registration starts it.
+type RegisterOption func(*workflows.ClusterInput)
+
+// WithEventBudget sets the history length past which the entity continues
+// as new (default 5,000); tests make it small to see it happen.
+func WithEventBudget(events int) RegisterOption {
+	return func(in *workflows.ClusterInput) { in.EventBudget = events }
+}
+
 // RegisterCluster starts the cluster's entity workflow, or hands the spec to
 // the running one, in one Update-with-Start call: registering twice is safe.
-func RegisterCluster(ctx context.Context, c client.Client, spec fleet.ClusterSpec) error {
+// Options apply only when this call starts the entity.
+func RegisterCluster(ctx context.Context, c client.Client, spec fleet.ClusterSpec, opts ...RegisterOption) error {
 	if err := spec.Validate(); err != nil {
 		return err
+	}
+	in := workflows.ClusterInput{Spec: spec}
+	for _, o := range opts {
+		o(&in)
 	}
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.ClusterWorkflowID(spec.ID),
@@ -36,7 +50,7 @@ func RegisterCluster(ctx context.Context, c client.Client, spec fleet.ClusterSpe
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("Cluster entity of **%s** (%d brokers)", spec.ID, len(spec.Brokers)),
 		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrClusterID.ValueSet(spec.ID)),
-	}, workflows.ClusterWorkflow, workflows.ClusterInput{Spec: spec})
+	}, workflows.ClusterWorkflow, in)
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

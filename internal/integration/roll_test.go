@@ -115,26 +115,32 @@ func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
 	assert.Len(t, stack.Fleet.Audit("local-a"), before, "no broker was touched")
 }
 
-// recordHistories writes the histories of workflowIDs as JSON into
-// KFLEET_RECORD_HISTORIES, when set: that is how workflows/testdata/ is
-// refreshed for the replay tests (`make record-histories`).
+// recordHistories writes the histories of workflowIDs (their latest runs)
+// as JSON into KFLEET_RECORD_HISTORIES, when set: that is how
+// workflows/testdata/ is refreshed for the replay tests (`make
+// record-histories`).
 func recordHistories(ctx context.Context, t *testing.T, c client.Client, names map[string]string) {
+	for workflowID, file := range names {
+		recordRun(ctx, t, c, workflowID, "", file)
+	}
+}
+
+// recordRun is recordHistories for one run of a workflow ("" : the latest).
+func recordRun(ctx context.Context, t *testing.T, c client.Client, workflowID, runID, file string) {
 	dir := os.Getenv("KFLEET_RECORD_HISTORIES")
 	if dir == "" {
 		return
 	}
-	for workflowID, file := range names {
-		var events []*historypb.HistoryEvent
-		it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			require.NoError(t, err)
-			events = append(events, ev)
-		}
-		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	var events []*historypb.HistoryEvent
+	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
 		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, file), data, 0o644))
+		events = append(events, ev)
 	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, file), data, 0o644))
 }
 
 // TestIntegrationBatchedRollOneRackAtATime rolls local-b (6 brokers over 3
