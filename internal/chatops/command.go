@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
 )
 
 // Verb is what a chat command asks kfleet to do. The verbs are the CLI's.
@@ -72,13 +73,15 @@ func Verbs() []Verb {
 func (v Verb) Known() bool { _, ok := specOf(v); return ok }
 
 // Destructive reports whether v takes brokers down, grows volumes or ends
-// an operation: asked from chat, it needs a second person's approval.
+// an operation: asked from chat, it needs a second person's approval. An
+// operation's verb is destructive when its kind is registered so
+// (workflows.Kinds); abort ends whatever waits for a human.
 func (v Verb) Destructive() bool {
-	switch v {
-	case VerbRestart, VerbUpgrade, VerbExpand, VerbAbort:
+	if v == VerbAbort {
 		return true
 	}
-	return false
+	k, err := workflows.KindOfVerb(string(v))
+	return err == nil && k.Destructive()
 }
 
 // NeedsCluster reports whether commands of v name a cluster.

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/chatops"
+	"github.com/kfleet/kfleet/workflows"
 )
 
 func TestParse(t *testing.T) {
@@ -144,4 +145,22 @@ func TestVerbs(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbAbort}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
+}
+
+// Every operation kind people ask for by a verb can be asked in chat, and
+// chat's verbs that start operations are kinds' verbs: a kind added
+// without its chat grammar fails here.
+func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
+	for _, k := range workflows.Kinds() {
+		if k.Verb() == "" {
+			continue
+		}
+		v := chatops.Verb(k.Verb())
+		assert.True(t, v.Known(), "kind %s: verb %q has no chat grammar", k.Name(), k.Verb())
+		assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
+	}
+	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck} {
+		_, err := workflows.KindOfVerb(string(v))
+		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
+	}
 }

@@ -67,7 +67,9 @@ func (p *workerProcess) killAndRestart() {
 // SIGKILL at random moments of a roll (KFLEET_CHAOS_KILLS times, default
 // 5; `make chaos` does many more), starting a new one each time, and shows
 // from the fleet's audit that the roll still completes with each broker
-// stopped and started exactly once and nothing unsafe on the way.
+// stopped and started exactly once and nothing unsafe on the way. The
+// entity's small event budget and fast health tick make it continue as
+// new every few seconds meanwhile, so kills land while it does, too.
 func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 	kills := 5
 	if v, err := strconv.Atoi(os.Getenv("KFLEET_CHAOS_KILLS")); err == nil && v > 0 {
@@ -76,7 +78,10 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 	t.Logf("KFLEET_CHAOS_KILLS=%d", kills)
 	rng := chaosRand(t)
 
-	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
+		o.EventBudget = 80
+		o.Health = fleet.HealthPolicy{Interval: 100 * time.Millisecond}
+	})
 	workers := startWorkerProcess(t, stack)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -118,8 +123,10 @@ kill:
 		seen = len(stack.Fleet.Audit("local-a"))
 	}
 	require.NoError(t, <-done, "the roll completes despite %d kills (worker logs in %s)", killed, workers.logs)
-	t.Logf("roll completed after %d worker kills", killed)
+	continued, _, _ := entityRuns(ctx, t, stack, "local-a")
+	t.Logf("roll completed after %d worker kills; the entity continued as new %d times meanwhile", killed, continued)
 	require.Len(t, res.Brokers, 3)
+	assert.GreaterOrEqual(t, continued, 1, "the entity continued as new during the roll")
 
 	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, stops, "each broker stopped exactly once")
