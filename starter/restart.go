@@ -51,8 +51,11 @@ started, 3 Temporal unreachable.`,
 						return exitError{exitBadInput, fmt.Errorf("--batch %d: want 1..%d (%s has %d brokers)", batch, n, cluster, n)}
 					}
 				}
-				params, _ := json.Marshal(workflows.RestartParams{MaxBatch: batch})
-				op, err := entity.Request(ctx, c, cluster, workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: by, Brokers: brokers, Params: params})
+				req := workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: by, Brokers: brokers}
+				if batch > 1 { // 1 is the default: one broker at a time
+					req.Params, _ = json.Marshal(workflows.RestartParams{MaxBatch: batch})
+				}
+				op, err := entity.Request(ctx, c, cluster, req)
 				if err != nil {
 					return err
 				}

@@ -40,7 +40,7 @@ func (b backend) Status(ctx context.Context, cluster string) (string, error) {
 	}
 	var out strings.Builder
 	entity.RenderStatus(&out, rep, entity.RenderOptions{History: 3})
-	return "```\n" + strings.TrimRight(out.String(), "\n") + "\n```", nil
+	return strings.TrimRight(out.String(), "\n"), nil // the server sets it in a code block
 }
 
 func (b backend) List(ctx context.Context) (string, error) {
