@@ -71,7 +71,7 @@ func (a *Activities) DiagnoseBroker(ctx context.Context, in BrokerInput) (Diagno
 		return d, nil
 	}
 
-	if d.Process, err = a.brokerProcess(ctx, in, host); err != nil {
+	if d.Process, err = a.brokerProcess(ctx, in, host, a.ticker(ctx, cloud.DocBrokerStatus)); err != nil {
 		return Diagnosis{}, err
 	}
 	limits, err := a.hostLimits(ctx, in, host)
@@ -94,8 +94,8 @@ func (a *Activities) DiagnoseBroker(ctx context.Context, in BrokerInput) (Diagno
 
 // brokerProcess runs kfleet-BrokerStatus and returns its first line, the
 // Kafka service's state. The rest (a journal tail) is not kept.
-func (a *Activities) brokerProcess(ctx context.Context, in BrokerInput, host fleet.BrokerSpec) (string, error) {
-	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, cloud.DocBrokerStatus, nil, in.Reason, a.ticker(ctx, cloud.DocBrokerStatus))
+func (a *Activities) brokerProcess(ctx context.Context, in BrokerInput, host fleet.BrokerSpec, tick func()) (string, error) {
+	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, cloud.DocBrokerStatus, nil, in.Reason, tick)
 	if err != nil {
 		return "", fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)
 	}
@@ -187,6 +187,9 @@ type BrokerObservation struct {
 	LogsLeft   int  `json:"logsLeft"`
 	// MetricsError is set when the metrics could not be read.
 	MetricsError string `json:"metricsError,omitempty"`
+	// ProcessError is set when the service state could not be read
+	// (Process is then empty).
+	ProcessError string `json:"processError,omitempty"`
 }
 
 // ObserveBroker reads, without touching it, whether the broker is
@@ -196,14 +199,28 @@ func (a *Activities) ObserveBroker(ctx context.Context, in BrokerInput) (BrokerO
 	if err != nil {
 		return BrokerObservation{}, err
 	}
+	return a.observe(ctx, in, host, a.ticker(ctx, cloud.DocBrokerStatus))
+}
+
+// observe is ObserveBroker's reading; tick heartbeats while the status
+// document runs (the waits heartbeat their own details, which a retry
+// resumes from, so they pass their own tick).
+func (a *Activities) observe(ctx context.Context, in BrokerInput, host fleet.BrokerSpec, tick func()) (BrokerObservation, error) {
 	var obs BrokerObservation
 	ids, err := a.ZooKeeper.BrokerIDs(ctx, in.Spec)
 	if err != nil {
 		return BrokerObservation{}, fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)
 	}
 	obs.Registered = slices.Contains(ids, in.Broker)
-	if obs.Process, err = a.brokerProcess(ctx, in, host); err != nil {
-		return BrokerObservation{}, err
+	if obs.Process, err = a.brokerProcess(ctx, in, host, tick); err != nil {
+		if ctx.Err() != nil {
+			return BrokerObservation{}, ctx.Err()
+		}
+		// A host SSM cannot reach (its instance stopped, its agent down)
+		// is an observation, not a failure: the process state is unknown,
+		// and the diagnosis that follows a grace, or a wait's stall
+		// timeout, decides what it means.
+		obs.Process, obs.ProcessError = "", err.Error()
 	}
 	if host.MetricsURL == "" || a.Metrics == nil {
 		obs.MetricsError = errNoMetricsEndpoint
@@ -219,4 +236,10 @@ func (a *Activities) ObserveBroker(ctx context.Context, in BrokerInput) (BrokerO
 	obs.LogsLeft = m.LogsLeftToRecover
 	obs.Recovering = m.BrokerState == metrics.BrokerRecovery || m.LogsLeftToRecover > 0
 	return obs, nil
+}
+
+// sighting is what the come-back rules of internal/fleet read of an
+// observation.
+func (o BrokerObservation) sighting() fleet.BrokerSighting {
+	return fleet.BrokerSighting{Registered: o.Registered, Process: o.Process, Recovering: o.Recovering, LogsLeft: o.LogsLeft}
 }
