@@ -217,13 +217,12 @@ func (s *LongWaitSuite) TestRecoveryWaitsAWeekForAHuman() {
 	stubBrokerWatch(s.env, nil, watchStep{after: 5 * time.Minute, registered: []int32{1, 3}})
 	var instanceBack, started bool
 	starts := 0
-	s.env.OnActivity(acts.ObserveBroker, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.BrokerInput) (activities.BrokerObservation, error) {
-			if started {
-				return activities.BrokerObservation{Registered: true, Process: "running"}, nil
-			}
-			return activities.BrokerObservation{Process: "stopped"}, nil
-		})
+	stubRecoveryWaits(s.env, func() activities.BrokerObservation {
+		if started {
+			return activities.BrokerObservation{Registered: true, Process: "running"}
+		}
+		return activities.BrokerObservation{Process: "stopped"}
+	})
 	s.env.OnActivity(acts.DiagnoseBroker, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.BrokerInput) (activities.Diagnosis, error) {
 			if !instanceBack {

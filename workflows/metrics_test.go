@@ -52,6 +52,10 @@ func TestMetrics(t *testing.T) {
 						}
 						return rep, nil
 					})
+				env.OnActivity(acts.WaitRestartGates, mock.Anything, mock.Anything).After(30 * time.Second).Return(
+					func(_ context.Context, in activities.GateWaitInput) (activities.GateWait, error) {
+						return activities.GateWait{Report: activities.GateReport{Next: in.Gates.Remaining[0], Controller: 3, Partitions: 4}}, nil
+					}).Once()
 				for _, step := range []any{acts.StopBroker, acts.StartBroker, acts.WaitBrokerRegistered, acts.WaitReplicasInSync} {
 					env.OnActivity(step, mock.Anything, mock.Anything).Return(nil)
 				}
@@ -183,11 +187,13 @@ func TestMetrics(t *testing.T) {
 }
 
 // stubRecoveryHost answers a recovery's activities: every diagnosis is
-// diag, every observation obs, and every action succeeds.
+// diag, every observation obs (the waits end on it), and every action
+// succeeds.
 func stubRecoveryHost(env *testsuite.TestWorkflowEnvironment, diag activities.Diagnosis, obs activities.BrokerObservation) {
 	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(acts.DiagnoseBroker, mock.Anything, mock.Anything).Return(diag, nil).Maybe()
 	env.OnActivity(acts.ObserveBroker, mock.Anything, mock.Anything).Return(obs, nil).Maybe()
+	stubRecoveryWaits(env, func() activities.BrokerObservation { return obs })
 	env.OnActivity(acts.SetHostLimit, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(acts.WaitReplicasInSync, mock.Anything, mock.Anything).Return(nil).Maybe()

@@ -1,8 +1,8 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -22,8 +22,8 @@ type RecoveryInput struct {
 	// Grace is how long a broker may take to come back by itself (its
 	// service manager restarting it) before recovery acts; 0: none.
 	Grace time.Duration `json:"grace,omitempty"`
-	// PollInterval paces the observation of a broker coming back
-	// (default 5 s).
+	// PollInterval paces the observation of a broker coming back, inside
+	// the wait activities (default 5 s).
 	PollInterval time.Duration `json:"pollInterval,omitempty"`
 	// StallTimeout: log recovery that makes no progress for this long, or a
 	// started broker that neither recovers nor registers, asks a human
@@ -68,6 +68,18 @@ type RecoveryProgress struct {
 	Paused   *Pause `json:"paused,omitempty"`
 }
 
+// Change ids of workflow.GetVersion in recoveries: each marks where a
+// history recorded before the change takes the old path.
+const (
+	// versionGraceWait: the grace is one heartbeating activity
+	// (WaitBrokerGrace), not an observation and a timer per poll.
+	versionGraceWait = "recovery-grace-wait-activity"
+	// versionComeBackWait: waiting for the started broker is one
+	// heartbeating activity per verdict (WaitBrokerBack), not an
+	// observation and a timer per poll.
+	versionComeBackWait = "recovery-come-back-wait-activity"
+)
+
 // Recovery steps, as shown in progress and the UI.
 const (
 	StepGrace      = "giving it a grace to come back by itself"
@@ -108,7 +120,7 @@ func recoverBroker(ctx workflow.Context, in RecoveryInput) (RecoveryResult, erro
 	in = in.withDefaults()
 	r := &recovery{in: in, res: RecoveryResult{Broker: in.Broker}}
 	r.progress = RecoveryProgress{Broker: in.Broker, Step: StepDiagnose}
-	r.human = humanGate{what: fmt.Sprintf("recovery of broker %d", in.Broker)}
+	r.human = humanGate{cluster: in.Spec.ID, what: "recovery", changed: r.setDetails}
 	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RecoveryProgress, error) {
 		p := r.progress
 		p.Paused = r.human.paused
@@ -158,13 +170,30 @@ func (r *recovery) brokerInput() activities.BrokerInput {
 }
 
 // grace observes the broker until it is registered again, its process is
-// up (its service manager restarted it), or the grace ends. It reports
-// whether the broker is registered.
+// up (its service manager restarted it), or the grace ends, in one
+// heartbeating activity. It reports whether the broker is registered.
 func (r *recovery) grace(ctx workflow.Context) (bool, error) {
 	if r.in.Grace <= 0 {
 		return false, nil
 	}
 	r.step(ctx, StepGrace)
+	if workflow.GetVersion(ctx, versionGraceWait, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.pollGrace(ctx)
+	}
+	in := activities.GraceInput{BrokerInput: r.brokerInput(), Until: workflow.Now(ctx).Add(r.in.Grace), PollInterval: r.in.PollInterval}
+	wctx := waitContext(ctx, r.in.Grace+2*time.Minute, fmt.Sprintf("broker %d: grace to come back by itself", r.in.Broker), 10)
+	var obs activities.BrokerObservation
+	if err := workflow.ExecuteActivity(wctx, a.WaitBrokerGrace, in).Get(ctx, &obs); err != nil {
+		return false, fmt.Errorf("cluster %s broker %d: grace: %w", r.in.Spec.ID, r.in.Broker, err)
+	}
+	r.res.CameBack = obs.Registered
+	return obs.Registered, nil
+}
+
+// pollGrace is grace for histories recorded before versionGraceWait: an
+// observation and a durable timer per poll. Keep it unchanged while such a
+// recovery may still be running.
+func (r *recovery) pollGrace(ctx workflow.Context) (bool, error) {
 	deadline := workflow.Now(ctx).Add(r.in.Grace)
 	for {
 		var obs activities.BrokerObservation
@@ -175,7 +204,7 @@ func (r *recovery) grace(ctx workflow.Context) (bool, error) {
 			r.res.CameBack = true
 			return true, nil
 		}
-		if processUp(obs.Process) || !workflow.Now(ctx).Before(deadline) {
+		if fleet.ProcessUp(obs.Process) || !workflow.Now(ctx).Before(deadline) {
 			return false, nil
 		}
 		if err := workflow.Sleep(ctx, min(r.in.PollInterval, deadline.Sub(workflow.Now(ctx)))); err != nil {
@@ -214,7 +243,7 @@ func (r *recovery) bringBack(ctx workflow.Context) error {
 			}
 			continue
 		}
-		if processUp(diag.Process) {
+		if fleet.ProcessUp(diag.Process) {
 			// It came back by itself (or is recovering its logs after a
 			// restart by its service manager): observe, never touch.
 			r.res.CameBack = r.res.Starts == 0
@@ -270,13 +299,63 @@ func (r *recovery) fix(ctx workflow.Context, diag activities.Diagnosis) error {
 	return nil
 }
 
-// waitRegistered watches the broker come back without touching it. It
-// reports false when the process went down again (the caller diagnoses
-// again), true once the broker is registered.
+// waitRegistered watches the broker come back without touching it, in
+// one heartbeating activity per verdict: it began recovering its logs
+// (shown, then waited out however long it takes while it advances), it
+// stalled (a human decides), it went down again (false: the caller
+// diagnoses again), or it is registered (true).
 func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
 	r.step(ctx, StepRegister)
 	began := workflow.Now(ctx)
-	var last recoverySample // the last progress of log recovery
+	if workflow.GetVersion(ctx, versionComeBackWait, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.pollRegistered(ctx, began)
+	}
+	in := activities.ComeBackInput{BrokerInput: r.brokerInput(), Since: began, StallTimeout: r.in.StallTimeout, PollInterval: r.in.PollInterval}
+	for {
+		// Log recovery of a large broker takes hours: the wait runs until
+		// it ends, and resumes from its heartbeat after a retry.
+		wctx := waitContext(ctx, 24*time.Hour, fmt.Sprintf("broker %d: wait for it to come back", r.in.Broker), 10)
+		var back activities.BrokerBack
+		if err := workflow.ExecuteActivity(wctx, a.WaitBrokerBack, in).Get(ctx, &back); err != nil {
+			return false, fmt.Errorf("cluster %s broker %d: wait for it to come back: %w", r.in.Spec.ID, r.in.Broker, err)
+		}
+		if back.LogRecovery > 0 {
+			r.res.LogRecovery = back.LogRecovery
+		}
+		if back.Pace.PerMin > 0 {
+			r.progress.Rate, r.progress.ETA = fmt.Sprintf("%.0f logs/min", back.Pace.PerMin), back.Pace.ETA.String()
+		}
+		r.progress.LogsLeft = back.Observation.LogsLeft
+		in.Last = back.Last
+		switch back.Verdict {
+		case fleet.ComeBackRegistered:
+			r.res.Register = workflow.Now(ctx).Sub(began) - r.res.LogRecovery
+			r.progress.LogsLeft, r.progress.Rate, r.progress.ETA = 0, "", ""
+			return true, nil
+		case fleet.ComeBackDown:
+			workflow.GetLogger(ctx).Warn("broker went down again", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Process", back.Observation.Process)
+			return false, nil
+		case fleet.ComeBackRecovering:
+			in.Recovering = true
+			r.step(ctx, StepRecovering)
+		case fleet.ComeBackStalled:
+			process := cmp.Or(back.Observation.Process, "unknown")
+			why := fmt.Sprintf("broker %d has not come back for %s (process %s, %d logs left to recover); it is never restarted while it recovers",
+				r.in.Broker, back.StalledFor.Round(time.Second), process, back.Observation.LogsLeft)
+			if err := r.ask(ctx, r.progress.Step, why); err != nil {
+				return false, err
+			}
+		default:
+			return false, fmt.Errorf("cluster %s broker %d: unknown verdict %q of the wait for it to come back", r.in.Spec.ID, r.in.Broker, back.Verdict)
+		}
+	}
+}
+
+// pollRegistered is waitRegistered for histories recorded before
+// versionComeBackWait: an observation and a durable timer per poll. Keep
+// it unchanged while such a recovery may still be running.
+func (r *recovery) pollRegistered(ctx workflow.Context, began time.Time) (bool, error) {
+	var last fleet.RecoverySample // the last progress of log recovery
 	lastProgress := began
 	for {
 		var obs activities.BrokerObservation
@@ -293,18 +372,21 @@ func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
 			if r.progress.Step != StepRecovering {
 				r.step(ctx, StepRecovering)
 			}
-			if perMin, eta, ok := last.rateTo(now, obs.LogsLeft); ok {
-				r.progress.Rate, r.progress.ETA = fmt.Sprintf("%.0f logs/min", perMin), eta.String()
-			}
 			// The pace is measured from the last progress, so a stall
 			// shows as time since it, not as a slower rate.
-			if last.at.IsZero() || obs.LogsLeft < last.left {
-				last, lastProgress = recoverySample{at: now, left: obs.LogsLeft}, now
+			var perMin float64
+			var eta time.Duration
+			var paced, progressed bool
+			if last, perMin, eta, paced, progressed = fleet.Advance(last, now, obs.LogsLeft); progressed {
+				lastProgress = now
+			}
+			if paced {
+				r.progress.Rate, r.progress.ETA = fmt.Sprintf("%.0f logs/min", perMin), eta.String()
 			}
 			r.progress.LogsLeft = obs.LogsLeft
 			r.res.LogRecovery = now.Sub(began)
 			r.setDetails(ctx)
-		case !processUp(obs.Process) && obs.Process != "":
+		case !fleet.ProcessUp(obs.Process) && obs.Process != "":
 			workflow.GetLogger(ctx).Warn("broker went down again", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Process", obs.Process)
 			return false, nil
 		}
@@ -351,7 +433,7 @@ func (r *recovery) restoreReplication(ctx workflow.Context) error {
 
 func (r *recovery) ask(ctx workflow.Context, step, reason string) error {
 	workflow.GetLogger(ctx).Warn("recovery waits for a human", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Step", step, "Reason", reason)
-	_, err := r.human.ask(ctx, Pause{Broker: r.in.Broker, Step: step, Reason: reason}, func() { r.setDetails(ctx) })
+	_, err := r.human.ask(ctx, Pause{Broker: r.in.Broker, Step: step, Reason: reason})
 	return err
 }
 
@@ -374,7 +456,7 @@ func (r *recovery) setDetails(ctx workflow.Context) {
 		if p.Rate != "" {
 			d += fmt.Sprintf(" at %s, ETA %s", p.Rate, p.ETA)
 		}
-		d += " (never restarted while it recovers)"
+		d += " (never restarted while it recovers; live progress: the wait activity's heartbeat)"
 	}
 	if g := r.human.paused; g != nil {
 		d += fmt.Sprintf("\n\n**WAITING FOR A HUMAN** (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort`.", g.Step, g.Reason, r.in.Spec.ID)
@@ -414,12 +496,6 @@ func (r *recovery) startContext(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// processUp reports whether a service state means the process runs (it
-// may still be recovering its logs or registering).
-func processUp(state string) bool {
-	return slices.Contains([]string{"running", "starting", "recovering"}, state)
-}
-
 func evidence(lines []string) string {
 	if len(lines) == 0 {
 		return ""
@@ -438,17 +514,4 @@ func (in RecoveryInput) withDefaults() RecoveryInput {
 		in.MaxStarts = 3
 	}
 	return in
-}
-
-// notifyHumans sends a notification and waits for it, a few attempts at
-// most: a chat outage must not hold up or fail the operation.
-func notifyHumans(ctx workflow.Context, n activities.Notification) {
-	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		Summary:             "notify: " + n.Title,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-	})
-	if err := workflow.ExecuteActivity(nctx, a.Notify, n).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Warn("notification not delivered", "Cluster", n.Cluster, "Title", n.Title, "Error", err)
-	}
 }

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,7 +24,8 @@ type RollingRestartInput struct {
 	// rack-aware placement: brokers of one rack) restart together when the
 	// availability gate holds for the whole batch; 0 or 1 is one at a time.
 	MaxBatch int `json:"maxBatch,omitempty"`
-	// GatePollInterval paces re-checks of a shut gate (default 10 s).
+	// GatePollInterval paces re-checks of a shut gate, inside the wait
+	// activity (default 10 s).
 	GatePollInterval time.Duration `json:"gatePollInterval,omitempty"`
 	// GateTimeout is how long a gate may stay shut before the roll stops
 	// and says why (default 30 min).
@@ -75,31 +75,6 @@ type RollProgress struct {
 	Paused *Pause `json:"paused,omitempty"`
 }
 
-// Pause says why a roll stopped and what a human may decide.
-type Pause struct {
-	Broker int32     `json:"broker"`
-	Step   string    `json:"step"`
-	Reason string    `json:"reason"`
-	Since  time.Time `json:"since"`
-	// CanSkip is true at a gate: the broker was not touched yet. After a
-	// step failed the broker may be down, and skipping it would leave it so.
-	CanSkip bool `json:"canSkip"`
-}
-
-// Decision is a human's answer to a paused roll (the decide update).
-type Decision struct {
-	Action string `json:"action"` // DecisionResume, DecisionSkip or DecisionAbort
-	By     string `json:"by"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// Human decisions on a paused roll.
-const (
-	DecisionResume = "resume" // re-check the gate, or retry the failed step
-	DecisionSkip   = "skip"   // leave this broker alone and go on with the next
-	DecisionAbort  = "abort"  // end the roll here
-)
-
 // Roll steps, as shown in progress and the UI.
 const (
 	StepGates     = "checking gates"
@@ -111,8 +86,14 @@ const (
 	StepElect     = "preferred leader election"
 	StepPaused    = "paused: waiting for a human"
 	StepDone      = "done"
-	// ErrTypeAborted is the error type of a roll a human aborted.
-	ErrTypeAborted = "RollAborted"
+)
+
+// Change ids of workflow.GetVersion in rolls: each marks where a history
+// recorded before the change takes the old path.
+const (
+	// versionGateWait: shut gates are waited out in one heartbeating
+	// activity (WaitRestartGates), not a check and a timer per poll.
+	versionGateWait = "roll-gate-wait-activity"
 )
 
 // RollingRestartWorkflow restarts a cluster's brokers one at a time, the
@@ -120,7 +101,7 @@ const (
 // right before each broker:
 //
 //  1. pick the next broker (controller last) and check the gates;
-//     while a gate is shut, wait on a durable timer;
+//     while a gate is shut, wait in one heartbeating activity that polls;
 //  2. controlled shutdown with a grace period sized to its partitions;
 //  3. start it;
 //  4. wait until it is registered in ZooKeeper again;
@@ -139,11 +120,15 @@ func RollingRestartWorkflow(ctx workflow.Context, in RollingRestartInput) (Rolli
 	if len(r.progress.Remaining) == 0 {
 		r.progress.Remaining = r.in.Spec.BrokerIDs()
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RollProgress, error) { return r.progress, nil }); err != nil {
+	r.human = humanGate{cluster: r.in.Spec.ID, what: "roll", skips: true, changed: r.setDetails, page: r.page}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (RollProgress, error) {
+		p := r.progress
+		p.Paused = r.human.paused
+		return p, nil
+	}); err != nil {
 		return RollingRestartResult{}, err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, r.decide,
-		workflow.UpdateHandlerOptions{Validator: r.validateDecision}); err != nil {
+	if err := r.human.register(ctx); err != nil {
 		return RollingRestartResult{}, err
 	}
 	for len(r.progress.Remaining) > 0 {
@@ -161,29 +146,10 @@ type roll struct {
 	in       RollingRestartInput
 	progress RollProgress
 	result   RollingRestartResult
-	// decision is a human's answer, set by the decide update while paused.
-	decision *Decision
+	// human is where the roll asks a human (the decide update).
+	human humanGate
 	// batches counts the steps (batches of brokers) done.
 	batches int
-	// recovery is the last log-recovery sample per broker, for the rate.
-	recovery map[int32]recoverySample
-}
-
-// recoverySample is a broker's logs left to recover at one observation.
-type recoverySample struct {
-	at   time.Time
-	left int
-}
-
-// rateTo is log recovery's pace from s to left logs at now, in logs per
-// minute, and the time the rest takes at that pace; ok is false when
-// recovery did not advance since s.
-func (s recoverySample) rateTo(now time.Time, left int) (perMin float64, eta time.Duration, ok bool) {
-	if s.at.IsZero() || left >= s.left || !now.After(s.at) {
-		return 0, 0, false
-	}
-	perMin = float64(s.left-left) / now.Sub(s.at).Minutes()
-	return perMin, time.Duration(float64(left) / perMin * float64(time.Minute)).Round(time.Second), true
 }
 
 // restartNext takes the next batch (one broker unless batching) through
@@ -305,7 +271,7 @@ func (r *roll) runStep(ctx workflow.Context, name string, timeout time.Duration,
 			return nil
 		}
 		// Retries are spent: stop here, touch nothing else, ask.
-		if _, err := r.askHuman(ctx, failed[0], name, strings.Join(reasons, "; "), false); err != nil {
+		if _, err := r.ask(ctx, failed[0], name, strings.Join(reasons, "; "), false); err != nil {
 			return err
 		}
 		pending = failed
@@ -317,11 +283,58 @@ func (r *roll) runStep(ctx workflow.Context, name string, timeout time.Duration,
 var a *activities.Activities
 
 // waitForGates returns the verdict for the next broker once every gate is
-// open, re-checking on a durable timer. A gate that no wait can open, or
-// one still shut at the deadline, pauses the roll for a human; skip reports
-// that the human chose to leave this broker alone.
+// open. A quick check answers when they are; while one is shut the roll
+// shows why and waits in one heartbeating activity (WaitRestartGates), so
+// its history does not grow with the wait, however long a broker takes to
+// recover its logs. A gate that no wait can open, or one still shut at the
+// deadline, pauses the roll for a human; skip reports that the human chose
+// to leave this broker alone.
 func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, skip bool, err error) {
-	deadline := workflow.Now(ctx).Add(r.in.GateTimeout)
+	if workflow.GetVersion(ctx, versionGateWait, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.pollGates(ctx)
+	}
+	for {
+		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining, MaxBatch: r.in.MaxBatch}
+		if rep, err = r.checkGates(ctx, gin); err != nil || len(rep.Blockers) == 0 {
+			return rep, false, err
+		}
+		r.showBlockers(rep, nil)
+		r.setDetails(ctx)
+		timedOut := false
+		if !permanentBlocker(rep.Blockers) {
+			var w activities.GateWait
+			win := activities.GateWaitInput{Gates: gin, Timeout: r.in.GateTimeout, PollInterval: r.in.GatePollInterval}
+			// As long as log recovery advances; a retry resumes from the
+			// heartbeat (deadline, recovery's last progress).
+			wctx := waitContext(ctx, max(24*time.Hour, 2*r.in.GateTimeout), "wait for restart gates", 0)
+			if err := workflow.ExecuteActivity(wctx, a.WaitRestartGates, win).Get(ctx, &w); err != nil {
+				return rep, false, fmt.Errorf("cluster %s: wait for the gates of broker %d: %w", r.in.Spec.ID, rep.Next, err)
+			}
+			if rep = w.Report; len(rep.Blockers) == 0 {
+				return rep, false, nil
+			}
+			r.showBlockers(rep, w.Paces)
+			timedOut = w.TimedOut || !permanentBlocker(rep.Blockers)
+		}
+		reasons := strings.Join(r.progress.Blockers, "; ")
+		why := fmt.Sprintf("broker %d: a gate no wait can open: %s", rep.Next, reasons)
+		if timedOut {
+			why = fmt.Sprintf("broker %d: gates still shut after %s: %s", rep.Next, r.in.GateTimeout, reasons)
+		}
+		d, err := r.ask(ctx, rep.Next, StepWaitGates, why, true)
+		if err != nil {
+			return rep, false, err
+		}
+		if d.Action == DecisionSkip {
+			return rep, true, nil
+		}
+		// resume: check again, and wait with a fresh deadline.
+		r.progress.Step = StepGates
+	}
+}
+
+// checkGates runs one check of the gates (CheckRestartGates).
+func (r *roll) checkGates(ctx workflow.Context, gin activities.GateInput) (activities.GateReport, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// Short: a check takes seconds, and after a worker crash the retry
 		// waits for this timeout.
@@ -329,24 +342,45 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 		Summary:             "check restart gates",
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
 	})
+	// A fresh value each time: decoding into the last report would keep
+	// its blockers when the new one omits them.
+	var rep activities.GateReport
+	if err := workflow.ExecuteActivity(actx, a.CheckRestartGates, gin).Get(ctx, &rep); err != nil {
+		return rep, fmt.Errorf("cluster %s: check gates: %w", r.in.Spec.ID, err)
+	}
+	return rep, nil
+}
+
+// showBlockers puts a gate report's blockers, and the pace of each broker
+// recovering its logs, in the roll's progress.
+func (r *roll) showBlockers(rep activities.GateReport, paces []fleet.RecoveryPace) {
+	r.progress.Step, r.progress.Current, r.progress.Blockers = StepWaitGates, rep.Next, nil
+	for _, b := range rep.Blockers {
+		r.progress.Blockers = append(r.progress.Blockers, b.String())
+	}
+	for _, p := range paces {
+		r.progress.Blockers = append(r.progress.Blockers, fleet.GateRecovering+": "+p.String())
+	}
+}
+
+func permanentBlocker(blockers []fleet.Blocker) bool {
+	return slices.ContainsFunc(blockers, func(b fleet.Blocker) bool { return b.Permanent })
+}
+
+// pollGates is waitForGates for histories recorded before versionGateWait:
+// a check and a durable timer per poll. Keep it unchanged while such a
+// roll may still be running.
+func (r *roll) pollGates(ctx workflow.Context) (rep activities.GateReport, skip bool, err error) {
+	deadline := workflow.Now(ctx).Add(r.in.GateTimeout)
+	samples := map[int32]fleet.RecoverySample{} // per recovering broker
 	for {
-		// A fresh value each time: decoding into the last report would
-		// keep its blockers when the new one omits them.
-		rep = activities.GateReport{}
 		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining, MaxBatch: r.in.MaxBatch}
-		if err := workflow.ExecuteActivity(actx, a.CheckRestartGates, gin).Get(ctx, &rep); err != nil {
-			return rep, false, fmt.Errorf("cluster %s: check gates: %w", r.in.Spec.ID, err)
+		if rep, err = r.checkGates(ctx, gin); err != nil || len(rep.Blockers) == 0 {
+			return rep, false, err
 		}
-		if len(rep.Blockers) == 0 {
-			return rep, false, nil
-		}
-		r.progress.Step, r.progress.Current, r.progress.Blockers = StepWaitGates, rep.Next, nil
-		permanent := false
-		for _, b := range rep.Blockers {
-			r.progress.Blockers = append(r.progress.Blockers, b.String())
-			permanent = permanent || b.Permanent
-		}
-		if r.recoveryProgressed(ctx, rep) {
+		r.showBlockers(rep, nil)
+		permanent := permanentBlocker(rep.Blockers)
+		if r.recoveryProgressed(ctx, rep, samples) {
 			// Recovery is moving: waiting is the right thing, however
 			// long it takes. Only a stalled recovery needs a human.
 			deadline = workflow.Now(ctx).Add(r.in.GateTimeout)
@@ -357,7 +391,7 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 			if permanent {
 				why = fmt.Sprintf("broker %d: a gate no wait can open: %s", rep.Next, reasons)
 			}
-			d, err := r.askHuman(ctx, rep.Next, StepWaitGates, why, true)
+			d, err := r.ask(ctx, rep.Next, StepWaitGates, why, true)
 			if err != nil {
 				return rep, false, err
 			}
@@ -374,91 +408,49 @@ func (r *roll) waitForGates(ctx workflow.Context) (rep activities.GateReport, sk
 	}
 }
 
-// recoveryProgressed compares the recovering brokers' logs left with the
-// last check, adds each one's rate and ETA to the progress blockers, and
-// reports whether any of them advanced.
-func (r *roll) recoveryProgressed(ctx workflow.Context, rep activities.GateReport) bool {
-	if r.recovery == nil {
-		r.recovery = map[int32]recoverySample{}
-	}
+// recoveryProgressed (pollGates) compares the recovering brokers' logs
+// left with the last check's samples, adds each one's rate and ETA to the
+// progress blockers, and reports whether any of them advanced.
+func (r *roll) recoveryProgressed(ctx workflow.Context, rep activities.GateReport, samples map[int32]fleet.RecoverySample) bool {
 	now := workflow.Now(ctx)
 	progressed := false
 	for _, rec := range rep.Recovering {
-		perMin, eta, ok := r.recovery[rec.Broker].rateTo(now, rec.LogsLeft)
-		r.recovery[rec.Broker] = recoverySample{at: now, left: rec.LogsLeft}
+		perMin, eta, ok := samples[rec.Broker].RateTo(now, rec.LogsLeft)
+		samples[rec.Broker] = fleet.RecoverySample{At: now, Left: rec.LogsLeft}
 		if !ok {
 			continue
 		}
 		progressed = true
 		r.progress.Blockers = append(r.progress.Blockers,
-			fmt.Sprintf("%s: broker %d recovering at %.0f logs/min, %d left, ETA %s", fleet.GateRecovering, rec.Broker, perMin, rec.LogsLeft, eta))
+			fleet.GateRecovering+": "+fleet.RecoveryPace{Broker: rec.Broker, Left: rec.LogsLeft, PerMin: perMin, ETA: eta}.String())
 	}
 	return progressed
 }
 
-// askHuman pauses the roll until a human decides; it returns the decision,
-// or an error when the human aborted.
-func (r *roll) askHuman(ctx workflow.Context, broker int32, step, reason string, canSkip bool) (Decision, error) {
-	r.progress.Paused = &Pause{Broker: broker, Step: step, Reason: reason, Since: workflow.Now(ctx), CanSkip: canSkip}
+// ask pauses the roll at broker until a human decides (human.go); it
+// returns the decision, or an error when the human aborted.
+func (r *roll) ask(ctx workflow.Context, broker int32, step, reason string, canSkip bool) (Decision, error) {
 	r.progress.Step, r.progress.Current = StepPaused, broker
-	r.decision = nil
-	r.setDetails(ctx)
-	workflow.GetLogger(ctx).Warn("roll paused, waiting for a human", "Cluster", r.in.Spec.ID, "Broker", broker, "Reason", reason)
-	setPaused(ctx, true)
-	if workflow.GetVersion(ctx, "notify-roll-pause", workflow.DefaultVersion, 1) >= 1 {
-		choices := "resume|abort"
-		if canSkip {
-			choices = "resume|skip|abort"
-		}
-		notifyHumans(ctx, activities.Notification{Cluster: r.in.Spec.ID, Broker: broker, Severity: activities.SeverityPage,
-			Title:     fmt.Sprintf("Roll paused at broker %d", broker),
-			Text:      fmt.Sprintf("%s (%s). Nothing else is touched until someone decides: `starter decide --cluster %s %s`.", reason, step, r.in.Spec.ID, choices),
-			Operation: workflow.GetInfo(ctx).WorkflowExecution.ID})
+	d, err := r.human.ask(ctx, Pause{Broker: broker, Step: step, Reason: reason, CanSkip: canSkip})
+	if err == nil {
+		r.progress.Step = step
 	}
-	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
-		return Decision{}, err
-	}
-	setPaused(ctx, false)
-	d := *r.decision
-	r.decision, r.progress.Paused = nil, nil
-	workflow.GetLogger(ctx).Info("human decision", "Cluster", r.in.Spec.ID, "Broker", broker, "Action", d.Action, "By", d.By)
-	if d.Action == DecisionAbort {
-		return d, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("cluster %s: roll aborted by %s at broker %d (%s): %s", r.in.Spec.ID, d.By, broker, reason, d.Reason), ErrTypeAborted, nil)
-	}
-	return d, nil
+	return d, err
 }
 
-func (r *roll) validateDecision(_ workflow.Context, d Decision) error {
-	p := r.progress.Paused
-	switch {
-	case p == nil || r.decision != nil:
-		return errors.New("the roll is not paused: there is nothing to decide")
-	case d.By == "":
-		return errors.New("by is required: say who decides")
-	case d.Action == DecisionSkip && !p.CanSkip:
-		return fmt.Errorf("broker %d cannot be skipped: %s failed after it was touched; resume (retry) or abort", p.Broker, p.Step)
-	case d.Action != DecisionResume && d.Action != DecisionSkip && d.Action != DecisionAbort:
-		return fmt.Errorf("unknown action %q: want resume, skip or abort", d.Action)
+// page tells the on-call channel that the roll waits for a decision.
+func (r *roll) page(ctx workflow.Context, p Pause) {
+	if workflow.GetVersion(ctx, "notify-roll-pause", workflow.DefaultVersion, 1) < 1 {
+		return
 	}
-	return nil
-}
-
-func (r *roll) decide(_ workflow.Context, d Decision) (Pause, error) {
-	p := *r.progress.Paused
-	r.decision = &d
-	return p, nil
-}
-
-// activityMessage is what an activity failed with, without the SDK's
-// wrapping (activity type, event ids, the same cause printed again), so a
-// human reads the host's own words.
-func activityMessage(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
+	choices := "resume|abort"
+	if p.CanSkip {
+		choices = "resume|skip|abort"
 	}
-	return err.Error()
+	notifyHumans(ctx, activities.Notification{Cluster: r.in.Spec.ID, Broker: p.Broker, Severity: activities.SeverityPage,
+		Title:     fmt.Sprintf("Roll paused at broker %d", p.Broker),
+		Text:      fmt.Sprintf("%s (%s). Nothing else is touched until someone decides: `starter decide --cluster %s %s`.", p.Reason, p.Step, r.in.Spec.ID, choices),
+		Operation: workflow.GetInfo(ctx).WorkflowExecution.ID})
 }
 
 func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
@@ -480,18 +472,44 @@ func brokerActivityContext(ctx workflow.Context, timeout time.Duration, summary 
 	})
 }
 
+// waitHeartbeat is the heartbeat timeout of the long waits: a worker that
+// died is noticed within it, and since the SDK records at most one
+// heartbeat per 0.8 x this timeout, it also sets what an hour of waiting
+// costs (Temporal Cloud bills every recorded heartbeat).
+const waitHeartbeat = 30 * time.Second
+
+// waitContext is the options of a long wait (activities/waits.go): hours
+// to run, a heartbeat to notice a dead worker and to resume from, retried
+// up to attempts times (0: without limit), never on bad input.
+func waitContext(ctx workflow.Context, timeout time.Duration, summary string, attempts int32) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    waitHeartbeat,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumInterval:        30 * time.Second,
+			MaximumAttempts:        attempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
+		},
+	})
+}
+
 // setDetails shows where the roll is in the Temporal UI.
 func (r *roll) setDetails(ctx workflow.Context) {
 	p := r.progress
 	details := fmt.Sprintf("**%s** rolling restart `%s`: %d/%d brokers done.", r.in.Spec.ID, r.in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
-	if p.Paused != nil {
-		details += fmt.Sprintf("\n\n**PAUSED** at broker %d (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort", p.Paused.Broker, p.Paused.Step, p.Paused.Reason, r.in.Spec.ID)
-		if p.Paused.CanSkip {
+	if pause := r.human.paused; pause != nil {
+		details += fmt.Sprintf("\n\n**PAUSED** at broker %d (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort", pause.Broker, pause.Step, pause.Reason, r.in.Spec.ID)
+		if pause.CanSkip {
 			details += "|skip"
 		}
 		details += "`."
 	} else if p.Current >= 0 {
 		details += fmt.Sprintf(" Broker %d: %s.", p.Current, p.Step)
+		if p.Step == StepWaitGates {
+			details += " Live progress: the wait activity's heartbeat."
+		}
 	}
 	for _, b := range p.Blockers {
 		details += "\n- " + b
