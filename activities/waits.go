@@ -99,7 +99,7 @@ func (a *Activities) WaitRestartGates(ctx context.Context, in GateWaitInput) (Ga
 		return res.TimedOut, nil
 	}, func() any { return p })
 	if err != nil {
-		return GateWait{}, waitFailed(err, "cluster %s: wait for the gates of broker %d", in.Gates.Spec.ID, p.Next)
+		return GateWait{}, waitFailed(err, "cluster %s: wait for restart gates (remaining %v)", in.Gates.Spec.ID, in.Gates.Remaining)
 	}
 	a.Log.Info().Str("cluster", in.Gates.Spec.ID).Int32("next", res.Report.Next).Int("checks", res.Checks).
 		Int("blockers", len(res.Report.Blockers)).Bool("timedOut", res.TimedOut).Msg("gate wait over")
