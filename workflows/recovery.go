@@ -190,29 +190,6 @@ func (r *recovery) grace(ctx workflow.Context) (bool, error) {
 	return obs.Registered, nil
 }
 
-// pollGrace is grace for histories recorded before versionGraceWait: an
-// observation and a durable timer per poll. Keep it unchanged while such a
-// recovery may still be running.
-func (r *recovery) pollGrace(ctx workflow.Context) (bool, error) {
-	deadline := workflow.Now(ctx).Add(r.in.Grace)
-	for {
-		var obs activities.BrokerObservation
-		if err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, "observe the broker"), a.ObserveBroker, r.brokerInput()).Get(ctx, &obs); err != nil {
-			return false, err
-		}
-		if obs.Registered {
-			r.res.CameBack = true
-			return true, nil
-		}
-		if fleet.ProcessUp(obs.Process) || !workflow.Now(ctx).Before(deadline) {
-			return false, nil
-		}
-		if err := workflow.Sleep(ctx, min(r.in.PollInterval, deadline.Sub(workflow.Now(ctx)))); err != nil {
-			return false, err
-		}
-	}
-}
-
 // bringBack diagnoses, fixes and starts the broker until it is registered,
 // asking a human when the host is gone, a start keeps failing, or recovery
 // stalls.
@@ -347,59 +324,6 @@ func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
 			}
 		default:
 			return false, fmt.Errorf("cluster %s broker %d: unknown verdict %q of the wait for it to come back", r.in.Spec.ID, r.in.Broker, back.Verdict)
-		}
-	}
-}
-
-// pollRegistered is waitRegistered for histories recorded before
-// versionComeBackWait: an observation and a durable timer per poll. Keep
-// it unchanged while such a recovery may still be running.
-func (r *recovery) pollRegistered(ctx workflow.Context, began time.Time) (bool, error) {
-	var last fleet.RecoverySample // the last progress of log recovery
-	lastProgress := began
-	for {
-		var obs activities.BrokerObservation
-		if err := workflow.ExecuteActivity(r.actx(ctx, time.Minute, "observe the broker"), a.ObserveBroker, r.brokerInput()).Get(ctx, &obs); err != nil {
-			return false, err
-		}
-		now := workflow.Now(ctx)
-		switch {
-		case obs.Registered:
-			r.res.Register = now.Sub(began) - r.res.LogRecovery
-			r.progress.LogsLeft, r.progress.Rate, r.progress.ETA = 0, "", ""
-			return true, nil
-		case obs.Recovering:
-			if r.progress.Step != StepRecovering {
-				r.step(ctx, StepRecovering)
-			}
-			// The pace is measured from the last progress, so a stall
-			// shows as time since it, not as a slower rate.
-			var perMin float64
-			var eta time.Duration
-			var paced, progressed bool
-			if last, perMin, eta, paced, progressed = fleet.Advance(last, now, obs.LogsLeft); progressed {
-				lastProgress = now
-			}
-			if paced {
-				r.progress.Rate, r.progress.ETA = fmt.Sprintf("%.0f logs/min", perMin), eta.String()
-			}
-			r.progress.LogsLeft = obs.LogsLeft
-			r.res.LogRecovery = now.Sub(began)
-			r.setDetails(ctx)
-		case !fleet.ProcessUp(obs.Process) && obs.Process != "":
-			workflow.GetLogger(ctx).Warn("broker went down again", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Process", obs.Process)
-			return false, nil
-		}
-		if now.Sub(lastProgress) >= r.in.StallTimeout {
-			why := fmt.Sprintf("broker %d has not come back for %s (process %s, %d logs left to recover); it is never restarted while it recovers",
-				r.in.Broker, now.Sub(lastProgress).Round(time.Second), obs.Process, obs.LogsLeft)
-			if err := r.ask(ctx, r.progress.Step, why); err != nil {
-				return false, err
-			}
-			lastProgress = workflow.Now(ctx)
-		}
-		if err := workflow.Sleep(ctx, r.in.PollInterval); err != nil {
-			return false, err
 		}
 	}
 }

@@ -367,66 +367,6 @@ func permanentBlocker(blockers []fleet.Blocker) bool {
 	return slices.ContainsFunc(blockers, func(b fleet.Blocker) bool { return b.Permanent })
 }
 
-// pollGates is waitForGates for histories recorded before versionGateWait:
-// a check and a durable timer per poll. Keep it unchanged while such a
-// roll may still be running.
-func (r *roll) pollGates(ctx workflow.Context) (rep activities.GateReport, skip bool, err error) {
-	deadline := workflow.Now(ctx).Add(r.in.GateTimeout)
-	samples := map[int32]fleet.RecoverySample{} // per recovering broker
-	for {
-		gin := activities.GateInput{Spec: r.in.Spec, Remaining: r.progress.Remaining, MaxBatch: r.in.MaxBatch}
-		if rep, err = r.checkGates(ctx, gin); err != nil || len(rep.Blockers) == 0 {
-			return rep, false, err
-		}
-		r.showBlockers(rep, nil)
-		permanent := permanentBlocker(rep.Blockers)
-		if r.recoveryProgressed(ctx, rep, samples) {
-			// Recovery is moving: waiting is the right thing, however
-			// long it takes. Only a stalled recovery needs a human.
-			deadline = workflow.Now(ctx).Add(r.in.GateTimeout)
-		}
-		reasons := strings.Join(r.progress.Blockers, "; ")
-		if permanent || !workflow.Now(ctx).Before(deadline) {
-			why := fmt.Sprintf("broker %d: gates still shut after %s: %s", rep.Next, r.in.GateTimeout, reasons)
-			if permanent {
-				why = fmt.Sprintf("broker %d: a gate no wait can open: %s", rep.Next, reasons)
-			}
-			d, err := r.ask(ctx, rep.Next, StepWaitGates, why, true)
-			if err != nil {
-				return rep, false, err
-			}
-			if d.Action == DecisionSkip {
-				return rep, true, nil
-			}
-			deadline = workflow.Now(ctx).Add(r.in.GateTimeout)
-			continue // resume: re-check now
-		}
-		r.setDetails(ctx)
-		if err := workflow.Sleep(ctx, r.in.GatePollInterval); err != nil {
-			return rep, false, err
-		}
-	}
-}
-
-// recoveryProgressed (pollGates) compares the recovering brokers' logs
-// left with the last check's samples, adds each one's rate and ETA to the
-// progress blockers, and reports whether any of them advanced.
-func (r *roll) recoveryProgressed(ctx workflow.Context, rep activities.GateReport, samples map[int32]fleet.RecoverySample) bool {
-	now := workflow.Now(ctx)
-	progressed := false
-	for _, rec := range rep.Recovering {
-		perMin, eta, ok := samples[rec.Broker].RateTo(now, rec.LogsLeft)
-		samples[rec.Broker] = fleet.RecoverySample{At: now, Left: rec.LogsLeft}
-		if !ok {
-			continue
-		}
-		progressed = true
-		r.progress.Blockers = append(r.progress.Blockers,
-			fleet.GateRecovering+": "+fleet.RecoveryPace{Broker: rec.Broker, Left: rec.LogsLeft, PerMin: perMin, ETA: eta}.String())
-	}
-	return progressed
-}
-
 // ask pauses the roll at broker until a human decides (human.go); it
 // returns the decision, or an error when the human aborted.
 func (r *roll) ask(ctx workflow.Context, broker int32, step, reason string, canSkip bool) (Decision, error) {

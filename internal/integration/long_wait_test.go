@@ -26,7 +26,7 @@ import (
 // new every few seconds, as it would every ~7.5 hours at the production
 // cadence: the waits below span several runs.
 const (
-	longWaitBudget = 300
+	longWaitBudget = 150
 	// longWaitMargin is how far past its budget a run may go: the entity
 	// continues as new at its next wake-up once past it.
 	longWaitMargin = 60
