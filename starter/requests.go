@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,9 +17,67 @@ import (
 )
 
 // newRequestCommands ask the entity for the operations the health loop
-// also starts by itself: a volume expansion and a cleaner check.
+// also starts by itself — a volume expansion and a cleaner check — and for
+// an operation of any registered kind (request).
 func newRequestCommands(g *globalFlags) []*cobra.Command {
-	return []*cobra.Command{newExpandCommand(g), newCleanerCheckCommand(g)}
+	return []*cobra.Command{newExpandCommand(g), newCleanerCheckCommand(g), newRequestCommand(g)}
+}
+
+// newRequestCommand asks for an operation of any kind the worker
+// registers, by its verb, with its parameters as JSON: a new kind is
+// usable from the CLI before it has a command of its own.
+func newRequestCommand(g *globalFlags) *cobra.Command {
+	var (
+		cluster, by, reason, params string
+		brokers                     []int32
+		wait                        bool
+	)
+	var verbs []string
+	for _, k := range workflows.Kinds() {
+		if k.Verb() != "" {
+			verbs = append(verbs, fmt.Sprintf("  %-14s %s (%s lane)", k.Verb(), k.Summary(), k.Lane()))
+		}
+	}
+	cmd := &cobra.Command{
+		Use:   "request --cluster ID VERB [--brokers 1,2] [--params JSON]",
+		Short: "Ask the cluster's entity for an operation of any kind, by its verb",
+		Long: `Asks the cluster's entity for an operation of any registered kind, with the
+kind's own parameters as JSON (e.g. restart --params '{"maxBatch":3}',
+upgrade --params '{"version":"3.7.1","fromIbp":"3.6"}'). The kinds:
+
+` + strings.Join(verbs, "\n") + `
+
+An unknown verb, malformed parameters or a request the entity refuses exits
+2: nothing is started. With --wait, follows the operation until it ends.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := workflows.KindOfVerb(args[0])
+			if err != nil {
+				return exitError{exitBadInput, err}
+			}
+			req := workflows.Request{Kind: k.Name(), RequestedBy: by, Reason: reason, Brokers: brokers}
+			if params != "" {
+				req.Params = json.RawMessage(params)
+			}
+			if err := k.Check(req); err != nil {
+				return exitError{exitBadInput, err}
+			}
+			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+				op, err := entity.Request(ctx, c, cluster, req)
+				if err != nil {
+					return err
+				}
+				return admitted(ctx, cmd, g, c, cluster, op, wait)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
+	cmd.Flags().Int32SliceVar(&brokers, "brokers", nil, "the brokers it concerns (default: all, for kinds that take all)")
+	cmd.Flags().StringVar(&params, "params", "", "the kind's parameters, as a JSON object")
+	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the operation until it ends")
+	return cmd
 }
 
 func newExpandCommand(g *globalFlags) *cobra.Command {

@@ -10,8 +10,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -46,13 +49,42 @@ func Status(ctx context.Context, c client.Client, cluster string) (StatusReport,
 }
 
 // OperationProgress is a running operation's progress as its kind reads
-// it; nil when it does not answer.
+// it, and what its workflows' waits see now; nil when it does not answer.
 func OperationProgress(ctx context.Context, c client.Client, op workflows.Operation) []string {
 	k, err := workflows.KindNamed(op.Kind)
 	if err != nil {
 		return nil
 	}
-	return k.Progress(op, func(workflowID string) json.RawMessage { return queryProgress(ctx, c, workflowID) })
+	lines := k.Progress(op, func(workflowID string) json.RawMessage { return queryProgress(ctx, c, workflowID) })
+	ids := append([]string{op.WorkflowID}, k.DecisionWorkflows(op)...)
+	slices.Sort(ids)
+	return append(lines, waitLines(ctx, c, slices.Compact(ids))...)
+}
+
+// waitLines describes the long waits (gates, a broker coming back) the
+// workflows are in, from their pending activities' last heartbeats: the
+// workflow itself knows only what the wait first saw.
+func waitLines(ctx context.Context, c client.Client, workflowIDs []string) []string {
+	var lines []string
+	for _, id := range workflowIDs {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		d, err := c.DescribeWorkflowExecution(dctx, id, "")
+		cancel()
+		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		for _, pa := range d.GetPendingActivities() {
+			details := pa.GetHeartbeatDetails()
+			if details == nil {
+				continue
+			}
+			decode := func(v any) error { return converter.GetDefaultDataConverter().FromPayloads(details, v) }
+			if line, ok := activities.DescribeWait(pa.GetActivityType().GetName(), decode); ok {
+				lines = append(lines, line)
+			}
+		}
+	}
+	return lines
 }
 
 // queryProgress asks a workflow for its progress; nil when it does not

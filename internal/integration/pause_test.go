@@ -131,10 +131,11 @@ func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
 	require.NoError(t, stack.Fleet.StartBroker(ctx, "local-a", 3, "someone else"))
 	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("integration-test"))
 	require.NoError(t, err)
-	var sawWait bool
+	var sawWait, sawLive bool
 	_, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 100*time.Millisecond, func(p entity.Progress) {
 		for _, line := range p.Lines {
 			sawWait = sawWait || strings.Contains(line, workflows.StepWaitGates)
+			sawLive = sawLive || strings.HasPrefix(line, "waiting for the gates of broker")
 		}
 	})
 	require.NoError(t, err)
@@ -155,6 +156,7 @@ func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
 		assert.False(t, roll.StartedAt.Before(recovery.FinishedAt), "the recovery held the roll")
 	} else {
 		assert.True(t, sawWait, "the roll reported waiting on a gate")
+		assert.True(t, sawLive, "status showed the wait's own progress, from its heartbeat")
 	}
 
 	var inSync3, firstKfleetStop time.Time
