@@ -196,6 +196,11 @@ func (s *ClusterSuite) TestValidatorsRejectNonsenseAndChangeNothing() {
 		{"unknown broker", workflows.UpdateRequest, restartReq("alice", 7), "broker 7 is not in cluster test-a"},
 		{"spec of another cluster", workflows.UpdateSetSpec, other, `spec is for cluster "test-b"`},
 		{"invalid spec", workflows.UpdateSetSpec, bad, "listed twice"},
+		{"unknown kind", workflows.UpdateRequest, workflows.Request{Kind: "reboot-everything", RequestedBy: "alice"}, `unknown operation kind "reboot-everything"`},
+		{"a kind only kfleet starts", workflows.UpdateRequest, workflows.Request{Kind: workflows.OpRecovery, RequestedBy: "alice", Brokers: []int32{2}}, "cannot be requested"},
+		{"parameters of another kind", workflows.UpdateRequest, workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: "alice", Params: json.RawMessage(`{"version":"3.7.1"}`)}, `unknown field "version"`},
+		{"batch larger than the cluster", workflows.UpdateRequest, workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: "alice", Params: json.RawMessage(`{"maxBatch":4}`)}, "maxBatch 4: want 0..3"},
+		{"an expansion of no broker", workflows.UpdateRequest, workflows.Request{Kind: workflows.OpVolumeExpansion, RequestedBy: "alice"}, "exactly one broker"},
 	}
 	answers := make([]answer, len(cases))
 	for i, c := range cases {
@@ -647,4 +652,27 @@ func upgradeOf(t *testing.T, op workflows.Operation) workflows.UpgradeParams {
 		t.Fatalf("operation %s: params %s: %v", op.ID, op.Params, err)
 	}
 	return p
+}
+
+// Clients of earlier versions ask with one update per kind; they go
+// through the same door, with the same checks.
+func (s *ClusterSuite) TestLegacyRequestUpdatesAdmitThroughTheSameDoor() {
+	rolls := 0
+	s.sleepyRoll(time.Minute, &rolls)
+	var restart, badBroker answer
+	s.update(time.Minute, "request-restart", map[string]any{"requestedBy": "alice", "maxBatch": 2}, &restart)
+	s.update(2*time.Minute, "request-restart", map[string]any{"requestedBy": "alice", "brokers": []int32{9}}, &badBroker)
+	var final workflows.ClusterStatus
+	s.env.RegisterDelayedCallback(func() { final = s.status(); s.env.CancelWorkflow() }, time.Hour)
+
+	s.run(workflows.ClusterInput{Spec: testSpec()})
+
+	s.Require().NoError(restart.err)
+	s.Equal(workflows.OpRollingRestart, restart.op.Kind)
+	s.JSONEq(`{"maxBatch":2}`, string(restart.op.Params))
+	s.Require().Error(badBroker.err)
+	s.Contains(badBroker.err.Error(), "broker 9 is not in cluster test-a")
+	s.Equal(1, rolls)
+	s.Require().Len(final.History, 1)
+	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -231,8 +232,12 @@ func Decide(ctx context.Context, c client.Client, cluster, opID string, d workfl
 			continue
 		}
 		targets := k.DecisionWorkflows(op)
-		if len(targets) == 0 {
+		switch {
+		case len(targets) == 0:
 			refusals = append(refusals, fmt.Errorf("%s %s never waits for a human", op.Kind, op.ID))
+		case !slices.Contains(k.Decisions(), d.Action):
+			refusals = append(refusals, fmt.Errorf("%s %s takes %s, not %s", op.Kind, op.ID, strings.Join(k.Decisions(), ", "), d.Action))
+			targets = nil
 		}
 		for _, target := range targets {
 			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
