@@ -382,6 +382,11 @@ func (k *kind[P, In, Res]) run(ctx workflow.Context, spec fleet.ClusterSpec, op 
 // register registers the kind's workflows: its own under its name,
 // wrapped so that it reports its end to its entity, and the others.
 func (k *kind[P, In, Res]) register(r Registrar) {
+	// The wrapper registers under the workflow's own name: children
+	// started before (and recorded histories) name it so.
+	if name := functionName(k.workflow); name != k.workflowName {
+		panic(fmt.Sprintf("kind %s: workflowName %q is not its workflow's name %q", k.name, k.workflowName, name))
+	}
 	r.RegisterWorkflowWithOptions(func(ctx workflow.Context, in In) (Res, error) {
 		res, err := k.workflow(ctx, in)
 		reportEnd(ctx, k.report(res, err), err)
