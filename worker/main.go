@@ -9,6 +9,14 @@
 // is the Slack-compatible incoming webhook on-call messages are posted to;
 // unset, they are only logged.
 //
+// Concurrency (workerapp.Slots; zero or unset is the default):
+// KFLEET_MAX_ACTIVITIES and KFLEET_MAX_WORKFLOW_TASKS bound the operations'
+// activities and the workflow tasks on task queue kfleet (1,000 each);
+// KFLEET_MAX_SENSING bounds the sensing worker's (task queue
+// kfleet-sensing: a broker watch per cluster and health ticks; 10,000);
+// KFLEET_ACTIVITY_POLLERS, KFLEET_WORKFLOW_POLLERS and KFLEET_SENSING_POLLERS
+// set the pollers of each.
+//
 // KFLEET_METRICS_ADDR is where Prometheus metrics are served, at /metrics
 // (default 127.0.0.1:9464; "off" serves none): the SDK's (temporal_…),
 // kfleet's own (kfleet_…), and the Go runtime's and process's. Logs are
@@ -21,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -83,6 +92,10 @@ func run() error {
 			return fmt.Errorf("KFLEET_POLL_INTERVAL=%q: want a positive duration such as 500ms", v)
 		}
 	}
+	slots, err := slotsFromEnv()
+	if err != nil {
+		return err
+	}
 	webhook := os.Getenv("KFLEET_NOTIFY_WEBHOOK")
 	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").Msg("worker starting")
 	return workerapp.RunWorker(ctx, c, workerapp.WorkerConfig{
@@ -90,8 +103,33 @@ func run() error {
 		AWSEndpoint:   os.Getenv("KFLEET_AWS_ENDPOINT"),
 		PollInterval:  poll,
 		NotifyWebhook: webhook,
+		Slots:         slots,
 		Log:           log,
 	})
+}
+
+// slotsFromEnv reads the workers' concurrency from the environment.
+func slotsFromEnv() (workerapp.Slots, error) {
+	var s workerapp.Slots
+	for name, field := range map[string]*int{
+		"KFLEET_MAX_ACTIVITIES":     &s.Activities,
+		"KFLEET_MAX_WORKFLOW_TASKS": &s.WorkflowTasks,
+		"KFLEET_MAX_SENSING":        &s.Sensing,
+		"KFLEET_ACTIVITY_POLLERS":   &s.ActivityPollers,
+		"KFLEET_WORKFLOW_POLLERS":   &s.WorkflowPollers,
+		"KFLEET_SENSING_POLLERS":    &s.SensingPollers,
+	} {
+		v := os.Getenv(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s, fmt.Errorf("%s=%q: want a whole number, 0 for the default", name, v)
+		}
+		*field = n
+	}
+	return s, nil
 }
 
 // metricsAddr is KFLEET_METRICS_ADDR: empty for "off".

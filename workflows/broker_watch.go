@@ -152,6 +152,8 @@ func (w *brokerWatch) start(ctx workflow.Context) workflow.Future {
 	actx, cancel := workflow.WithCancel(ctx)
 	w.cancel = cancel
 	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+		// A slot of the sensing worker, never one an operation needs.
+		TaskQueue: SensingTaskQueue,
 		// Hours of waiting are its job; a dead worker is noticed by the
 		// missing heartbeat, in seconds.
 		StartToCloseTimeout: 24 * time.Hour,

@@ -167,6 +167,9 @@ func (h *healthLoop) stop() { h.stopped = true }
 func (h *healthLoop) tick(ctx workflow.Context) {
 	hs := h.e.st.health()
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// Thousands of entities tick every minute: on the sensing
+		// worker, beside the watches, not in the operations' slots.
+		TaskQueue:           SensingTaskQueue,
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    15 * time.Second,
 		Summary:             "health tick: scrape brokers and ZooKeeper",

@@ -11,8 +11,15 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// TaskQueue is the one task queue kfleet's worker polls.
+// TaskQueue is the task queue of kfleet's workflows and of the activities
+// operations run.
 const TaskQueue = "kfleet"
+
+// SensingTaskQueue is the task queue of long-lived sensing (each entity's
+// broker watch) and of the entities' health ticks. Its own queue gives it
+// its own worker and slot pool: a fleet of thousands of clusters holds a
+// watch each, and none of them may hold a slot an operation needs.
+const SensingTaskQueue = "kfleet-sensing"
 
 // Update, query and workflow names clients use.
 const (

@@ -53,6 +53,8 @@ type StackOptions struct {
 	// ChatopsAddr serves ChatOps (Slack slash commands and approvals) on
 	// this address; empty: none.
 	ChatopsAddr string
+	// Slots tunes the in-process worker's concurrency (zero: defaults).
+	Slots workerapp.Slots
 	// EventBudget is every registered entity's history budget (0: the
 	// default 5,000); tests make it small to see continue-as-new.
 	EventBudget int
@@ -195,6 +197,7 @@ func (s *Stack) StartWorker() error {
 		AWSEndpoint:   ep.Endpoint,
 		PollInterval:  s.opts.WorkerPollInterval,
 		NotifyWebhook: s.opts.NotifyWebhook,
+		Slots:         s.opts.Slots,
 		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})
 	if err != nil {

@@ -34,14 +34,41 @@ type WorkerConfig struct {
 	// NotifyWebhook is the Slack-compatible incoming webhook the on-call
 	// messages go to; empty only logs them. It is a secret: never log it.
 	NotifyWebhook string
-	Log           zerolog.Logger
+	// Slots tunes the workers' concurrency; zero values are the defaults.
+	Slots Slots
+	Log   zerolog.Logger
 }
 
-// Worker is a started kfleet worker.
+// Slots are the concurrency of a worker process's two Temporal workers:
+// one polls TaskQueue (workflow tasks and the activities of operations),
+// the other SensingTaskQueue (each entity's broker watch, held for hours,
+// and its health ticks). They have separate slot pools, so a fleet's
+// watches never take the slots its operations need.
+type Slots struct {
+	// Activities bounds the operations' concurrent activities (default
+	// 1,000, the SDK's).
+	Activities int `json:"activities,omitempty"`
+	// WorkflowTasks bounds concurrent workflow tasks (default 1,000).
+	WorkflowTasks int `json:"workflowTasks,omitempty"`
+	// Sensing bounds the sensing worker's concurrent activities: a watch
+	// per cluster this worker holds, plus health ticks (default 10,000;
+	// a watch is a goroutine blocked on a ZooKeeper watch).
+	Sensing int `json:"sensing,omitempty"`
+	// ActivityPollers, WorkflowPollers and SensingPollers are the pollers
+	// of each (default: the SDK's, 2 each).
+	ActivityPollers int `json:"activityPollers,omitempty"`
+	WorkflowPollers int `json:"workflowPollers,omitempty"`
+	SensingPollers  int `json:"sensingPollers,omitempty"`
+}
+
+// DefaultSensingSlots is Slots.Sensing's default.
+const DefaultSensingSlots = 10_000
+
+// Worker is a started kfleet worker process: its two Temporal workers.
 type Worker struct {
-	w     worker.Worker
-	kafka *kafka.Pool
-	zk    *zookeeper.Pool
+	w, sensing worker.Worker
+	kafka      *kafka.Pool
+	zk         *zookeeper.Pool
 }
 
 // StartWorker registers kfleet's workflows and activities on the task queue
@@ -63,24 +90,46 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	if cfg.NotifyWebhook != "" {
 		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
 	}
+	sl := cfg.Slots
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     sl.Activities,
+		MaxConcurrentWorkflowTaskExecutionSize: sl.WorkflowTasks,
+		MaxConcurrentActivityTaskPollers:       sl.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:       sl.WorkflowPollers,
 		// Let a running activity finish its step on shutdown rather than
 		// abandon it to a retry.
 		WorkerStopTimeout: 10 * time.Second,
 	})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
+	if sl.Sensing <= 0 {
+		sl.Sensing = DefaultSensingSlots
+	}
+	sensing := worker.New(c, workflows.SensingTaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: sl.Sensing,
+		MaxConcurrentActivityTaskPollers:   sl.SensingPollers,
+		// Watches only wait: cancelled at once, resumed by the next worker.
+		WorkerStopTimeout: time.Second,
+	})
+	sensing.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
 		kp.Close()
 		zp.Close()
 		return nil, fmt.Errorf("start worker on task queue %s: %w", workflows.TaskQueue, err)
 	}
-	return &Worker{w: w, kafka: kp, zk: zp}, nil
+	if err := sensing.Start(); err != nil {
+		w.Stop()
+		kp.Close()
+		zp.Close()
+		return nil, fmt.Errorf("start worker on task queue %s: %w", workflows.SensingTaskQueue, err)
+	}
+	return &Worker{w: w, sensing: sensing, kafka: kp, zk: zp}, nil
 }
 
 // Stop stops polling, waits for running activities up to the stop timeout,
 // and closes the cluster connections.
 func (w *Worker) Stop() {
+	w.sensing.Stop()
 	w.w.Stop()
 	w.kafka.Close()
 	w.zk.Close()
