@@ -29,9 +29,13 @@ type Registrations interface {
 	WaitBrokersChanged(ctx context.Context, spec fleet.ClusterSpec, known []int32, interval time.Duration, tick func()) ([]int32, error)
 }
 
-// HostRunner runs kfleet's SSM documents on a broker's host.
+// HostRunner runs kfleet's SSM documents on a broker's host: RunDocument
+// for reads (sent again on a retry), Send and Wait for a step that must be
+// sent once (runOnce).
 type HostRunner interface {
 	RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (cloud.CommandResult, error)
+	Send(ctx context.Context, instance, document string, params map[string]string, comment string) (string, error)
+	Wait(ctx context.Context, instance, document, commandID string, tick func()) (cloud.CommandResult, error)
 }
 
 // MetricsReader scrapes a broker's Prometheus exposition.

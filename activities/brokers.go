@@ -198,7 +198,7 @@ func (a *Activities) runOnBroker(ctx context.Context, in BrokerInput, document s
 	}
 	log := a.Log.With().Str("cluster", in.Spec.ID).Int32("broker", in.Broker).Str("instance", host.InstanceID).Str("document", document).Logger()
 	log.Info().Msg("running document on broker host")
-	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, document, params, in.Reason, func() { activity.RecordHeartbeat(ctx, document) })
+	res, err := a.runOnce(ctx, host.InstanceID, document, params, in.Reason)
 	if err != nil {
 		log.Error().Err(err).Str("command", res.CommandID).Msg("document failed")
 		return fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)

@@ -168,7 +168,7 @@ func (a *Activities) SetHostLimit(ctx context.Context, in LimitInput) error {
 		return nil
 	}
 	params := map[string]string{cloud.ParamName: in.Name, cloud.ParamValue: strconv.FormatInt(in.Value, 10)}
-	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, cloud.DocSetSysctl, params, in.Reason, a.ticker(ctx, cloud.DocSetSysctl))
+	res, err := a.runOnce(ctx, host.InstanceID, cloud.DocSetSysctl, params, in.Reason)
 	if err != nil {
 		log.Error().Err(err).Str("command", res.CommandID).Msg("raising host limit failed")
 		return fmt.Errorf("cluster %s broker %d: raise %s to %d: %w", in.Spec.ID, in.Broker, in.Name, in.Value, err)

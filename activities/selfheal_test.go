@@ -59,12 +59,15 @@ func (f fakeEnsemble) ServerHealth(context.Context, fleet.ClusterSpec) ([]fleet.
 	return f.servers, nil
 }
 
-// fakeHosts answers documents from a table and records the runs.
+// fakeHosts answers documents from a table and records the runs (each
+// command sent).
 type fakeHosts struct {
 	mu     sync.Mutex
 	stdout map[string]string
 	errs   map[string]error
 	runs   []run
+	// sent maps the commands Send sent to their document.
+	sent map[string]string
 }
 
 type run struct {
@@ -81,6 +84,32 @@ func (f *fakeHosts) RunDocument(_ context.Context, instance, document string, pa
 		return cloud.CommandResult{CommandID: "cmd"}, err
 	}
 	return cloud.CommandResult{CommandID: "cmd", Status: "Success", Stdout: f.stdout[document]}, nil
+}
+
+func (f *fakeHosts) Send(_ context.Context, instance, document string, params map[string]string, _ string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs = append(f.runs, run{instance, document, maps.Clone(params)})
+	id := fmt.Sprintf("cmd-%d", len(f.runs))
+	if f.sent == nil {
+		f.sent = map[string]string{}
+	}
+	f.sent[id] = document
+	return id, nil
+}
+
+func (f *fakeHosts) Wait(_ context.Context, _, _, id string, tick func()) (cloud.CommandResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tick()
+	document, ok := f.sent[id]
+	if !ok {
+		return cloud.CommandResult{CommandID: id}, fmt.Errorf("command %s: %w", id, cloud.ErrUnknownCommand)
+	}
+	if err := f.errs[document]; err != nil {
+		return cloud.CommandResult{CommandID: id}, err
+	}
+	return cloud.CommandResult{CommandID: id, Status: "Success", Stdout: f.stdout[document]}, nil
 }
 
 func (f *fakeHosts) documents() []string {

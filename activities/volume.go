@@ -212,7 +212,7 @@ func (a *Activities) GrowFilesystem(ctx context.Context, in ExpandInput) error {
 	}
 	log := a.Log.With().Str("cluster", in.Spec.ID).Int32("broker", in.Broker).Str("instance", host.InstanceID).Int32("targetGiB", in.TargetGiB).Logger()
 	params := map[string]string{cloud.ParamTargetSizeGiB: strconv.Itoa(int(in.TargetGiB))}
-	res, err := a.Hosts.RunDocument(ctx, host.InstanceID, cloud.DocGrowFilesystem, params, in.Reason, a.ticker(ctx, cloud.DocGrowFilesystem))
+	res, err := a.runOnce(ctx, host.InstanceID, cloud.DocGrowFilesystem, params, in.Reason)
 	if err != nil {
 		log.Error().Err(err).Str("command", res.CommandID).Msg("growing the filesystem failed")
 		return fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)

@@ -53,10 +53,29 @@ type CommandResult struct {
 // opposed to a request SSM refused.
 var ErrCommandFailed = errors.New("command failed on host")
 
+// ErrUnknownCommand marks a command SSM does not know (any more): one
+// followed after a crash that SSM never registered, or long expired.
+var ErrUnknownCommand = errors.New("command unknown to SSM")
+
+// registerWithin is how long SSM may take to register an invocation after
+// SendCommand returned: past it, the command is unknown.
+const registerWithin = 30 * time.Second
+
 // RunDocument sends document to instance and waits for its result. tick is
 // called at every poll so an activity can heartbeat. A retry after a crash
-// sends the document again, which is why every kfleet document is idempotent.
+// sends the document again (every kfleet document is idempotent); a step
+// that must be sent once sends with Send and follows with Wait, keeping the
+// command's id to follow it again after a crash.
 func (s *SSM) RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (CommandResult, error) {
+	id, err := s.Send(ctx, instance, document, params, comment)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	return s.Wait(ctx, instance, document, id, tick)
+}
+
+// Send sends document to instance and returns the command's id.
+func (s *SSM) Send(ctx context.Context, instance, document string, params map[string]string, comment string) (string, error) {
 	in := &ssm.SendCommandInput{
 		DocumentName: aws.String(document),
 		InstanceIds:  []string{instance},
@@ -68,10 +87,16 @@ func (s *SSM) RunDocument(ctx context.Context, instance, document string, params
 	}
 	sent, err := s.client.SendCommand(ctx, in)
 	if err != nil {
-		return CommandResult{}, fmt.Errorf("instance %s: send %s: %w", instance, document, err)
+		return "", fmt.Errorf("instance %s: send %s: %w", instance, document, err)
 	}
-	id := aws.ToString(sent.Command.CommandId)
-	sentAt := time.Now()
+	return aws.ToString(sent.Command.CommandId), nil
+}
+
+// Wait follows command id (of document, on instance) until it ends, and
+// returns its result; a command that ran and failed is ErrCommandFailed.
+// tick is called at every poll.
+func (s *SSM) Wait(ctx context.Context, instance, document, id string, tick func()) (CommandResult, error) {
+	sentAt := time.Now() // or, for a command followed after a crash, when it was picked up again
 	wait := 50 * time.Millisecond
 	for {
 		select {
@@ -92,8 +117,12 @@ func (s *SSM) RunDocument(ctx context.Context, instance, document string, params
 			InstanceId: aws.String(instance),
 		})
 		var notYet *ssmtypes.InvocationDoesNotExist
-		if errors.As(err, &notYet) {
+		var invalid *ssmtypes.InvalidCommandId
+		switch {
+		case errors.As(err, &notYet) && time.Since(sentAt) < registerWithin:
 			continue // SSM registers the invocation shortly after SendCommand returns
+		case errors.As(err, &notYet), errors.As(err, &invalid):
+			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w: %v", instance, document, id, ErrUnknownCommand, err)
 		}
 		if err != nil {
 			return CommandResult{CommandID: id}, fmt.Errorf("instance %s: %s (command %s): %w", instance, document, id, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -132,6 +133,10 @@ kill:
 	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, stops, "each broker stopped exactly once")
 	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, starts, "each broker started exactly once")
 	assert.Empty(t, stack.Fleet.Violations("local-a"), "never two down, never under min ISR")
+	for broker, docs := range stack.Fleet.CommandCounts("local-a") {
+		assert.Equal(t, 1, docs[cloud.DocStopBroker], "broker %d: one stop command, whatever the kills", broker)
+		assert.Equal(t, 1, docs[cloud.DocStartBroker], "broker %d: one start command, whatever the kills", broker)
+	}
 }
 
 // TestIntegrationCrashSafetyRestartTemporal restarts the Temporal server in

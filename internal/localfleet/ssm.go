@@ -391,3 +391,25 @@ func newCommandID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// CommandCounts counts the SSM commands sent to each broker host of
+// cluster, by document: what the hosts saw, for tests that hold kfleet to
+// one command per step even across worker crashes.
+func (f *Fleet) CommandCounts(cluster string) map[int32]map[string]int {
+	counts := map[int32]map[string]int{}
+	f.ssm.mu.Lock()
+	defer f.ssm.mu.Unlock()
+	for _, cmd := range f.ssm.commands {
+		for _, id := range cmd.instances {
+			ref, ok := f.instances[id]
+			if !ok || ref.cluster != cluster {
+				continue
+			}
+			if counts[ref.broker] == nil {
+				counts[ref.broker] = map[string]int{}
+			}
+			counts[ref.broker][cmd.document]++
+		}
+	}
+	return counts
+}
