@@ -32,41 +32,52 @@ func chaosRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed))
 }
 
-// workerProcess is the stack's worker as a process of its own, so a test
-// can kill it with SIGKILL and start another.
-type workerProcess struct {
+// workerProcesses are the stack's workers as processes of their own, so a
+// test can kill any of them with SIGKILL and start another in its place.
+type workerProcesses struct {
 	t         *testing.T
 	stack     *devstack.Stack
 	bin, logs string
-	w         *devstack.WorkerProcess
+	w         []*devstack.WorkerProcess
 }
 
-// startWorkerProcess builds the worker binary and runs it in place of the
-// stack's in-process worker (which only served registration).
-func startWorkerProcess(t *testing.T, stack *devstack.Stack) *workerProcess {
+// startWorkerProcesses builds the worker binary and runs n of it, polling
+// the same task queues, in place of the stack's in-process worker (which
+// only served registration).
+func startWorkerProcesses(t *testing.T, stack *devstack.Stack, n int) *workerProcesses {
 	t.Helper()
 	stack.StopWorker()
-	p := &workerProcess{t: t, stack: stack, bin: filepath.Join(t.TempDir(), "worker"), logs: t.TempDir()}
+	p := &workerProcesses{t: t, stack: stack, bin: filepath.Join(t.TempDir(), "worker"), logs: t.TempDir()}
 	out, err := exec.Command("go", "build", "-o", p.bin, "github.com/kfleet/kfleet/worker").CombinedOutput()
 	require.NoError(t, err, "go build worker: %s", out)
-	p.w, err = stack.StartWorkerProcess(p.bin, p.logs)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.w.Kill() })
+	for i := range n {
+		w, err := stack.StartWorkerProcess(p.bin, p.dir(i))
+		require.NoError(t, err)
+		p.w = append(p.w, w)
+	}
+	t.Cleanup(func() {
+		for _, w := range p.w {
+			_ = w.Kill()
+		}
+	})
 	return p
 }
 
-// killAndRestart kills the worker with SIGKILL and starts a new one.
-func (p *workerProcess) killAndRestart() {
+func (p *workerProcesses) dir(i int) string { return filepath.Join(p.logs, strconv.Itoa(i)) }
+
+// killAndRestart kills worker i with SIGKILL and starts a new one.
+func (p *workerProcesses) killAndRestart(i int) {
 	p.t.Helper()
-	require.NoError(p.t, p.w.Kill())
+	require.NoError(p.t, p.w[i].Kill())
 	var err error
-	p.w, err = p.stack.StartWorkerProcess(p.bin, p.logs)
+	p.w[i], err = p.stack.StartWorkerProcess(p.bin, p.dir(i))
 	require.NoError(p.t, err)
 }
 
-// TestIntegrationCrashSafetyKillWorker kills the worker process with
-// SIGKILL at random moments of a roll (KFLEET_CHAOS_KILLS times, default
-// 5; `make chaos` does many more), starting a new one each time, and shows
+// TestIntegrationCrashSafetyKillWorker runs two worker processes on the
+// same task queues and kills one of them, at random, with SIGKILL at
+// random moments of a roll (KFLEET_CHAOS_KILLS times, default 5; `make
+// chaos` does many more), starting a new one each time, and shows
 // from the fleet's audit that the roll still completes with each broker
 // stopped and started exactly once and nothing unsafe on the way. The
 // entity's small event budget and fast health tick make it continue as
@@ -83,7 +94,7 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 		o.EventBudget = 80
 		o.Health = fleet.HealthPolicy{Interval: 100 * time.Millisecond}
 	})
-	workers := startWorkerProcess(t, stack)
+	workers := startWorkerProcesses(t, stack, 2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -117,10 +128,11 @@ kill:
 			break kill
 		case <-time.After(time.Duration(rng.IntN(1500)) * time.Millisecond):
 		}
-		workers.killAndRestart()
+		victim := rng.IntN(len(workers.w))
+		workers.killAndRestart(victim)
 		killed++
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
-		t.Logf("kill %d: worker killed; brokers stopped so far %v", killed, stops)
+		t.Logf("kill %d: worker %d of %d killed; brokers stopped so far %v", killed, victim, len(workers.w), stops)
 		seen = len(stack.Fleet.Audit("local-a"))
 	}
 	require.NoError(t, <-done, "the roll completes despite %d kills (worker logs in %s)", killed, workers.logs)
@@ -182,7 +194,7 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 		// 33,000 segments at 100µs: 3.3 s of log recovery to be killed in.
 		o.Fleet.Clusters[0].Timing.RecoveryPerSegment = 100 * time.Microsecond
 	})
-	workers := startWorkerProcess(t, stack)
+	workers := startWorkerProcesses(t, stack, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
@@ -206,7 +218,7 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 		if op, _ := recovery(); op.Status != workflows.StatusRunning {
 			break
 		}
-		workers.killAndRestart()
+		workers.killAndRestart(0)
 		t.Logf("kill %d during the recovery", kill)
 	}
 	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, 3*time.Minute)
