@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -96,58 +97,72 @@ func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
 	})
 	workers := startWorkerProcesses(t, stack, 2)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	op, err := entity.Request(ctx, stack.Client, "local-a", restartReq("chaos"))
-	require.NoError(t, err)
-
-	done := make(chan error, 1)
-	var res workflows.RollingRestartResult
-	go func() {
-		var err error
-		res, err = entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
-		done <- err
-	}()
-	killed := 0
-	seen := 0 // audit events when the last worker was started
-kill:
-	for killed < kills {
-		// Let the new worker make progress first, so the kills spread
-		// over the whole roll instead of piling up on one step.
-		for len(stack.Fleet.Audit("local-a")) == seen {
-			select {
-			case err := <-done:
-				done <- err
-				break kill
-			case <-time.After(50 * time.Millisecond):
-			}
+	// Rolls follow one another, serial and batched in turn, until the
+	// kills asked for are made: a chaos run of 40 kills makes 40.
+	rolls := 0
+	startRoll := func() <-chan error {
+		rolls++
+		req := restartReq("chaos")
+		if rolls%2 == 0 {
+			req = batchedRestartReq("chaos", 3)
 		}
+		op, err := entity.Request(ctx, stack.Client, "local-a", req)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() {
+			res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
+			if err == nil && len(res.Brokers) != 3 {
+				err = fmt.Errorf("roll %s restarted %d brokers, not 3", op.ID, len(res.Brokers))
+			}
+			done <- err
+		}()
+		return done
+	}
+	done := startRoll()
+	// keepRolling starts the next roll once one completed.
+	keepRolling := func() {
 		select {
 		case err := <-done:
-			done <- err
-			break kill
-		case <-time.After(time.Duration(rng.IntN(1500)) * time.Millisecond):
+			require.NoError(t, err, "roll %d completes despite the kills (worker logs in %s)", rolls, workers.logs)
+			done = startRoll()
+		default:
+		}
+	}
+	killed := 0
+	seen := 0 // audit events when the last worker was started
+	for killed < kills {
+		// Let the new worker make progress first, so the kills spread
+		// over the rolls instead of piling up on one step.
+		for len(stack.Fleet.Audit("local-a")) == seen {
+			keepRolling()
+			time.Sleep(50 * time.Millisecond)
+		}
+		for wait := time.Now().Add(time.Duration(rng.IntN(1500)) * time.Millisecond); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
+			keepRolling()
 		}
 		victim := rng.IntN(len(workers.w))
 		workers.killAndRestart(victim)
 		killed++
 		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
-		t.Logf("kill %d: worker %d of %d killed; brokers stopped so far %v", killed, victim, len(workers.w), stops)
+		t.Logf("kill %d: worker %d of %d killed during roll %d; stops so far %v", killed, victim, len(workers.w), rolls, stops)
 		seen = len(stack.Fleet.Audit("local-a"))
 	}
-	require.NoError(t, <-done, "the roll completes despite %d kills (worker logs in %s)", killed, workers.logs)
+	require.NoError(t, <-done, "roll %d completes despite the kills (worker logs in %s)", rolls, workers.logs)
 	continued, _, _ := entityRuns(ctx, t, stack, "local-a")
-	t.Logf("roll completed after %d worker kills; the entity continued as new %d times meanwhile", killed, continued)
-	require.Len(t, res.Brokers, 3)
-	assert.GreaterOrEqual(t, continued, 1, "the entity continued as new during the roll")
+	t.Logf("%d worker kills made over %d rolls; the entity continued as new %d times meanwhile", killed, rolls, continued)
+	assert.Equal(t, kills, killed, "every kill asked for was made")
+	assert.GreaterOrEqual(t, continued, 1, "the entity continued as new during the rolls")
 
+	once := map[int32]int{1: rolls, 2: rolls, 3: rolls}
 	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
-	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, stops, "each broker stopped exactly once")
-	assert.Equal(t, map[int32]int{1: 1, 2: 1, 3: 1}, starts, "each broker started exactly once")
+	assert.Equal(t, once, stops, "each broker stopped exactly once per roll")
+	assert.Equal(t, once, starts, "each broker started exactly once per roll")
 	assert.Empty(t, stack.Fleet.Violations("local-a"), "never two down, never under min ISR")
 	for broker, docs := range stack.Fleet.CommandCounts("local-a") {
-		assert.Equal(t, 1, docs[cloud.DocStopBroker], "broker %d: one stop command, whatever the kills", broker)
-		assert.Equal(t, 1, docs[cloud.DocStartBroker], "broker %d: one start command, whatever the kills", broker)
+		assert.Equal(t, rolls, docs[cloud.DocStopBroker], "broker %d: one stop command per roll, whatever the kills", broker)
+		assert.Equal(t, rolls, docs[cloud.DocStartBroker], "broker %d: one start command per roll, whatever the kills", broker)
 	}
 }
 
