@@ -32,7 +32,9 @@ type StackOptions struct {
 	TemporalBinary string
 	TemporalPort   int
 	TemporalUIPort int
-	ZooKeeperPort  int
+	// TemporalMetricsPort serves the dev server's metrics (0: none).
+	TemporalMetricsPort int
+	ZooKeeperPort       int
 	// FleetHTTPAddr serves the fleet's AWS endpoint and API
 	// (default 127.0.0.1:0).
 	FleetHTTPAddr string
@@ -105,6 +107,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 		Port:             opts.TemporalPort,
 		UIPort:           opts.TemporalUIPort,
 		SearchAttributes: workflows.SearchAttributeFlags(),
+		MetricsPort:      opts.TemporalMetricsPort,
 		Log:              log,
 	}); err != nil {
 		return s, err

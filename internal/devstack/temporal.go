@@ -28,7 +28,10 @@ type TemporalOptions struct {
 	Port, UIPort int
 	// SearchAttributes are registered at start, as NAME=TYPE.
 	SearchAttributes []string
-	Log              zerolog.Logger
+	// MetricsPort serves the server's Prometheus metrics (its `action`
+	// counter is what Temporal Cloud bills); 0 serves none.
+	MetricsPort int
+	Log         zerolog.Logger
 }
 
 // Temporal is a running `temporal server start-dev`.
@@ -158,6 +161,9 @@ func (t *Temporal) argv() []string {
 	}
 	for _, sa := range o.SearchAttributes {
 		argv = append(argv, "--search-attribute", sa)
+	}
+	if o.MetricsPort > 0 {
+		argv = append(argv, "--metrics-port", strconv.Itoa(o.MetricsPort))
 	}
 	return argv
 }

@@ -20,7 +20,7 @@ import (
 const zkSessionTimeout = 4 * time.Second
 
 // waitStatus polls the entity's status until ok holds, and returns it.
-func waitStatus(ctx context.Context, t *testing.T, stack *devstack.Stack, cluster string, within time.Duration, what string, ok func(workflows.ClusterStatus) bool) workflows.ClusterStatus {
+func waitStatus(ctx context.Context, t testing.TB, stack *devstack.Stack, cluster string, within time.Duration, what string, ok func(workflows.ClusterStatus) bool) workflows.ClusterStatus {
 	t.Helper()
 	var last workflows.ClusterStatus
 	require.Eventually(t, func() bool {

@@ -88,6 +88,7 @@ func assertRunsWithinBudget(ctx context.Context, t *testing.T, stack *devstack.S
 // times; the human resumes and the roll completes, recorded by the
 // entity's latest run. Judged by the fleet's audit.
 func TestIntegrationRollPausedAcrossContinueAsNew(t *testing.T) {
+	t.Parallel() // mostly waiting for continue-as-new: beside the other long wait
 	stack := startLongWaitStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -138,6 +139,7 @@ func TestIntegrationRollPausedAcrossContinueAsNew(t *testing.T) {
 // human starts the instance and resumes, and the recovery starts the
 // broker once and completes. Judged by the fleet's audit.
 func TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew(t *testing.T) {
+	t.Parallel() // mostly waiting for continue-as-new: beside the other long wait
 	stack := startLongWaitStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
