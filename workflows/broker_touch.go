@@ -44,8 +44,16 @@ func notifyEntity(ctx workflow.Context, broker int32, touching bool) {
 		entity = info.ParentWorkflowExecution
 	}
 	touch := BrokerTouch{Broker: broker, Touching: touching, By: info.WorkflowExecution.ID}
-	sctx, _ := workflow.NewDisconnectedContext(ctx)
-	if err := workflow.SignalExternalWorkflow(sctx, entity.ID, "", SignalBrokerTouch, touch).Get(sctx, nil); err != nil {
+	if err := signalEntity(ctx, entity.ID, SignalBrokerTouch, touch); err != nil {
 		workflow.GetLogger(ctx).Warn("could not tell the cluster entity about a broker", "Entity", entity.ID, "Broker", broker, "Touching", touching, "Error", err)
 	}
+}
+
+// signalEntity signals the cluster entity entityID and waits until the
+// signal is in its history: to its current run (no run ID), so it reaches
+// it across continue-as-new, and even when ctx is being cancelled, so a
+// cancelled operation still tells its entity what it let go of.
+func signalEntity(ctx workflow.Context, entityID, name string, arg any) error {
+	sctx, _ := workflow.NewDisconnectedContext(ctx)
+	return workflow.SignalExternalWorkflow(sctx, entityID, "", name, arg).Get(sctx, nil)
 }

@@ -470,11 +470,8 @@ func reportEnd(ctx workflow.Context, rep Report, err error) {
 	if err != nil {
 		end.Error = activityMessage(err)
 	}
-	// Sent even when the workflow was cancelled, to the entity's current
-	// run (no run ID), and awaited: the entity learns the end before the
-	// workflow closes.
-	sctx, _ := workflow.NewDisconnectedContext(ctx)
-	if serr := workflow.SignalExternalWorkflow(sctx, parent.ID, "", SignalOperationEnded, end).Get(sctx, nil); serr != nil {
+	// Awaited: the entity learns the end before the workflow closes.
+	if serr := signalEntity(ctx, parent.ID, SignalOperationEnded, end); serr != nil {
 		workflow.GetLogger(ctx).Warn("could not tell the cluster entity the operation ended", "Entity", parent.ID, "Error", serr)
 	}
 }
