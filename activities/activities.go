@@ -96,6 +96,9 @@ type Activities struct {
 	// entities (operator.go).
 	Operator Operator
 	Log      zerolog.Logger
+	// Sensors keeps the clusters' health trends between sensing runs on
+	// this worker (sense.go); nil keeps none.
+	Sensors *Sensors
 	// PollInterval paces waits that have no watch to block on (ISR catch-up)
 	// and the heartbeats of those that do.
 	PollInterval time.Duration

@@ -44,29 +44,38 @@ func (a *Activities) CheckHealth(ctx context.Context, in HealthInput) (fleet.Hea
 	if err := in.Spec.Validate(); err != nil {
 		return fleet.HealthReport{}, badInput(err)
 	}
-	rep := fleet.HealthReport{Cluster: in.Spec.ID, Brokers: make([]fleet.BrokerHealth, len(in.Spec.Brokers))}
-	// Scrapes run concurrently (bounded); heartbeats are recorded here, as
-	// each one ends, from this goroutine only.
-	scraped := make(chan struct{}, len(in.Spec.Brokers))
+	return a.observeHealth(ctx, in.Spec, func(n, of int) {
+		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d brokers scraped", n, of))
+	})
+}
+
+// observeHealth is one tick's observation of a cluster; scraped is called
+// as each broker's scrape ends, from the calling goroutine only.
+func (a *Activities) observeHealth(ctx context.Context, spec fleet.ClusterSpec, scraped func(n, of int)) (fleet.HealthReport, error) {
+	rep := fleet.HealthReport{Cluster: spec.ID, Brokers: make([]fleet.BrokerHealth, len(spec.Brokers))}
+	// Scrapes run concurrently (bounded).
+	done := make(chan struct{}, len(spec.Brokers))
 	sem := make(chan struct{}, maxConcurrentScrapes)
 	var wg sync.WaitGroup
-	for i, b := range in.Spec.Brokers {
+	for i, b := range spec.Brokers {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			rep.Brokers[i] = a.brokerHealth(ctx, b)
-			scraped <- struct{}{}
+			done <- struct{}{}
 		})
 	}
 	var zkErr error
 	if a.Ensemble != nil {
 		// Ensemble reports unreachable servers in their entries; its only
 		// error is a connect string it cannot parse.
-		wg.Go(func() { rep.ZooKeeper, zkErr = a.Ensemble.ServerHealth(ctx, in.Spec) })
+		wg.Go(func() { rep.ZooKeeper, zkErr = a.Ensemble.ServerHealth(ctx, spec) })
 	}
-	for n := 1; n <= len(in.Spec.Brokers); n++ {
-		<-scraped
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("%d/%d brokers scraped", n, len(in.Spec.Brokers)))
+	for n := 1; n <= len(spec.Brokers); n++ {
+		<-done
+		if scraped != nil {
+			scraped(n, len(spec.Brokers))
+		}
 	}
 	wg.Wait()
 	if zkErr != nil {

@@ -80,6 +80,7 @@ func newDevCommand() *cobra.Command {
 	// A demo wants to see a fault healed in seconds, not minutes.
 	f.DurationVar(&opts.Health.Interval, "health-interval", 5*time.Second, "health tick of every cluster (production default 1m)")
 	f.DurationVar(&opts.Health.RecoveryGrace, "recovery-grace", 5*time.Second, "how long a lost broker may take to come back by itself (production default 15s)")
+	f.DurationVar(&opts.Health.SensingHeartbeat, "sensing-heartbeat", 30*time.Second, "how long a killed worker may leave a cluster unsensed (production default 5m; each heartbeat is a billed action)")
 	f.DurationVar(&opts.SweepEvery, "sweep-every", 0, "fleet sweep schedule's interval (default 1h; negative: create none)")
 	f.StringVar(&opts.ChatopsAddr, "chatops-addr", "127.0.0.1:3000", "ChatOps server (Slack slash commands and approvals); empty: none")
 	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: printed here as [chat] lines)")

@@ -92,6 +92,14 @@ type brokerWatch struct {
 	backoff  workflow.Future
 	// changed refreshes the entity's current details.
 	changed func(workflow.Context)
+	// sense runs the Sense activity (entity version 4): registrations and
+	// health ticks in one long-lived activity that reports on change;
+	// sensed takes its health reports. reportNow asks the next run for a
+	// tick at once (a health check); reportBy for a report by then even
+	// if nothing changed.
+	sense     bool
+	sensed    func(workflow.Context, activities.SenseReport)
+	reportNow bool
 }
 
 func newBrokerWatch(ctx workflow.Context, spec *fleet.ClusterSpec, st *ClusterState, enabled bool, changed func(workflow.Context)) *brokerWatch {
@@ -126,8 +134,22 @@ func (w *brokerWatch) run(ctx workflow.Context) {
 				// Touches delivered in the same workflow task come first.
 				w.drainTouches(ctx)
 				var ch activities.BrokerChange
-				err := f.Get(ctx, &ch)
+				var rep activities.SenseReport
+				var err error
+				if w.sense {
+					err = f.Get(ctx, &rep)
+					ch = activities.BrokerChange{Registered: rep.Registered, ObservedAt: rep.ObservedAt}
+				} else {
+					err = f.Get(ctx, &ch)
+				}
 				switch {
+				case err == nil && w.sense:
+					if rep.Why == activities.SenseRegistrations {
+						w.observe(ctx, ch)
+					}
+					if rep.Health != nil {
+						w.sensed(ctx, rep)
+					}
 				case err == nil:
 					w.observe(ctx, ch)
 				case w.restart:
@@ -147,10 +169,25 @@ func (w *brokerWatch) run(ctx workflow.Context) {
 	}
 }
 
-// start runs one WatchBrokers activity from the last set seen.
+// start runs one WatchBrokers activity from the last set seen, or from
+// entity version 4 one Sense activity.
 func (w *brokerWatch) start(ctx workflow.Context) workflow.Future {
 	actx, cancel := workflow.WithCancel(ctx)
 	w.cancel = cancel
+	retry := &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
+	}
+	initial := !w.st.Watch.observed()
+	var known []int32
+	if !initial {
+		known = w.st.Watch.Registered
+	}
+	if w.sense {
+		return w.startSensing(actx, retry, known, initial)
+	}
 	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
 		// A slot of the sensing worker, never one an operation needs.
 		TaskQueue: SensingTaskQueue,
@@ -159,18 +196,42 @@ func (w *brokerWatch) start(ctx workflow.Context) workflow.Future {
 		StartToCloseTimeout: 24 * time.Hour,
 		HeartbeatTimeout:    15 * time.Second,
 		Summary:             "watch broker registrations in ZooKeeper",
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
-		},
+		RetryPolicy:         retry,
 	})
-	in := activities.WatchInput{Spec: *w.spec, Initial: !w.st.Watch.observed()}
-	if !in.Initial {
-		in.Known = w.st.Watch.Registered
-	}
+	in := activities.WatchInput{Spec: *w.spec, Initial: initial, Known: known}
 	return workflow.ExecuteActivity(actx, a.WatchBrokers, in)
+}
+
+// startSensing runs one Sense activity: it blocks on the registrations and
+// ticks the health loop where it runs, and answers only when the entity
+// must hear of something. Its heartbeats, sized by the spec's
+// SensingHeartbeat, are what an idle cluster costs; a worker that dies
+// leaves the cluster unsensed for at most that long.
+func (w *brokerWatch) startSensing(ctx workflow.Context, retry *temporal.RetryPolicy, known []int32, initial bool) workflow.Future {
+	policy := w.spec.Health.WithDefaults()
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           SensingTaskQueue,
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    policy.SensingHeartbeat,
+		Summary:             "sense: broker registrations and health ticks, reported on change",
+		RetryPolicy:         retry,
+	})
+	in := activities.SenseInput{Spec: *w.spec, Initial: initial, Known: known, ReportNow: w.reportNow}
+	if hs := w.st.Health; hs != nil {
+		in.Verdict, in.ReportBy = hs.Verdict, hs.ReportBy
+	}
+	w.reportNow = false
+	return workflow.ExecuteActivity(ctx, a.Sense, in)
+}
+
+// askReport has sensing run a health tick at once and report it: the
+// running Sense is cancelled and the next one starts with ReportNow.
+func (w *brokerWatch) askReport() {
+	w.reportNow = true
+	if w.watching != nil {
+		w.restart = true
+		w.cancel()
+	}
 }
 
 // stop cancels the running watch and starts no other (continue-as-new).
@@ -182,7 +243,9 @@ func (w *brokerWatch) stop() {
 // respec starts the watch again at once on the entity's new spec when the
 // cluster's ZooKeeper moved; the running one watches the old address.
 func (w *brokerWatch) respec(old fleet.ClusterSpec) {
-	if old.ZooKeeper == w.spec.ZooKeeper {
+	// Sensing (version 4) scrapes the spec's brokers by the spec's policy:
+	// any new spec starts it again.
+	if old.ZooKeeper == w.spec.ZooKeeper && !w.sense {
 		return
 	}
 	if w.watching != nil || w.backoff != nil {

@@ -22,10 +22,13 @@ const (
 	// expansions); 3 runs every operation in a coroutine of its own and
 	// continues as new whenever its history asks, whatever runs or waits:
 	// operations report their end by signal (reportEnd) and are cancelled
-	// by ID. Runs recorded before a version keep its predecessor's
-	// behaviour until their next continue-as-new.
+	// by ID; 4 senses registrations and health in one long-lived Sense
+	// activity that reports only on change (broker_watch.go), instead of a
+	// watch and a health activity and timer a minute. Runs recorded before
+	// a version keep its predecessor's behaviour until their next
+	// continue-as-new.
 	entityVersionChange = "cluster-entity"
-	entityVersion       = 3
+	entityVersion       = 4
 )
 
 // ClusterWorkflow is the durable entity of one managed cluster (ID
@@ -39,10 +42,12 @@ const (
 // operation starts), resume, and cancel a queued or running operation by
 // update.
 //
-// Beside the operations it watches the cluster's broker registrations in
-// ZooKeeper (brokerWatch): a broker that leaves while no operation of
-// kfleet touches it is a loss, recovered once. A health loop (healthLoop)
-// turns disk, cleaner and heap findings into operations.
+// Beside the operations it senses the cluster (brokerWatch): one
+// long-lived Sense activity on the sensing task queue watches the broker
+// registrations in ZooKeeper and runs the health tick, and reports only
+// what changed. A broker that leaves while no operation of kfleet touches
+// it is a loss, recovered once; the health loop (healthLoop) turns disk,
+// cleaner and heap concerns into operations.
 //
 // Past its event budget it continues as new whatever it is doing — a roll
 // running or paused for a human for days, urgent operations, a queue, a
@@ -98,6 +103,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	if e.version >= 2 {
 		e.health = &healthLoop{e: e}
 		e.lane = &urgentLane{e: e}
+		e.watch.sense, e.watch.sensed = e.version >= 4, e.health.sensed
 		workflow.Go(ctx, e.health.run)
 		workflow.Go(ctx, e.lane.run)
 	}
@@ -310,8 +316,10 @@ func (e *entity) finish(ctx workflow.Context, op Operation, rep Report, err erro
 	}
 	countOperation(ctx, e.spec.ID, op.Kind, op.Status) // metrics.go
 	e.watch.release(op)
-	if e.st.Health != nil {
-		e.st.Health.finished(op, rep)
+	if e.health != nil || e.st.Health != nil {
+		// Even before the first health report: a volume's cool-down must
+		// be remembered.
+		e.st.health().finished(op, rep)
 	}
 	if p := rep.Protocol; p != nil {
 		level := *p

@@ -1,8 +1,8 @@
 package workflows_test
 
 import (
-	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,7 +21,8 @@ type ClusterSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
 	env         *testsuite.TestWorkflowEnvironment
-	watchInputs []activities.WatchInput
+	sim         *senseSim
+	watchInputs []activities.SenseInput
 }
 
 func TestCluster(t *testing.T) { suite.Run(t, new(ClusterSuite)) }
@@ -33,49 +34,20 @@ func (s *ClusterSuite) SetupTest() {
 	s.env.RegisterWorkflow(workflows.VolumeExpansionWorkflow)
 	s.env.RegisterWorkflow(workflows.CleanerHealthWorkflow)
 	s.watchInputs = nil
+	s.sim = stubSensing(s.env, &s.watchInputs)
 }
 
-// watchStep is one answer of the mocked broker watch: the registered set,
-// after waiting that long (workflow clock) from the call.
-type watchStep struct {
-	after      time.Duration
-	registered []int32
-}
-
-// stubBrokerWatch mocks the entity's WatchBrokers activity: a baseline of
-// every broker of testSpec at once, then steps in order, then a watch that
-// never fires. Each call's input is appended to inputs when not nil.
-func stubBrokerWatch(env *testsuite.TestWorkflowEnvironment, inputs *[]activities.WatchInput, steps ...watchStep) {
-	answer := func(ids []int32) func(context.Context, activities.WatchInput) (activities.BrokerChange, error) {
-		return func(_ context.Context, in activities.WatchInput) (activities.BrokerChange, error) {
-			if inputs != nil {
-				*inputs = append(*inputs, in)
-			}
-			return activities.BrokerChange{Registered: ids}, nil
-		}
-	}
-	env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(testSpec().BrokerIDs())).Once()
-	for _, st := range steps {
-		env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(st.registered)).After(st.after).Once()
-	}
-	env.OnActivity(acts.WatchBrokers, mock.Anything, mock.Anything).Return(answer(nil)).After(10000 * time.Hour).Maybe()
-}
-
-// run executes the entity with a broker watch answering steps. The
-// entity's other parts get defaults registered after the test's own
-// expectations (the first match wins): a healthy health tick, delivered
-// notifications, and a recovery that finds the broker back by itself.
+// run executes the entity with its sensing seeing the registrations of
+// steps. The entity's other parts get defaults registered after the test's
+// own expectations (the first match wins): delivered notifications, and a
+// recovery that finds the broker back by itself.
 func (s *ClusterSuite) run(in workflows.ClusterInput, steps ...watchStep) {
-	stubBrokerWatch(s.env, &s.watchInputs, steps...)
+	s.sim.steps = steps
 	stubSelfHealing(s.env)
 	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, in)
 }
 
 func stubSelfHealing(env *testsuite.TestWorkflowEnvironment) {
-	env.OnActivity(acts.CheckHealth, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.HealthInput) (fleet.HealthReport, error) {
-			return healthyReport(in.Spec, time.Now()), nil
-		}).Maybe()
 	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnWorkflow(workflows.RecoveryWorkflow, mock.Anything, mock.Anything).Return(workflows.RecoveryResult{CameBack: true}, nil).Maybe()
 }
@@ -272,6 +244,7 @@ func (s *ClusterSuite) controlAt(delay time.Duration, name string, arg any, into
 // environment does not cancel mocked child workflows.
 func (s *ClusterSuite) sleepyRoll(d time.Duration, rolls *int) {
 	s.env = s.NewTestWorkflowEnvironment()
+	s.sim = stubSensing(s.env, &s.watchInputs)
 	s.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
 		*rolls++
 		return workflows.RollingRestartResult{}, workflow.Sleep(ctx, d)
@@ -317,13 +290,18 @@ func (s *ClusterSuite) TestBrokerLossRecordedOnceAndClosedWhenItComesBack() {
 	s.False(again.Losses[2].Recovered)
 	s.Equal(4, again.Watch.Changes)
 
-	// Each watch starts from the set the previous one answered.
+	// Each sensing run starts from the set the previous one answered (a
+	// health report in between changes none).
 	s.Require().GreaterOrEqual(len(s.watchInputs), 5)
-	s.True(s.watchInputs[0].Initial, "the first watch asks for a baseline")
-	for i, want := range [][]int32{{1, 2, 3}, {1, 3}, {3}, {1, 2, 3}} {
-		s.False(s.watchInputs[i+1].Initial)
-		s.Equal(want, s.watchInputs[i+1].Known, "watch %d", i+1)
+	s.True(s.watchInputs[0].Initial, "the first sensing asks for a baseline")
+	var known [][]int32
+	for _, in := range s.watchInputs[1:] {
+		s.False(in.Initial)
+		if len(known) == 0 || !slices.Equal(known[len(known)-1], in.Known) {
+			known = append(known, in.Known)
+		}
 	}
+	s.Equal([][]int32{{1, 2, 3}, {1, 3}, {3}, {1, 2, 3}, {1, 3}}, known)
 }
 
 func (s *ClusterSuite) TestOwnRestartIsNoLossButAnotherBrokerCrashingIs() {

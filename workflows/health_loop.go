@@ -25,6 +25,11 @@ type HealthState struct {
 	// every finding ever recorded (carried over continue-as-new).
 	Findings []Finding `json:"findings,omitempty"`
 	Found    int       `json:"found"`
+	// Verdict is the last verdict sensing reported (fleet.Verdict): it
+	// reports again when a tick's differs. ReportBy asks it for a report
+	// by then even if not, to reconsider concerns held back.
+	Verdict  string    `json:"verdict,omitempty"`
+	ReportBy time.Time `json:"reportBy,omitzero"`
 }
 
 // record appends a finding.
@@ -47,11 +52,11 @@ func (hs *HealthState) since(found int) []Finding {
 type BrokerHealthState struct {
 	Broker int32              `json:"broker"`
 	Last   fleet.BrokerHealth `json:"last"`
-	// Disk and Heap are the last samples, oldest first (bounded): the
-	// growth rate and the heap trend come from them.
-	Disk []fleet.DiskSample `json:"disk,omitempty"`
-	Heap []fleet.HeapSample `json:"heap,omitempty"`
-	// GrowthBytesPerSec is the data's growth over Disk.
+	// Trend holds the last samples of entities recorded before version 4,
+	// whose health loop judged them itself; from version 4 sensing keeps
+	// them where it runs.
+	fleet.Trend
+	// GrowthBytesPerSec is the data's growth over the recent ticks.
 	GrowthBytesPerSec float64 `json:"growthBytesPerSec"`
 	// Cooldown is the data volume's, after kfleet modified it.
 	Cooldown *VolumeCooldown `json:"cooldown,omitempty"`
@@ -90,8 +95,6 @@ const (
 )
 
 const (
-	// samplesKept bounds each broker's disk and heap samples.
-	samplesKept = 10
 	// findingsKept bounds the findings kept in the entity's state.
 	findingsKept = 30
 	// reactAfterTicks: a finding acted on is not acted on again for this
@@ -128,6 +131,11 @@ type healthLoop struct {
 // askTick asks for a tick now and returns the tick number to wait for: the
 // next one to start.
 func (h *healthLoop) askTick() int {
+	if h.e.version >= 4 {
+		// Sensing ticks: have it tick now and report.
+		h.e.watch.askReport()
+		return h.ticks + 1
+	}
 	target := h.ticks + 1
 	if h.inTick {
 		target++
@@ -137,6 +145,9 @@ func (h *healthLoop) askTick() int {
 }
 
 func (h *healthLoop) run(ctx workflow.Context) {
+	if h.e.version >= 4 {
+		return // sensing ticks where it runs and reports to sensed
+	}
 	for !h.stopped && ctx.Err() == nil {
 		if h.e.spec.Health.Disabled {
 			// Disabled means no periodic tick; one asked for still runs.
@@ -195,50 +206,79 @@ func (h *healthLoop) tick(ctx workflow.Context) {
 		}
 		bs := hs.broker(b.Broker)
 		bs.Last = b
-		if b.Error != "" {
-			continue // down: the broker watch and recovery own it
-		}
-		bs.Disk = appendBounded(bs.Disk, fleet.DiskSample{At: rep.At, UsedBytes: b.Disk.UsedBytes, SizeBytes: b.Disk.SizeBytes})
-		bs.Heap = appendBounded(bs.Heap, fleet.HeapSample{At: rep.At, Used: b.Heap.Used, Max: b.Heap.Max})
-		bs.GrowthBytesPerSec = fleet.GrowthRate(sameSize(bs.Disk))
-		h.disk(ctx, policy, bs, rep.At)
-		if why, bad := fleet.CleanerUnhealthy(policy, b.Cleaner); bad {
-			h.act(ctx, FindingCleaner, b.Broker, why, rep.At, func() Operation {
-				return cleanerOperation(b.Broker)
-			})
-		}
-		if why, leaking := fleet.HeapClimbing(policy, bs.Heap); leaking {
-			h.act(ctx, FindingHeap, b.Broker, why, rep.At, func() Operation {
-				return restartOperation(b.Broker)
-			})
+		bs.Add(rep.At, b)
+		bs.GrowthBytesPerSec = bs.Growth()
+		for _, c := range fleet.AssessBroker(policy, b, bs.Trend) {
+			h.decide(ctx, policy, bs, c, rep.At)
 		}
 	}
 	h.e.changed(ctx)
 }
 
+// sensed applies a health report of sensing (entity version 4): the
+// gauges for the UI, the ZooKeeper ensemble, and a decision on each
+// concern. While concerns remain it asks sensing to report again once the
+// ones held back may be acted on anew.
+func (h *healthLoop) sensed(ctx workflow.Context, rep activities.SenseReport) {
+	hs := h.e.st.health()
+	hr := rep.Health
+	hs.Error, hs.LastTick, hs.ZooKeeper, hs.Verdict = "", hr.At, hr.ZooKeeper, rep.Verdict
+	h.zooKeeper(ctx, hr.ZooKeeper)
+	policy := h.e.spec.Health.WithDefaults()
+	for _, b := range hr.Brokers {
+		if _, ok := h.e.spec.Broker(b.Broker); ok {
+			bs := hs.broker(b.Broker)
+			bs.Last, bs.GrowthBytesPerSec = b, b.GrowthBytesPerSec
+		}
+	}
+	for _, c := range rep.Concerns {
+		if _, ok := h.e.spec.Broker(c.Broker); ok {
+			h.decide(ctx, policy, hs.broker(c.Broker), c, hr.At)
+		}
+	}
+	hs.ReportBy = time.Time{}
+	if len(rep.Concerns) > 0 {
+		hs.ReportBy = hr.At.Add(time.Duration(reactAfterTicks) * policy.Interval)
+	}
+	h.ticks++
+	h.e.changed(ctx)
+}
+
+// decide turns a concern into the operation that acts on it:
+//
+//   - a disk to expand: a volume expansion; inside the volume's cool-down
+//     only one at the escalation threshold, once per cool-down, to escalate;
+//   - a dead or stuck log cleaner: a cleaner-health operation;
+//   - old-gen heap climbing: a rolling restart of that broker.
+func (h *healthLoop) decide(ctx workflow.Context, policy fleet.HealthPolicy, bs *BrokerHealthState, c fleet.Concern, now time.Time) {
+	switch c.Kind {
+	case fleet.ConcernDisk:
+		h.disk(ctx, policy, bs, c, now)
+	case fleet.ConcernCleaner:
+		h.act(ctx, FindingCleaner, c.Broker, c.Reason, now, func() Operation { return cleanerOperation(c.Broker) })
+	case fleet.ConcernHeap:
+		h.act(ctx, FindingHeap, c.Broker, c.Reason, now, func() Operation { return restartOperation(c.Broker) })
+	}
+}
+
 // disk decides on a broker's data volume.
-func (h *healthLoop) disk(ctx workflow.Context, policy fleet.HealthPolicy, bs *BrokerHealthState, now time.Time) {
-	d := bs.Last.Disk
+func (h *healthLoop) disk(ctx workflow.Context, policy fleet.HealthPolicy, bs *BrokerHealthState, c fleet.Concern, now time.Time) {
 	if cd := bs.Cooldown; cd != nil && now.Before(cd.Until) {
 		// No modification fits: act only to escalate, once per cool-down.
-		if d.Percent() < policy.DiskEscalatePercent || bs.Escalated.After(cd.Until.Add(-policy.VolumeCooldown)) {
+		if !c.Escalate || bs.Escalated.After(cd.Until.Add(-policy.VolumeCooldown)) {
 			return
 		}
-		why := fmt.Sprintf("disk %.1f%% used during the volume's cool-down (until %s)", d.Percent(), cd.Until.Format(time.RFC3339))
+		why := fmt.Sprintf("disk %.1f%% used during the volume's cool-down (until %s)", bs.Last.Disk.Percent(), cd.Until.Format(time.RFC3339))
 		h.act(ctx, FindingDisk, bs.Broker, why, now, func() Operation {
-			return expansionOperation(bs.Broker, bs.GrowthBytesPerSec, cd.Until)
+			return expansionOperation(bs.Broker, c.GrowthBytesPerSec, cd.Until)
 		})
 		return
 	}
-	// The volume's EBS size is the activity's to read; the filesystem's
-	// size is what the broker fills, and close enough to decide.
-	sizeGiB := int32((d.SizeBytes + 1<<30 - 1) >> 30)
-	plan := fleet.PlanExpansion(policy, sizeGiB, d, bs.GrowthBytesPerSec)
-	if !plan.Expand {
+	if !c.Expand {
 		return
 	}
-	h.act(ctx, FindingDisk, bs.Broker, plan.Reason, now, func() Operation {
-		return expansionOperation(bs.Broker, bs.GrowthBytesPerSec, time.Time{})
+	h.act(ctx, FindingDisk, bs.Broker, c.Reason, now, func() Operation {
+		return expansionOperation(bs.Broker, c.GrowthBytesPerSec, time.Time{})
 	})
 }
 
@@ -335,20 +375,6 @@ func (hs *HealthState) broker(id int32) *BrokerHealthState {
 	return &hs.Brokers[i]
 }
 
-// sameSize keeps the samples taken at the filesystem's current size: a
-// grown filesystem's free space is no data growth.
-func sameSize(samples []fleet.DiskSample) []fleet.DiskSample {
-	if len(samples) == 0 {
-		return nil
-	}
-	size := samples[len(samples)-1].SizeBytes
-	i := len(samples) - 1
-	for i > 0 && samples[i-1].SizeBytes == size {
-		i--
-	}
-	return samples[i:]
-}
-
 func lastIndexFunc[T any](xs []T, match func(T) bool) int {
 	for i := len(xs) - 1; i >= 0; i-- {
 		if match(xs[i]) {
@@ -357,8 +383,6 @@ func lastIndexFunc[T any](xs []T, match func(T) bool) int {
 	}
 	return -1
 }
-
-func appendBounded[T any](xs []T, x T) []T { return appendBoundedN(xs, x, samplesKept) }
 
 func appendBoundedN[T any](xs []T, x T, n int) []T {
 	xs = append(xs, x)
@@ -380,6 +404,8 @@ func (st ClusterState) healthDetails() string {
 		b.WriteString(fmt.Sprintf("\n\nHealth: **last tick failed**: %s", hs.Error))
 	case hs.LastTick.IsZero():
 		b.WriteString("\n\nHealth: first tick pending.")
+	case hs.Verdict != "":
+		b.WriteString(fmt.Sprintf("\n\nHealth: %s (reported %s; sensing reports changes):", hs.Verdict, hs.LastTick.Format(time.RFC3339)))
 	default:
 		b.WriteString(fmt.Sprintf("\n\nHealth (as of %s):", hs.LastTick.Format(time.RFC3339)))
 		for _, bs := range hs.Brokers {

@@ -142,8 +142,8 @@ func TestMetrics(t *testing.T) {
 					}, workflows.CancelRequest{OperationID: st.Running.ID, By: "bob", Reason: "wrong cluster"})
 				}, 30*time.Minute)
 				env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
-				stubBrokerWatch(env, nil, watchStep{5 * time.Minute, []int32{1, 3}}) // broker 2 crashes
-				stubSelfHealing(env)                                                 // its recovery finds it back
+				stubSensing(env, nil, watchStep{5 * time.Minute, []int32{1, 3}}) // broker 2 crashes
+				stubSelfHealing(env)                                             // its recovery finds it back
 				env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec()})
 			},
 			want: []sample{

@@ -14,14 +14,18 @@ import (
 // against today's workflow code: a change that would break running
 // workflows fails here. testdata/*.json are today's (refreshed by `make
 // record-histories`); testdata/v2/ keeps those recorded before entity
-// version 3 (operation kinds, continue-as-new while operations run),
-// which must replay for as long as such runs may exist.
+// version 3 (operation kinds, continue-as-new while operations run) and
+// testdata/v3/ the entity's before version 4 (sensing in one activity
+// that reports on change), which must replay for as long as such runs may
+// exist.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
-	legacy, err := filepath.Glob(filepath.Join("testdata", "v2", "*.json"))
-	require.NoError(t, err)
-	files = append(files, legacy...)
+	for _, old := range []string{"v2", "v3"} {
+		legacy, err := filepath.Glob(filepath.Join("testdata", old, "*.json"))
+		require.NoError(t, err)
+		files = append(files, legacy...)
+	}
 	require.NotEmpty(t, files, "no recorded histories in testdata/")
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {

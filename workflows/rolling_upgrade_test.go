@@ -209,7 +209,7 @@ func (s *ClusterUpgradeSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflow(workflows.RollingRestartWorkflow)
 	s.env.RegisterWorkflow(workflows.RollingUpgradeWorkflow)
-	stubBrokerWatch(s.env, nil) // the entity's broker watch (cluster_test.go)
+	stubSensing(s.env, nil) // the entity's broker watch (cluster_test.go)
 	s.rolls = nil
 	s.env.OnWorkflow(workflows.RollingRestartWorkflow, mock.Anything, mock.Anything).Return(
 		func(ctx workflow.Context, in workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {

@@ -17,16 +17,10 @@ import (
 // operations. Each test runs the entity with the health loop's default
 // one-minute tick.
 
-// stubTicks answers each CheckHealth with healthyReport changed by edit,
-// which gets the tick's number (from 0).
+// stubTicks has sensing's ticks see healthyReport changed by edit, which
+// gets the tick's number (from 0).
 func stubTicks(s *ClusterSuite, edit func(tick int, rep *fleet.HealthReport)) {
-	tick := 0
-	s.env.OnActivity(acts.CheckHealth, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.HealthInput) (fleet.HealthReport, error) {
-		rep := healthyReport(in.Spec, s.env.Now())
-		edit(tick, &rep)
-		tick++
-		return rep, nil
-	})
+	s.sim.edit = edit
 }
 
 func (s *ClusterSuite) TestLossStartsARecoveryAtOnceWithTheGrace() {

@@ -47,6 +47,9 @@ func (s *Stack) StartWorkerProcess(binary, dir string) (*WorkerProcess, error) {
 	return &WorkerProcess{proc: proc}, nil
 }
 
+// PID is the worker's process id (to read its RSS and CPU time).
+func (w *WorkerProcess) PID() int { return w.proc.cmd.Process.Pid }
+
 // Kill is kill -9: running activities are abandoned mid-step, as in a crash.
 func (w *WorkerProcess) Kill() error { return w.proc.kill() }
 

@@ -242,7 +242,13 @@ func renderHealth(w io.Writer, hs *workflows.HealthState) {
 		fmt.Fprintf(w, "\nhealth: no tick yet\n")
 		return
 	}
-	fmt.Fprintf(w, "\nhealth (last tick %s, %s):\n", Clock(hs.LastTick), Ago(hs.LastTick))
+	if hs.Verdict != "" {
+		// Sensing reports on change: the last report stands until then.
+		fmt.Fprintf(w, "\nhealth: %s (reported %s, %s; sensing ticks where it runs and reports any change at once):\n",
+			hs.Verdict, Clock(hs.LastTick), Ago(hs.LastTick))
+	} else {
+		fmt.Fprintf(w, "\nhealth (last tick %s, %s):\n", Clock(hs.LastTick), Ago(hs.LastTick))
+	}
 	if hs.Error != "" {
 		fmt.Fprintf(w, "  tick failed: %s\n", hs.Error)
 	}

@@ -38,6 +38,11 @@ type HealthPolicy struct {
 	// RecoveryGrace is how long a lost broker may take to register again
 	// by itself before a recovery starts. Default 15 s.
 	RecoveryGrace time.Duration `json:"recoveryGrace,omitempty" yaml:"recoveryGrace,omitempty"`
+	// SensingHeartbeat is how long the sensing of a cluster whose worker
+	// died may go unnoticed before another worker takes it over: the
+	// sensing activity's heartbeat timeout. Its heartbeats are most of
+	// what an idle cluster costs (SensingBeat). Default 5 min.
+	SensingHeartbeat time.Duration `json:"sensingHeartbeat,omitempty" yaml:"sensingHeartbeat,omitempty"`
 	// Disabled turns the health loop off (losses still start recoveries).
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 }
@@ -56,6 +61,7 @@ const (
 	DefaultHeapClimbTicks      = 3
 	DefaultHeapHorizon         = 2 * time.Hour
 	DefaultRecoveryGrace       = 15 * time.Second
+	DefaultSensingHeartbeat    = 5 * time.Minute
 	// MaxVolumeGiB is gp3's (and io2's) largest size.
 	MaxVolumeGiB = 16384
 )
@@ -72,6 +78,7 @@ func (p HealthPolicy) WithDefaults() HealthPolicy {
 	def(&p.CleanerStaleAfter, DefaultCleanerStaleAfter)
 	def(&p.HeapHorizon, DefaultHeapHorizon)
 	def(&p.RecoveryGrace, DefaultRecoveryGrace)
+	def(&p.SensingHeartbeat, DefaultSensingHeartbeat)
 	if p.DiskExpandPercent <= 0 {
 		p.DiskExpandPercent = DefaultDiskExpandPercent
 	}
@@ -90,14 +97,25 @@ func (p HealthPolicy) WithDefaults() HealthPolicy {
 	return p
 }
 
+// SensingBeat is how often sensing heartbeats under the heartbeat timeout
+// SensingHeartbeat: a minute before it runs out, and at least twice in it
+// (a heartbeat's RPC needs seconds at worst, not a minute).
+func (p HealthPolicy) SensingBeat() time.Duration {
+	t := p.WithDefaults().SensingHeartbeat
+	return max(t/2, t-time.Minute)
+}
+
 // Validate rejects thresholds that cannot work together.
 func (p HealthPolicy) Validate() error {
 	var errs []error
-	if p.Interval < 0 || p.VolumeCooldown < 0 || p.CleanerStaleAfter < 0 || p.HeapHorizon < 0 || p.RecoveryGrace < 0 {
+	if p.Interval < 0 || p.VolumeCooldown < 0 || p.CleanerStaleAfter < 0 || p.HeapHorizon < 0 || p.RecoveryGrace < 0 || p.SensingHeartbeat < 0 {
 		errs = append(errs, errors.New("health: durations must not be negative"))
 	}
 	if p.Interval > 0 && p.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("health.interval %s: want at least 100ms", p.Interval))
+	}
+	if p.SensingHeartbeat > 0 && p.SensingHeartbeat < 2*time.Second {
+		errs = append(errs, fmt.Errorf("health.sensingHeartbeat %s: want at least 2s", p.SensingHeartbeat))
 	}
 	d := p.WithDefaults()
 	if d.DiskExpandPercent >= 100 || d.DiskEscalatePercent > 100 {
@@ -130,6 +148,9 @@ type BrokerHealth struct {
 	Disk    DiskUsage     `json:"disk"`
 	Cleaner CleanerHealth `json:"cleaner"`
 	Heap    HeapUsage     `json:"heap"`
+	// GrowthBytesPerSec is the data's growth over the recent ticks, where
+	// sensing judged it (0 from a single tick).
+	GrowthBytesPerSec float64 `json:"growthBytesPerSec,omitempty"`
 	// TopProducers are the tenants producing the most to this broker,
 	// heaviest first (at most a few).
 	TopProducers []ClientRate `json:"topProducers,omitempty"`

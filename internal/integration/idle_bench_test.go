@@ -14,12 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/workflows"
 )
 
 // BenchmarkIdleCost measures what healthy idle clusters cost at production
-// settings (health tick a minute, broker watches): the dev server's
+// settings (a health tick a minute, a sensing heartbeat timeout of 5 min,
+// the sensing of each cluster reporting on change): the dev server's
 // `action` counter — what Temporal Cloud bills — and the entities' history
 // events, over KFLEET_BENCH_IDLE (default 10m), per cluster per day.
 // OPERATIONS.md's target is at most 1,000 actions a day.
@@ -38,13 +40,16 @@ func BenchmarkIdleCost(b *testing.B) {
 	stack := startStackWith(b, cfg, func(o *devstack.StackOptions) {
 		o.TemporalMetricsPort = metricsPort
 		o.SweepEvery = -1 // the hourly sweep is not idle cost
+		o.Health = fleet.HealthPolicy{SensingHeartbeat: fleet.DefaultSensingHeartbeat}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), idle+5*time.Minute)
 	defer cancel()
 	for _, id := range clusters {
 		waitStatus(ctx, b, stack, id, time.Minute, "watching", func(st workflows.ClusterStatus) bool { return st.Watch != nil })
 	}
-	time.Sleep(30 * time.Second) // past registration and the first ticks
+	// Past registration and the first tick's report (the entity knows no
+	// verdict yet): from here the clusters are idle.
+	time.Sleep(fleet.DefaultHealthInterval + 30*time.Second)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	events := func() int64 {
 		var n int64

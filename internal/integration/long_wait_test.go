@@ -22,9 +22,10 @@ import (
 	"github.com/kfleet/kfleet/workflows"
 )
 
-// A small event budget and a fast health tick make the entity continue as
-// new every few seconds, as it would every ~7.5 hours at the production
-// cadence: the waits below span several runs.
+// A small event budget and a stream of health checks (each one a sensing
+// run cancelled, another started, and its report: a dozen events) make
+// the entity continue as new every few seconds, as a busy entity does
+// over days: the waits below span several runs.
 const (
 	longWaitBudget = 150
 	// longWaitMargin is how far past its budget a run may go: the entity
@@ -64,10 +65,18 @@ func entityRuns(ctx context.Context, t *testing.T, stack *devstack.Stack, cluste
 }
 
 // waitContinuedAsNew waits until the entity continued as new n more times
-// than it had.
+// than it had, asking it for health checks meanwhile to grow its history.
 func waitContinuedAsNew(ctx context.Context, t *testing.T, stack *devstack.Stack, n int) {
 	t.Helper()
 	before, _, _ := entityRuns(ctx, t, stack, "local-a")
+	checks, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for checks.Err() == nil {
+			// Refused between runs at times: the next one goes on.
+			_, _ = entity.HealthCheck(checks, stack.Client, "local-a", workflows.HealthCheckRequest{RequestedBy: "long-wait-test"})
+		}
+	}()
 	require.Eventually(t, func() bool {
 		now, _, _ := entityRuns(ctx, t, stack, "local-a")
 		return now >= before+n

@@ -44,6 +44,10 @@ func fastFleet(clusters ...localfleet.ClusterConfig) localfleet.Config {
 
 // startStack starts a whole local stack on free ports in a temporary
 // folder, stopped when the test ends.
+// testSensingHeartbeat is the sensing heartbeat timeout of the test
+// stacks (production: fleet.DefaultSensingHeartbeat).
+const testSensingHeartbeat = 5 * time.Second
+
 func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 	t.Helper()
 	return startStackWith(t, cfg, nil)
@@ -68,6 +72,11 @@ func startStackWith(t testing.TB, cfg localfleet.Config, edit func(*devstack.Sta
 	}
 	if edit != nil {
 		edit(&opts)
+	}
+	if opts.Health.SensingHeartbeat == 0 {
+		// Tests kill workers: another takes a cluster's sensing over within
+		// seconds, not production's minutes.
+		opts.Health.SensingHeartbeat = testSensingHeartbeat
 	}
 	stack, err := devstack.StartStack(ctx, opts)
 	require.NoError(t, err)

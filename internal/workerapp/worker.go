@@ -86,6 +86,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Operator:     entity.Operator{Client: c},
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
+		Sensors:      activities.NewSensors(),
 	}
 	if cfg.NotifyWebhook != "" {
 		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
