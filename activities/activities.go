@@ -31,11 +31,16 @@ type Registrations interface {
 
 // HostRunner runs kfleet's SSM documents on a broker's host: RunDocument
 // for reads (sent again on a retry), Send and Wait for a step that must be
-// sent once (runOnce).
+// sent once (runOnce), and FindCommand for the command such a step sent in
+// an attempt that crashed before it could heartbeat the command's id.
 type HostRunner interface {
 	RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (cloud.CommandResult, error)
 	Send(ctx context.Context, instance, document string, params map[string]string, comment string) (string, error)
 	Wait(ctx context.Context, instance, document, commandID string, tick func()) (cloud.CommandResult, error)
+	// FindCommand returns the newest command of document sent to instance
+	// on or after since whose comment carries mark and that has not
+	// failed; "" when there is none.
+	FindCommand(ctx context.Context, instance, document, mark string, since time.Time) (string, error)
 }
 
 // MetricsReader scrapes a broker's Prometheus exposition.

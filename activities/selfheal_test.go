@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -57,69 +56,6 @@ type fakeEnsemble struct{ servers []fleet.ZooKeeperServer }
 
 func (f fakeEnsemble) ServerHealth(context.Context, fleet.ClusterSpec) ([]fleet.ZooKeeperServer, error) {
 	return f.servers, nil
-}
-
-// fakeHosts answers documents from a table and records the runs (each
-// command sent).
-type fakeHosts struct {
-	mu     sync.Mutex
-	stdout map[string]string
-	errs   map[string]error
-	runs   []run
-	// sent maps the commands Send sent to their document.
-	sent map[string]string
-}
-
-type run struct {
-	instance, document string
-	params             map[string]string
-}
-
-func (f *fakeHosts) RunDocument(_ context.Context, instance, document string, params map[string]string, _ string, tick func()) (cloud.CommandResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	tick()
-	f.runs = append(f.runs, run{instance, document, maps.Clone(params)})
-	if err := f.errs[document]; err != nil {
-		return cloud.CommandResult{CommandID: "cmd"}, err
-	}
-	return cloud.CommandResult{CommandID: "cmd", Status: "Success", Stdout: f.stdout[document]}, nil
-}
-
-func (f *fakeHosts) Send(_ context.Context, instance, document string, params map[string]string, _ string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.runs = append(f.runs, run{instance, document, maps.Clone(params)})
-	id := fmt.Sprintf("cmd-%d", len(f.runs))
-	if f.sent == nil {
-		f.sent = map[string]string{}
-	}
-	f.sent[id] = document
-	return id, nil
-}
-
-func (f *fakeHosts) Wait(_ context.Context, _, _, id string, tick func()) (cloud.CommandResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	tick()
-	document, ok := f.sent[id]
-	if !ok {
-		return cloud.CommandResult{CommandID: id}, fmt.Errorf("command %s: %w", id, cloud.ErrUnknownCommand)
-	}
-	if err := f.errs[document]; err != nil {
-		return cloud.CommandResult{CommandID: id}, err
-	}
-	return cloud.CommandResult{CommandID: id, Status: "Success", Stdout: f.stdout[document]}, nil
-}
-
-func (f *fakeHosts) documents() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, r := range f.runs {
-		out = append(out, r.document)
-	}
-	return out
 }
 
 type fakeInstances struct {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,7 +66,8 @@ const registerWithin = 30 * time.Second
 // called at every poll so an activity can heartbeat. A retry after a crash
 // sends the document again (every kfleet document is idempotent); a step
 // that must be sent once sends with Send and follows with Wait, keeping the
-// command's id to follow it again after a crash.
+// command's id to follow it again after a crash (and, when the crash lost
+// the id, finding the command again with FindCommand).
 func (s *SSM) RunDocument(ctx context.Context, instance, document string, params map[string]string, comment string, tick func()) (CommandResult, error) {
 	id, err := s.Send(ctx, instance, document, params, comment)
 	if err != nil {
@@ -140,6 +142,68 @@ func (s *SSM) Wait(ctx context.Context, instance, document, id string, tick func
 			return res, fmt.Errorf("instance %s: %s (command %s) %s: %s: %w", instance, document, id, out.Status, truncate(res.Stderr, 500), ErrCommandFailed)
 		}
 	}
+}
+
+// lookBack widens a lookup's InvokedAfter filter: since comes from
+// Temporal's clock (when the step was scheduled), RequestedDateTime from
+// SSM's, and a skew between the two must not hide the step's own command.
+const lookBack = time.Minute
+
+// FindCommand returns the id of the newest command of document sent to
+// instance on or after since whose comment carries mark and that has not
+// failed (pending, in progress or succeeded); "" when there is none. It lets
+// a step retried after a crash that lost the command's id find the command
+// it sent instead of sending a second one. SSM cannot filter on comments:
+// the instance, the document and since bound the listing (a handful of
+// commands), and the mark is matched here.
+func (s *SSM) FindCommand(ctx context.Context, instance, document, mark string, since time.Time) (string, error) {
+	if mark == "" {
+		// An empty mark would match every command of the document.
+		return "", fmt.Errorf("instance %s: find %s command: empty step mark", instance, document)
+	}
+	in := &ssm.ListCommandsInput{
+		InstanceId: aws.String(instance),
+		Filters:    []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyDocumentName, Value: aws.String(document)}},
+		MaxResults: aws.Int32(50), // AWS's largest page
+	}
+	if !since.IsZero() {
+		// Whole seconds, rounded down, as AWS documents the value.
+		after := since.Add(-lookBack).UTC().Truncate(time.Second).Format(time.RFC3339)
+		in.Filters = append(in.Filters, ssmtypes.CommandFilter{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String(after)})
+	}
+	var best *ssmtypes.Command
+	// AWS does not document the listing's order: read every page and keep
+	// the newest match.
+	for pages := ssm.NewListCommandsPaginator(s.client, in); pages.HasMorePages(); {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("instance %s: list %s commands: %w", instance, document, err)
+		}
+		for i := range page.Commands {
+			c := &page.Commands[i]
+			if !strings.Contains(aws.ToString(c.Comment), mark) || !followable(c.Status) {
+				continue
+			}
+			if best == nil || aws.ToTime(c.RequestedDateTime).After(aws.ToTime(best.RequestedDateTime)) {
+				best = c
+			}
+		}
+	}
+	if best == nil {
+		return "", nil
+	}
+	return aws.ToString(best.CommandId), nil
+}
+
+// followable is true of a command that may still succeed or has: one that
+// failed, timed out or was cancelled (or is being cancelled) is a try of
+// its own, and the step sends again.
+func followable(status ssmtypes.CommandStatus) bool {
+	switch status {
+	case ssmtypes.CommandStatusPending, ssmtypes.CommandStatusInProgress, ssmtypes.CommandStatusSuccess:
+		return true
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

@@ -34,8 +34,9 @@
 //     /controller, all under the chroot /kfleet/<cluster-id>, exactly as a
 //     ZooKeeper-mode Kafka broker registers itself.
 //   - AWS SSM: the subset internal/cloud calls (SendCommand,
-//     GetCommandInvocation) is served over HTTP (JSON 1.1), so the real
-//     aws-sdk-go-v2 code path runs against the fleet.
+//     GetCommandInvocation, ListCommands with its filters and NextToken)
+//     is served over HTTP (JSON 1.1), so the real aws-sdk-go-v2 code path
+//     runs against the fleet.
 //   - AWS EC2: each broker runs on an instance with one data volume
 //     (DescribeInstances, DescribeVolumes, ModifyVolume,
 //     DescribeVolumesModifications); instances can be stopped, started

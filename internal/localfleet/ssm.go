@@ -19,7 +19,8 @@ import (
 )
 
 // The AWS SSM subset internal/cloud uses, served with the AWS JSON 1.1
-// protocol: POST / with X-Amz-Target "AmazonSSM.<Operation>". Documents run
+// protocol: POST / with X-Amz-Target "AmazonSSM.<Operation>" (SendCommand,
+// GetCommandInvocation, and ListCommands in ssm_list.go). Documents run
 // against the fleet's brokers instead of shell scripts on hosts.
 
 const (
@@ -130,6 +131,12 @@ func (s *ssmService) serve(r *http.Request) (any, error) {
 			return nil, ssmErr("SerializationException", "%v", err)
 		}
 		return s.getCommandInvocation(in)
+	case ssmTargetPrefix + "ListCommands":
+		var in listCommandsInput
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, ssmErr("SerializationException", "%v", err)
+		}
+		return s.listCommands(in)
 	default:
 		return nil, ssmErr("UnknownOperationException", "operation %q is not served by the local fleet", target)
 	}
@@ -171,6 +178,8 @@ type commandJSON struct {
 	Comment           string              `json:"Comment,omitempty"`
 	RequestedDateTime float64             `json:"RequestedDateTime"` // epoch seconds, as JSON 1.1 encodes timestamps
 	TargetCount       int                 `json:"TargetCount"`
+	CompletedCount    int                 `json:"CompletedCount"`
+	ErrorCount        int                 `json:"ErrorCount"`
 }
 
 func (s *ssmService) sendCommand(in sendCommandInput) (any, error) {

@@ -139,7 +139,7 @@ func TestIntegrationSSMErrors(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 	assert.Equal(t, "MissingAuthenticationTokenException", resp.Header.Get("X-Amzn-ErrorType"))
 
-	_, err = cl.ListCommands(ctx, &ssm.ListCommandsInput{})
+	_, err = cl.CancelCommand(ctx, &ssm.CancelCommandInput{CommandId: out.Command.CommandId})
 	assertAPIError(t, err, "UnknownOperationException")
 }
 
