@@ -137,8 +137,8 @@ func TestIntegrationRollPausedAcrossContinueAsNew(t *testing.T) {
 
 	// For the replay test: the run that started the roll and continued as
 	// new while it ran, the run that heard its end, and the roll itself.
-	recordRun(ctx, t, stack.Client, workflows.ClusterWorkflowID("local-a"), admitted.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "cluster_v3_roll_started.json")
-	recordRun(ctx, t, stack.Client, workflows.ClusterWorkflowID("local-a"), "", "cluster_v3_roll_ended.json")
+	recordRun(ctx, t, stack.Client, workflows.ClusterWorkflowID("local-a"), admitted.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "cluster_roll_started.json")
+	recordRun(ctx, t, stack.Client, workflows.ClusterWorkflowID("local-a"), "", "cluster_roll_ended.json")
 	recordRun(ctx, t, stack.Client, op.WorkflowID, "", "rolling_restart_paused_reports_end.json")
 }
 
