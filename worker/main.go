@@ -9,11 +9,15 @@
 // is the Slack-compatible incoming webhook on-call messages are posted to;
 // unset, they are only logged.
 //
+// KFLEET_TASK_QUEUE names the task queue (default kfleet; sensing polls it
+// with the suffix -sensing): every worker and client of one deployment
+// sets the same.
+//
 // Concurrency (workerapp.Slots; zero or unset is the default):
 // KFLEET_MAX_ACTIVITIES and KFLEET_MAX_WORKFLOW_TASKS bound the operations'
-// activities and the workflow tasks on task queue kfleet (1,000 each);
-// KFLEET_MAX_SENSING bounds the sensing worker's (task queue
-// kfleet-sensing: a broker watch per cluster and health ticks; 10,000);
+// activities and the workflow tasks on the task queue (1,000 each);
+// KFLEET_MAX_SENSING bounds the sensing worker's (the sensing queue: one
+// Sense activity per cluster and asked health checks; 10,000);
 // KFLEET_ACTIVITY_POLLERS, KFLEET_WORKFLOW_POLLERS and KFLEET_SENSING_POLLERS
 // set the pollers of each.
 //

@@ -66,8 +66,11 @@ const (
 //
 //   - it applies BrokerTouch signals from operations: the brokers kfleet is
 //     taking down itself;
-//   - it keeps one WatchBrokers activity blocked on a ZooKeeper watch, and
-//     starts the next one, from the new set, after each change;
+//   - it keeps one Sense activity (entity version 4; WatchBrokers before)
+//     blocked on a ZooKeeper watch and ticking the health loop where it
+//     runs, and starts the next one, from what it reported, after each
+//     answer: a new registered set, or a health verdict for the health
+//     loop (healthLoop.sensed);
 //   - a broker gone from ZooKeeper that no operation is touching is a
 //     loss, recorded once; its registering again closes the loss.
 //
@@ -190,7 +193,7 @@ func (w *brokerWatch) start(ctx workflow.Context) workflow.Future {
 	}
 	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
 		// A slot of the sensing worker, never one an operation needs.
-		TaskQueue: SensingTaskQueue,
+		TaskQueue: sensingQueue(ctx),
 		// Hours of waiting are its job; a dead worker is noticed by the
 		// missing heartbeat, in seconds.
 		StartToCloseTimeout: 24 * time.Hour,
@@ -210,7 +213,7 @@ func (w *brokerWatch) start(ctx workflow.Context) workflow.Future {
 func (w *brokerWatch) startSensing(ctx workflow.Context, retry *temporal.RetryPolicy, known []int32, initial bool) workflow.Future {
 	policy := w.spec.Health.WithDefaults()
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           SensingTaskQueue,
+		TaskQueue:           sensingQueue(ctx),
 		StartToCloseTimeout: 24 * time.Hour,
 		HeartbeatTimeout:    policy.SensingHeartbeat,
 		Summary:             "sense: broker registrations and health ticks, reported on change",

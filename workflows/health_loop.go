@@ -180,7 +180,7 @@ func (h *healthLoop) tick(ctx workflow.Context) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// Thousands of entities tick every minute: on the sensing
 		// worker, beside the watches, not in the operations' slots.
-		TaskQueue:           SensingTaskQueue,
+		TaskQueue:           sensingQueue(ctx),
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    15 * time.Second,
 		Summary:             "health tick: scrape brokers and ZooKeeper",

@@ -5,21 +5,43 @@ package workflows
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
-// TaskQueue is the task queue of kfleet's workflows and of the activities
-// operations run.
+// TaskQueue is the default task queue of kfleet's workflows and of the
+// activities operations run; KFLEET_TASK_QUEUE names another (QueueFromEnv)
+// for every process of a deployment, workers and clients alike.
 const TaskQueue = "kfleet"
 
-// SensingTaskQueue is the task queue of long-lived sensing (each entity's
-// broker watch) and of the entities' health ticks. Its own queue gives it
-// its own worker and slot pool: a fleet of thousands of clusters holds a
-// watch each, and none of them may hold a slot an operation needs.
-const SensingTaskQueue = "kfleet-sensing"
+// SensingTaskQueue is the default task queue of long-lived sensing (each
+// entity's Sense activity): its workflow task queue with SensingSuffix.
+// Its own queue gives it its own worker and slot pool: a fleet of
+// thousands of clusters holds one sensing activity each, and none of them
+// may hold a slot an operation needs.
+const SensingTaskQueue = TaskQueue + SensingSuffix
+
+// SensingSuffix makes a workflow task queue's sensing queue.
+const SensingSuffix = "-sensing"
+
+// QueueFromEnv is the deployment's task queue: KFLEET_TASK_QUEUE, or
+// TaskQueue. Workers poll it (and its sensing queue); clients start
+// entities, approvals and schedules on it. Not for workflow code: an
+// entity schedules sensing on its own task queue's sensing queue.
+func QueueFromEnv() string {
+	if q := os.Getenv("KFLEET_TASK_QUEUE"); q != "" {
+		return q
+	}
+	return TaskQueue
+}
+
+// sensingQueue is the sensing queue of the workflow's own task queue.
+func sensingQueue(ctx workflow.Context) string {
+	return workflow.GetInfo(ctx).TaskQueueName + SensingSuffix
+}
 
 // Update, query and workflow names clients use.
 const (

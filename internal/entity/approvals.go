@@ -27,7 +27,7 @@ func Propose(ctx context.Context, c client.Client, act activities.Action, approv
 	wid := workflows.ApprovalWorkflowID(act.Cluster, id)
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       wid,
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                workflows.QueueFromEnv(),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("Approval of a **%s** of %s asked by %s", act.Verb, act.Cluster, act.RequestedBy),
 		TypedSearchAttributes: temporal.NewSearchAttributes(

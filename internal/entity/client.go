@@ -47,7 +47,7 @@ func RegisterCluster(ctx context.Context, c client.Client, spec fleet.ClusterSpe
 	}
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.ClusterWorkflowID(spec.ID),
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                workflows.QueueFromEnv(),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("Cluster entity of **%s** (%d brokers)", spec.ID, len(spec.Brokers)),
 		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.AttrClusterID.ValueSet(spec.ID)),

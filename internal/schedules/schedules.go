@@ -192,7 +192,7 @@ func (r ScheduleRequest) options() client.ScheduleOptions {
 	} else {
 		spec.Intervals = []client.ScheduleIntervalSpec{{Every: r.Every, Offset: r.Offset}}
 	}
-	action := &client.ScheduleWorkflowAction{TaskQueue: workflows.TaskQueue}
+	action := &client.ScheduleWorkflowAction{TaskQueue: workflows.QueueFromEnv()}
 	if r.Sweep {
 		action.ID = workflows.FleetSweepWorkflowIDPrefix
 		action.Workflow = workflows.FleetSweepWorkflow

@@ -4,6 +4,7 @@
 package workerapp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -36,7 +37,11 @@ type WorkerConfig struct {
 	NotifyWebhook string
 	// Slots tunes the workers' concurrency; zero values are the defaults.
 	Slots Slots
-	Log   zerolog.Logger
+	// TaskQueue is the queue polled for workflow tasks and operations'
+	// activities, with sensing on TaskQueue+"-sensing"; empty:
+	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
+	TaskQueue string
+	Log       zerolog.Logger
 }
 
 // Slots are the concurrency of a worker process's two Temporal workers:
@@ -92,7 +97,8 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
 	}
 	sl := cfg.Slots
-	w := worker.New(c, workflows.TaskQueue, worker.Options{
+	queue := cmp.Or(cfg.TaskQueue, workflows.QueueFromEnv())
+	w := worker.New(c, queue, worker.Options{
 		MaxConcurrentActivityExecutionSize:     sl.Activities,
 		MaxConcurrentWorkflowTaskExecutionSize: sl.WorkflowTasks,
 		MaxConcurrentActivityTaskPollers:       sl.ActivityPollers,
@@ -106,7 +112,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	if sl.Sensing <= 0 {
 		sl.Sensing = DefaultSensingSlots
 	}
-	sensing := worker.New(c, workflows.SensingTaskQueue, worker.Options{
+	sensing := worker.New(c, queue+workflows.SensingSuffix, worker.Options{
 		MaxConcurrentActivityExecutionSize: sl.Sensing,
 		MaxConcurrentActivityTaskPollers:   sl.SensingPollers,
 		// Watches only wait: cancelled at once, resumed by the next worker.
@@ -116,13 +122,13 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	if err := w.Start(); err != nil {
 		kp.Close()
 		zp.Close()
-		return nil, fmt.Errorf("start worker on task queue %s: %w", workflows.TaskQueue, err)
+		return nil, fmt.Errorf("start worker on task queue %s: %w", queue, err)
 	}
 	if err := sensing.Start(); err != nil {
 		w.Stop()
 		kp.Close()
 		zp.Close()
-		return nil, fmt.Errorf("start worker on task queue %s: %w", workflows.SensingTaskQueue, err)
+		return nil, fmt.Errorf("start worker on task queue %s: %w", queue+workflows.SensingSuffix, err)
 	}
 	return &Worker{w: w, sensing: sensing, kafka: kp, zk: zp}, nil
 }
