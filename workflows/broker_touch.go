@@ -16,6 +16,8 @@ type BrokerTouch struct {
 	By string `json:"by"`
 	// Since is when the operation started touching it (entity side).
 	Since time.Time `json:"since,omitzero"`
+	// ReleasedAt is when the entity let go of it (ClusterState.Released).
+	ReleasedAt time.Time `json:"releasedAt,omitzero"`
 }
 
 // notifyEntity tells the cluster entity that this operation is about to

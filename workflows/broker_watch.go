@@ -118,19 +118,36 @@ func newBrokerWatch(ctx workflow.Context, spec *fleet.ClusterSpec, st *ClusterSt
 
 // run is the watch's coroutine; it returns when ctx is cancelled.
 func (w *brokerWatch) run(ctx workflow.Context) {
+	if w.sense {
+		// Touches stay in the channel's buffer until drained (version 4):
+		// a selector waiting on the channel would take a touch delivered
+		// in the workflow task that continues as new after drainTouches
+		// looked, and the next run would start without it.
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for workflow.Await(ctx, func() bool { return w.touches.Len() > 0 }) == nil {
+				w.drainTouches(ctx)
+				w.changed(ctx)
+			}
+		})
+	}
 	// Once stopped (continue-as-new), it ends as soon as its last watch
 	// is cancelled: the next run applies the touches that follow.
 	for ctx.Err() == nil && !(w.stopped && w.watching == nil && w.backoff == nil) {
 		if w.enabled && !w.stopped && w.watching == nil && w.backoff == nil {
 			w.watching = w.start(ctx)
 		}
+		if w.sense && w.watching == nil && w.backoff == nil {
+			return // stopped
+		}
 		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(w.touches, func(c workflow.ReceiveChannel, _ bool) {
-			var t BrokerTouch
-			c.Receive(ctx, &t)
-			w.touch(ctx, t)
-			w.changed(ctx)
-		})
+		if !w.sense {
+			sel.AddReceive(w.touches, func(c workflow.ReceiveChannel, _ bool) {
+				var t BrokerTouch
+				c.Receive(ctx, &t)
+				w.touch(ctx, t)
+				w.changed(ctx)
+			})
+		}
 		if w.watching != nil {
 			sel.AddFuture(w.watching, func(f workflow.Future) {
 				w.watching = nil
@@ -272,7 +289,7 @@ func (w *brokerWatch) drainTouches(ctx workflow.Context) {
 // kfleet (Touching) or no longer.
 func (w *brokerWatch) touch(ctx workflow.Context, t BrokerTouch) {
 	log := workflow.GetLogger(ctx)
-	w.st.Touching = slices.DeleteFunc(w.st.Touching, func(x BrokerTouch) bool { return x.Broker == t.Broker && x.By == t.By })
+	w.let(func(x BrokerTouch) bool { return x.Broker == t.Broker && x.By == t.By }, workflow.Now(ctx))
 	if !t.Touching {
 		log.Info("operation is done with broker", "Cluster", w.spec.ID, "Broker", t.Broker, "By", t.By)
 		return
@@ -285,17 +302,41 @@ func (w *brokerWatch) touch(ctx workflow.Context, t BrokerTouch) {
 // release lets go of every broker an operation (or a workflow it started:
 // IDs below its own) touched, when it ends however it ends.
 func (w *brokerWatch) release(op Operation) {
-	w.st.Touching = slices.DeleteFunc(w.st.Touching, func(t BrokerTouch) bool {
+	w.let(func(t BrokerTouch) bool {
 		return t.By == op.WorkflowID || strings.HasPrefix(t.By, op.WorkflowID+"/")
-	})
+	}, op.FinishedAt)
 }
 
-func (w *brokerWatch) touched(broker int32) (BrokerTouch, bool) {
-	i := slices.IndexFunc(w.st.Touching, func(t BrokerTouch) bool { return t.Broker == broker })
-	if i < 0 {
-		return BrokerTouch{}, false
+// let removes the touches that match from Touching; from version 4 they
+// are kept in Released as of at, until an answer observed after it.
+func (w *brokerWatch) let(match func(BrokerTouch) bool, at time.Time) {
+	if w.sense {
+		for _, t := range w.st.Touching {
+			if match(t) {
+				t.ReleasedAt = at
+				w.st.Released = append(w.st.Released, t)
+			}
+		}
 	}
-	return w.st.Touching[i], true
+	w.st.Touching = slices.DeleteFunc(w.st.Touching, match)
+}
+
+// touched finds a touch of broker in force when an answer observed at saw
+// it gone: one still held, or (version 4) one released after at.
+func (w *brokerWatch) touched(broker int32, at time.Time) (BrokerTouch, bool) {
+	if i := slices.IndexFunc(w.st.Touching, func(t BrokerTouch) bool { return t.Broker == broker }); i >= 0 {
+		return w.st.Touching[i], true
+	}
+	if i := slices.IndexFunc(w.st.Released, func(t BrokerTouch) bool { return t.Broker == broker && !at.After(t.ReleasedAt) }); i >= 0 {
+		return w.st.Released[i], true
+	}
+	return BrokerTouch{}, false
+}
+
+// forgetReleased drops the touches released before an answer observed at:
+// every later answer was observed after them too.
+func (w *brokerWatch) forgetReleased(at time.Time) {
+	w.st.Released = slices.DeleteFunc(w.st.Released, func(t BrokerTouch) bool { return at.After(t.ReleasedAt) })
 }
 
 func (w *brokerWatch) failed(ctx workflow.Context, err error) {
@@ -313,6 +354,7 @@ func (w *brokerWatch) observe(ctx workflow.Context, ch activities.BrokerChange) 
 	if at.IsZero() {
 		at = workflow.Now(ctx)
 	}
+	defer w.forgetReleased(at)
 	prev := w.st.Watch
 	if prev.observed() && slices.Equal(prev.Registered, ch.Registered) {
 		prev.ObservedAt, prev.Error = at, "" // nothing changed
@@ -353,7 +395,7 @@ func (w *brokerWatch) lost(ctx workflow.Context, broker int32, at time.Time) {
 		log.Info("a broker that is not in the spec left", "Cluster", w.spec.ID, "Broker", broker)
 		return
 	}
-	if t, ok := w.touched(broker); ok {
+	if t, ok := w.touched(broker, at); ok {
 		log.Info("broker left: kfleet's own restart", "Cluster", w.spec.ID, "Broker", broker, "By", t.By)
 		return
 	}

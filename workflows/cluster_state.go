@@ -37,6 +37,12 @@ type ClusterState struct {
 	// Touching are the brokers the running operation has taken down
 	// (BrokerTouch signals): their registration vanishing is no loss.
 	Touching []BrokerTouch `json:"touching,omitempty"`
+	// Released are touches let go of (entity version 4), kept until a
+	// sensing answer observed after their release: an answer observed
+	// while a broker was still touched may reach the entity after the
+	// release (a workflow task lost with its worker delays it), and the
+	// broker's absence it reports is still kfleet's own doing.
+	Released []BrokerTouch `json:"released,omitempty"`
 	// Losses are brokers lost without kfleet touching them, newest last
 	// (bounded; open ones are kept).
 	Losses []BrokerLoss `json:"losses,omitempty"`
