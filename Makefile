@@ -72,7 +72,7 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK)
 		$(GO) run ./internal/tools/ssmscripts -out "$$dir" deploy/ssm/*.yaml && \
 		$(SHELLCHECK) "$$dir"/*.sh
 
-## chaos: the crash-safety tests with many more worker kills (seed: KFLEET_CHAOS_SEED)
+## chaos: the chaos run with 40 worker kills (KFLEET_CHAOS_KILLS, KFLEET_CHAOS_SEED, KFLEET_CHAOS_WORKERS), and the other crash-safety tests
 chaos: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_CHAOS_KILLS=$${KFLEET_CHAOS_KILLS:-40} \
 		$(GO) test -count=1 -timeout 30m -v -run CrashSafety ./internal/integration/

@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -23,14 +21,15 @@ import (
 )
 
 // chaosRand is the randomness of a chaos test: seeded from
-// KFLEET_CHAOS_SEED when set, so a failure replays; the seed is logged.
-func chaosRand(t *testing.T) *rand.Rand {
+// KFLEET_CHAOS_SEED when set, so a failure replays; the seed is logged and
+// returned.
+func chaosRand(t *testing.T) (*rand.Rand, uint64) {
 	seed := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("KFLEET_CHAOS_SEED"), 10, 64); err == nil {
 		seed = v
 	}
 	t.Logf("KFLEET_CHAOS_SEED=%d", seed)
-	return rand.New(rand.NewPCG(seed, seed))
+	return rand.New(rand.NewPCG(seed, seed)), seed
 }
 
 // workerProcesses are the stack's workers as processes of their own, so a
@@ -75,97 +74,6 @@ func (p *workerProcesses) killAndRestart(i int) {
 	require.NoError(p.t, err)
 }
 
-// TestIntegrationCrashSafetyKillWorker runs two worker processes on the
-// same task queues and kills one of them, at random, with SIGKILL at
-// random moments of a roll (KFLEET_CHAOS_KILLS times, default 5; `make
-// chaos` does many more), starting a new one each time, and shows
-// from the fleet's audit that the roll still completes with each broker
-// stopped and started exactly once and nothing unsafe on the way. The
-// entity's small event budget and fast health tick make it continue as
-// new every few seconds meanwhile, so kills land while it does, too.
-func TestIntegrationCrashSafetyKillWorker(t *testing.T) {
-	kills := 5
-	if v, err := strconv.Atoi(os.Getenv("KFLEET_CHAOS_KILLS")); err == nil && v > 0 {
-		kills = v
-	}
-	t.Logf("KFLEET_CHAOS_KILLS=%d", kills)
-	rng := chaosRand(t)
-
-	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
-		o.EventBudget = 80
-		o.Health = fleet.HealthPolicy{Interval: 100 * time.Millisecond}
-	})
-	workers := startWorkerProcesses(t, stack, 2)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	// Rolls follow one another, serial and batched in turn, until the
-	// kills asked for are made: a chaos run of 40 kills makes 40.
-	rolls := 0
-	startRoll := func() <-chan error {
-		rolls++
-		req := restartReq("chaos")
-		if rolls%2 == 0 {
-			req = batchedRestartReq("chaos", 3)
-		}
-		op, err := entity.Request(ctx, stack.Client, "local-a", req)
-		require.NoError(t, err)
-		done := make(chan error, 1)
-		go func() {
-			res, err := entity.FollowOperation(ctx, stack.Client, "local-a", op.ID, 200*time.Millisecond, func(entity.Progress) {})
-			if err == nil && len(res.Brokers) != 3 {
-				err = fmt.Errorf("roll %s restarted %d brokers, not 3", op.ID, len(res.Brokers))
-			}
-			done <- err
-		}()
-		return done
-	}
-	done := startRoll()
-	// keepRolling starts the next roll once one completed.
-	keepRolling := func() {
-		select {
-		case err := <-done:
-			require.NoError(t, err, "roll %d completes despite the kills (worker logs in %s)", rolls, workers.logs)
-			done = startRoll()
-		default:
-		}
-	}
-	killed := 0
-	seen := 0 // audit events when the last worker was started
-	for killed < kills {
-		// Let the new worker make progress first, so the kills spread
-		// over the rolls instead of piling up on one step.
-		for len(stack.Fleet.Audit("local-a")) == seen {
-			keepRolling()
-			time.Sleep(50 * time.Millisecond)
-		}
-		for wait := time.Now().Add(time.Duration(rng.IntN(1500)) * time.Millisecond); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
-			keepRolling()
-		}
-		victim := rng.IntN(len(workers.w))
-		workers.killAndRestart(victim)
-		killed++
-		stops, _ := stopsAndStarts(stack.Fleet.Audit("local-a"))
-		t.Logf("kill %d: worker %d of %d killed during roll %d; stops so far %v", killed, victim, len(workers.w), rolls, stops)
-		seen = len(stack.Fleet.Audit("local-a"))
-	}
-	require.NoError(t, <-done, "roll %d completes despite the kills (worker logs in %s)", rolls, workers.logs)
-	continued, _, _ := entityRuns(ctx, t, stack, "local-a")
-	t.Logf("%d worker kills made over %d rolls; the entity continued as new %d times meanwhile", killed, rolls, continued)
-	assert.Equal(t, kills, killed, "every kill asked for was made")
-	assert.GreaterOrEqual(t, continued, 1, "the entity continued as new during the rolls")
-
-	once := map[int32]int{1: rolls, 2: rolls, 3: rolls}
-	stops, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
-	assert.Equal(t, once, stops, "each broker stopped exactly once per roll")
-	assert.Equal(t, once, starts, "each broker started exactly once per roll")
-	assert.Empty(t, stack.Fleet.Violations("local-a"), "never two down, never under min ISR")
-	for broker, docs := range stack.Fleet.CommandCounts("local-a") {
-		assert.Equal(t, rolls, docs[cloud.DocStopBroker], "broker %d: one stop command per roll, whatever the kills", broker)
-		assert.Equal(t, rolls, docs[cloud.DocStartBroker], "broker %d: one start command per roll, whatever the kills", broker)
-	}
-}
-
 // TestIntegrationCrashSafetyRestartTemporal restarts the Temporal server in
 // the middle of a roll: the roll resumes from its persisted history and
 // completes, each broker restarted exactly once.
@@ -203,7 +111,7 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 // recovery — and shows from the fleet's audit that the broker is still
 // started exactly once, after its limit was raised, with nothing unsafe.
 func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
-	rng := chaosRand(t)
+	rng, _ := chaosRand(t)
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
 		o.Health = fleet.HealthPolicy{Interval: time.Second, RecoveryGrace: time.Second}
 		// 33,000 segments at 100µs: 3.3 s of log recovery to be killed in.

@@ -22,3 +22,7 @@ func upgradeReq(by, version, fromIBP string) workflows.Request {
 	params, _ := json.Marshal(workflows.UpgradeParams{Version: version, FromIBP: fromIBP})
 	return workflows.Request{Kind: workflows.OpRollingUpgrade, RequestedBy: by, Params: params}
 }
+
+func expandReq(by string, broker int32) workflows.Request {
+	return workflows.Request{Kind: workflows.OpVolumeExpansion, RequestedBy: by, Brokers: []int32{broker}}
+}

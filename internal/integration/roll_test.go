@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -131,16 +132,27 @@ func recordRun(ctx context.Context, t *testing.T, c client.Client, workflowID, r
 	if dir == "" {
 		return
 	}
+	require.NoError(t, writeHistory(ctx, c, workflowID, runID, filepath.Join(dir, file)))
+}
+
+// writeHistory writes the history of one run of a workflow ("" : the
+// latest) to path as JSON, as the replay tests and `temporal workflow
+// show --output json` read it.
+func writeHistory(ctx context.Context, c client.Client, workflowID, runID, path string) error {
 	var events []*historypb.HistoryEvent
 	it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
-		require.NoError(t, err)
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", workflowID, err)
+		}
 		events = append(events, ev)
 	}
 	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, file), data, 0o644))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // TestIntegrationBatchedRollOneRackAtATime rolls local-b (6 brokers over 3
