@@ -83,7 +83,9 @@ func StartZooKeeper(ctx context.Context, dir string, port int, log zerolog.Logge
 	}
 	logPath := filepath.Join(dir, "zookeeper.log")
 	proc, err := startProcess("zookeeper", dir, logPath, nil, java,
-		"-Xms64m", "-Xmx256m",
+		// A fleet of thousands of clusters holds ~4 sessions each (its
+		// brokers, kfleet's sensing): 256 MiB was too little for 2,000.
+		"-Xms64m", "-Xmx1g",
 		"-Dzookeeper.log.dir="+dir,
 		"-Dorg.slf4j.simpleLogger.showDateTime=true",
 		"-cp", classpath,
@@ -118,6 +120,9 @@ func zooCfg(dataDir string, port int) string {
 		"minSessionTimeout=1000",
 		"maxSessionTimeout=60000",
 		"maxClientCnxns=0",
+		// Thousands of sessions connect at once when a large local fleet
+		// or a worker starts: the default backlog (50) drops them.
+		"clientPortListenBacklog=1024",
 		"admin.enableServer=false",
 		"4lw.commands.whitelist=*",
 		"autopurge.snapRetainCount=3",
