@@ -654,3 +654,40 @@ func (s *ClusterSuite) TestLegacyRequestUpdatesAdmitThroughTheSameDoor() {
 	s.Require().Len(final.History, 1)
 	s.Equal(workflows.StatusSucceeded, final.History[0].Status)
 }
+
+// An answer of sensing can reach the entity after the roll released the
+// broker it saw gone (the answer's workflow task was lost with a killed
+// worker): judged by when it was observed, it is still the roll's own
+// restart. A broker that leaves after the release is a loss.
+func (s *ClusterSuite) TestAnAnswerObservedBeforeTheReleaseIsNoLoss() {
+	s.env.OnWorkflow(workflows.RollingRestartWorkflow, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
+			workflows.NotifyEntity(ctx, 2, true) // at 1 min
+			if err := workflow.Sleep(ctx, 2*time.Minute); err != nil {
+				return workflows.RollingRestartResult{}, err
+			}
+			workflows.NotifyEntity(ctx, 2, false) // at 3 min
+			return workflows.RollingRestartResult{}, nil
+		})
+	var req answer
+	s.update(time.Minute, workflows.UpdateRequest, restartReq("alice"), &req)
+	var late, final workflows.ClusterStatus
+	s.statusAt(5*time.Minute, &late)
+	s.statusAt(30*time.Minute, &final)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+	s.sim.answerDelay = 2 * time.Minute
+
+	s.run(workflows.ClusterInput{Spec: testSpec()},
+		watchStep{2 * time.Minute, []int32{1, 3}},     // broker 2 down at 2 min, heard at 4 min
+		watchStep{30 * time.Second, []int32{1, 2, 3}}, // back at 2.5 min, heard at 4.5 min
+		watchStep{10 * time.Minute, []int32{1, 3}},    // down again at 12.5 min: no touch
+	)
+
+	s.Require().NoError(req.err)
+	s.Equal(2, late.Watch.Changes, "the late answers were heard")
+	s.Empty(late.Losses, "observed while the roll touched broker 2")
+	s.Empty(late.Touching)
+	s.Require().Len(final.Losses, 1, "the later departure is a loss")
+	s.Equal(int32(2), final.Losses[0].Broker)
+	s.Empty(final.Released, "forgotten once an answer observed after the release came")
+}

@@ -35,7 +35,8 @@ type watchStep struct {
 // A mocked activity cannot wait on the workflow clock for a condition, so
 // each tick that does not report ends the attempt with a retryable error
 // and the next attempt, after the retry's backoff (at most the interval),
-// waits for the next tick: the entity sees one activity, as in production.
+// waits for the next tick: the entity sees one activity, as in production,
+// except that its "day" (the run's deadline) lasts 9 attempts.
 type senseSim struct {
 	env    *testsuite.TestWorkflowEnvironment
 	steps  []watchStep
@@ -43,6 +44,11 @@ type senseSim struct {
 	inputs *[]activities.SenseInput
 	// onTick, when set, is called at every simulated tick.
 	onTick func()
+	// answerDelay delays each registration answer past the change it
+	// reports (ObservedAt stays the change's time): an answer that
+	// reaches the entity late, as after a workflow task lost with a
+	// killed worker.
+	answerDelay time.Duration
 
 	mu sync.Mutex
 	// start is the first call's; the steps are timed from it.
@@ -90,13 +96,28 @@ func (sim *senseSim) registered(t time.Time) []int32 {
 	return set
 }
 
-// nextStep is the time of the first step after t (zero: none).
-func (sim *senseSim) nextStep(t time.Time) time.Time {
-	at := sim.start
+// changeAt is when the registered set first differs from known since a
+// call started at from: the last step at or before from if the set then
+// differs already, else the first later step whose set differs (zero:
+// none).
+func (sim *senseSim) changeAt(known []int32, from time.Time) time.Time {
+	at, last := sim.start, sim.start
+	differs := !slices.Equal(testSpec().BrokerIDs(), known)
 	for _, st := range sim.steps {
-		if at = at.Add(st.after); at.After(t) {
-			return at
+		at = at.Add(st.after)
+		if at.After(from) {
+			if differs {
+				return last
+			}
+			if !slices.Equal(st.registered, known) {
+				return at
+			}
+			continue
 		}
+		last, differs = at, !slices.Equal(st.registered, known)
+	}
+	if differs {
+		return last
 	}
 	return time.Time{}
 }
@@ -124,10 +145,15 @@ func (sim *senseSim) begin(info *activity.Info, in activities.SenseInput) {
 		}
 	}
 	sim.wake = sim.nextTick
-	if in.Initial || !slices.Equal(sim.registered(now), in.Known) {
+	if in.Initial {
 		sim.wake = now
-	} else if st := sim.nextStep(now); !st.IsZero() && (sim.wake.IsZero() || st.Before(sim.wake)) {
-		sim.wake = st
+	} else if ch := sim.changeAt(in.Known, sim.callStart); !ch.IsZero() {
+		if ch = ch.Add(sim.answerDelay); ch.Before(now) {
+			ch = now
+		}
+		if sim.wake.IsZero() || ch.Before(sim.wake) {
+			sim.wake = ch
+		}
 	}
 	if sim.wake.IsZero() {
 		sim.wake = now.Add(10000 * time.Hour) // nothing will ever happen
@@ -147,14 +173,24 @@ func (sim *senseSim) answer(ctx context.Context, in activities.SenseInput) (acti
 		return activities.SenseReport{}, errors.New("simulated sensing: superseded by a newer call")
 	}
 	now := sim.env.Now()
-	if reg := sim.registered(now); in.Initial || !slices.Equal(reg, in.Known) {
-		rep := activities.SenseReport{Why: activities.SenseRegistrations, Registered: reg, ObservedAt: now}
+	if ch := sim.changeAt(in.Known, sim.callStart); in.Initial || !ch.IsZero() && !now.Before(ch.Add(sim.answerDelay)) {
+		observed := now
+		if !in.Initial {
+			observed = ch
+		}
+		rep := activities.SenseReport{Why: activities.SenseRegistrations, Registered: sim.registered(observed), ObservedAt: observed}
 		if sim.last != nil && !in.Initial {
 			rep.Health, rep.Concerns, rep.Verdict = sim.last.Health, sim.last.Concerns, sim.last.Verdict
 		}
 		return rep, nil
 	}
+	// The test environment retries an activity at most 10 times: the
+	// simulated run's "day" ends at its 9th attempt, with a due report.
+	dayOver := activity.GetInfo(ctx).Attempt >= 9
 	if sim.nextTick.IsZero() || now.Before(sim.nextTick) {
+		if dayOver {
+			return sim.due(), nil
+		}
 		return activities.SenseReport{}, errNoChangeYet
 	}
 	if sim.onTick != nil {
@@ -176,7 +212,7 @@ func (sim *senseSim) answer(ctx context.Context, in activities.SenseInput) (acti
 	switch {
 	case verdict != in.Verdict:
 		why = activities.SenseVerdict
-	case in.ReportNow, !in.ReportBy.IsZero() && !now.Before(in.ReportBy), now.Sub(sim.callStart) > 23*time.Hour:
+	case in.ReportNow, !in.ReportBy.IsZero() && !now.Before(in.ReportBy), dayOver:
 		why = activities.SenseDue
 	default:
 		return activities.SenseReport{}, errNoChangeYet
@@ -184,4 +220,13 @@ func (sim *senseSim) answer(ctx context.Context, in activities.SenseInput) (acti
 	out := *sim.last
 	out.Why = why
 	return out, nil
+}
+
+// due is the report of a run whose day is over: its last tick, if any.
+func (sim *senseSim) due() activities.SenseReport {
+	rep := activities.SenseReport{Why: activities.SenseDue, ObservedAt: sim.env.Now()}
+	if sim.last != nil {
+		rep.Health, rep.Concerns, rep.Verdict = sim.last.Health, sim.last.Concerns, sim.last.Verdict
+	}
+	return rep
 }
