@@ -150,6 +150,9 @@ func (a *Activities) Sense(ctx context.Context, in SenseInput) (SenseReport, err
 			activity.RecordHeartbeat(ctx, s.progress())
 		case <-due:
 			return s.report(SenseDue), nil
+		case <-stopping:
+			// Hand the cluster over now, not after a heartbeat timeout.
+			return SenseReport{}, handOver(nil)
 		case <-ctx.Done():
 			return SenseReport{}, handOver(fmt.Errorf("cluster %s: sensing: %w", in.Spec.ID, ctx.Err()))
 		}

@@ -179,3 +179,18 @@ func TestSenseRefusesABadSpec(t *testing.T) {
 	_, err := u.env.ExecuteActivity(u.acts.Sense, activities.SenseInput{Spec: bad})
 	requireBadInput(t, err, "broker")
 }
+
+func TestSenseHandsOverAtOnceWhenItsWorkerStops(t *testing.T) {
+	u, _ := newSenseUnit(t)
+	u.spec.Health.Interval = time.Hour
+	stop := make(chan struct{})
+	u.env.SetWorkerStopChannel(stop)
+	go func() { time.Sleep(100 * time.Millisecond); close(stop) }()
+	began := time.Now()
+	_, err := u.env.ExecuteActivity(u.acts.Sense, activities.SenseInput{Spec: u.spec, Known: []int32{1, 2, 3}, Verdict: fleet.VerdictHealthy})
+	require.Error(t, err)
+	typ, nonRetryable := appErrorType(err)
+	assert.Equal(t, activities.ErrTypeWorkerStopping, typ, err.Error())
+	assert.False(t, nonRetryable, "another worker takes the retry")
+	assert.Less(t, time.Since(began), 5*time.Second, "not after a heartbeat timeout")
+}
