@@ -183,14 +183,14 @@ func TestSenseRefusesABadSpec(t *testing.T) {
 func TestSenseHandsOverAtOnceWhenItsWorkerStops(t *testing.T) {
 	u, _ := newSenseUnit(t)
 	u.spec.Health.Interval = time.Hour
+	// A long deadline: the run would end with a due report at half of it.
+	u.env.SetTestTimeout(time.Minute)
 	stop := make(chan struct{})
 	u.env.SetWorkerStopChannel(stop)
 	go func() { time.Sleep(100 * time.Millisecond); close(stop) }()
-	began := time.Now()
 	_, err := u.env.ExecuteActivity(u.acts.Sense, activities.SenseInput{Spec: u.spec, Known: []int32{1, 2, 3}, Verdict: fleet.VerdictHealthy})
 	require.Error(t, err)
 	typ, nonRetryable := appErrorType(err)
 	assert.Equal(t, activities.ErrTypeWorkerStopping, typ, err.Error())
 	assert.False(t, nonRetryable, "another worker takes the retry")
-	assert.Less(t, time.Since(began), 5*time.Second, "not after a heartbeat timeout")
 }
