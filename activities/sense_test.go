@@ -180,7 +180,7 @@ func TestSenseRefusesABadSpec(t *testing.T) {
 	requireBadInput(t, err, "broker")
 }
 
-func TestSenseHandsOverAtOnceWhenItsWorkerStops(t *testing.T) {
+func TestSenseHandsOverWhenItsWorkerStops(t *testing.T) {
 	u, _ := newSenseUnit(t)
 	u.spec.Health.Interval = time.Hour
 	// A long deadline: the run would end with a due report at half of it.
