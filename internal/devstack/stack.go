@@ -55,6 +55,11 @@ type StackOptions struct {
 	// ChatopsAddr serves ChatOps (Slack slash commands and approvals) on
 	// this address; empty: none.
 	ChatopsAddr string
+	// WorkerBinary, when set, runs the worker as a process of its own
+	// from this build of ./worker (its log in Dir/worker) instead of in
+	// this process: a benchmark measures it alone, and the fleet and the
+	// worker do not share one process's file descriptors.
+	WorkerBinary string
 	// Slots tunes the in-process worker's concurrency (zero: defaults).
 	Slots workerapp.Slots
 	// EventBudget is every registered entity's history budget (0: the
@@ -88,6 +93,9 @@ type Stack struct {
 
 	opts   StackOptions
 	worker *workerapp.Worker
+	// WorkerProcess is the worker's process when StackOptions.WorkerBinary
+	// is set.
+	WorkerProcess *WorkerProcess
 }
 
 // StartStack starts every part in dependency order and registers the
@@ -188,8 +196,16 @@ func SpecsFromFleet(ep localfleet.Endpoints) map[string]fleet.ClusterSpec {
 
 // StartWorker starts the in-process worker (again, after StopWorker).
 func (s *Stack) StartWorker() error {
-	if s.worker != nil {
+	if s.worker != nil || s.WorkerProcess != nil {
 		return errors.New("worker already running")
+	}
+	if s.opts.WorkerBinary != "" {
+		w, err := s.StartWorkerProcess(s.opts.WorkerBinary, filepath.Join(s.opts.Dir, "worker"))
+		if err != nil {
+			return err
+		}
+		s.WorkerProcess = w
+		return nil
 	}
 	ep := s.Fleet.Endpoints().AWS
 	w, err := workerapp.StartWorker(s.Client, workerapp.WorkerConfig{
@@ -210,8 +226,12 @@ func (s *Stack) StartWorker() error {
 	return nil
 }
 
-// StopWorker stops the in-process worker.
+// StopWorker stops the in-process worker, or kills the worker process.
 func (s *Stack) StopWorker() {
+	if s.WorkerProcess != nil {
+		_ = s.WorkerProcess.Kill()
+		s.WorkerProcess = nil
+	}
 	if s.worker != nil {
 		s.worker.Stop()
 		s.worker = nil

@@ -197,6 +197,11 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		return nil, fmt.Errorf("localfleet: cluster %q: start kfake: %w", c.id, err)
 	}
 	c.kfAddrs = c.kf.ListenAddrs()
+	// The fleet's own client to its kfake node talks in bursts: idle
+	// connections go soon (each costs two descriptors in this process,
+	// and a fleet of thousands of clusters lives under one process's
+	// limit).
+	kclOpts = append(kclOpts, kgo.ConnIdleTimeout(2*time.Second))
 	if c.kcl, err = kgo.NewClient(append(kclOpts, kgo.SeedBrokers(c.kfAddrs...))...); err != nil {
 		return nil, fmt.Errorf("localfleet: cluster %q: kfake client: %w", c.id, err)
 	}
