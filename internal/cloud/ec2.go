@@ -13,14 +13,23 @@ import (
 )
 
 // Tags kfleet relies on to find a broker's instance and data volume. The
-// provisioning of a broker host sets them; the local fleet sets them too.
+// provisioning of a broker host sets them (LaunchInstance, CreateVolume);
+// the local fleet sets them on its own hosts too.
 const (
 	TagCluster  = "kfleet:cluster"   // the Kafka cluster id
 	TagBrokerID = "kfleet:broker-id" // the broker id, decimal
-	// TagRole marks what a volume is for; the Kafka data volume carries
-	// RoleKafkaData, so it is never confused with the root volume.
+	// TagRole marks what an instance or a volume is for: a broker's
+	// instance carries RoleBroker, a ZooKeeper node's RoleZooKeeper, and
+	// the Kafka data volume RoleKafkaData, so it is never confused with
+	// the root volume.
 	TagRole       = "kfleet:role"
+	RoleBroker    = "broker"
+	RoleZooKeeper = "zookeeper"
 	RoleKafkaData = "kafka-data"
+	// TagRequestedBy names who asked for a resource (a workflow, an
+	// operator), for audits; the local fleet records it as the launch's
+	// or the volume's requester.
+	TagRequestedBy = "kfleet:requested-by"
 )
 
 // Errors EC2 answers that callers act on. Each is wrapped together with the

@@ -60,7 +60,10 @@ type BrokerStatus struct {
 }
 
 func (f *Fleet) clusterStatus(id string) ClusterStatus {
-	c := f.clusters[id]
+	c, err := f.cluster(id)
+	if err != nil {
+		return ClusterStatus{Cluster: id, Controller: -1}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := ClusterStatus{Cluster: id, Controller: c.controller}
