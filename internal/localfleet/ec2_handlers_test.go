@@ -189,8 +189,14 @@ func TestRunInstancesIdempotentAndLifecycle(t *testing.T) {
 		require.Eventually(t, func() bool { return f.hosts.instanceState(id) == string(tt.end) }, 5*time.Second, 10*time.Millisecond, tt.name)
 	}
 	for _, call := range []func() error{
-		func() error { _, err := cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); return err },
-		func() error { _, err := cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); return err },
+		func() error {
+			_, err := cl.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+			return err
+		},
+		func() error {
+			_, err := cl.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}})
+			return err
+		},
 	} {
 		assert.Equal(t, "IncorrectInstanceState", apiCode(call()), "a terminated instance neither starts nor stops")
 	}
