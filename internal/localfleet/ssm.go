@@ -330,7 +330,10 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		if err := s.f.startOnHost(ctx, instance, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
 			return "", err
 		}
-		c, b, _ := s.f.hostedBroker(instance)
+		c, b, ok := s.f.hostedBroker(instance)
+		if !ok { // moved on meanwhile (another host took it over)
+			return "kafka started\n", nil
+		}
 		return fmt.Sprintf("broker %d started\nlistening on %s (advertised in /brokers/ids/%d under %s)\n", b.id, b.proxy.addr(), b.id, c.zkRoot), nil
 	}
 	c, b, hosted := s.f.hostedBroker(instance)
