@@ -71,7 +71,9 @@ func TestIntegrationAWSCLI(t *testing.T) {
 	require.Len(t, run.Instances, 1)
 	id := run.Instances[0].InstanceID
 	assert.Equal(t, "pending", run.Instances[0].State.Name)
-	var again struct{ ReservationID string `json:"ReservationId"` }
+	var again struct {
+		ReservationID string `json:"ReservationId"`
+	}
 	awsCLI(ctx, t, f, &again, launch...)
 	assert.Equal(t, run.ReservationID, again.ReservationID, "the same client token, the same reservation")
 
@@ -85,12 +87,20 @@ func TestIntegrationAWSCLI(t *testing.T) {
 	awsCLI(ctx, t, f, nil, "ec2", "attach-volume", "--volume-id", vol.VolumeID, "--instance-id", id, "--device", "/dev/xvdb")
 
 	var described struct {
-		Reservations []struct{ Instances []struct{ InstanceID string `json:"InstanceId"` } }
+		Reservations []struct {
+			Instances []struct {
+				InstanceID string `json:"InstanceId"`
+			}
+		}
 	}
 	awsCLI(ctx, t, f, &described, "ec2", "describe-instances", "--filters", "Name=tag:kfleet:cluster,Values=c9", "Name=instance-state-name,Values=running")
 	require.Len(t, described.Reservations, 1)
 	assert.Equal(t, id, described.Reservations[0].Instances[0].InstanceID)
-	var vols struct{ Volumes []struct{ VolumeID string `json:"VolumeId"` } }
+	var vols struct {
+		Volumes []struct {
+			VolumeID string `json:"VolumeId"`
+		}
+	}
 	awsCLI(ctx, t, f, &vols, "ec2", "describe-volumes", "--filters", "Name=tag:kfleet:cluster,Values=c9", "Name=attachment.instance-id,Values="+id)
 	require.Len(t, vols.Volumes, 1)
 
