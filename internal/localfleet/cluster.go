@@ -20,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/kfleet/kfleet/internal/cloud"
 )
 
 // proxyHost is where every broker proxy listens and what it advertises.
@@ -159,7 +161,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		log:        opts.Logger.With().Str("cluster", cfg.ID).Logger(),
 		zkConnect:  opts.ZooKeeper,
 		zkServers:  strings.Split(opts.ZooKeeper, ","),
-		zkRoot:     "/kfleet/" + cfg.ID,
+		zkRoot:     cloud.ZooKeeperChroot(cfg.ID),
 		hosts:      opts.hosts,
 		life:       life,
 		wg:         wg,

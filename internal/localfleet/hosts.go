@@ -221,17 +221,17 @@ func newHosts(cfg Config, now func() time.Time) *hosts {
 				az = defaultAZ
 			}
 			in := &instance{
-				id:            instanceID(cc.ID, id),
-				imageID:       defaultImageID,
-				itype:         defaultInstanceType,
-				az:            az,
-				privateIP:     proxyHost, // every broker serves on loopback: that is where its host is reached
-				launched:      t,
-				state:         InstanceRunning,
-				tags:          brokerTags(cc.ID, id),
-				conf:          &brokerConf{cluster: cc.ID, broker: id, rack: cc.rackOf(i), dataVolume: volumeID(cc.ID, id)},
-				reservationID: "",
+				id:        instanceID(cc.ID, id),
+				imageID:   defaultImageID,
+				itype:     defaultInstanceType,
+				az:        az,
+				privateIP: proxyHost, // every broker serves on loopback: that is where its host is reached
+				launched:  t,
+				state:     InstanceRunning,
+				tags:      brokerTags(cc.ID, id),
+				conf:      &brokerConf{cluster: cc.ID, broker: id, rack: cc.rackOf(i), dataVolume: volumeID(cc.ID, id)},
 			}
+			// One reservation per host, as if each was launched alone.
 			sum := sha256.Sum256([]byte("reservation/" + in.id))
 			in.reservationID = "r-" + hex.EncodeToString(sum[:])[:17]
 			fs := int64(vc.SizeGiB) * gib

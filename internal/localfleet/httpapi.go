@@ -113,11 +113,11 @@ type apiError struct {
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrUnknownBroker):
+	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrUnknownBroker), errors.Is(err, ErrUnknownVolume):
 		status = http.StatusNotFound
 	case errors.Is(err, ErrClosed):
 		status = http.StatusServiceUnavailable
-	case errors.Is(err, ErrInstanceNotRunning):
+	case errors.Is(err, ErrInstanceNotRunning), errors.Is(err, ErrNoDataVolume), errors.Is(err, ErrBrokerRegistered):
 		status = http.StatusConflict
 	}
 	writeJSON(w, status, apiError{Error: err.Error()})

@@ -45,9 +45,6 @@ var (
 	ErrForeignVolume = errors.New("data volume holds another broker's data")
 )
 
-// kafkaChroot is a cluster's ZooKeeper chroot.
-func kafkaChroot(cluster string) string { return "/kfleet/" + cluster }
-
 // brokerConf is a host's Kafka configuration: what kfleet-ConfigureBroker
 // writes to server.properties.
 type brokerConf struct {
@@ -106,7 +103,7 @@ func (h *hosts) setConfiguredZooKeeper(zk string) {
 	defer h.mu.Unlock()
 	for _, in := range h.instances {
 		if in.conf != nil && in.conf.zkConnect == "" {
-			in.conf.zkConnect = zk + kafkaChroot(in.conf.cluster)
+			in.conf.zkConnect = zk + cloud.ZooKeeperChroot(in.conf.cluster)
 			in.conf.rack = cmpOr(in.conf.rack, in.az)
 		}
 	}
@@ -125,8 +122,8 @@ func (f *Fleet) configureBroker(instanceID string, param func(string) string, wh
 	fail := func(format string, args ...any) (string, error) {
 		return "", fmt.Errorf("instance %s: configure cluster %q broker %d: "+format, append([]any{instanceID, conf.cluster, conf.broker}, args...)...)
 	}
-	if i := strings.IndexByte(conf.zkConnect, '/'); i < 0 || conf.zkConnect[i:] != kafkaChroot(conf.cluster) {
-		return fail("zookeeper.connect %q must end with the cluster's chroot %s", conf.zkConnect, kafkaChroot(conf.cluster))
+	if i := strings.IndexByte(conf.zkConnect, '/'); i < 0 || conf.zkConnect[i:] != cloud.ZooKeeperChroot(conf.cluster) {
+		return fail("zookeeper.connect %q must end with the cluster's chroot %s", conf.zkConnect, cloud.ZooKeeperChroot(conf.cluster))
 	}
 	in, err := f.hosts.instance(instanceID)
 	if err != nil {
@@ -145,7 +142,10 @@ func (f *Fleet) configureBroker(instanceID string, param func(string) string, wh
 	case vol.owner.cluster != "" && vol.owner != (dataRef{conf.cluster, conf.broker}):
 		return fail("volume %s holds %s (%s/meta.properties): %w", vol.id, vol.owner, logDir, ErrForeignVolume)
 	}
-	if c, b, ok := f.hostedBroker(instanceID); ok && in.conf != nil && *in.conf != conf {
+	if c, b, ok := f.hostedBroker(instanceID); ok && *in.conf != conf {
+		if in.conf.cluster != conf.cluster || in.conf.broker != conf.broker {
+			return fail("the host is broker %d of cluster %q: a broker's host is replaced, never reused for another", b.id, c.id)
+		}
 		c.mu.Lock()
 		up := processUp(b.state)
 		c.mu.Unlock()
