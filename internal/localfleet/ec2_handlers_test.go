@@ -2,7 +2,9 @@ package localfleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -257,6 +259,21 @@ func TestDuplicateInstanceViolation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, out.Instances, 3, "one reservation of 3 ZooKeeper nodes")
 	assert.Len(t, f.Violations("c2"), 2, "ZooKeeper nodes are no brokers")
+
+	// The fleet API serves what it recorded for c2 before it runs c2.
+	for path, want := range map[string]int{
+		"/v1/clusters/c2/violations": http.StatusOK, "/v1/clusters/c2/audit": http.StatusOK,
+		"/v1/ec2/audit": http.StatusOK, "/v1/clusters/nothing/audit": http.StatusNotFound,
+	} {
+		rec := httptest.NewRecorder()
+		f.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		assert.Equal(t, want, rec.Code, path)
+	}
+	rec := httptest.NewRecorder()
+	f.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/clusters/c2/violations", nil))
+	var served []Violation
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &served))
+	assert.Len(t, served, 2)
 }
 
 func TestVolumeRules(t *testing.T) {
