@@ -16,7 +16,7 @@ type EC2Config struct {
 	// us-east-1's six, us-east-1a..us-east-1f.
 	AvailabilityZones []string `yaml:"availabilityZones,omitempty" json:"availabilityZones,omitempty"`
 	// InstanceTypes are the types RunInstances accepts. Default
-	// KnownInstanceTypes.
+	// KnownInstanceTypes().
 	InstanceTypes []string `yaml:"instanceTypes,omitempty" json:"instanceTypes,omitempty"`
 	// Timing is how long instances and volumes spend in their
 	// intermediate states.
@@ -48,12 +48,14 @@ type EC2Timing struct {
 // KnownInstanceTypes is the default set RunInstances accepts: the general
 // purpose and memory optimized types Kafka brokers run on, and the small
 // burstable ones a ZooKeeper ensemble is content with.
-var KnownInstanceTypes = []string{
-	"t3.medium", "t3.large",
-	"m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge",
-	"m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge",
-	"r5.large", "r5.xlarge", "r5.2xlarge", "r5.4xlarge",
-	"r6i.large", "r6i.xlarge", "r6i.2xlarge", "r6i.4xlarge",
+func KnownInstanceTypes() []string {
+	return []string{
+		"t3.medium", "t3.large",
+		"m5.large", "m5.xlarge", "m5.2xlarge", "m5.4xlarge",
+		"m6i.large", "m6i.xlarge", "m6i.2xlarge", "m6i.4xlarge",
+		"r5.large", "r5.xlarge", "r5.2xlarge", "r5.4xlarge",
+		"r6i.large", "r6i.xlarge", "r6i.2xlarge", "r6i.4xlarge",
+	}
 }
 
 const (
@@ -81,7 +83,7 @@ func (e EC2Config) withDefaults() EC2Config {
 		e.AvailabilityZones = slices.Clone(e.AvailabilityZones)
 	}
 	if len(e.InstanceTypes) == 0 {
-		e.InstanceTypes = slices.Clone(KnownInstanceTypes)
+		e.InstanceTypes = KnownInstanceTypes()
 	} else {
 		e.InstanceTypes = slices.Clone(e.InstanceTypes)
 	}

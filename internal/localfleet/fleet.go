@@ -121,8 +121,8 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) 
 		f.mu.Unlock()
 	}
 
-	if f.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("localfleet: listen %s: %w", opts.HTTPAddr, err)
+	if f.httpLn, err = net.Listen("tcp", f.opts.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("localfleet: listen %s: %w", f.opts.HTTPAddr, err)
 	}
 	f.httpSrv = &http.Server{Handler: f.handler(), ReadHeaderTimeout: 10 * time.Second}
 	f.wg.Add(1)
