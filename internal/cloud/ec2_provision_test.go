@@ -130,6 +130,9 @@ func TestIntegrationEC2HostLifecycle(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, e.AttachVolume(ctx, vol.ID, in.ID, "/dev/xvdb"))
+	inUse, err := e.WaitVolumeInUse(ctx, vol.ID, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, in.ID, inUse.InstanceID)
 	attached, err := e.WaitVolumeAttached(ctx, vol.ID, in.ID, 10*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, "/dev/xvdb", attached.Device)

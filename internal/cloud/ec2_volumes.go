@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -108,16 +109,9 @@ func (e *EC2) DetachVolume(ctx context.Context, volumeID, instanceID string, for
 		in.InstanceId = aws.String(instanceID)
 	}
 	if _, err := e.client.DetachVolume(ctx, in); err != nil {
-		return fmt.Errorf("volume %s: detach from instance %s (force %t): %w", volumeID, cmpOr(instanceID, "any"), force, classify(err))
+		return fmt.Errorf("volume %s: detach from instance %s (force %t): %w", volumeID, cmp.Or(instanceID, "any"), force, classify(err))
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // DeleteVolume deletes a detached volume, and its data with it. An

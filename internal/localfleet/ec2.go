@@ -1,6 +1,7 @@
 package localfleet
 
 import (
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -161,7 +162,7 @@ func (s *ec2Service) serve(r *http.Request) (ec2Response, error) {
 	case "DescribeVolumes":
 		return s.describeVolumes(call.form)
 	case "ModifyVolume":
-		return s.modifyVolume(call.form, cmpOr(call.who, "ec2"))
+		return s.modifyVolume(call.form, cmp.Or(call.who, "ec2"))
 	case "DescribeVolumesModifications":
 		return s.describeVolumesModifications(call.form)
 	case "RunInstances":
@@ -183,13 +184,6 @@ func (s *ec2Service) serve(r *http.Request) (ec2Response, error) {
 	default:
 		return nil, ec2Err("InvalidAction", "The action %s is not valid for this web service.", action)
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // callerOf names who asked for a change, for the audit: the X-Kfleet-Who

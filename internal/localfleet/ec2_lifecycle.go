@@ -1,6 +1,7 @@
 package localfleet
 
 import (
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -87,7 +88,7 @@ func (s *ec2Service) parseLaunch(call ec2Call) (launchSpec, error) {
 	if !amiPattern.MatchString(spec.imageID) {
 		return spec, ec2Err("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", spec.imageID)
 	}
-	spec.itype = cmpOr(form.Get("InstanceType"), awsDefaultInstanceType)
+	spec.itype = cmp.Or(form.Get("InstanceType"), awsDefaultInstanceType)
 	if !slices.Contains(s.f.ec2.InstanceTypes, spec.itype) {
 		return spec, ec2Err("InvalidParameterValue", "Invalid value '%s' for InstanceType.", spec.itype)
 	}
@@ -112,7 +113,7 @@ func (s *ec2Service) parseLaunch(call ec2Call) (launchSpec, error) {
 		return spec, ec2Err("InstanceLimitExceeded", "You have requested more instances (%d) than your current instance limit of %d allows for the specified instance type.", minCount, maxInstancesPerLaunch)
 	}
 	spec.count = min(maxCount, maxInstancesPerLaunch)
-	spec.az = cmpOr(form.Get("Placement.AvailabilityZone"), s.f.ec2.AvailabilityZones[0])
+	spec.az = cmp.Or(form.Get("Placement.AvailabilityZone"), s.f.ec2.AvailabilityZones[0])
 	if !slices.Contains(s.f.ec2.AvailabilityZones, spec.az) {
 		return spec, ec2Err("InvalidParameterValue", "Invalid availability zone: [%s]", spec.az)
 	}
@@ -216,7 +217,7 @@ func (s *ec2Service) changeInstances(action string, call ec2Call) (ec2Response, 
 	if call.dryRun() {
 		return nil, errDryRun
 	}
-	who := cmpOr(call.who, "ec2")
+	who := cmp.Or(call.who, "ec2")
 	out := &changeInstancesResponse{XMLName: xml.Name{Local: action + "Response"}}
 	for _, id := range ids {
 		prev, begun, err := s.f.changeInstance(id, tr, who, false)

@@ -1,6 +1,7 @@
 package localfleet
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"regexp"
@@ -77,7 +78,7 @@ func parseVolume(call ec2Call, zones []string) (volumeSpec, error) {
 	}
 	// EC2's default type is gp2; the fleet models gp3 only, as kfleet
 	// provisions it.
-	if t := cmpOr(form.Get("VolumeType"), "gp2"); t != defaultVolumeType {
+	if t := cmp.Or(form.Get("VolumeType"), "gp2"); t != defaultVolumeType {
 		return spec, ec2Err("InvalidParameterValue", "The local fleet models %s volumes only; VolumeType %s is not served.", defaultVolumeType, t)
 	}
 	if form.Get("SnapshotId") != "" {
@@ -203,7 +204,7 @@ func (s *ec2Service) attachVolume(call ec2Call) (ec2Response, error) {
 	if cluster == "" {
 		cluster, broker = instanceOwner(in)
 	}
-	s.f.record(Event{Cluster: cluster, Broker: broker, Kind: EventVolumeAttached, Who: cmpOr(call.who, "ec2"),
+	s.f.record(Event{Cluster: cluster, Broker: broker, Kind: EventVolumeAttached, Who: cmp.Or(call.who, "ec2"),
 		Instance: instID, Volume: volID, Detail: fmt.Sprintf("volume %s (holding %s) attached to instance %s at %s", volID, v.owner, instID, device)})
 	s.f.afterVolume(volID, gen, s.f.ec2.Timing.Attaching, func(v *volume) { v.att.state = AttachmentAttached })
 	return &volumeAttachmentResponse{XMLName: xml.Name{Local: "AttachVolumeResponse"}, ec2Attachment: attachmentXML(a)}, nil
@@ -266,7 +267,7 @@ func (s *ec2Service) detachVolume(call ec2Call) (ec2Response, error) {
 		return nil, errDryRun
 	}
 	a := *v.att
-	who := cmpOr(call.who, "ec2")
+	who := cmp.Or(call.who, "ec2")
 	if a.state == AttachmentDetaching || (a.state == AttachmentBusy && !force) {
 		return &volumeAttachmentResponse{XMLName: xml.Name{Local: "DetachVolumeResponse"}, ec2Attachment: attachmentXML(a)}, nil
 	}
@@ -310,7 +311,7 @@ func checkDetach(v volumeView, instID, device string) error {
 	}
 	if (instID != "" && instID != v.att.instanceID) || (device != "" && device != v.att.device) {
 		return ec2Err("InvalidAttachment.NotFound", "Volume '%s' is not attached to instance '%s' at %s",
-			v.id, cmpOr(instID, v.att.instanceID), cmpOr(device, v.att.device))
+			v.id, cmp.Or(instID, v.att.instanceID), cmp.Or(device, v.att.device))
 	}
 	return nil
 }
@@ -403,7 +404,7 @@ func (s *ec2Service) deleteVolume(call ec2Call) (ec2Response, error) {
 		return nil, err
 	}
 	cluster, broker := tagOwner(v.tags)
-	s.f.record(Event{Cluster: cluster, Broker: broker, Kind: EventVolumeDeleted, Who: cmpOr(call.who, "ec2"), Volume: volID,
+	s.f.record(Event{Cluster: cluster, Broker: broker, Kind: EventVolumeDeleted, Who: cmp.Or(call.who, "ec2"), Volume: volID,
 		Detail: fmt.Sprintf("volume %s (holding %s) deleted", volID, v.owner)})
 	return returnTrue("DeleteVolume"), nil
 }

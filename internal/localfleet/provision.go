@@ -1,6 +1,7 @@
 package localfleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,7 +105,7 @@ func (h *hosts) setConfiguredZooKeeper(zk string) {
 	for _, in := range h.instances {
 		if in.conf != nil && in.conf.zkConnect == "" {
 			in.conf.zkConnect = zk + cloud.ZooKeeperChroot(in.conf.cluster)
-			in.conf.rack = cmpOr(in.conf.rack, in.az)
+			in.conf.rack = cmp.Or(in.conf.rack, in.az)
 		}
 	}
 }
@@ -132,7 +133,7 @@ func (f *Fleet) configureBroker(instanceID string, param func(string) string, wh
 	if role, _ := tagValue(in.tags, cloud.TagRole); role == cloud.RoleZooKeeper {
 		return fail("the instance is a ZooKeeper node (%s=%s): Kafka is not installed there", cloud.TagRole, role)
 	}
-	conf.rack = cmpOr(conf.rack, in.az)
+	conf.rack = cmp.Or(conf.rack, in.az)
 	vol, err := f.hosts.volume(conf.dataVolume)
 	switch {
 	case err != nil:
