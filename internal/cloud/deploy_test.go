@@ -53,16 +53,7 @@ func TestWorkerPolicyAllowsEveryCall(t *testing.T) {
 // Every document kfleet runs exists under deploy/ssm with the parameters
 // this package sends.
 func TestDocumentsDeployed(t *testing.T) {
-	docs := map[string][]string{
-		cloud.DocStopBroker:      {cloud.ParamGracePeriodSeconds},
-		cloud.DocStartBroker:     {cloud.ParamVersion, cloud.ParamInterBrokerProtocolVersion},
-		cloud.DocBrokerStatus:    nil,
-		cloud.DocGrowFilesystem:  {cloud.ParamTargetSizeGiB},
-		cloud.DocSetSysctl:       {cloud.ParamName, cloud.ParamValue},
-		cloud.DocTailLog:         {cloud.ParamLines},
-		cloud.DocHostLimits:      nil,
-		cloud.DocConfigureBroker: {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamRack, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
-	}
+	docs := cloud.DocumentParameters()
 	for name, params := range docs {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "ssm", name+".yaml"))
 		require.NoError(t, err, name)

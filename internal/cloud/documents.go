@@ -85,6 +85,21 @@ const (
 	ParamDataVolumeID     = "DataVolumeId"
 )
 
+// DocumentParameters is every document's parameters, as deploy/ssm
+// declares them (a fresh map each call).
+func DocumentParameters() map[string][]string {
+	return map[string][]string{
+		DocStopBroker:      {ParamGracePeriodSeconds},
+		DocStartBroker:     {ParamVersion, ParamInterBrokerProtocolVersion},
+		DocBrokerStatus:    nil,
+		DocGrowFilesystem:  {ParamTargetSizeGiB},
+		DocSetSysctl:       {ParamName, ParamValue},
+		DocTailLog:         {ParamLines},
+		DocHostLimits:      nil,
+		DocConfigureBroker: {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID},
+	}
+}
+
 // ZooKeeperChroot is a cluster's ZooKeeper chroot: every broker of the
 // cluster registers under it (its zookeeper.connect ends with it).
 func ZooKeeperChroot(cluster string) string { return "/kfleet/" + cluster }

@@ -214,26 +214,29 @@ type InstanceFilter struct {
 }
 
 func (f InstanceFilter) filters() []ec2types.Filter {
-	var out []ec2types.Filter
-	add := func(name string, values ...string) {
-		out = append(out, ec2types.Filter{Name: aws.String(name), Values: values})
-	}
-	if f.Cluster != "" {
-		add("tag:"+TagCluster, f.Cluster)
-	}
-	if f.Role != "" {
-		add("tag:"+TagRole, f.Role)
-	}
-	if f.BrokerID != nil {
-		add("tag:"+TagBrokerID, strconv.Itoa(int(*f.BrokerID)))
-	}
-	if len(f.States) > 0 {
-		add("instance-state-name", f.States...)
-	}
-	if f.AZ != "" {
-		add("availability-zone", f.AZ)
+	out := kfleetFilters(f.Cluster, f.Role, f.BrokerID)
+	out = appendFilter(out, "instance-state-name", f.States...)
+	return appendFilter(out, "availability-zone", f.AZ)
+}
+
+// kfleetFilters select by kfleet's tags; empty ones select everything.
+func kfleetFilters(cluster, role string, broker *int32) []ec2types.Filter {
+	out := appendFilter(nil, "tag:"+TagCluster, cluster)
+	out = appendFilter(out, "tag:"+TagRole, role)
+	if broker != nil {
+		out = appendFilter(out, "tag:"+TagBrokerID, strconv.Itoa(int(*broker)))
 	}
 	return out
+}
+
+// appendFilter appends a filter for the non-empty values; with none, it
+// selects everything and is left out.
+func appendFilter(fs []ec2types.Filter, name string, values ...string) []ec2types.Filter {
+	values = slices.DeleteFunc(slices.Clone(values), func(v string) bool { return v == "" })
+	if len(values) == 0 {
+		return fs
+	}
+	return append(fs, ec2types.Filter{Name: aws.String(name), Values: values})
 }
 
 // FindInstances returns the instances the filter selects, terminated ones

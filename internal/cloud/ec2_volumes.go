@@ -154,32 +154,11 @@ type VolumeFilter struct {
 }
 
 func (f VolumeFilter) filters() []ec2types.Filter {
-	var out []ec2types.Filter
-	add := func(name string, values ...string) {
-		out = append(out, ec2types.Filter{Name: aws.String(name), Values: values})
-	}
-	if f.Cluster != "" {
-		add("tag:"+TagCluster, f.Cluster)
-	}
-	if f.Role != "" {
-		add("tag:"+TagRole, f.Role)
-	}
-	if f.BrokerID != nil {
-		add("tag:"+TagBrokerID, strconv.Itoa(int(*f.BrokerID)))
-	}
-	if len(f.States) > 0 {
-		add("status", f.States...)
-	}
-	if f.AZ != "" {
-		add("availability-zone", f.AZ)
-	}
-	if f.InstanceID != "" {
-		add("attachment.instance-id", f.InstanceID)
-	}
-	if len(f.AttachStates) > 0 {
-		add("attachment.status", f.AttachStates...)
-	}
-	return out
+	out := kfleetFilters(f.Cluster, f.Role, f.BrokerID)
+	out = appendFilter(out, "status", f.States...)
+	out = appendFilter(out, "availability-zone", f.AZ)
+	out = appendFilter(out, "attachment.instance-id", f.InstanceID)
+	return appendFilter(out, "attachment.status", f.AttachStates...)
 }
 
 // FindVolumes returns the volumes the filter selects, in EC2's order.

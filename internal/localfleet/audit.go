@@ -204,8 +204,8 @@ func (f *Fleet) clusterOrPending(id string) (*cluster, records) {
 
 // record appends a host event to the fleet's EC2 audit and to its
 // cluster's audit, or keeps it for the cluster until the fleet runs it.
-// Never called under hosts.mu or a cluster's mu (it takes both's
-// successors: f.mu, then cluster.mu).
+// Never called under hosts.mu or a cluster's mu (it takes f.mu, then the
+// cluster's).
 func (f *Fleet) record(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -214,18 +214,8 @@ func (f *Fleet) record(ev Event) {
 		Str("who", ev.Who).Str("instance", ev.Instance).Str("volume", ev.Volume).Msg(ev.Detail)
 	f.mu.Lock()
 	f.ec2Audit = append(f.ec2Audit, ev)
-	c, ok := f.clusters[ev.Cluster]
-	if !ok {
-		p := f.pending[ev.Cluster]
-		p.audit = append(p.audit, ev)
-		f.pending[ev.Cluster] = p
-		f.mu.Unlock()
-		return
-	}
 	f.mu.Unlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.audit = append(c.audit, ev)
+	f.keep(ev.Cluster, func(r *records) { r.audit = append(r.audit, ev) })
 }
 
 // violate records a violation of a cluster, or keeps it for the cluster
@@ -233,11 +223,18 @@ func (f *Fleet) record(ev Event) {
 func (f *Fleet) violate(cluster string, kind ViolationKind, detail string) {
 	v := Violation{Time: time.Now(), Cluster: cluster, Kind: kind, Detail: detail}
 	f.log.Warn().Str("cluster", cluster).Str("violation", string(kind)).Msg(detail)
+	f.keep(cluster, func(r *records) { r.violations = append(r.violations, v) })
+}
+
+// keep applies add to the records of the cluster the fleet runs, or to
+// those it keeps for a cluster it does not run yet (clusterFor hands them
+// over under f.mu, so nothing is lost between the two).
+func (f *Fleet) keep(cluster string, add func(*records)) {
 	f.mu.Lock()
 	c, ok := f.clusters[cluster]
 	if !ok {
 		p := f.pending[cluster]
-		p.violations = append(p.violations, v)
+		add(&p)
 		f.pending[cluster] = p
 		f.mu.Unlock()
 		return
@@ -245,5 +242,7 @@ func (f *Fleet) violate(cluster string, kind ViolationKind, detail string) {
 	f.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.violations = append(c.violations, v)
+	r := records{audit: c.audit, violations: c.violations}
+	add(&r)
+	c.audit, c.violations = r.audit, r.violations
 }

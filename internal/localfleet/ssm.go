@@ -38,20 +38,11 @@ const (
 	ssmFailed     = "Failed"
 )
 
-// ssmDocuments lists the documents the fleet runs and their parameters.
-var ssmDocuments = map[string][]string{
-	cloud.DocStopBroker:   {cloud.ParamGracePeriodSeconds},
-	cloud.DocStartBroker:  {cloud.ParamVersion, cloud.ParamInterBrokerProtocolVersion},
-	cloud.DocBrokerStatus: nil,
-	// Grows the data filesystem to the volume's size (hosts.go).
-	cloud.DocGrowFilesystem: {cloud.ParamTargetSizeGiB},
-	// Host limits and the broker's log (faults.go).
-	cloud.DocSetSysctl:  {cloud.ParamName, cloud.ParamValue},
-	cloud.DocTailLog:    {cloud.ParamLines},
-	cloud.DocHostLimits: nil,
-	// Makes a launched host a broker (provision.go).
-	cloud.DocConfigureBroker: {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamRack, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
-}
+// ssmDocuments lists the documents the fleet runs and their parameters:
+// every document kfleet has. The broker's stop, start and status are run
+// here (execute); the filesystem in hosts_api.go; the limits and the log
+// in faults.go; kfleet-ConfigureBroker in provision.go.
+var ssmDocuments = cloud.DocumentParameters()
 
 // requiredParameters are the parameters without a default: SendCommand
 // refuses a command without them, as SSM does.
