@@ -46,6 +46,24 @@ const (
 	// holds; 0 when it does not run). Read-only, so always idempotent.
 	// No parameters.
 	DocHostLimits = "kfleet-HostLimits"
+	// DocConfigureBroker makes a launched host a broker of a cluster:
+	// it mounts the Kafka data volume (formatting it when blank) at
+	// /var/lib/kafka and writes /etc/kafka/server.properties with
+	// broker.id, broker.rack, zookeeper.connect (with the cluster's
+	// chroot), listeners, log.dirs on the data volume and the managed
+	// cluster's safe defaults (default.replication.factor=3,
+	// min.insync.replicas=2, num.partitions=8,
+	// unclean.leader.election.enable=false,
+	// auto.create.topics.enable=false). Kafka starts with
+	// DocStartBroker afterwards. Idempotent: the same configuration
+	// again changes nothing. Refused while Kafka runs on the host with
+	// another configuration, and on a volume holding another broker's
+	// data (its meta.properties).
+	// Parameters: ClusterId, BrokerId, ZooKeeperConnect (host:port,...
+	// ending with the chroot /kfleet/<ClusterId>), DataVolumeId (the
+	// attached EBS volume for log.dirs), Rack (optional; default the
+	// instance's availability zone).
+	DocConfigureBroker = "kfleet-ConfigureBroker"
 )
 
 // Parameter names of the documents above.
@@ -59,4 +77,29 @@ const (
 	ParamName                       = "Name"
 	ParamValue                      = "Value"
 	ParamLines                      = "Lines"
+	// kfleet-ConfigureBroker's.
+	ParamClusterID        = "ClusterId"
+	ParamBrokerID         = "BrokerId"
+	ParamRack             = "Rack"
+	ParamZooKeeperConnect = "ZooKeeperConnect"
+	ParamDataVolumeID     = "DataVolumeId"
 )
+
+// DocumentParameters is every document's parameters, as deploy/ssm
+// declares them (a fresh map each call).
+func DocumentParameters() map[string][]string {
+	return map[string][]string{
+		DocStopBroker:      {ParamGracePeriodSeconds},
+		DocStartBroker:     {ParamVersion, ParamInterBrokerProtocolVersion},
+		DocBrokerStatus:    nil,
+		DocGrowFilesystem:  {ParamTargetSizeGiB},
+		DocSetSysctl:       {ParamName, ParamValue},
+		DocTailLog:         {ParamLines},
+		DocHostLimits:      nil,
+		DocConfigureBroker: {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID},
+	}
+}
+
+// ZooKeeperChroot is a cluster's ZooKeeper chroot: every broker of the
+// cluster registers under it (its zookeeper.connect ends with it).
+func ZooKeeperChroot(cluster string) string { return "/kfleet/" + cluster }

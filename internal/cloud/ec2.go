@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -13,14 +15,23 @@ import (
 )
 
 // Tags kfleet relies on to find a broker's instance and data volume. The
-// provisioning of a broker host sets them; the local fleet sets them too.
+// provisioning of a broker host sets them (LaunchInstance, CreateVolume);
+// the local fleet sets them on its own hosts too.
 const (
 	TagCluster  = "kfleet:cluster"   // the Kafka cluster id
 	TagBrokerID = "kfleet:broker-id" // the broker id, decimal
-	// TagRole marks what a volume is for; the Kafka data volume carries
-	// RoleKafkaData, so it is never confused with the root volume.
+	// TagRole marks what an instance or a volume is for: a broker's
+	// instance carries RoleBroker, a ZooKeeper node's RoleZooKeeper, and
+	// the Kafka data volume RoleKafkaData, so it is never confused with
+	// the root volume.
 	TagRole       = "kfleet:role"
+	RoleBroker    = "broker"
+	RoleZooKeeper = "zookeeper"
 	RoleKafkaData = "kafka-data"
+	// TagRequestedBy names who asked for a resource (a workflow, an
+	// operator), for audits; the local fleet records it as the launch's
+	// or the volume's requester.
+	TagRequestedBy = "kfleet:requested-by"
 )
 
 // Errors EC2 answers that callers act on. Each is wrapped together with the
@@ -40,33 +51,91 @@ var (
 	ErrVolumeNotFound   = errors.New("volume not found")
 	// ErrNoModification: the volume was never modified.
 	ErrNoModification = errors.New("volume has no modification")
+	// ErrIdempotentMismatch: a ClientToken already used with other
+	// parameters (IdempotentParameterMismatch). The caller's token does
+	// not identify its request: a bug, never retried.
+	ErrIdempotentMismatch = errors.New("client token already used with other parameters")
+	// ErrVolumeInUse: the volume is attached (VolumeInUse), so it cannot
+	// be attached elsewhere or deleted.
+	ErrVolumeInUse = errors.New("volume in use")
+	// ErrIncorrectState: the instance or volume is in a state that does
+	// not allow the call (IncorrectInstanceState, IncorrectState), e.g.
+	// starting a terminated instance, detaching a detached volume.
+	ErrIncorrectState = errors.New("incorrect state for the call")
+	// ErrZoneMismatch: a volume and an instance in different
+	// availability zones (InvalidVolume.ZoneMismatch).
+	ErrZoneMismatch = errors.New("volume and instance in different availability zones")
+	// ErrNotAttached: the volume is not attached to the instance or
+	// device named (InvalidAttachment.NotFound).
+	ErrNotAttached = errors.New("volume not attached there")
+	// ErrCapacity: EC2 cannot launch now (InstanceLimitExceeded,
+	// InsufficientInstanceCapacity); another zone or type, or later, may.
+	ErrCapacity = errors.New("no capacity to launch")
+	// ErrInvalidSpec: a launch or volume spec kfleet refuses before
+	// asking EC2, or EC2 refuses as malformed (InvalidParameterValue,
+	// InvalidAMIID.*, InvalidZone.NotFound, MissingParameter).
+	ErrInvalidSpec = errors.New("invalid spec")
+	// ErrWaitTimeout: a waiter gave up before the resource reached the
+	// state waited for.
+	ErrWaitTimeout = errors.New("wait timed out")
 )
 
-// EC2 describes broker hosts and grows their data volumes.
+// EC2 describes, launches and terminates hosts, and creates, attaches and
+// grows their volumes.
 type EC2 struct {
 	client *ec2.Client
+	// waitMin and waitMax bound the delay between two describes of a
+	// waiter (AWS's waiters default to 15 s and 120 s).
+	waitMin, waitMax time.Duration
+}
+
+// EC2Option configures an EC2 client.
+type EC2Option func(*EC2)
+
+// WithWaitDelays sets the delays between a waiter's describes (AWS's
+// defaults are 15 s and 120 s; the local fleet changes states in a second,
+// so its clients poll faster).
+func WithWaitDelays(minDelay, maxDelay time.Duration) EC2Option {
+	return func(e *EC2) { e.waitMin, e.waitMax = minDelay, max(minDelay, maxDelay) }
 }
 
 // NewEC2 returns an EC2 client for cfg. endpoint overrides the service
 // endpoint (the local fleet); empty means AWS's own.
-func NewEC2(cfg aws.Config, endpoint string) *EC2 {
+func NewEC2(cfg aws.Config, endpoint string, opts ...EC2Option) *EC2 {
 	client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	return &EC2{client: client}
+	e := &EC2{client: client, waitMin: 15 * time.Second, waitMax: 120 * time.Second}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
-// Instance is a broker host.
+// Instance is a host: a broker's or a ZooKeeper node's.
 type Instance struct {
 	ID        string
 	State     string // EC2's instance state name: pending, running, stopped ...
 	PrivateIP string
 	AZ        string
+
+	ReservationID string
+	ImageID       string
+	InstanceType  string
+	LaunchTime    time.Time
+	ClientToken   string
+	// Tags are every tag; Cluster, Role and BrokerID are kfleet's.
+	Tags     map[string]string
+	Cluster  string
+	Role     string
+	BrokerID int32 // -1 without a kfleet:broker-id tag
+	// Volumes are the attached volumes' ids by device.
+	Volumes map[string]string
 }
 
-// Volume is a broker's Kafka data volume.
+// Volume is a volume: a broker's Kafka data volume, mostly.
 type Volume struct {
 	ID         string
 	SizeGiB    int32 // the EBS size; the filesystem may still be smaller
@@ -75,6 +144,84 @@ type Volume struct {
 	AZ         string
 	Type       string // gp3, io2 ...
 	State      string // EC2's volume state: in-use, available ...
+
+	// AttachState is the attachment's state (attaching, attached,
+	// detaching, busy); "" while detached.
+	AttachState string
+	Iops        int32
+	Throughput  int32 // MiB/s
+	CreateTime  time.Time
+	Tags        map[string]string
+	Cluster     string
+	Role        string
+	BrokerID    int32 // -1 without a kfleet:broker-id tag
+}
+
+// instanceFrom is the SDK's instance as an Instance.
+func instanceFrom(in ec2types.Instance) Instance {
+	out := Instance{
+		ID:           aws.ToString(in.InstanceId),
+		PrivateIP:    aws.ToString(in.PrivateIpAddress),
+		ImageID:      aws.ToString(in.ImageId),
+		InstanceType: string(in.InstanceType),
+		LaunchTime:   aws.ToTime(in.LaunchTime),
+		ClientToken:  aws.ToString(in.ClientToken),
+		Tags:         tagMap(in.Tags),
+		Volumes:      map[string]string{},
+	}
+	if in.State != nil {
+		out.State = string(in.State.Name)
+	}
+	if in.Placement != nil {
+		out.AZ = aws.ToString(in.Placement.AvailabilityZone)
+	}
+	for _, b := range in.BlockDeviceMappings {
+		if b.Ebs != nil {
+			out.Volumes[aws.ToString(b.DeviceName)] = aws.ToString(b.Ebs.VolumeId)
+		}
+	}
+	out.Cluster, out.Role, out.BrokerID = kfleetTags(out.Tags)
+	return out
+}
+
+// volumeFrom is the SDK's volume as a Volume.
+func volumeFrom(v ec2types.Volume) Volume {
+	out := Volume{
+		ID:         aws.ToString(v.VolumeId),
+		SizeGiB:    aws.ToInt32(v.Size),
+		AZ:         aws.ToString(v.AvailabilityZone),
+		Type:       string(v.VolumeType),
+		State:      string(v.State),
+		Iops:       aws.ToInt32(v.Iops),
+		Throughput: aws.ToInt32(v.Throughput),
+		CreateTime: aws.ToTime(v.CreateTime),
+		Tags:       tagMap(v.Tags),
+	}
+	for _, a := range v.Attachments {
+		out.InstanceID, out.Device, out.AttachState = aws.ToString(a.InstanceId), aws.ToString(a.Device), string(a.State)
+	}
+	out.Cluster, out.Role, out.BrokerID = kfleetTags(out.Tags)
+	return out
+}
+
+func tagMap(tags []ec2types.Tag) map[string]string {
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		out[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return out
+}
+
+// kfleetTags reads kfleet's tags; broker is -1 without a valid
+// kfleet:broker-id.
+func kfleetTags(tags map[string]string) (cluster, role string, broker int32) {
+	broker = -1
+	if s, ok := tags[TagBrokerID]; ok {
+		if n, err := strconv.ParseInt(s, 10, 32); err == nil {
+			broker = int32(n)
+		}
+	}
+	return tags[TagCluster], tags[TagRole], broker
 }
 
 // ModificationState is a volume modification's state.
@@ -97,17 +244,11 @@ func (e *EC2) DescribeInstance(ctx context.Context, instanceID string) (Instance
 	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
-			if aws.ToString(in.InstanceId) != instanceID {
-				continue
+			if aws.ToString(in.InstanceId) == instanceID {
+				inst := instanceFrom(in)
+				inst.ReservationID = aws.ToString(r.ReservationId)
+				return inst, nil
 			}
-			inst := Instance{ID: instanceID, PrivateIP: aws.ToString(in.PrivateIpAddress)}
-			if in.State != nil {
-				inst.State = string(in.State.Name)
-			}
-			if in.Placement != nil {
-				inst.AZ = aws.ToString(in.Placement.AvailabilityZone)
-			}
-			return inst, nil
 		}
 	}
 	return Instance{}, fmt.Errorf("instance %s: %w", instanceID, ErrInstanceNotFound)
@@ -130,21 +271,7 @@ func (e *EC2) DescribeVolumeOf(ctx context.Context, instanceID string) (Volume, 
 	default:
 		return Volume{}, fmt.Errorf("instance %s: %d volumes tagged %s=%s, want one", instanceID, n, TagRole, RoleKafkaData)
 	}
-	v := out.Volumes[0]
-	vol := Volume{
-		ID:         aws.ToString(v.VolumeId),
-		SizeGiB:    aws.ToInt32(v.Size),
-		InstanceID: instanceID,
-		AZ:         aws.ToString(v.AvailabilityZone),
-		Type:       string(v.VolumeType),
-		State:      string(v.State),
-	}
-	for _, a := range v.Attachments {
-		if aws.ToString(a.InstanceId) == instanceID {
-			vol.Device = aws.ToString(a.Device)
-		}
-	}
-	return vol, nil
+	return volumeFrom(out.Volumes[0]), nil
 }
 
 // ModifyVolume asks EBS to grow a volume to sizeGiB. It returns once the
@@ -183,15 +310,30 @@ func classify(err error) error {
 		sentinel = ErrModificationRateExceeded
 	case "IncorrectModificationState":
 		sentinel = ErrModificationInProgress
-	case "InvalidVolume.NotFound":
+	case "InvalidVolume.NotFound", "InvalidVolumeID.Malformed":
 		sentinel = ErrVolumeNotFound
-	case "InvalidInstanceID.NotFound":
+	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
 		sentinel = ErrInstanceNotFound
 	case "InvalidVolumeModification.NotFound":
 		sentinel = ErrNoModification
+	case "IdempotentParameterMismatch":
+		sentinel = ErrIdempotentMismatch
+	case "VolumeInUse":
+		sentinel = ErrVolumeInUse
+	case "IncorrectState", "IncorrectInstanceState":
+		sentinel = ErrIncorrectState
+	case "InvalidVolume.ZoneMismatch":
+		sentinel = ErrZoneMismatch
+	case "InvalidAttachment.NotFound":
+		sentinel = ErrNotAttached
+	case "InstanceLimitExceeded", "InsufficientInstanceCapacity":
+		sentinel = ErrCapacity
+	case "InvalidAMIID.Malformed", "InvalidAMIID.NotFound", "InvalidZone.NotFound", "MissingParameter":
+		sentinel = ErrInvalidSpec
 	case "InvalidParameterValue":
 		// EC2 has no distinct code for a size that is not larger; its
 		// message is the only signal.
+		sentinel = ErrInvalidSpec
 		if msg := apiErr.ErrorMessage(); strings.Contains(msg, "cannot be smaller") || strings.Contains(msg, "cannot be equal") {
 			sentinel = ErrSizeNotLarger
 		}

@@ -58,7 +58,11 @@ func TestIntegrationEC2VolumeExpansion(t *testing.T) {
 
 	inst, err := e.DescribeInstance(ctx, broker.InstanceID)
 	require.NoError(t, err)
-	assert.Equal(t, cloud.Instance{ID: broker.InstanceID, State: "running", PrivateIP: "127.0.0.1", AZ: "us-east-1b"}, inst)
+	assert.Equal(t, cloud.Instance{ID: broker.InstanceID, State: "running", PrivateIP: "127.0.0.1", AZ: "us-east-1b"},
+		cloud.Instance{ID: inst.ID, State: inst.State, PrivateIP: inst.PrivateIP, AZ: inst.AZ})
+	assert.Equal(t, "local-a", inst.Cluster)
+	assert.Equal(t, cloud.RoleBroker, inst.Role)
+	assert.Equal(t, broker.ID, inst.BrokerID)
 
 	vol, err := e.DescribeVolumeOf(ctx, broker.InstanceID)
 	require.NoError(t, err)
@@ -67,7 +71,10 @@ func TestIntegrationEC2VolumeExpansion(t *testing.T) {
 	assert.Equal(t, cloud.Volume{
 		ID: fleetVol.VolumeID, SizeGiB: 100, InstanceID: broker.InstanceID, Device: "/dev/xvdb",
 		AZ: "us-east-1b", Type: "gp3", State: "in-use",
-	}, vol)
+	}, cloud.Volume{ID: vol.ID, SizeGiB: vol.SizeGiB, InstanceID: vol.InstanceID, Device: vol.Device, AZ: vol.AZ, Type: vol.Type, State: vol.State})
+	assert.Equal(t, "attached", vol.AttachState)
+	assert.Equal(t, cloud.RoleKafkaData, vol.Role)
+	assert.Equal(t, broker.ID, vol.BrokerID)
 
 	_, _, err = e.VolumeModification(ctx, vol.ID)
 	require.ErrorIs(t, err, cloud.ErrNoModification)

@@ -1,6 +1,9 @@
 package localfleet
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // State is a broker's lifecycle state.
 type State string
@@ -49,6 +52,30 @@ const (
 	EventInstanceTerminated EventKind = "instance-terminated" // the broker's host was terminated
 	EventInstanceStarted    EventKind = "instance-started"    // the broker's host runs again (Kafka does not start by itself)
 
+	// Provisioning (ec2_lifecycle.go, ec2_volumes.go, provision.go). Who
+	// is the X-Kfleet-Who header, else the kfleet:requested-by tag, else
+	// "client-token:<ClientToken>". Broker is the kfleet:broker-id tag
+	// (0 without one).
+	EventInstanceLaunched EventKind = "instance-launched" // RunInstances launched it (Detail: type, zone, tags)
+	EventTagged           EventKind = "tagged"            // CreateTags changed an instance's or a volume's tags
+	EventVolumeCreated    EventKind = "volume-created"    // CreateVolume created it (Detail: zone, size, type)
+	EventVolumeAttached   EventKind = "volume-attached"   // AttachVolume (Detail: instance and device)
+	EventVolumeDetached   EventKind = "volume-detached"   // DetachVolume, or its instance was terminated
+	EventVolumeDeleted    EventKind = "volume-deleted"    // DeleteVolume, or DeleteOnTermination
+	// EventBrokerConfigured: kfleet-ConfigureBroker wrote the host's
+	// server.properties.
+	EventBrokerConfigured EventKind = "broker-configured"
+	// EventClusterCreated: the first broker of a cluster the fleet did not
+	// run started, so the fleet now runs it (Broker 0).
+	EventClusterCreated EventKind = "cluster-created"
+	// EventBrokerAdded: a broker id new to its cluster started on a
+	// provisioned host.
+	EventBrokerAdded EventKind = "broker-added"
+	// EventHostReplaced: a broker started on another host than its last
+	// one (Detail: both instances, and whether its data volume came with
+	// it or a blank one means a full catch-up, in bytes).
+	EventHostReplaced EventKind = "host-replaced"
+
 	// EventQuota: a client changed client quotas (AlterClientQuotas);
 	// cluster-wide, so Broker is 0. Detail: the entity and the changes,
 	// e.g. "user wabash-58799 producer_byte_rate=262144".
@@ -71,6 +98,9 @@ type Event struct {
 	// Detail says more where the kind alone does not (faults, limits,
 	// why a start failed).
 	Detail string `json:"detail,omitempty"`
+	// Instance and Volume name the EC2 resources of host events.
+	Instance string `json:"instance,omitempty"`
+	Volume   string `json:"volume,omitempty"`
 }
 
 // ViolationKind names an unsafe moment.
@@ -88,6 +118,10 @@ const (
 	// ViolationRecoveringRestarted: a broker was stopped or restarted
 	// while it was recovering its logs, which throws the recovery away.
 	ViolationRecoveringRestarted ViolationKind = "recovering-restarted"
+	// ViolationDuplicateInstance: one broker (the tags kfleet:cluster and
+	// kfleet:broker-id, kfleet:role=broker) had two instances pending or
+	// running at once; a crash mid-provisioning must never leave that.
+	ViolationDuplicateInstance ViolationKind = "duplicate-instance"
 )
 
 // Violation is one unsafe moment in a cluster.
@@ -114,26 +148,101 @@ func (c *cluster) violateLocked(kind ViolationKind, detail string) {
 	c.log.Warn().Str("violation", string(kind)).Msg(detail)
 }
 
-// Audit returns a copy of the cluster's audit, oldest first. It returns nil
-// for an unknown cluster.
+// Audit returns a copy of the cluster's audit, oldest first. For a
+// cluster the fleet does not run (yet) it is what was done to resources
+// tagged with its id; nil when nothing was.
 func (f *Fleet) Audit(cluster string) []Event {
-	c, err := f.cluster(cluster)
-	if err != nil {
-		return nil
+	c, pending := f.clusterOrPending(cluster)
+	if c == nil {
+		return pending.audit
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Event(nil), c.audit...)
 }
 
-// Violations returns a copy of the cluster's violations, oldest first. It
-// returns nil for an unknown cluster.
+// Violations returns a copy of the cluster's violations, oldest first. For
+// a cluster the fleet does not run (yet) they are its resources'
+// (duplicate-instance); nil when there are none.
 func (f *Fleet) Violations(cluster string) []Violation {
-	c, err := f.cluster(cluster)
-	if err != nil {
-		return nil
+	c, pending := f.clusterOrPending(cluster)
+	if c == nil {
+		return pending.violations
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Violation(nil), c.violations...)
+}
+
+// EC2Audit returns every host event of the fleet (launches, terminations,
+// volumes, instance states, configurations), oldest first, whatever their
+// cluster; Cluster is "" for resources tagged with none.
+func (f *Fleet) EC2Audit() []Event {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Clone(f.ec2Audit)
+}
+
+// records are what the fleet keeps for a cluster it does not run yet:
+// provisioning happens before a cluster's first broker starts.
+type records struct {
+	audit      []Event
+	violations []Violation
+}
+
+// clusterOrPending returns the cluster, or, when the fleet does not run
+// it, a copy of what is recorded for it meanwhile.
+func (f *Fleet) clusterOrPending(id string) (*cluster, records) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if c, ok := f.clusters[id]; ok {
+		return c, records{}
+	}
+	p := f.pending[id]
+	return nil, records{audit: slices.Clone(p.audit), violations: slices.Clone(p.violations)}
+}
+
+// record appends a host event to the fleet's EC2 audit and to its
+// cluster's audit, or keeps it for the cluster until the fleet runs it.
+// Never called under hosts.mu or a cluster's mu (it takes f.mu, then the
+// cluster's).
+func (f *Fleet) record(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	f.log.Info().Str("cluster", ev.Cluster).Int32("broker", ev.Broker).Str("event", string(ev.Kind)).
+		Str("who", ev.Who).Str("instance", ev.Instance).Str("volume", ev.Volume).Msg(ev.Detail)
+	f.mu.Lock()
+	f.ec2Audit = append(f.ec2Audit, ev)
+	f.mu.Unlock()
+	f.keep(ev.Cluster, func(r *records) { r.audit = append(r.audit, ev) })
+}
+
+// violate records a violation of a cluster, or keeps it for the cluster
+// until the fleet runs it. Same locking as record.
+func (f *Fleet) violate(cluster string, kind ViolationKind, detail string) {
+	v := Violation{Time: time.Now(), Cluster: cluster, Kind: kind, Detail: detail}
+	f.log.Warn().Str("cluster", cluster).Str("violation", string(kind)).Msg(detail)
+	f.keep(cluster, func(r *records) { r.violations = append(r.violations, v) })
+}
+
+// keep applies add to the records of the cluster the fleet runs, or to
+// those it keeps for a cluster it does not run yet (clusterFor hands them
+// over under f.mu, so nothing is lost between the two).
+func (f *Fleet) keep(cluster string, add func(*records)) {
+	f.mu.Lock()
+	c, ok := f.clusters[cluster]
+	if !ok {
+		p := f.pending[cluster]
+		add(&p)
+		f.pending[cluster] = p
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := records{audit: c.audit, violations: c.violations}
+	add(&r)
+	c.audit, c.violations = r.audit, r.violations
 }

@@ -1,12 +1,12 @@
 package localfleet
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/kfleet/kfleet/internal/cloud"
 )
 
 // proxyHost is where every broker proxy listens and what it advertises.
@@ -31,10 +33,8 @@ const kfakeCallTimeout = 10 * time.Second
 // broker is one simulated broker: a proxy port, a ZooKeeper session while
 // running, and a lifecycle state.
 type broker struct {
-	id         int32
-	instanceID string
-	rack       string // broker.rack; "" when the cluster has no racks
-	proxy      *proxy // fixed for the broker's life; opened and closed per run
+	id    int32
+	proxy *proxy // fixed for the broker's life; opened and closed per run
 
 	// opMu serializes lifecycle transitions of this broker, so that
 	// concurrent stop/start requests are applied one after the other and
@@ -42,11 +42,15 @@ type broker struct {
 	opMu sync.Mutex
 
 	// Guarded by cluster.mu.
-	state   State
-	version string
-	ibp     string   // inter.broker.protocol.version; "" until a start sets it
-	gen     uint64   // bumped on every transition; stale catch-ups compare it
-	zk      *zk.Conn // the broker's own session while registered
+	// instanceID is the host Kafka runs on; a replacement host takes it
+	// over (provision.go).
+	instanceID string
+	rack       string // broker.rack; "" when the cluster has no racks
+	state      State
+	version    string
+	ibp        string   // inter.broker.protocol.version; "" until a start sets it
+	gen        uint64   // bumped on every transition; stale catch-ups compare it
+	zk         *zk.Conn // the broker's own session while registered
 	// behindBytes is what was written to its partitions while it was out
 	// of their ISR; its catch-up takes longer the more it missed.
 	behindBytes int64
@@ -84,48 +88,66 @@ type cluster struct {
 	// ctrlMu serializes writes of /controller.
 	ctrlMu sync.Mutex
 
-	mu         sync.Mutex
-	brokers    []*broker // index = id-1
-	controller int32     // -1 when no broker runs
+	mu sync.Mutex
+	// brokers are in id order. Provisioning adds brokers (provision.go),
+	// so the slice is replaced, never changed in place: a copy taken under
+	// mu can be walked without it.
+	brokers    []*broker
+	controller int32 // -1 when no broker runs
 	topics     map[string]*topicModel
 	// plans are topics being created whose model does not exist yet, with
 	// the replication they were asked for (topicPlan).
 	plans map[string]*topicPlan
 	// placement is the broker order replica assignment walks (racks
-	// alternate); immutable after start.
+	// alternate); it changes when a broker is added.
 	placement  []int32
 	audit      []Event
 	violations []Violation
 	closed     bool
 }
 
-// instanceID derives a stable, AWS-shaped EC2 instance id for a broker, so
-// that the same fleet configuration always yields the same ids.
-func instanceID(cluster string, broker int32) string {
-	sum := sha256.Sum256([]byte(cluster + "/" + strconv.Itoa(int(broker))))
-	return "i-" + hex.EncodeToString(sum[:])[:17]
-}
-
-// rackPtr is the broker's rack as Kafka responses carry it: nil without one.
+// rackPtr is the broker's rack as Kafka responses carry it: nil without
+// one. A copy: the rack changes when the broker moves to a host in
+// another zone. c.mu must be held.
 func (b *broker) rackPtr() *string {
 	if b.rack == "" {
 		return nil
 	}
-	return &b.rack
+	r := b.rack
+	return &r
 }
 
+// brokerByID is broker id, nil when the cluster has none. c.mu must be
+// held.
 func (c *cluster) brokerByID(id int32) *broker {
-	if id < 1 || int(id) > len(c.brokers) {
+	i, ok := slices.BinarySearchFunc(c.brokers, id, func(b *broker, id int32) int { return cmp.Compare(b.id, id) })
+	if !ok {
 		return nil
 	}
-	return c.brokers[id-1]
+	return c.brokers[i]
 }
 
 func (c *cluster) broker(id int32) (*broker, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if b := c.brokerByID(id); b != nil {
 		return b, nil
 	}
 	return nil, fmt.Errorf("localfleet: cluster %q: broker %d: %w", c.id, id, ErrUnknownBroker)
+}
+
+// brokerList is the cluster's brokers now, in id order.
+func (c *cluster) brokerList() []*broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.brokers
+}
+
+// hostOf is the instance broker b runs on.
+func (c *cluster) hostOf(b *broker) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return b.instanceID
 }
 
 // startCluster brings up kfake, seeds topics, registers every broker in
@@ -139,7 +161,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		log:        opts.Logger.With().Str("cluster", cfg.ID).Logger(),
 		zkConnect:  opts.ZooKeeper,
 		zkServers:  strings.Split(opts.ZooKeeper, ","),
-		zkRoot:     "/kfleet/" + cfg.ID,
+		zkRoot:     cloud.ZooKeeperChroot(cfg.ID),
 		hosts:      opts.hosts,
 		life:       life,
 		wg:         wg,
@@ -154,16 +176,12 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 	}()
 
 	for i := range cfg.Brokers {
-		b := &broker{id: int32(i + 1), instanceID: instanceID(cfg.ID, int32(i+1)), rack: cfg.rackOf(i + 1), state: StateStopped}
 		port := 0
 		if len(cfg.BrokerPorts) > 0 {
 			port = cfg.BrokerPorts[i]
 		}
-		b.proxy = newProxy(c, b.id, port)
-		b.rt = newRuntime(cfg, time.Now())
-		c.brokers = append(c.brokers, b)
+		c.brokers = append(c.brokers, c.newBroker(int32(i+1), instanceID(cfg.ID, int32(i+1)), cfg.rackOf(i+1), port))
 	}
-
 	c.placement = rackAlternated(c.brokers)
 
 	// One kfake node serves every broker proxy (doc.go): a client's SASL
@@ -174,7 +192,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		kfake.WithLogger(kfakeLogger{c.log.With().Str("component", "kfake").Logger()}),
 		kfake.BrokerConfigs(map[string]string{
 			"min.insync.replicas":        strconv.Itoa(cfg.MinInsyncReplicas),
-			"default.replication.factor": strconv.Itoa(min(defaultReplicationFactor, cfg.Brokers)),
+			"default.replication.factor": strconv.Itoa(defaultRF(cfg.Brokers)),
 		}),
 	}
 	kclOpts := []kgo.Opt{}
@@ -211,7 +229,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 	if err := c.prepareZooKeeper(); err != nil {
 		return nil, err
 	}
-	for _, b := range c.brokers {
+	for _, b := range c.brokerList() {
 		if err := b.proxy.open(); err != nil {
 			return nil, err
 		}
@@ -237,6 +255,25 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 	}
 	c.log.Info().Int("brokers", cfg.Brokers).Strs("bootstrap", c.bootstrap()).Msg("cluster started")
 	return c, nil
+}
+
+// newBroker is a stopped broker on instanceID, listening on port once it
+// starts (0: a free port, kept across restarts).
+func (c *cluster) newBroker(id int32, instanceID, rack string, port int) *broker {
+	b := &broker{id: id, instanceID: instanceID, rack: rack, state: StateStopped}
+	b.proxy = newProxy(c, id, port)
+	b.rt = newRuntime(c.cfg, time.Now())
+	return b
+}
+
+// defaultRF is default.replication.factor for a cluster of n brokers: 3,
+// capped at the broker count of a configured cluster. A cluster that
+// starts with no broker (provisioned, provision.go) grows to 3 or more.
+func defaultRF(n int) int {
+	if n == 0 {
+		return defaultReplicationFactor
+	}
+	return min(defaultReplicationFactor, n)
 }
 
 // seedTopics creates the configured topics in kfake unless they exist
@@ -280,8 +317,9 @@ func (c *cluster) refresh(ctx context.Context) error {
 }
 
 func (c *cluster) bootstrap() []string {
-	out := make([]string, 0, len(c.brokers))
-	for _, b := range c.brokers {
+	brokers := c.brokerList()
+	out := make([]string, 0, len(brokers))
+	for _, b := range brokers {
 		out = append(out, b.proxy.addr())
 	}
 	return out
@@ -291,7 +329,7 @@ func (c *cluster) bootstrap() []string {
 // registrations vanish), the kfake client and kfake. Lifecycle operations
 // in flight finish first (each broker's opMu is taken).
 func (c *cluster) close() {
-	for _, b := range c.brokers {
+	for _, b := range c.brokerList() {
 		b.opMu.Lock()
 		b.proxy.close()
 		c.mu.Lock()

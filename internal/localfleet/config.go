@@ -15,6 +15,9 @@ import (
 // "use the default"; see DefaultConfig and the field comments.
 type Config struct {
 	Clusters []ClusterConfig `yaml:"clusters" json:"clusters"`
+	// EC2 is what the fleet's EC2 accepts for provisioning and how long
+	// its instances and volumes take to change state (ec2config.go).
+	EC2 EC2Config `yaml:"ec2,omitempty" json:"ec2,omitempty"`
 }
 
 // ClusterConfig describes one simulated Kafka cluster.
@@ -119,8 +122,10 @@ const (
 )
 
 var (
-	clusterIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$`)
-	topicPattern     = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	clusterIDPattern    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$`)
+	topicPattern        = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	azPattern           = regexp.MustCompile(`^[a-z]{2}-[a-z]+-[0-9][a-z]$`)
+	instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 )
 
 // DefaultConfig is the fleet `make run` operates: "local-a", 3 brokers
@@ -157,7 +162,7 @@ func LoadConfig(path string) (Config, error) {
 // withDefaults returns a copy of c with every zero value replaced by its
 // default. It never mutates c's slices.
 func (c Config) withDefaults() Config {
-	out := Config{Clusters: make([]ClusterConfig, len(c.Clusters))}
+	out := Config{Clusters: make([]ClusterConfig, len(c.Clusters)), EC2: c.EC2.withDefaults()}
 	for i, cl := range c.Clusters {
 		if cl.Brokers == 0 {
 			cl.Brokers = defaultBrokers
@@ -183,18 +188,7 @@ func (c Config) withDefaults() Config {
 			}
 		}
 		cl.BrokerPorts = append([]int(nil), cl.BrokerPorts...)
-		if cl.Timing.ControlledShutdown == 0 {
-			cl.Timing.ControlledShutdown = defaultControlledShutdown
-		}
-		if cl.Timing.Startup == 0 {
-			cl.Timing.Startup = defaultStartup
-		}
-		if cl.Timing.CatchUp == 0 {
-			cl.Timing.CatchUp = defaultCatchUp
-		}
-		if cl.Timing.CatchUpBytesPerSec == 0 {
-			cl.Timing.CatchUpBytesPerSec = defaultCatchUpBytesPerSec
-		}
+		cl.Timing = cl.Timing.withDefaults()
 		if cl.SegmentsPerBroker == 0 {
 			cl.SegmentsPerBroker = defaultSegmentsPerBroker
 		}
@@ -291,6 +285,9 @@ func (c Config) Validate() error {
 		if cl.SegmentsPerBroker < 0 {
 			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)
 		}
+	}
+	if err := c.EC2.validate(c.Clusters); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -85,3 +85,39 @@ clusters:
 		})
 	}
 }
+
+func TestEC2Config(t *testing.T) {
+	cfg := DefaultConfig()
+	assert.Equal(t, []string{"us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"}, cfg.EC2.AvailabilityZones)
+	assert.Contains(t, cfg.EC2.InstanceTypes, "m5.xlarge")
+	assert.Equal(t, EC2Timing{Pending: time.Second, Stopping: 500 * time.Millisecond, ShuttingDown: 500 * time.Millisecond,
+		VolumeCreating: 500 * time.Millisecond, Attaching: 200 * time.Millisecond, Detaching: 200 * time.Millisecond}, cfg.EC2.Timing)
+	assert.Equal(t, cfg.Clusters[0].Timing, cfg.EC2.ClusterTiming, "provisioned clusters time as configured ones by default")
+
+	tests := []struct {
+		name, yaml, wantErr string
+	}{
+		{"zones and types", "clusters: [{id: a, racks: 2}]\nec2: {availabilityZones: [us-east-1a, us-east-1b], instanceTypes: [m5.large], timing: {pending: 2s}}", ""},
+		{"a rack outside the zones", "clusters: [{id: a, racks: 3}]\nec2: {availabilityZones: [us-east-1a, us-east-1b]}", "rack us-east-1c is not one of"},
+		{"a bad zone", "clusters: [{id: a}]\nec2: {availabilityZones: [mars-1a]}", "not a zone name"},
+		{"a zone twice", "clusters: [{id: a}]\nec2: {availabilityZones: [us-east-1a, us-east-1a]}", "listed twice"},
+		{"a bad type", "clusters: [{id: a}]\nec2: {instanceTypes: [huge]}", "not an instance type"},
+		{"negative timing", "clusters: [{id: a}]\nec2: {timing: {attaching: -1s}}", "ec2.timing durations"},
+		{"unknown field", "clusters: [{id: a}]\nec2: {zones: [us-east-1a]}", "field zones not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fleet.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o644))
+			cfg, err := LoadConfig(path)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m5.large"}, cfg.EC2.InstanceTypes)
+			assert.Equal(t, 2*time.Second, cfg.EC2.Timing.Pending)
+			assert.Equal(t, defaultAttaching, cfg.EC2.Timing.Attaching)
+		})
+	}
+}

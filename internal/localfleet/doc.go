@@ -37,17 +37,26 @@
 //     GetCommandInvocation, ListCommands with its filters and NextToken)
 //     is served over HTTP (JSON 1.1), so the real aws-sdk-go-v2 code path
 //     runs against the fleet.
-//   - AWS EC2: each broker runs on an instance with one data volume
-//     (DescribeInstances, DescribeVolumes, ModifyVolume,
-//     DescribeVolumesModifications); instances can be stopped, started
-//     and terminated (instance faults), with what depends on the host
-//     following: the process, SSM, the exporters.
+//   - AWS EC2 (query protocol, AWS's error codes, so aws-sdk-go-v2 and the
+//     AWS CLI both work): each configured broker runs on an instance with
+//     one data volume; instances and volumes are independent resources
+//     (hosts.go) that RunInstances, Stop/Start/TerminateInstances,
+//     CreateTags, Create/Attach/Detach/DeleteVolume create and change
+//     with EC2's rules, ClientToken idempotency and timed intermediate
+//     states (ec2_lifecycle.go, ec2_volumes.go), besides the describes and
+//     ModifyVolume (ec2_describe.go). What depends on a host follows its
+//     state: the process, SSM, the exporters. A launched host configured
+//     by kfleet-ConfigureBroker and started by kfleet-StartBroker becomes
+//     a broker: of a new cluster, a new broker of a cluster, or the
+//     replacement of a broker whose host is gone, keeping its data when
+//     its volume comes with it (provision.go).
 //
 // Stopping and starting brokers (through SSM, the HTTP API or the Go API)
 // follows Kafka's controlled shutdown and restart semantics with simulated
-// durations (Timing). Each disturbance is recorded in a per-cluster audit,
-// and unsafe moments (two brokers down, a partition under
-// min.insync.replicas) are recorded as violations that tests assert on.
+// durations (Timing). Each disturbance is recorded in a per-cluster audit
+// (host events also in the fleet's EC2 audit), and unsafe moments (two
+// brokers down, a partition under min.insync.replicas, two live instances
+// for one broker) are recorded as violations that tests assert on.
 //
 // It is test and demo infrastructure: workflows/ and activities/ must never
 // import it.

@@ -1,8 +1,7 @@
 package localfleet
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -17,19 +16,17 @@ import (
 	"github.com/kfleet/kfleet/internal/cloud"
 )
 
-// The EC2 subset internal/cloud uses, served with EC2's query protocol:
-// POST / with a form (Action=...&Version=2016-11-15&...), XML answers in the
-// 2016-11-15 namespace. It describes the hosts model (hosts.go): one
-// instance per broker, one data volume per instance.
+// The EC2 subset kfleet uses, served with EC2's query protocol: POST / with
+// a form (Action=...&Version=2016-11-15&...), XML answers in the 2016-11-15
+// namespace, errors with AWS's codes, so the real aws-sdk-go-v2 client and
+// the AWS CLI both work against it. It serves the hosts model (hosts.go):
+// describes (ec2_describe.go), the lifecycle of instances
+// (ec2_lifecycle.go) and of volumes (ec2_volumes.go).
 
 const (
-	ec2Namespace  = "http://ec2.amazonaws.com/doc/2016-11-15/"
-	ec2OwnerID    = "000000000000"
-	ec2Device     = "/dev/xvdb" // the data volume's device; the root volume is not modeled
-	ec2VolumeType = "gp3"
-	ec2Iops       = 3000 // gp3 baseline
-	ec2Throughput = 125  // MiB/s, gp3 baseline
-	maxEC2Body    = 1 << 20
+	ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+	ec2OwnerID   = "000000000000"
+	maxEC2Body   = 1 << 20
 	// ec2Time is how EC2 renders timestamps (ISO 8601, milliseconds, UTC).
 	ec2Time = "2006-01-02T15:04:05.000Z"
 )
@@ -59,6 +56,11 @@ func (e *ec2Error) Error() string { return e.code + ": " + e.msg }
 func ec2Err(code, format string, args ...any) *ec2Error {
 	return &ec2Error{status: http.StatusBadRequest, code: code, msg: fmt.Sprintf(format, args...)}
 }
+
+// errDryRun is EC2's answer to a request with DryRun=true that would have
+// succeeded.
+var errDryRun = &ec2Error{status: http.StatusPreconditionFailed, code: "DryRunOperation",
+	msg: "Request would have succeeded, but DryRun flag is set."}
 
 type ec2Service struct{ f *Fleet }
 
@@ -103,6 +105,18 @@ func (e *ec2Envelope) setEnvelope(requestID string) {
 	e.Xmlns, e.RequestID = ec2Namespace, requestID
 }
 
+// ec2Return is the answer of actions that only say they succeeded
+// (CreateTags, DeleteVolume).
+type ec2Return struct {
+	XMLName xml.Name
+	ec2Envelope
+	Return bool `xml:"return"`
+}
+
+func returnTrue(action string) *ec2Return {
+	return &ec2Return{XMLName: xml.Name{Local: action + "Response"}, Return: true}
+}
+
 type ec2ErrorResponse struct {
 	XMLName   xml.Name       `xml:"Response"`
 	Errors    []ec2ErrorBody `xml:"Errors>Error"`
@@ -113,6 +127,17 @@ type ec2ErrorBody struct {
 	Code    string `xml:"Code"`
 	Message string `xml:"Message"`
 }
+
+// ec2Call is one request: its form and who sent it (the X-Kfleet-Who
+// header; "" when absent, and each action then names the caller from the
+// request itself: see callerOf).
+type ec2Call struct {
+	form url.Values
+	who  string
+}
+
+// dryRun reports whether the request only asks whether it would succeed.
+func (c ec2Call) dryRun() bool { return c.form.Get("DryRun") == "true" }
 
 func (s *ec2Service) serve(r *http.Request) (ec2Response, error) {
 	if err := checkAuthorization(r.Header.Get("Authorization")); err != nil {
@@ -130,25 +155,51 @@ func (s *ec2Service) serve(r *http.Request) (ec2Response, error) {
 	if err := r.ParseForm(); err != nil {
 		return nil, ec2Err("InvalidParameterValue", "cannot parse the request form: %v", err)
 	}
-	form := r.PostForm
-	who := r.Header.Get(WhoHeader)
-	if who == "" {
-		who = "ec2"
-	}
-	switch action := form.Get("Action"); action {
+	call := ec2Call{form: r.PostForm, who: r.Header.Get(WhoHeader)}
+	switch action := call.form.Get("Action"); action {
 	case "DescribeInstances":
-		return s.describeInstances(form)
+		return s.describeInstances(call.form)
 	case "DescribeVolumes":
-		return s.describeVolumes(form)
+		return s.describeVolumes(call.form)
 	case "ModifyVolume":
-		return s.modifyVolume(form, who)
+		return s.modifyVolume(call.form, cmp.Or(call.who, "ec2"))
 	case "DescribeVolumesModifications":
-		return s.describeVolumesModifications(form)
+		return s.describeVolumesModifications(call.form)
+	case "RunInstances":
+		return s.runInstances(call)
+	case "TerminateInstances", "StopInstances", "StartInstances":
+		return s.changeInstances(action, call)
+	case "CreateTags":
+		return s.createTags(call)
+	case "CreateVolume":
+		return s.createVolume(call)
+	case "AttachVolume":
+		return s.attachVolume(call)
+	case "DetachVolume":
+		return s.detachVolume(call)
+	case "DeleteVolume":
+		return s.deleteVolume(call)
 	case "":
 		return nil, ec2Err("MissingAction", "The request must contain the parameter Action")
 	default:
 		return nil, ec2Err("InvalidAction", "The action %s is not valid for this web service.", action)
 	}
+}
+
+// callerOf names who asked for a change, for the audit: the X-Kfleet-Who
+// header, else the kfleet:requested-by tag the request sets, else its
+// ClientToken (kfleet derives tokens from the workflow step), else "ec2".
+func callerOf(call ec2Call, tags []ec2Tag) string {
+	if call.who != "" {
+		return call.who
+	}
+	if v, ok := tagValue(tags, cloud.TagRequestedBy); ok && v != "" {
+		return v
+	}
+	if t := call.form.Get("ClientToken"); t != "" {
+		return "client-token:" + t
+	}
+	return "ec2"
 }
 
 // ---- request parsing ----
@@ -163,6 +214,84 @@ func listParam(form url.Values, name string) []string {
 		}
 		out = append(out, v[0])
 	}
+}
+
+// required returns a parameter, or EC2's MissingParameter.
+func required(form url.Values, name string) (string, error) {
+	v := form.Get(name)
+	if v == "" {
+		return "", ec2Err("MissingParameter", "The request must contain the parameter %s", name)
+	}
+	return v, nil
+}
+
+// intParam parses an optional integer parameter; def when absent.
+func intParam(form url.Values, name string, def int) (int, error) {
+	raw := form.Get(name)
+	if raw == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		return 0, ec2Err("InvalidParameterValue", "Invalid value '%s' for %s", raw, name)
+	}
+	return n, nil
+}
+
+// tagSpecs returns the tags a TagSpecification.N list asks for resources
+// of resourceType. Tags for the other types allowed (RunInstances may tag
+// the volumes it creates, which are not modeled) are ignored; unknown
+// types, reserved keys and too many tags are refused as EC2 does.
+func tagSpecs(form url.Values, resourceType string, allowed ...string) ([]ec2Tag, error) {
+	var out []ec2Tag
+	for i := 1; ; i++ {
+		prefix := "TagSpecification." + strconv.Itoa(i) + "."
+		typ := form.Get(prefix + "ResourceType")
+		if typ == "" {
+			if form.Has(prefix + "Tag.1.Key") {
+				return nil, ec2Err("InvalidParameterValue", "TagSpecification %d has no ResourceType", i)
+			}
+			return out, nil
+		}
+		if typ != resourceType && !slices.Contains(allowed, typ) {
+			return nil, ec2Err("InvalidParameterValue", "'%s' is not a valid taggable resource type for this operation.", typ)
+		}
+		tags, err := tagList(form, prefix+"Tag")
+		if err != nil {
+			return nil, err
+		}
+		if typ == resourceType {
+			out = setTags(out, tags)
+		}
+	}
+}
+
+// maxTags is EC2's limit of tags per resource.
+const maxTags = 50
+
+// tagList parses a Tag.N.Key / Tag.N.Value list under prefix.
+func tagList(form url.Values, prefix string) ([]ec2Tag, error) {
+	var out []ec2Tag
+	for j := 1; ; j++ {
+		p := prefix + "." + strconv.Itoa(j) + "."
+		if !form.Has(p + "Key") {
+			break
+		}
+		key := form.Get(p + "Key")
+		switch {
+		case key == "" || len(key) > 128:
+			return nil, ec2Err("InvalidParameterValue", "Tag key must be 1 to 128 characters, got %q", key)
+		case strings.HasPrefix(strings.ToLower(key), "aws:"):
+			return nil, ec2Err("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+		case len(form.Get(p+"Value")) > 256:
+			return nil, ec2Err("InvalidParameterValue", "Tag value of key %q exceeds 256 characters", key)
+		}
+		out = setTags(out, []ec2Tag{{Key: key, Value: form.Get(p + "Value")}})
+	}
+	if len(out) > maxTags {
+		return nil, ec2Err("TagLimitExceeded", "The maximum number of Tags for a resource has been reached (%d).", maxTags)
+	}
+	return out, nil
 }
 
 // ec2Filter is one Filter.N: a name and the values any of which matches.
@@ -204,7 +333,7 @@ func matchAll(fs []ec2Filter, field func(name string) ([]string, bool)) (bool, e
 	return true, nil
 }
 
-// tagFilter answers tag:<key> and tag-key filters from tags.
+// tagFilter answers tag:<key>, tag-key and tag-value filters from tags.
 func tagFilter(tags []ec2Tag, name string) ([]string, bool) {
 	if key, ok := strings.CutPrefix(name, "tag:"); ok {
 		var vals []string
@@ -215,14 +344,22 @@ func tagFilter(tags []ec2Tag, name string) ([]string, bool) {
 		}
 		return vals, true
 	}
-	if name == "tag-key" {
-		var keys []string
+	switch name {
+	case "tag-key", "tag-value":
+		var out []string
 		for _, t := range tags {
-			keys = append(keys, t.Key)
+			out = append(out, cond(name == "tag-key", t.Key, t.Value))
 		}
-		return keys, true
+		return out, true
 	}
 	return nil, false
+}
+
+func cond[T any](ok bool, a, b T) T {
+	if ok {
+		return a
+	}
+	return b
 }
 
 // ---- shapes ----
@@ -232,35 +369,7 @@ type ec2Tag struct {
 	Value string `xml:"value"`
 }
 
-// hostTags are the tags every broker instance and its volume carry, so that
-// product code can find them by cluster and broker.
-func hostTags(v hostView) []ec2Tag {
-	return []ec2Tag{
-		{Key: "Name", Value: fmt.Sprintf("%s-broker-%d", v.cluster, v.broker)},
-		{Key: cloud.TagCluster, Value: v.cluster},
-		{Key: cloud.TagBrokerID, Value: strconv.Itoa(int(v.broker))},
-	}
-}
-
-func volumeTags(v hostView) []ec2Tag {
-	return append(hostTags(v), ec2Tag{Key: cloud.TagRole, Value: cloud.RoleKafkaData})
-}
-
 func ec2Timestamp(t time.Time) string { return t.UTC().Format(ec2Time) }
-
-// ---- DescribeInstances ----
-
-type describeInstancesResponse struct {
-	XMLName xml.Name `xml:"DescribeInstancesResponse"`
-	ec2Envelope
-	Reservations []ec2Reservation `xml:"reservationSet>item"`
-}
-
-type ec2Reservation struct {
-	ReservationID string        `xml:"reservationId"`
-	OwnerID       string        `xml:"ownerId"`
-	Instances     []ec2Instance `xml:"instancesSet>item"`
-}
 
 type ec2Instance struct {
 	InstanceID     string               `xml:"instanceId"`
@@ -273,6 +382,7 @@ type ec2Instance struct {
 	PrivateIP      string               `xml:"privateIpAddress,omitempty"`
 	Architecture   string               `xml:"architecture"`
 	RootDeviceType string               `xml:"rootDeviceType"`
+	ClientToken    string               `xml:"clientToken,omitempty"`
 	BlockDevices   []ec2BlockDeviceItem `xml:"blockDeviceMapping>item"`
 	Tags           []ec2Tag             `xml:"tagSet>item"`
 }
@@ -302,103 +412,35 @@ type ec2InstanceEBS struct {
 // ec2StateCodes are EC2's instance state codes.
 var ec2StateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-func instanceFilter(v hostView, tags []ec2Tag) func(string) ([]string, bool) {
-	return func(name string) ([]string, bool) {
-		switch name {
-		case "instance-id":
-			return []string{v.instanceID}, true
-		case "availability-zone":
-			return []string{v.az}, true
-		case "instance-state-name":
-			return []string{v.state}, true
-		// A terminated instance has neither an address nor volumes.
-		case "private-ip-address":
-			if v.attached() {
-				return []string{v.privateIP}, true
-			}
-			return nil, true
-		case "block-device-mapping.volume-id":
-			if v.attached() {
-				return []string{v.volumeID}, true
-			}
-			return nil, true
-		}
-		return tagFilter(tags, name)
-	}
+func ec2State(name string) ec2InstanceState {
+	return ec2InstanceState{Code: ec2StateCodes[name], Name: name}
 }
 
-func (s *ec2Service) describeInstances(form url.Values) (ec2Response, error) {
-	hs, err := s.pick(listParam(form, "InstanceId"), func(id string) error {
-		return ec2Err("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
-	}, func(v hostView) string { return v.instanceID })
-	if err != nil {
-		return nil, err
+// instanceXML renders an instance as DescribeInstances and RunInstances
+// do. A terminated instance has neither an address nor volumes.
+func instanceXML(v instanceView) ec2Instance {
+	in := ec2Instance{
+		InstanceID:     v.id,
+		ImageID:        v.imageID,
+		State:          ec2State(v.state),
+		InstanceType:   v.itype,
+		LaunchTime:     ec2Timestamp(v.launched),
+		Placement:      ec2Placement{AvailabilityZone: v.az, Tenancy: "default"},
+		Architecture:   "x86_64",
+		RootDeviceType: "ebs",
+		ClientToken:    v.clientToken,
+		Tags:           v.tags,
 	}
-	fs := filters(form)
-	out := &describeInstancesResponse{}
-	for _, v := range hs {
-		tags := hostTags(v)
-		ok, err := matchAll(fs, instanceFilter(v, tags))
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		sum := sha256.Sum256([]byte("reservation/" + v.instanceID))
-		in := ec2Instance{
-			InstanceID:     v.instanceID,
-			ImageID:        "ami-00000000000000000",
-			State:          ec2InstanceState{Code: ec2StateCodes[v.state], Name: v.state},
-			InstanceType:   "m5.xlarge",
-			LaunchTime:     ec2Timestamp(v.launched),
-			Placement:      ec2Placement{AvailabilityZone: v.az, Tenancy: "default"},
-			Architecture:   "x86_64",
-			RootDeviceType: "ebs",
-			Tags:           tags,
-		}
-		// A terminated instance is still described (for about an hour on
-		// AWS; here for good), without its network interface or volumes.
-		if v.attached() {
-			in.PrivateDNSName = "ip-" + strings.ReplaceAll(v.privateIP, ".", "-") + ".ec2.internal"
-			in.PrivateIP = v.privateIP
-			in.BlockDevices = []ec2BlockDeviceItem{{DeviceName: ec2Device, EBS: ec2InstanceEBS{
-				VolumeID: v.volumeID, Status: "attached", AttachTime: ec2Timestamp(v.volumeCreated),
-			}}}
-		}
-		out.Reservations = append(out.Reservations, ec2Reservation{
-			ReservationID: "r-" + hex.EncodeToString(sum[:])[:17],
-			OwnerID:       ec2OwnerID,
-			Instances:     []ec2Instance{in},
-		})
+	if v.state != InstanceTerminated {
+		in.PrivateDNSName = "ip-" + strings.ReplaceAll(v.privateIP, ".", "-") + ".ec2.internal"
+		in.PrivateIP = v.privateIP
 	}
-	return out, nil
-}
-
-// pick returns the hosts named by ids (key extracts a host's id), or all
-// hosts when ids is empty; an unknown id fails with notFound, as EC2 does.
-func (s *ec2Service) pick(ids []string, notFound func(id string) error, key func(hostView) string) ([]hostView, error) {
-	all := s.f.hosts.all()
-	if len(ids) == 0 {
-		return all, nil
+	for _, a := range v.attachments {
+		in.BlockDevices = append(in.BlockDevices, ec2BlockDeviceItem{DeviceName: a.device, EBS: ec2InstanceEBS{
+			VolumeID: a.volumeID, Status: a.state, AttachTime: ec2Timestamp(a.at), DeleteOnTermination: a.deleteOnTermination,
+		}})
 	}
-	var out []hostView
-	for _, id := range ids {
-		i := slices.IndexFunc(all, func(v hostView) bool { return key(v) == id })
-		if i < 0 {
-			return nil, notFound(id)
-		}
-		out = append(out, all[i])
-	}
-	return out, nil
-}
-
-// ---- DescribeVolumes ----
-
-type describeVolumesResponse struct {
-	XMLName xml.Name `xml:"DescribeVolumesResponse"`
-	ec2Envelope
-	Volumes []ec2Volume `xml:"volumeSet>item"`
+	return in
 }
 
 type ec2Volume struct {
@@ -413,6 +455,7 @@ type ec2Volume struct {
 	Iops             int             `xml:"iops"`
 	Throughput       int             `xml:"throughput"`
 	Encrypted        bool            `xml:"encrypted"`
+	MultiAttach      bool            `xml:"multiAttachEnabled"`
 	Tags             []ec2Tag        `xml:"tagSet>item"`
 }
 
@@ -425,230 +468,26 @@ type ec2Attachment struct {
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
 }
 
-// volumeStatus is the data volume's EC2 state: in use while attached,
-// available once its instance is terminated.
-func volumeStatus(v hostView) string {
-	if v.attached() {
-		return "in-use"
-	}
-	return "available"
+func attachmentXML(a attachmentView) ec2Attachment {
+	return ec2Attachment{VolumeID: a.volumeID, InstanceID: a.instanceID, Device: a.device, Status: a.state,
+		AttachTime: ec2Timestamp(a.at), DeleteOnTermination: a.deleteOnTermination}
 }
 
-func volumeFilter(v hostView, tags []ec2Tag) func(string) ([]string, bool) {
-	// A detached volume has no attachment to match.
-	attachment := func(value string) []string {
-		if !v.attached() {
-			return nil
-		}
-		return []string{value}
+// volumeXML renders a volume as DescribeVolumes and CreateVolume do.
+func volumeXML(v volumeView) ec2Volume {
+	out := ec2Volume{
+		VolumeID:         v.id,
+		Size:             v.sizeGiB,
+		AvailabilityZone: v.az,
+		Status:           v.state,
+		CreateTime:       ec2Timestamp(v.created),
+		VolumeType:       v.volType,
+		Iops:             v.iops,
+		Throughput:       v.tput,
+		Tags:             v.tags,
 	}
-	return func(name string) ([]string, bool) {
-		switch name {
-		case "volume-id":
-			return []string{v.volumeID}, true
-		case "attachment.instance-id":
-			return attachment(v.instanceID), true
-		case "attachment.device":
-			return attachment(ec2Device), true
-		case "attachment.status":
-			return attachment("attached"), true
-		case "availability-zone":
-			return []string{v.az}, true
-		case "status":
-			return []string{volumeStatus(v)}, true
-		case "size":
-			return []string{strconv.Itoa(int(v.sizeGiB))}, true
-		case "volume-type":
-			return []string{ec2VolumeType}, true
-		}
-		return tagFilter(tags, name)
-	}
-}
-
-func volumeNotFound(id string) error {
-	return ec2Err("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
-}
-
-func volumeKey(v hostView) string { return v.volumeID }
-
-func (s *ec2Service) describeVolumes(form url.Values) (ec2Response, error) {
-	hs, err := s.pick(listParam(form, "VolumeId"), volumeNotFound, volumeKey)
-	if err != nil {
-		return nil, err
-	}
-	fs := filters(form)
-	out := &describeVolumesResponse{}
-	for _, v := range hs {
-		tags := volumeTags(v)
-		ok, err := matchAll(fs, volumeFilter(v, tags))
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		vol := ec2Volume{
-			VolumeID:         v.volumeID,
-			Size:             v.sizeGiB,
-			AvailabilityZone: v.az,
-			Status:           volumeStatus(v),
-			CreateTime:       ec2Timestamp(v.volumeCreated),
-			VolumeType:       ec2VolumeType,
-			Iops:             ec2Iops,
-			Throughput:       ec2Throughput,
-			Tags:             tags,
-		}
-		if v.attached() {
-			vol.Attachments = []ec2Attachment{{
-				VolumeID: v.volumeID, InstanceID: v.instanceID, Device: ec2Device,
-				Status: "attached", AttachTime: ec2Timestamp(v.volumeCreated),
-			}}
-		}
-		out.Volumes = append(out.Volumes, vol)
-	}
-	return out, nil
-}
-
-// ---- ModifyVolume and DescribeVolumesModifications ----
-
-type ec2VolumeModification struct {
-	VolumeID           string `xml:"volumeId"`
-	ModificationState  string `xml:"modificationState"`
-	TargetSize         int32  `xml:"targetSize"`
-	TargetIops         int    `xml:"targetIops"`
-	TargetVolumeType   string `xml:"targetVolumeType"`
-	TargetThroughput   int    `xml:"targetThroughput"`
-	OriginalSize       int32  `xml:"originalSize"`
-	OriginalIops       int    `xml:"originalIops"`
-	OriginalVolumeType string `xml:"originalVolumeType"`
-	OriginalThroughput int    `xml:"originalThroughput"`
-	Progress           int64  `xml:"progress"`
-	StartTime          string `xml:"startTime"`
-	EndTime            string `xml:"endTime,omitempty"`
-}
-
-func modificationXML(volumeID string, m modificationStatus) ec2VolumeModification {
-	out := ec2VolumeModification{
-		VolumeID:          volumeID,
-		ModificationState: m.state,
-		TargetSize:        m.targetSize, TargetIops: ec2Iops, TargetVolumeType: ec2VolumeType, TargetThroughput: ec2Throughput,
-		OriginalSize: m.originalSize, OriginalIops: ec2Iops, OriginalVolumeType: ec2VolumeType, OriginalThroughput: ec2Throughput,
-		Progress:  m.progress,
-		StartTime: ec2Timestamp(m.start),
-	}
-	if !m.end.IsZero() {
-		out.EndTime = ec2Timestamp(m.end)
+	if v.att != nil {
+		out.Attachments = []ec2Attachment{attachmentXML(*v.att)}
 	}
 	return out
-}
-
-type modifyVolumeResponse struct {
-	XMLName xml.Name `xml:"ModifyVolumeResponse"`
-	ec2Envelope
-	Modification ec2VolumeModification `xml:"volumeModification"`
-}
-
-func (s *ec2Service) modifyVolume(form url.Values, who string) (ec2Response, error) {
-	id := form.Get("VolumeId")
-	if id == "" {
-		return nil, ec2Err("MissingParameter", "The request must contain the parameter VolumeId")
-	}
-	for _, p := range []string{"VolumeType", "Iops", "Throughput", "MultiAttachEnabled"} {
-		if form.Has(p) {
-			return nil, ec2Err("InvalidParameterValue", "The local fleet modifies only the Size of a volume, not %s.", p)
-		}
-	}
-	raw := form.Get("Size")
-	if raw == "" {
-		return nil, ec2Err("InvalidParameterValue", "Invalid input: Must specify at least one of size, type, iops, throughput or multi-attach.")
-	}
-	size, err := strconv.ParseInt(raw, 10, 32)
-	if err != nil || size < 1 {
-		return nil, ec2Err("InvalidParameterValue", "Value (%s) for parameter size is invalid.", raw)
-	}
-	if form.Get("DryRun") == "true" {
-		if _, err := s.f.hosts.volume(id); err != nil {
-			return nil, volumeNotFound(id)
-		}
-		return nil, &ec2Error{status: http.StatusPreconditionFailed, code: "DryRunOperation",
-			msg: "Request would have succeeded, but DryRun flag is set."}
-	}
-	v, m, err := s.f.modifyVolume(id, int32(size), who)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrUnknownVolume):
-		return nil, volumeNotFound(id)
-	case errors.Is(err, ErrVolumeShrink):
-		return nil, ec2Err("InvalidParameterValue", "New size cannot be smaller than existing size")
-	case errors.Is(err, ErrVolumeSameSize):
-		return nil, ec2Err("InvalidParameterValue", "New size cannot be equal to existing size")
-	case errors.Is(err, ErrVolumeTooLarge):
-		return nil, ec2Err("InvalidParameterValue", "Volume of %dGiB is too large for volume type %s; maximum is %dGiB.",
-			size, ec2VolumeType, maxVolumeSizeGiB)
-	case errors.Is(err, ErrModificationInProgress):
-		last, _ := s.lastModification(id)
-		return nil, ec2Err("IncorrectModificationState", "Volume %s cannot be modified in modification state %s",
-			id, strings.ToUpper(last.state))
-	case errors.Is(err, ErrModificationRate):
-		return nil, ec2Err("VolumeModificationRateExceeded",
-			"You've reached the maximum modification rate per volume limit. Wait at least 6 hours between modifications per EBS volume.")
-	default:
-		return nil, err
-	}
-	return &modifyVolumeResponse{Modification: modificationXML(v.volumeID, m)}, nil
-}
-
-func (s *ec2Service) lastModification(volumeID string) (modificationStatus, bool) {
-	v, err := s.f.hosts.volume(volumeID)
-	if err != nil {
-		return modificationStatus{}, false
-	}
-	return v.lastMod, v.modified
-}
-
-type describeVolumesModificationsResponse struct {
-	XMLName xml.Name `xml:"DescribeVolumesModificationsResponse"`
-	ec2Envelope
-	Modifications []ec2VolumeModification `xml:"volumeModificationSet>item"`
-}
-
-// describeVolumesModifications reports each volume's latest modification.
-// A volume named by id that was never modified is an error, as on EC2.
-func (s *ec2Service) describeVolumesModifications(form url.Values) (ec2Response, error) {
-	ids := listParam(form, "VolumeId")
-	hs, err := s.pick(ids, volumeNotFound, volumeKey)
-	if err != nil {
-		return nil, err
-	}
-	fs := filters(form)
-	out := &describeVolumesModificationsResponse{}
-	for _, v := range hs {
-		if !v.modified {
-			if len(ids) > 0 {
-				return nil, ec2Err("InvalidVolumeModification.NotFound", "Modification for volume '%s' does not exist.", v.volumeID)
-			}
-			continue
-		}
-		m := v.lastMod
-		ok, err := matchAll(fs, func(name string) ([]string, bool) {
-			switch name {
-			case "volume-id":
-				return []string{v.volumeID}, true
-			case "modification-state":
-				return []string{m.state}, true
-			case "target-size":
-				return []string{strconv.Itoa(int(m.targetSize))}, true
-			case "original-size":
-				return []string{strconv.Itoa(int(m.originalSize))}, true
-			}
-			return nil, false
-		})
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out.Modifications = append(out.Modifications, modificationXML(v.volumeID, m))
-		}
-	}
-	return out, nil
 }

@@ -238,7 +238,7 @@ func TestIntegrationEC2Describe(t *testing.T) {
 			status int
 			code   string
 		}{
-			{"unknown action", url.Values{"Action": {"RunInstances"}, "Version": {"2016-11-15"}}, true, http.StatusBadRequest, "InvalidAction"},
+			{"unknown action", url.Values{"Action": {"RebootInstances"}, "Version": {"2016-11-15"}}, true, http.StatusBadRequest, "InvalidAction"},
 			{"unsigned", url.Values{"Action": {"DescribeVolumes"}, "Version": {"2016-11-15"}}, false, http.StatusForbidden, "MissingAuthenticationToken"},
 		}
 		for _, tt := range tests {

@@ -52,18 +52,30 @@ type Options struct {
 	// any broker serves, so each broker reports its volume, its host's
 	// state and quotas from the start.
 	hosts *hosts
+	// config is the fleet's configuration, defaults applied.
+	config Config
 }
 
 // Fleet is a running local fleet.
 type Fleet struct {
-	log      zerolog.Logger
-	clusters map[string]*cluster
-	order    []string // cluster ids in configuration order
-	ssm      *ssmService
-	hosts    *hosts // instances and data volumes (hosts.go)
+	log   zerolog.Logger
+	opts  Options   // what clusters created later start with (provision.go)
+	ec2   EC2Config // defaults applied
+	ssm   *ssmService
+	hosts *hosts // instances and volumes (hosts.go)
 
-	// instances maps an instance id to its broker; immutable after Start.
-	instances map[string]instanceRef
+	// mu guards the clusters (provisioning adds some while the fleet
+	// runs) and the records kept for clusters it does not run yet. Lock
+	// order: mu, then a cluster's mu, then hosts.mu.
+	mu       sync.RWMutex
+	clusters map[string]*cluster
+	order    []string // cluster ids: the configuration's, then in creation order
+	pending  map[string]records
+	ec2Audit []Event
+	// provMu serializes what makes a host a broker (configuring a host,
+	// starting Kafka on a host it did not run on, creating a cluster), so
+	// two hosts never become the same broker at once.
+	provMu sync.Mutex
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -75,6 +87,7 @@ type Fleet struct {
 	closeErr  error
 }
 
+// instanceRef names a broker: the one an instance is configured for.
 type instanceRef struct {
 	cluster string
 	broker  int32
@@ -84,51 +97,32 @@ type instanceRef struct {
 // opts and serves the HTTP endpoints. Close must be called to release
 // ports, sessions and goroutines.
 func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("localfleet: invalid config: %w", err)
-	}
 	if opts.ZooKeeper == "" {
 		return nil, errors.New("localfleet: Options.ZooKeeper is required")
 	}
-	if opts.HTTPAddr == "" {
-		opts.HTTPAddr = "127.0.0.1:0"
+	f, err := newFleet(cfg, opts)
+	if err != nil {
+		return nil, err
 	}
-	life, stopLife := context.WithCancel(context.Background())
-	f := &Fleet{
-		log:       opts.Logger.With().Str("component", "localfleet").Logger(),
-		clusters:  map[string]*cluster{},
-		instances: map[string]instanceRef{},
-		life:      life,
-		stopLife:  stopLife,
-	}
-	opts.Logger = f.log
-	f.ssm = newSSMService(f)
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	f.hosts = newHosts(cfg, opts.Now)
-	opts.hosts = f.hosts
 	defer func() {
 		if err != nil {
 			_ = f.Close()
 		}
 	}()
 
-	for _, cc := range cfg.Clusters {
-		c, err := startCluster(ctx, life, &f.wg, cc, opts)
+	for _, cc := range f.opts.config.Clusters {
+		c, err := startCluster(ctx, f.life, &f.wg, cc, f.opts)
 		if err != nil {
 			return nil, err
 		}
+		f.mu.Lock()
 		f.clusters[cc.ID] = c
 		f.order = append(f.order, cc.ID)
-		for _, b := range c.brokers {
-			f.instances[b.instanceID] = instanceRef{cluster: c.id, broker: b.id}
-		}
+		f.mu.Unlock()
 	}
 
-	if f.httpLn, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("localfleet: listen %s: %w", opts.HTTPAddr, err)
+	if f.httpLn, err = net.Listen("tcp", f.opts.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("localfleet: listen %s: %w", f.opts.HTTPAddr, err)
 	}
 	f.httpSrv = &http.Server{Handler: f.handler(), ReadHeaderTimeout: 10 * time.Second}
 	f.wg.Add(1)
@@ -138,7 +132,39 @@ func Start(ctx context.Context, cfg Config, opts Options) (_ *Fleet, err error) 
 			f.log.Error().Err(err).Msg("http server")
 		}
 	}()
-	f.log.Info().Str("http", f.baseURL()).Strs("clusters", f.order).Msg("local fleet started")
+	f.log.Info().Str("http", f.baseURL()).Int("clusters", len(f.opts.config.Clusters)).Msg("local fleet started")
+	return f, nil
+}
+
+// newFleet builds a fleet that runs no cluster and serves nothing yet:
+// its hosts model (the configuration's hosts included), SSM and records.
+func newFleet(cfg Config, opts Options) (*Fleet, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("localfleet: invalid config: %w", err)
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = "127.0.0.1:0"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	life, stopLife := context.WithCancel(context.Background())
+	f := &Fleet{
+		log:      opts.Logger.With().Str("component", "localfleet").Logger(),
+		ec2:      cfg.EC2,
+		clusters: map[string]*cluster{},
+		pending:  map[string]records{},
+		life:     life,
+		stopLife: stopLife,
+	}
+	opts.Logger = f.log
+	f.ssm = newSSMService(f)
+	f.hosts = newHosts(cfg, opts.Now)
+	f.hosts.setConfiguredZooKeeper(opts.ZooKeeper)
+	opts.hosts = f.hosts
+	opts.config = cfg
+	f.opts = opts
 	return f, nil
 }
 
@@ -156,8 +182,8 @@ func (f *Fleet) Close() error {
 			}
 			cancel()
 		}
-		for _, id := range f.order {
-			f.clusters[id].close()
+		for _, c := range f.clusterList() {
+			c.close()
 		}
 		f.wg.Wait()
 		f.closeErr = errors.Join(errs...)
@@ -167,10 +193,23 @@ func (f *Fleet) Close() error {
 }
 
 func (f *Fleet) cluster(id string) (*cluster, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	if c, ok := f.clusters[id]; ok {
 		return c, nil
 	}
 	return nil, fmt.Errorf("localfleet: cluster %q: %w", id, ErrUnknownCluster)
+}
+
+// clusterList is every cluster the fleet runs, in order.
+func (f *Fleet) clusterList() []*cluster {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]*cluster, 0, len(f.order))
+	for _, id := range f.order {
+		out = append(out, f.clusters[id])
+	}
+	return out
 }
 
 func (f *Fleet) broker(cluster string, id int32) (*cluster, *broker, error) {
@@ -211,7 +250,7 @@ func (f *Fleet) startBroker(ctx context.Context, cluster string, broker int32, w
 	if err != nil {
 		return err
 	}
-	return c.start(ctx, b, who, version, ibp)
+	return c.start(ctx, b, who, version, ibp, "")
 }
 
 // Status returns the cluster's brokers (state, Kafka version,
@@ -250,9 +289,13 @@ func (f *Fleet) Controller(cluster string) (int32, error) {
 // Endpoints says how to reach the fleet; it is JSON-serializable so that
 // `starter dev` can hand it to other processes.
 type Endpoints struct {
-	AWS      AWSEndpoint                 `json:"aws"`
-	API      string                      `json:"api"` // base URL of the fleet HTTP API
-	Clusters map[string]ClusterEndpoints `json:"clusters"`
+	AWS AWSEndpoint `json:"aws"`
+	API string      `json:"api"` // base URL of the fleet HTTP API
+	// ZooKeeper is the ensemble every cluster registers in, without
+	// chroot: what a provisioned broker's zookeeper.connect names, with
+	// its cluster's chroot /kfleet/<id>.
+	ZooKeeper string                      `json:"zookeeper"`
+	Clusters  map[string]ClusterEndpoints `json:"clusters"`
 }
 
 // AWSEndpoint is what an aws-sdk-go-v2 client needs to reach the fleet.
@@ -306,20 +349,22 @@ func (f *Fleet) Endpoints() Endpoints {
 			AccessKeyID:     AWSAccessKeyID,
 			SecretAccessKey: AWSSecretAccessKey,
 		},
-		API:      f.baseURL(),
-		Clusters: map[string]ClusterEndpoints{},
+		API:       f.baseURL(),
+		ZooKeeper: f.opts.ZooKeeper,
+		Clusters:  map[string]ClusterEndpoints{},
 	}
-	for _, id := range f.order {
-		c := f.clusters[id]
+	for _, c := range f.clusterList() {
 		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot, ACLs: c.cfg.ACLs}
 		if c.cfg.SASL.Enabled {
 			ce.SASL = &SASLEndpoint{Mechanism: c.cfg.SASL.Mechanism, Superuser: c.cfg.SASL.Superuser}
 		}
+		c.mu.Lock()
 		for _, b := range c.brokers {
 			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack,
-				MetricsURL: f.MetricsURL(id, b.id)})
+				MetricsURL: f.MetricsURL(c.id, b.id)})
 		}
-		e.Clusters[id] = ce
+		c.mu.Unlock()
+		e.Clusters[c.id] = ce
 	}
 	return e
 }

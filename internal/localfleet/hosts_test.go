@@ -228,9 +228,9 @@ func TestProduceQuotas(t *testing.T) {
 	_, want1, _ := h.usage(inst1)
 	for _, st := range steps {
 		st.act(t)
-		v1, err := h.instance(inst1)
+		v1, err := h.dataVolumeOf(inst1)
 		require.NoError(t, err)
-		v2, err := h.instance(inst2)
+		v2, err := h.dataVolumeOf(inst2)
 		require.NoError(t, err)
 		assert.Equal(t, st.growth1, v1.growth, st.name)
 		assert.Equal(t, st.produce, v1.produce, st.name)

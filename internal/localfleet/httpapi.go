@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -23,12 +24,17 @@ func (f *Fleet) handler() http.Handler {
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, f.Endpoints())
 	})
-	mux.HandleFunc("GET /v1/clusters/{id}/audit", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+	// A cluster's audit and violations are served before the fleet runs
+	// it, once its resources are provisioned (provision.go).
+	mux.HandleFunc("GET /v1/clusters/{id}/audit", f.withRecords(func(w http.ResponseWriter, id string) {
 		writeJSON(w, http.StatusOK, nonNil(f.Audit(id)))
 	}))
-	mux.HandleFunc("GET /v1/clusters/{id}/violations", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+	mux.HandleFunc("GET /v1/clusters/{id}/violations", f.withRecords(func(w http.ResponseWriter, id string) {
 		writeJSON(w, http.StatusOK, nonNil(f.Violations(id)))
 	}))
+	mux.HandleFunc("GET /v1/ec2/audit", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(f.EC2Audit()))
+	})
 	mux.HandleFunc("GET /v1/clusters/{id}/brokers", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSON(w, http.StatusOK, f.clusterStatus(id))
 	}))
@@ -60,7 +66,10 @@ type BrokerStatus struct {
 }
 
 func (f *Fleet) clusterStatus(id string) ClusterStatus {
-	c := f.clusters[id]
+	c, err := f.cluster(id)
+	if err != nil {
+		return ClusterStatus{Cluster: id, Controller: -1}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := ClusterStatus{Cluster: id, Controller: c.controller}
@@ -71,6 +80,19 @@ func (f *Fleet) clusterStatus(id string) ClusterStatus {
 		})
 	}
 	return st
+}
+
+// withRecords resolves {id} to a cluster the fleet runs or one it keeps
+// records for.
+func (f *Fleet) withRecords(h func(http.ResponseWriter, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if c, p := f.clusterOrPending(id); c == nil && p.audit == nil && p.violations == nil {
+			writeError(w, fmt.Errorf("localfleet: cluster %q: %w", id, ErrUnknownCluster))
+			return
+		}
+		h(w, id)
+	}
 }
 
 func (f *Fleet) withCluster(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
@@ -110,11 +132,11 @@ type apiError struct {
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrUnknownBroker):
+	case errors.Is(err, ErrUnknownCluster), errors.Is(err, ErrUnknownBroker), errors.Is(err, ErrUnknownVolume):
 		status = http.StatusNotFound
 	case errors.Is(err, ErrClosed):
 		status = http.StatusServiceUnavailable
-	case errors.Is(err, ErrInstanceNotRunning):
+	case errors.Is(err, ErrInstanceNotRunning), errors.Is(err, ErrNoDataVolume), errors.Is(err, ErrBrokerRegistered):
 		status = http.StatusConflict
 	}
 	writeJSON(w, status, apiError{Error: err.Error()})

@@ -90,13 +90,16 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 // broker's segments: Map failed, Too many open files): the broker is then
 // failed, and the error wraps ErrStartFailed with the cause. On a host
 // that is not running (instances.go) nothing starts: the error wraps
-// ErrInstanceNotRunning and the broker is left as it was.
+// ErrInstanceNotRunning and the broker is left as it was; likewise
+// without its data volume (ErrNoDataVolume). on, when not empty, is the
+// host the start was asked on (kfleet-StartBroker): a broker that has
+// moved to another host meanwhile is not started from the old one.
 //
 // After an unclean stop (crash, failed start, interrupted recovery) the
 // broker first recovers its logs (state recovering) and registers when
 // recovery ends, in the background: start returns once recovery has
 // begun, as `systemctl start kafka` returns once the JVM runs.
-func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp string) error {
+func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp, on string) error {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	if err := c.checkOpen(); err != nil {
@@ -116,10 +119,20 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp string
 		}
 		return nil
 	}
+	if on != "" && on != b.instanceID {
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: broker %d: start on instance %s: %w: the broker runs on instance %s now",
+			c.id, b.id, on, ErrNotConfigured, b.instanceID)
+	}
 	if st := c.hosts.instanceState(b.instanceID); st != InstanceRunning {
 		c.mu.Unlock()
 		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w: instance %s is %s",
 			c.id, b.id, ErrInstanceNotRunning, b.instanceID, st)
+	}
+	if _, _, ok := c.hosts.usage(b.instanceID); !ok {
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: broker %d: start: %w: log.dirs %s is not mounted on instance %s",
+			c.id, b.id, ErrNoDataVolume, logDir, b.instanceID)
 	}
 	prev := b.state
 	b.state = StateStarting

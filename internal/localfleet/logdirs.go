@@ -86,13 +86,12 @@ func (c *cluster) answerDescribeLogDirs(req *request, broker int32) ([]byte, err
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = logDir
 	dir.TotalBytes, dir.UsableBytes = -1, -1
-	b := c.brokerByID(broker)
-	if b != nil {
+	c.mu.Lock()
+	if b := c.brokerByID(broker); b != nil {
 		if size, used, ok := c.hosts.usage(b.instanceID); ok {
 			dir.TotalBytes, dir.UsableBytes = size, max(size-used, 0)
 		}
 	}
-	c.mu.Lock()
 	for _, p := range c.partitionsLocked() {
 		if !p.hostedOn(broker) || !want(p.topic, p.id) {
 			continue

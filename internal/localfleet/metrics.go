@@ -95,8 +95,9 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 	}
 	// A host that does not run has no exporter at all; its process is
 	// down too (the instance faults crash it first).
-	if st := f.hosts.instanceState(b.instanceID); st != InstanceRunning {
-		return nil, fmt.Sprintf(hostUnavailable, b.instanceID, st), nil
+	host := c.hostOf(b)
+	if st := f.hosts.instanceState(host); st != InstanceRunning {
+		return nil, fmt.Sprintf(hostUnavailable, host, st), nil
 	}
 	var fams []*dto.MetricFamily
 	c.mu.Lock()
@@ -142,11 +143,11 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 
 	// Outside c.mu: the hosts model has its own lock.
 	if jmx {
-		if fam := produceRateFamily(f.hosts.produceRates(b.instanceID)); fam != nil {
+		if fam := produceRateFamily(f.hosts.produceRates(host)); fam != nil {
 			fams = append(fams, fam)
 		}
 	}
-	if size, used, ok := f.hosts.usage(b.instanceID); ok {
+	if size, used, ok := f.hosts.usage(host); ok {
 		labels := []string{"device", dataDevice, "fstype", dataFSType, "mountpoint", DataMountpoint}
 		fams = append(fams,
 			gauge(MetricFilesystemSize, "Filesystem size in bytes.", float64(size), labels...),

@@ -197,7 +197,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return s.alterClientQuotas(req)
 	case kmsg.DescribeConfigs, kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
 		// kfake knows one broker, node 0; clients name broker ids.
-		names, err := toKfakeBrokerResources(req, c.cfg.Brokers)
+		names, err := toKfakeBrokerResources(req, func(id int32) bool { _, err := c.broker(id); return err == nil })
 		if err != nil {
 			return nil, err
 		}

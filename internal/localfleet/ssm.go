@@ -38,17 +38,16 @@ const (
 	ssmFailed     = "Failed"
 )
 
-// ssmDocuments lists the documents the fleet runs and their parameters.
-var ssmDocuments = map[string][]string{
-	cloud.DocStopBroker:   {cloud.ParamGracePeriodSeconds},
-	cloud.DocStartBroker:  {cloud.ParamVersion, cloud.ParamInterBrokerProtocolVersion},
-	cloud.DocBrokerStatus: nil,
-	// Grows the data filesystem to the volume's size (hosts.go).
-	cloud.DocGrowFilesystem: {cloud.ParamTargetSizeGiB},
-	// Host limits and the broker's log (faults.go).
-	cloud.DocSetSysctl:  {cloud.ParamName, cloud.ParamValue},
-	cloud.DocTailLog:    {cloud.ParamLines},
-	cloud.DocHostLimits: nil,
+// ssmDocuments lists the documents the fleet runs and their parameters:
+// every document kfleet has. The broker's stop, start and status are run
+// here (execute); the filesystem in hosts_api.go; the limits and the log
+// in faults.go; kfleet-ConfigureBroker in provision.go.
+var ssmDocuments = cloud.DocumentParameters()
+
+// requiredParameters are the parameters without a default: SendCommand
+// refuses a command without them, as SSM does.
+var requiredParameters = map[string][]string{
+	cloud.DocConfigureBroker: {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
 }
 
 // ssmError is an error in AWS's JSON protocol shape.
@@ -192,8 +191,8 @@ func (s *ssmService) sendCommand(in sendCommandInput) (any, error) {
 	}
 	var notRunning []string
 	for _, id := range in.InstanceIds {
-		if _, ok := s.f.instances[id]; !ok {
-			return nil, ssmErr("InvalidInstanceId", "instance %q is not a broker host of the local fleet", id)
+		if s.f.hosts.instanceState(id) == "" {
+			return nil, ssmErr("InvalidInstanceId", "instance %q is not an instance of the local fleet", id)
 		}
 		// The SSM agent runs on the instance: a stopped or terminated
 		// one cannot take commands, and SSM refuses them up front.
@@ -242,6 +241,11 @@ func (s *ssmService) sendCommand(in sendCommandInput) (any, error) {
 }
 
 func validateParameters(doc string, allowed []string, params map[string][]string) error {
+	for _, name := range requiredParameters[doc] {
+		if _, ok := params[name]; !ok {
+			return ssmErr("InvalidParameters", "document %s requires parameter %q", doc, name)
+		}
+	}
 	for name, values := range params {
 		if !slices.Contains(allowed, name) {
 			return ssmErr("InvalidParameters", "document %s has no parameter %q (allowed: %v)", doc, name, allowed)
@@ -257,7 +261,11 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 		if err := validateHostParameter(name, values[0]); err != nil {
 			return err
 		}
-		if re, ok := startBrokerPatterns[name]; ok && !re.MatchString(values[0]) {
+		re, ok := startBrokerPatterns[name]
+		if doc == cloud.DocConfigureBroker {
+			re, ok = configureBrokerPatterns[name]
+		}
+		if ok && !re.MatchString(values[0]) {
 			return ssmErr("InvalidParameters", "parameter %q must match %s, got %q", name, re, values[0])
 		}
 	}
@@ -276,7 +284,7 @@ func (s *ssmService) run(cmd *ssmCommand, instance string) {
 	s.update(cmd, instance, func(inv *ssmInvocation) {
 		inv.status, inv.started = ssmInProgress, time.Now()
 	})
-	stdout, err := s.execute(s.f.life, cmd, s.f.instances[instance])
+	stdout, err := s.execute(s.f.life, cmd, instance)
 	s.update(cmd, instance, func(inv *ssmInvocation) {
 		inv.ended, inv.stdout, inv.status = time.Now(), stdout, ssmSuccess
 		if err != nil {
@@ -291,7 +299,11 @@ func (s *ssmService) update(cmd *ssmCommand, instance string, fn func(*ssmInvoca
 	fn(cmd.invocations[instance])
 }
 
-func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, ref instanceRef) (string, error) {
+// execute runs a document on an instance. Documents about Kafka act on
+// the broker that runs there; where none does (a host not configured
+// yet, or one its broker has moved away from) they answer as on such a
+// host: nothing runs, nothing to stop.
+func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance string) (string, error) {
 	who := cmd.comment
 	if who == "" {
 		who = "ssm:" + cmd.id
@@ -303,16 +315,29 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, ref instanceR
 		return ""
 	}
 	switch cmd.document {
+	case cloud.DocConfigureBroker:
+		return s.f.configureBroker(instance, param, who)
+	case cloud.DocStartBroker:
+		if err := s.f.startOnHost(ctx, instance, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
+			return "", err
+		}
+		c, b, ok := s.f.hostedBroker(instance)
+		if !ok { // moved on meanwhile (another host took it over)
+			return "kafka started\n", nil
+		}
+		return fmt.Sprintf("broker %d started\nlistening on %s (advertised in /brokers/ids/%d under %s)\n", b.id, b.proxy.addr(), b.id, c.zkRoot), nil
+	}
+	c, b, hosted := s.f.hostedBroker(instance)
+	if !hosted {
+		return s.f.idleHostOutput(instance, cmd.document)
+	}
+	ref := instanceRef{cluster: c.id, broker: b.id}
+	switch cmd.document {
 	case cloud.DocStopBroker:
 		if err := s.f.StopBroker(ctx, ref.cluster, ref.broker, who); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("broker %d stopped\n", ref.broker), nil
-	case cloud.DocStartBroker:
-		if err := s.f.startBroker(ctx, ref.cluster, ref.broker, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("broker %d started\n", ref.broker), nil
 	case cloud.DocBrokerStatus:
 		state, err := s.f.BrokerState(ref.cluster, ref.broker)
 		if err != nil {
@@ -403,14 +428,16 @@ func newCommandID() string {
 
 // CommandCounts counts the SSM commands sent to each broker host of
 // cluster, by document: what the hosts saw, for tests that hold kfleet to
-// one command per step even across worker crashes.
+// one command per step even across worker crashes. A host counts for the
+// broker its server.properties names (a replacement host for the broker
+// it replaces).
 func (f *Fleet) CommandCounts(cluster string) map[int32]map[string]int {
 	counts := map[int32]map[string]int{}
 	f.ssm.mu.Lock()
 	defer f.ssm.mu.Unlock()
 	for _, cmd := range f.ssm.commands {
 		for _, id := range cmd.instances {
-			ref, ok := f.instances[id]
+			ref, ok := f.hosts.binding(id)
 			if !ok || ref.cluster != cluster {
 				continue
 			}

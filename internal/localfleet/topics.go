@@ -191,7 +191,7 @@ var kfakeBrokerResource = strconv.Itoa(int(kfakeNode))
 // BROKER_LOGGER config resources name into kfake's node id, and returns
 // the names the client sent, in order, for restoreBrokerResources. Names
 // that are no broker of the cluster become an id kfake refuses too.
-func toKfakeBrokerResources(req *request, brokers int) ([]string, error) {
+func toKfakeBrokerResources(req *request, known func(id int32) bool) ([]string, error) {
 	kreq, err := req.decode()
 	if err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func toKfakeBrokerResources(req *request, brokers int) ([]string, error) {
 		if *name == "" { // the cluster-wide default
 			return
 		}
-		if id, err := strconv.Atoi(*name); err == nil && id >= 1 && id <= brokers {
+		if id, err := strconv.ParseInt(*name, 10, 32); err == nil && known(int32(id)) {
 			*name = kfakeBrokerResource
 		} else {
 			*name = "-1"
