@@ -57,7 +57,9 @@ func startStack(t testing.TB, cfg localfleet.Config) *devstack.Stack {
 func startStackWith(t testing.TB, cfg localfleet.Config, edit func(*devstack.StackOptions)) *devstack.Stack {
 	t.Helper()
 	tier.Integration(t, tier.Temporal, tier.ZooKeeper)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Registering an entity takes ~0.1 s on this machine: a fleet of
+	// thousands (the scale benchmark) needs minutes more.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+time.Duration(len(cfg.Clusters))*200*time.Millisecond)
 	defer cancel()
 	level := zerolog.WarnLevel
 	if testing.Verbose() {
