@@ -234,7 +234,7 @@ func (r *recovery) waitCatchUp(ctx workflow.Context) error {
 		in.First = p.First
 		r.progress.CatchUpReplicas, r.progress.CatchUpBytes = p.Now.Replicas, p.Now.Bytes
 		if p.Paced {
-			r.progress.CatchUpPace = p.Pace.String()
+			r.progress.CatchUpPace = fmt.Sprintf("%s/s, ETA %s", fleet.HumanBytes(int64(p.Pace.BytesPerSec)), p.Pace.ETA)
 		}
 		if rep := r.res.Replaced; rep != nil && rep.CatchUpBytes == 0 && p.Measured {
 			rep.CatchUpBytes = p.Now.Bytes
