@@ -231,7 +231,8 @@ func TestIntegrationRecoveryReplacesATerminatedHost(t *testing.T) {
 	// was scheduled with the new host.
 	require.Eventually(t, func() bool { return sensedHost(ctx, t, stack, 2) == newHost }, 20*time.Second, 200*time.Millisecond,
 		"sensing restarted on the new spec")
-	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "recovery_replace_host.json"})
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "recovery_replace_host.json",
+		workflows.ClusterWorkflowID("local-a"): "cluster_host_replaced.json"})
 }
 
 // sensedHost is broker's host in the spec of the entity's latest Sense
