@@ -228,9 +228,10 @@ func (r *recovery) grace(ctx workflow.Context) (bool, error) {
 	return obs.Registered, nil
 }
 
-// bringBack diagnoses, fixes and starts the broker until it is registered,
-// asking a human when the host is gone, a start keeps failing, or recovery
-// stalls.
+// bringBack diagnoses, fixes and starts the broker until it is registered:
+// a host that is not running is started again or replaced
+// (recovery_replace.go); a human decides when a start keeps failing,
+// recovery stalls, or the host cannot be replaced.
 func (r *recovery) bringBack(ctx workflow.Context) error {
 	for {
 		r.step(ctx, StepDiagnose)
