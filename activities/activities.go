@@ -61,6 +61,39 @@ type Instances interface {
 	LatestModification(ctx context.Context, volumeID string) (cloud.Modification, error)
 }
 
+// HostLifecycle starts, launches and terminates broker hosts and moves
+// their data volumes: host replacement (replace_host.go). The methods are
+// *cloud.EC2's, with its sentinel errors (cloud.ErrCapacity,
+// cloud.ErrVolumeInUse ...).
+type HostLifecycle interface {
+	DescribeInstance(ctx context.Context, instanceID string) (cloud.Instance, error)
+	FindInstances(ctx context.Context, f cloud.InstanceFilter) ([]cloud.Instance, error)
+	LaunchInstance(ctx context.Context, spec cloud.LaunchSpec) (cloud.Instance, error)
+	StartInstance(ctx context.Context, instanceID string) (cloud.StateChange, error)
+	StopInstance(ctx context.Context, instanceID string) (cloud.StateChange, error)
+	TerminateInstance(ctx context.Context, instanceID string) (cloud.StateChange, error)
+	DescribeVolume(ctx context.Context, volumeID string) (cloud.Volume, error)
+	FindVolumes(ctx context.Context, f cloud.VolumeFilter) ([]cloud.Volume, error)
+	CreateVolume(ctx context.Context, spec cloud.VolumeSpec) (cloud.Volume, error)
+	AttachVolume(ctx context.Context, volumeID, instanceID, device string) error
+	DetachVolume(ctx context.Context, volumeID, instanceID string, force bool) error
+}
+
+// ClusterSpecs changes the spec a cluster's entity holds (internal/entity).
+type ClusterSpecs interface {
+	// SetBrokerHost makes instance the host of broker in the entity's
+	// spec, if the spec still names from (or instance already); changed
+	// is false when it named instance already. A spec that names another
+	// host wraps fleet.ErrRefused: someone else changed it.
+	SetBrokerHost(ctx context.Context, cluster string, broker int32, from, instance string) (changed bool, err error)
+}
+
+// LogDirReader tells how many bytes a broker's out-of-sync replicas still
+// have to copy (DescribeLogDirs: the leaders' log sizes less its own).
+type LogDirReader interface {
+	BytesBehind(ctx context.Context, spec fleet.ClusterSpec, broker int32, behind []fleet.Partition) (int64, error)
+}
+
 // Quotas reads and sets tenants' producer byte-rate quotas (Kafka client
 // quotas on the entity user=<name>, key producer_byte_rate).
 type Quotas interface {
@@ -95,6 +128,12 @@ type Activities struct {
 	Instances Instances
 	Quotas    Quotas
 	Ensemble  Ensemble
+	// Lifecycle replaces the hosts of brokers whose instance is gone;
+	// Specs tells their entity the new host (replace_host.go). LogDirs
+	// measures a catch-up in bytes (catchup.go); nil reports replicas only.
+	Lifecycle HostLifecycle
+	Specs     ClusterSpecs
+	LogDirs   LogDirReader
 	// Notifier posts to the on-call chat; nil only logs the messages.
 	Notifier Notifier
 	// Operator submits approved and scheduled actions to cluster

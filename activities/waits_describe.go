@@ -42,6 +42,22 @@ func DescribeWait(activityType string, decode func(any) error) (string, bool) {
 		}
 		s += fmt.Sprintf("; last progress %s UTC", p.Wait.LastProgress.UTC().Format(time.DateTime))
 		return s, true
+	case "WaitCatchUp":
+		var p CatchUpProgress
+		if decode(&p) != nil || p.Now.Replicas == 0 {
+			return "", false
+		}
+		return describeCatchUp(p), true
+	case "StartStoppedInstance":
+		var p instanceStartProgress
+		if decode(&p) != nil || p.State == "" {
+			return "", false
+		}
+		s := "starting the broker's stopped instance: it is " + p.State
+		if !p.Started.IsZero() {
+			s += fmt.Sprintf(", started %s UTC", p.Started.UTC().Format(time.DateTime))
+		}
+		return s, true
 	case "WaitBrokerGrace":
 		var obs BrokerObservation
 		if decode(&obs) != nil {

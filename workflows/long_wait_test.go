@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -209,11 +210,12 @@ func (s *LongWaitSuite) assertRuns(d time.Duration) {
 	s.LessOrEqual(s.history.longest, weekBudget+2*eventsPerTick, "no run grew past its budget")
 }
 
-// A broker lost with its instance stopped: its recovery finds the instance
-// gone and waits a week for a human, while the entity continues as new on
-// its budget throughout and never starts a second recovery for the loss.
-// The human starts the instance and resumes; the recovery starts the
-// broker once and the entity's current run records it.
+// A broker lost with its instance stopped, in a zone without capacity: its
+// recovery can neither start the instance nor launch a new host there, and
+// waits a week for a human, while the entity continues as new on its
+// budget throughout and never starts a second recovery for the loss. The
+// human starts the instance and resumes; the recovery starts the broker
+// once and the entity's current run records it.
 func (s *LongWaitSuite) TestRecoveryWaitsAWeekForAHuman() {
 	stubSensing(s.env, nil, watchStep{after: 5 * time.Minute, registered: []int32{1, 3}}).onTick = s.history.tick
 	var instanceBack, started bool
@@ -231,6 +233,12 @@ func (s *LongWaitSuite) TestRecoveryWaitsAWeekForAHuman() {
 			}
 			return activities.Diagnosis{InstanceState: "running", Process: "stopped", Cause: fleet.CauseUnknown}, nil
 		})
+	s.env.OnActivity(acts.StartStoppedInstance, mock.Anything, mock.Anything).Return(
+		activities.InstanceStart{State: "stopped", Why: "EC2 has no capacity to start it"}, nil)
+	s.env.OnActivity(acts.PlanHostReplacement, mock.Anything, mock.Anything).Return(
+		activities.ReplacementPlan{Old: "i-2", Launch: activities.LaunchTemplate{AZ: "us-east-1a"}, Rack: "us-east-1a", Device: "/dev/xvdb"}, nil)
+	s.env.OnActivity(acts.LaunchReplacement, mock.Anything, mock.Anything).Return(activities.Host{},
+		temporal.NewApplicationError("no capacity to launch in us-east-1a", activities.ErrTypeNoCapacity))
 	s.env.OnActivity(acts.StartBroker, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BrokerInput) error {
 		s.Equal(int32(2), in.Broker)
 		starts++

@@ -42,6 +42,9 @@ const (
 const (
 	// RecoveryRecovered: kfleet started the broker and it is back.
 	RecoveryRecovered = "recovered"
+	// RecoveryHostReplaced: the broker's instance was gone and kfleet
+	// gave it a new host.
+	RecoveryHostReplaced = "host-replaced"
 	// RecoveryCameBack: the broker came back by itself; kfleet only
 	// watched.
 	RecoveryCameBack = "came-back"
@@ -99,6 +102,8 @@ func countRecovery(ctx workflow.Context, cluster string, res RecoveryResult, err
 		outcome = RecoveryFailed
 	case res.CameBack:
 		outcome = RecoveryCameBack
+	case res.Replaced != nil:
+		outcome = RecoveryHostReplaced
 	}
 	workflow.GetMetricsHandler(ctx).
 		WithTags(map[string]string{TagCluster: cluster, TagCause: cause, TagOutcome: outcome}).

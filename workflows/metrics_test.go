@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -92,6 +93,9 @@ func TestMetrics(t *testing.T) {
 			name: "a recovery a human aborted",
 			run: func(env *testsuite.TestWorkflowEnvironment) {
 				stubRecoveryHost(env, activities.Diagnosis{InstanceState: "terminated", InstanceGone: true, Cause: fleet.CauseUnknown}, activities.BrokerObservation{})
+				// Its host cannot be replaced: a human is asked, and aborts.
+				env.OnActivity(acts.PlanHostReplacement, mock.Anything, mock.Anything).Return(activities.ReplacementPlan{},
+					temporal.NewNonRetryableApplicationError("no zone to launch in", activities.ErrTypeBadInput, nil))
 				env.RegisterDelayedCallback(func() {
 					env.UpdateWorkflow(workflows.UpdateDecide, "", &testsuite.TestUpdateCallback{
 						OnAccept: func() {}, OnReject: func(err error) { t.Errorf("abort refused: %v", err) }, OnComplete: func(any, error) {},
@@ -100,7 +104,7 @@ func TestMetrics(t *testing.T) {
 				env.ExecuteWorkflow(workflows.RecoveryWorkflow, recoveryInput())
 			},
 			want: []sample{{workflows.MetricRecoveries, map[string]string{
-				workflows.TagCluster: "test-a", workflows.TagCause: string(fleet.CauseUnknown), workflows.TagOutcome: workflows.RecoveryAborted}, 1}},
+				workflows.TagCluster: "test-a", workflows.TagCause: string(fleet.CauseHostGone), workflows.TagOutcome: workflows.RecoveryAborted}, 1}},
 		},
 		{
 			name: "the entity counts operations by outcome and broker losses",

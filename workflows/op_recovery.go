@@ -43,6 +43,12 @@ var recoveryKind = &kind[RecoveryParams, RecoveryInput, RecoveryResult]{
 		for _, f := range r.Fixes {
 			s += fmt.Sprintf(", %s %d -> %d", f.Name, f.From, f.To)
 		}
+		switch rep := r.Replaced; {
+		case rep != nil:
+			s += fmt.Sprintf(", host %s replaced by %s, %s", rep.Old, rep.New, rep.volumeText())
+		case r.InstanceStarted:
+			s += ", its stopped instance started again"
+		}
 		return Report{Outcome: s}
 	},
 	legacy: func(op Operation) RecoveryParams { return RecoveryParams{LostAt: op.LostAt} },

@@ -1,10 +1,13 @@
 package workflows
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/kfleet/kfleet/internal/fleet"
 )
 
 // How operations' progress reads, for every surface (CLI status, chat
@@ -53,6 +56,16 @@ func recoveryLines(raw json.RawMessage) []string {
 		}
 	}
 	lines := []string{s}
+	if p.NewHost != "" {
+		lines = append(lines, fmt.Sprintf("new host %s, data volume %s", p.NewHost, cmp.Or(p.Volume, "not attached yet")))
+	}
+	if p.CatchUpReplicas > 0 {
+		c := fmt.Sprintf("catching up: %d replica(s), %s to copy", p.CatchUpReplicas, fleet.HumanBytes(p.CatchUpBytes))
+		if p.CatchUpPace != "" {
+			c += " (" + p.CatchUpPace + ")"
+		}
+		lines = append(lines, c)
+	}
 	if p.Paused != nil {
 		lines = append(lines, pauseLine(*p.Paused, []string{DecisionResume, DecisionAbort}))
 	}

@@ -31,6 +31,9 @@ type RecoveryInput struct {
 	StallTimeout time.Duration `json:"stallTimeout,omitempty"`
 	// MaxStarts bounds the start attempts before a human decides (default 3).
 	MaxStarts int `json:"maxStarts,omitempty"`
+	// InstanceStartTimeout is how long a stopped instance kfleet started
+	// may take to run before it is replaced (default 10 min).
+	InstanceStartTimeout time.Duration `json:"instanceStartTimeout,omitempty"`
 }
 
 // RecoveryResult is what the recovery found and did.
@@ -53,6 +56,11 @@ type RecoveryResult struct {
 	Elected     int           `json:"elected"`
 	// Total runs from the loss to preferred leaders restored.
 	Total time.Duration `json:"total"`
+	// InstanceStarted: the broker's stopped instance was started again;
+	// Replaced: its instance was gone and it got a new host
+	// (recovery_replace.go).
+	InstanceStarted bool             `json:"instanceStarted,omitempty"`
+	Replaced        *HostReplacement `json:"replaced,omitempty"`
 }
 
 // RecoveryProgress is what the progress query answers while it runs.
@@ -66,6 +74,13 @@ type RecoveryProgress struct {
 	Rate     string `json:"rate,omitempty"`
 	ETA      string `json:"eta,omitempty"`
 	Paused   *Pause `json:"paused,omitempty"`
+	// NewHost and Volume are a host replacement's new host and the data
+	// volume it runs on; CatchUp* its catch-up as last measured.
+	NewHost         string `json:"newHost,omitempty"`
+	Volume          string `json:"volume,omitempty"`
+	CatchUpReplicas int    `json:"catchUpReplicas,omitempty"`
+	CatchUpBytes    int64  `json:"catchUpBytes,omitempty"`
+	CatchUpPace     string `json:"catchUpPace,omitempty"`
 }
 
 // Change ids of workflow.GetVersion in recoveries: each marks where a
@@ -95,15 +110,21 @@ const (
 //     is observed, never restarted;
 //  1. diagnose from the host: instance state (EC2), service state, limits
 //     and the last log lines (SSM);
-//  2. an instance that is gone cannot be helped here: tell the humans and
-//     wait for one, touching nothing;
+//  2. an instance that is not running: a stopped one is started again; one
+//     that does not come back, or is terminated, is replaced — a new host
+//     with the same broker.id and rack, its data volume moved over (a lost
+//     one: a blank volume and a full catch-up), configured and started
+//     (recovery_replace.go); a human only when that fails for good;
 //  3. fix the cause before the start (raise vm.max_map_count to cover two
 //     maps per segment with headroom, or nofile), then start the broker —
 //     unless it came back by itself;
 //  4. wait out log recovery without ever touching the broker, reporting
 //     its rate and an ETA; a start that fails goes back to 1;
 //  5. wait until it is registered, every replica back in the ISR, then
-//     elect preferred leaders.
+//     elect preferred leaders; a replaced broker's entity learns its new
+//     host once it is registered, its catch-up shows the bytes to copy and
+//     the time it will take, and its old host, if it still exists, is
+//     terminated at the end.
 //
 // It only ever starts a broker that is down, so it is safe beside a roll
 // that waits at its gates.
@@ -137,6 +158,9 @@ func recoverBroker(ctx workflow.Context, in RecoveryInput) (RecoveryResult, erro
 	if err == nil && !back {
 		err = r.bringBack(ctx)
 	}
+	if err == nil && r.res.Replaced != nil {
+		err = r.tellEntity(ctx)
+	}
 	if err != nil {
 		r.notify(ctx, activities.SeverityPage, fmt.Sprintf("Recovery of broker %d stopped", in.Broker), activityMessage(err))
 		return r.res, err
@@ -144,12 +168,22 @@ func recoverBroker(ctx workflow.Context, in RecoveryInput) (RecoveryResult, erro
 	if err := r.restoreReplication(ctx); err != nil {
 		return r.res, err
 	}
+	if len(r.retire) > 0 {
+		if err := r.retireOld(ctx); err != nil {
+			return r.res, err
+		}
+	}
 	r.res.Total = workflow.Now(ctx).Sub(in.LostAt)
 	r.progress.Step = StepDone
 	r.setDetails(ctx)
 	how := fmt.Sprintf("after %d start(s)", r.res.Starts)
-	if r.res.CameBack {
+	switch rep := r.res.Replaced; {
+	case r.res.CameBack:
 		how = "by itself"
+	case rep != nil:
+		how += fmt.Sprintf(" on a new host %s (%s), %s", rep.New, rep.Why, rep.volumeText())
+	case r.res.InstanceStarted:
+		how += " on its own instance, started again"
 	}
 	r.notify(ctx, activities.SeverityInfo, fmt.Sprintf("Broker %d recovered", in.Broker),
 		fmt.Sprintf("Broker %d of %s is back %s (cause: %s), replicas in sync, %d preferred leaders restored; %s after the loss.",
@@ -162,6 +196,10 @@ type recovery struct {
 	res      RecoveryResult
 	progress RecoveryProgress
 	human    humanGate
+	// attempt numbers the hosts launched for the broker (a new host lost
+	// in turn needs another); retire are the hosts it left.
+	attempt int
+	retire  []retiring
 }
 
 func (r *recovery) brokerInput() activities.BrokerInput {
@@ -190,9 +228,10 @@ func (r *recovery) grace(ctx workflow.Context) (bool, error) {
 	return obs.Registered, nil
 }
 
-// bringBack diagnoses, fixes and starts the broker until it is registered,
-// asking a human when the host is gone, a start keeps failing, or recovery
-// stalls.
+// bringBack diagnoses, fixes and starts the broker until it is registered:
+// a host that is not running is started again or replaced
+// (recovery_replace.go); a human decides when a start keeps failing,
+// recovery stalls, or the host cannot be replaced.
 func (r *recovery) bringBack(ctx workflow.Context) error {
 	for {
 		r.step(ctx, StepDiagnose)
@@ -209,9 +248,15 @@ func (r *recovery) bringBack(ctx workflow.Context) error {
 		r.progress.Cause = r.res.Cause
 		workflow.GetLogger(ctx).Info("diagnosis", "Cluster", r.in.Spec.ID, "Broker", r.in.Broker, "Instance", diag.InstanceState,
 			"Process", diag.Process, "Cause", diag.Cause, "Segments", diag.Segments, "MaxMapCount", diag.MaxMapCount, "Nofile", diag.Nofile)
+		if diag.InstanceGone && workflow.GetVersion(ctx, versionReplaceHost, workflow.DefaultVersion, 1) >= 1 {
+			done, err := r.replaceGoneHost(ctx, diag)
+			if err != nil || done {
+				return err
+			}
+			continue
+		}
 		if diag.InstanceGone {
-			// Replacing the host (same broker.id, reattached volume) is
-			// a later workflow; until then a human decides.
+			// Recorded before host replacement: a human decides.
 			host, _ := r.in.Spec.Broker(r.in.Broker)
 			why := fmt.Sprintf("instance %s is %s: the broker cannot start there; replace the host, then resume", host.InstanceID, diag.InstanceState)
 			r.notify(ctx, activities.SeverityPage, fmt.Sprintf("Broker %d: instance gone", r.in.Broker), why)
@@ -333,12 +378,18 @@ func (r *recovery) waitRegistered(ctx workflow.Context) (bool, error) {
 func (r *recovery) restoreReplication(ctx workflow.Context) error {
 	r.step(ctx, StepCatchUp)
 	t0 := workflow.Now(ctx)
-	for {
+	for r.res.Replaced == nil {
 		err := workflow.ExecuteActivity(brokerActivityContext(ctx, 2*time.Hour, "wait for ISR"), a.WaitReplicasInSync, r.brokerInput()).Get(ctx, nil)
 		if err == nil {
 			break
 		}
 		if err := r.ask(ctx, StepCatchUp, activityMessage(err)); err != nil {
+			return err
+		}
+	}
+	if r.res.Replaced != nil {
+		// A new host copies what it lacks: shown in bytes and time.
+		if err := r.waitCatchUp(ctx); err != nil {
 			return err
 		}
 	}
@@ -382,6 +433,7 @@ func (r *recovery) setDetails(ctx workflow.Context) {
 		}
 		d += " (never restarted while it recovers; live progress: the wait activity's heartbeat)"
 	}
+	d += r.replacementDetails()
 	if g := r.human.paused; g != nil {
 		d += fmt.Sprintf("\n\n**WAITING FOR A HUMAN** (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort`.", g.Step, g.Reason, r.in.Spec.ID)
 	}
@@ -436,6 +488,9 @@ func (in RecoveryInput) withDefaults() RecoveryInput {
 	}
 	if in.MaxStarts <= 0 {
 		in.MaxStarts = 3
+	}
+	if in.InstanceStartTimeout <= 0 {
+		in.InstanceStartTimeout = 10 * time.Minute
 	}
 	return in
 }

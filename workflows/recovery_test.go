@@ -361,7 +361,10 @@ func (s *RecoverySuite) TestStartThatFailsAgainIsDiagnosedAgainThenAsksAHuman() 
 	s.Equal([]string{"diagnose", "start", "diagnose", "start", "diagnose"}, s.calls, "bounded starts, each after a diagnosis")
 }
 
-func (s *RecoverySuite) TestInstanceGoneTouchesNothingAndWaitsForAHuman() {
+// Histories recorded before host replacement: an instance that is gone
+// is left to a human, and nothing is touched meanwhile.
+func (s *RecoverySuite) TestOldHistoriesLeaveAnInstanceThatIsGoneToAHuman() {
+	s.env.OnGetVersion("recovery-replace-host", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	s.stubHost(&host{
 		diagnoses:    []activities.Diagnosis{{InstanceState: "terminated", InstanceGone: true}, {InstanceState: "running", Process: "stopped"}},
 		observations: []activities.BrokerObservation{{Process: "running", Registered: true}},

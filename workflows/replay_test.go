@@ -16,12 +16,14 @@ import (
 // record-histories`); testdata/v2/ keeps those recorded before entity
 // version 3 (operation kinds, continue-as-new while operations run) and
 // testdata/v3/ the entity's before version 4 (sensing in one activity
-// that reports on change), which must replay for as long as such runs may
+// that reports on change), and testdata/before-replace-host/ a recovery
+// recorded before it replaced hosts (an instance that was gone waited for
+// a human, who resumed it), which must replay for as long as such runs may
 // exist.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
-	for _, old := range []string{"v2", "v3"} {
+	for _, old := range []string{"v2", "v3", "before-replace-host"} {
 		legacy, err := filepath.Glob(filepath.Join("testdata", old, "*.json"))
 		require.NoError(t, err)
 		files = append(files, legacy...)

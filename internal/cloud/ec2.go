@@ -133,6 +133,12 @@ type Instance struct {
 	BrokerID int32 // -1 without a kfleet:broker-id tag
 	// Volumes are the attached volumes' ids by device.
 	Volumes map[string]string
+	// SubnetID, SecurityGroupIDs and InstanceProfileARN are where it runs
+	// and the role its SSM agent has: a replacement host gets the same
+	// (empty where EC2 does not say, as on the local fleet).
+	SubnetID           string
+	SecurityGroupIDs   []string
+	InstanceProfileARN string
 }
 
 // Volume is a volume: a broker's Kafka data volume, mostly.
@@ -174,6 +180,13 @@ func instanceFrom(in ec2types.Instance) Instance {
 	}
 	if in.Placement != nil {
 		out.AZ = aws.ToString(in.Placement.AvailabilityZone)
+	}
+	out.SubnetID = aws.ToString(in.SubnetId)
+	for _, g := range in.SecurityGroups {
+		out.SecurityGroupIDs = append(out.SecurityGroupIDs, aws.ToString(g.GroupId))
+	}
+	if in.IamInstanceProfile != nil {
+		out.InstanceProfileARN = aws.ToString(in.IamInstanceProfile.Arn)
 	}
 	for _, b := range in.BlockDeviceMappings {
 		if b.Ebs != nil {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -32,7 +33,9 @@ type LaunchSpec struct {
 	Tags map[string]string
 	// SubnetID, SecurityGroupIDs and InstanceProfile place the host in
 	// the network and give its SSM agent a role; empty uses the
-	// account's defaults (the local fleet ignores them).
+	// account's defaults (the local fleet ignores them). InstanceProfile
+	// is a profile's name or its ARN (what DescribeInstances tells of a
+	// host that a replacement copies).
 	SubnetID         string
 	SecurityGroupIDs []string
 	InstanceProfile  string
@@ -129,7 +132,10 @@ func (e *EC2) LaunchInstance(ctx context.Context, spec LaunchSpec) (Instance, er
 	if len(spec.SecurityGroupIDs) > 0 {
 		in.SecurityGroupIds = spec.SecurityGroupIDs
 	}
-	if spec.InstanceProfile != "" {
+	switch {
+	case strings.HasPrefix(spec.InstanceProfile, "arn:"):
+		in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Arn: aws.String(spec.InstanceProfile)}
+	case spec.InstanceProfile != "":
 		in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{Name: aws.String(spec.InstanceProfile)}
 	}
 	out, err := e.client.RunInstances(ctx, in)

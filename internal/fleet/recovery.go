@@ -22,6 +22,9 @@ const (
 	CauseOutOfMemory CrashCause = "out-of-memory"
 	// CauseUnknown: nothing kfleet recognises; restart and watch.
 	CauseUnknown CrashCause = "unknown"
+	// CauseHostGone: the broker's instance was terminated, or stopped and
+	// did not come back: it gets a new host.
+	CauseHostGone CrashCause = "host-gone"
 )
 
 // crashSignatures maps a log fragment to its cause, most specific first.

@@ -1,18 +1,22 @@
 package integration_test
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -157,4 +161,73 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(262144), limit)
 	noViolations(t, stack, "local-a")
+}
+
+// TestIntegrationCrashSafetyKillWorkerDuringHostReplacement terminates
+// broker 2's host and deletes its volume, then kills the worker process
+// (SIGKILL) as the recovery launches the new host, as it creates the blank
+// volume, and once more at random: the fleet's audit still shows one new
+// host and one new volume for the broker — never two live instances (the
+// fleet's duplicate-instance violation) —, the broker started once on it,
+// and the entity's spec naming it.
+func TestIntegrationCrashSafetyKillWorkerDuringHostReplacement(t *testing.T) {
+	rng, _ := chaosRand(t)
+	stack := startReplaceStack(t, func(o *devstack.StackOptions) {
+		// Slow EC2 transitions: the kills land while a step waits on one.
+		o.Fleet.EC2.Timing = localfleet.EC2Timing{Pending: 2 * time.Second, Stopping: 500 * time.Millisecond, ShuttingDown: 500 * time.Millisecond,
+			VolumeCreating: 1500 * time.Millisecond, Attaching: time.Second, Detaching: time.Second}
+	})
+	workers := startWorkerProcesses(t, stack, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	watching(ctx, t, stack, "local-a", 3)
+	newProducer(t, stack).produce(ctx, 50, 10_000)
+	old := stack.Specs["local-a"].Brokers[1].InstanceID
+	vol, err := stack.Fleet.Volume("local-a", 2)
+	require.NoError(t, err)
+	auditFrom := len(stack.Fleet.Audit("local-a"))
+	ec2 := fleetEC2(stack)
+	_, err = ec2.TerminateInstance(ctx, old)
+	require.NoError(t, err)
+	_, err = ec2.WaitVolumeAvailable(ctx, vol.VolumeID, 10*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, ec2.DeleteVolume(ctx, vol.VolumeID))
+
+	// Kill as each step that makes a resource waits for it, then once more.
+	seen := func(kind localfleet.EventKind) bool {
+		return len(brokerEvents(stack.Fleet.Audit("local-a")[auditFrom:], 2, kind)) > 0
+	}
+	for _, moment := range []localfleet.EventKind{localfleet.EventInstanceLaunched, localfleet.EventVolumeCreated, ""} {
+		if moment != "" {
+			require.Eventually(t, func() bool { return seen(moment) }, 2*time.Minute, 20*time.Millisecond, "the recovery reaches %s", moment)
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		workers.killAndRestart(0)
+		t.Logf("worker killed after %s", cmp.Or(string(moment), "a random moment"))
+	}
+	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, 4*time.Minute)
+	require.Equal(t, workflows.StatusSucceeded, op.Status, "%s (worker logs in %s)", op.Error, workers.logs)
+
+	audit := stack.Fleet.Audit("local-a")[auditFrom:]
+	launched := brokerEvents(audit, 2, localfleet.EventInstanceLaunched)
+	require.Len(t, launched, 1, "one new host, whatever the kills")
+	require.Len(t, brokerEvents(audit, 2, localfleet.EventVolumeCreated), 1, "one new volume")
+	_, starts := stopsAndStarts(audit)
+	assert.Equal(t, map[int32]int{2: 1}, starts, "started once")
+	live, err := ec2.FindInstances(ctx, cloud.InstanceFilter{Cluster: "local-a", Role: cloud.RoleBroker, BrokerID: aws.Int32(2), States: []string{"pending", "running"}})
+	require.NoError(t, err)
+	require.Len(t, live, 1)
+	assert.Equal(t, launched[0].Instance, live[0].ID)
+	vols, err := ec2.FindVolumes(ctx, cloud.VolumeFilter{Cluster: "local-a", Role: cloud.RoleKafkaData, BrokerID: aws.Int32(2)})
+	require.NoError(t, err)
+	assert.Len(t, vols, 1, "one data volume for the broker")
+	assert.Equal(t, launched[0].Instance, hostOf(ctx, t, stack, 2))
+	noViolations(t, stack, "local-a")
+	// How the retries found what the killed attempts made.
+	logs, err := os.ReadFile(filepath.Join(workers.dir(0), "worker.log"))
+	require.NoError(t, err)
+	for _, found := range []string{"replacement host found by its tags", "blank data volume found by its tags", "(or found by its token)"} {
+		t.Logf("worker log: %q %d time(s)", found, strings.Count(string(logs), found))
+	}
+	assert.Contains(t, string(logs), "replacement host found by its tags", "the launch retried after the kill found the host it launched")
 }

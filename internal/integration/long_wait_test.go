@@ -143,16 +143,20 @@ func TestIntegrationRollPausedAcrossContinueAsNew(t *testing.T) {
 }
 
 // TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew: a broker's
-// instance is stopped under it; the recovery finds the instance gone and
+// instance is stopped under it in a zone that has run out of capacity; the
+// recovery can neither start it nor launch a new host there, pages and
 // waits for a human while the entity continues as new several times; the
-// human starts the instance and resumes, and the recovery starts the
-// broker once and completes. Judged by the fleet's audit.
+// zone's capacity comes back, the human starts the instance and resumes,
+// and the recovery starts the broker once and completes. Judged by the
+// fleet's audit: no host was launched.
 func TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew(t *testing.T) {
 	t.Parallel() // mostly waiting for continue-as-new: beside the other long wait
 	stack := startLongWaitStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	auditBefore := len(stack.Fleet.Audit("local-a"))
+	zone := "us-east-1a" // a cluster without racks runs in the first zone
+	require.NoError(t, stack.Fleet.SetZoneCapacity(zone, false, "test"))
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultStopInstance}, "test"))
 
 	var recovery workflows.Operation
@@ -168,7 +172,7 @@ func TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew(t *testing.T) {
 			}
 		}
 		return false
-	}, 90*time.Second, 200*time.Millisecond, "the recovery finds the instance gone and waits for a human")
+	}, 90*time.Second, 200*time.Millisecond, "the recovery can neither start the instance nor replace it, and waits for a human")
 	require.Equal(t, workflows.OpRecovery, recovery.Kind)
 	waitContinuedAsNew(ctx, t, stack, longWaitRuns)
 
@@ -178,6 +182,7 @@ func TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew(t *testing.T) {
 	assert.Equal(t, recovery.ID, st.Urgent[0].ID)
 	require.Len(t, st.OpenLosses(), 1, "one loss, one recovery")
 
+	require.NoError(t, stack.Fleet.SetZoneCapacity(zone, true, "test"))
 	require.NoError(t, stack.Fleet.InjectFault(ctx, "local-a", 2, localfleet.Fault{Kind: localfleet.FaultStartInstance}, "oncall"))
 	_, err = entity.Decide(ctx, stack.Client, "local-a", recovery.ID, workflows.Decision{Action: workflows.DecisionResume, By: "oncall"})
 	require.NoError(t, err)
@@ -187,6 +192,7 @@ func TestIntegrationRecoveryWaitsForAHumanAcrossContinueAsNew(t *testing.T) {
 
 	_, starts := stopsAndStarts(stack.Fleet.Audit("local-a")[auditBefore:])
 	assert.Equal(t, map[int32]int{2: 1}, starts, "the recovery started broker 2 exactly once, and nothing else")
+	assert.Empty(t, brokerEvents(stack.Fleet.Audit("local-a")[auditBefore:], 2, localfleet.EventInstanceLaunched), "no host could be launched")
 	assert.Empty(t, stack.Fleet.Violations("local-a"))
 	st, err = entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)

@@ -52,8 +52,12 @@ type broker struct {
 	gen        uint64   // bumped on every transition; stale catch-ups compare it
 	zk         *zk.Conn // the broker's own session while registered
 	// behindBytes is what was written to its partitions while it was out
-	// of their ISR; its catch-up takes longer the more it missed.
+	// of their ISR; its catch-up takes longer the more it missed. behind
+	// is the same by partition, and catchUp the catch-up under way, so
+	// that DescribeLogDirs shows its replicas filling up (catchup.go).
 	behindBytes int64
+	behind      map[partKey]int64
+	catchUp     catchUpRun
 	// rt is the broker's process and host model: limits, segments, log
 	// cleaner, heap, log lines, injected faults (faults.go).
 	rt runtime

@@ -141,6 +141,9 @@ func (h *hosts) launch(spec launchSpec) (_ []instanceView, replay bool, _ error)
 		return nil, false, err
 	}
 	if !replay {
+		if err := h.capacityLocked(spec.az); err != nil {
+			return nil, false, insufficientCapacity(spec.itype, spec.az)
+		}
 		reservation, t := newResourceID("r"), h.now()
 		for range spec.count {
 			in := &instance{
@@ -240,6 +243,9 @@ func instanceError(id string, tr instanceTransition, err error) error {
 		return instanceNotFound(id)
 	case errors.Is(err, errIncorrectInstanceState):
 		return ec2Err("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be %s.", id, tr.verb)
+	}
+	if z := (*zoneFull)(nil); errors.As(err, &z) {
+		return insufficientCapacity("", z.az)
 	}
 	return err
 }

@@ -94,6 +94,9 @@ type hosts struct {
 	// tokens are the ClientTokens of RunInstances and CreateVolume, by
 	// action and token (idempotency.go).
 	tokens map[string]tokenUse
+	// noCapacity are the zones where no instance launches or starts
+	// (ec2_capacity.go).
+	noCapacity map[string]bool
 }
 
 // instance is one EC2 instance. Its identity is immutable; its state,
@@ -210,7 +213,7 @@ func dataVolumeTags(cluster string, broker int32) []ec2Tag {
 // handed its usage function at start.
 func newHosts(cfg Config, now func() time.Time) *hosts {
 	h := &hosts{now: now, byID: map[string]*instance{}, byVolume: map[string]*volume{},
-		quotas: map[string]map[string]int64{}, tokens: map[string]tokenUse{}}
+		quotas: map[string]map[string]int64{}, tokens: map[string]tokenUse{}, noCapacity: map[string]bool{}}
 	t := now()
 	for _, cc := range cfg.Clusters {
 		vc := cc.Volume

@@ -35,6 +35,7 @@ func (f *Fleet) handler() http.Handler {
 	mux.HandleFunc("GET /v1/ec2/audit", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(f.EC2Audit()))
 	})
+	mux.HandleFunc("POST /v1/ec2/zones/{az}/capacity", f.zoneCapacityHandler) // ec2_capacity.go
 	mux.HandleFunc("GET /v1/clusters/{id}/brokers", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
 		writeJSON(w, http.StatusOK, f.clusterStatus(id))
 	}))

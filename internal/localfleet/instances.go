@@ -114,6 +114,8 @@ func (h *hosts) beginTransition(instanceID string, tr instanceTransition) (prev 
 	switch {
 	case slices.Contains(tr.noop, prev):
 		return prev, in.gen, false, nil
+	case slices.Contains(tr.from, prev) && tr.final == InstanceRunning && h.capacityLocked(in.az) != nil:
+		return prev, in.gen, false, h.capacityLocked(in.az)
 	case slices.Contains(tr.from, prev):
 		in.state = tr.via
 		in.gen++
@@ -134,6 +136,9 @@ func (h *hosts) checkTransition(instanceID string, tr instanceTransition) error 
 	}
 	if !slices.Contains(tr.noop, in.state) && !slices.Contains(tr.from, in.state) {
 		return fmt.Errorf("instance %s is %s: %w", instanceID, in.state, errIncorrectInstanceState)
+	}
+	if !slices.Contains(tr.noop, in.state) && tr.final == InstanceRunning {
+		return h.capacityLocked(in.az)
 	}
 	return nil
 }

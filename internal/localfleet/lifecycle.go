@@ -229,7 +229,7 @@ func (c *cluster) goLive(b *broker, who string) error {
 // changed state since (gen differs) or the fleet is closing.
 func (c *cluster) catchUp(b *broker, gen uint64, who string) {
 	defer c.wg.Done()
-	if sleep(c.life, c.catchUpDelay(b)) != nil {
+	if sleep(c.life, c.beginCatchUp(b, gen)) != nil {
 		return
 	}
 	// Partitions created while b was away must be known before it rejoins.

@@ -1,6 +1,8 @@
 package localfleet
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -30,7 +32,7 @@ func (c *cluster) recordProduced(r *kmsg.ProduceRequest) {
 			p.bytes += n
 			for _, id := range p.replicas {
 				if b := c.brokerByID(id); b != nil && !p.inSync(id) {
-					b.behindBytes += n
+					b.fellBehind(p, n)
 				}
 			}
 		}
@@ -104,8 +106,12 @@ func (c *cluster) answerDescribeLogDirs(req *request, broker int32) ([]byte, err
 		dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
 		dp.Partition, dp.Size = p.id, p.bytes
 		if !p.inSync(broker) {
-			// A replica out of sync holds less than the leader.
+			// A replica out of sync holds less than the leader: what
+			// it has not copied yet.
 			dp.OffsetLag = 1
+			if b := c.brokerByID(broker); b != nil {
+				dp.Size = max(0, p.bytes-b.toCopyLocked(p, time.Now()))
+			}
 		}
 		t := &dir.Topics[len(dir.Topics)-1]
 		t.Partitions = append(t.Partitions, dp)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -237,23 +236,11 @@ func (c *cluster) leaveISRLocked(id int32) {
 	}
 }
 
-// catchUpDelay is how long broker b takes from registration back into
-// every ISR: a fixed part, plus replicating what it missed while away.
-func (c *cluster) catchUpDelay(b *broker) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := c.cfg.Timing.CatchUp
-	if rate := c.cfg.Timing.CatchUpBytesPerSec; rate > 0 {
-		d += time.Duration(float64(b.behindBytes) / float64(rate) * float64(time.Second))
-	}
-	return d
-}
-
 // joinISRLocked puts broker id back into the ISR of each partition it
 // replicates; a partition that had no leader gets it as leader.
 func (c *cluster) joinISRLocked(id int32) {
 	if b := c.brokerByID(id); b != nil {
-		b.behindBytes = 0
+		b.behindBytes, b.behind, b.catchUp = 0, nil, catchUpRun{}
 	}
 	for _, p := range c.partitionsLocked() {
 		if !slices.Contains(p.replicas, id) || slices.Contains(p.isr, id) {

@@ -314,6 +314,7 @@ func (c *cluster) adopt(conf brokerConf, instanceID string, vol volumeView) (*br
 	// A blank log directory: nothing to recover, everything to copy.
 	full := c.hostedBytesLocked(b.id)
 	b.behindBytes = max(b.behindBytes, full)
+	b.copyAllLocked(c.partitionsLocked())
 	b.rt.unclean = false
 	c.leaveISRLocked(b.id)
 	ev.Detail += fmt.Sprintf("; blank volume %s: full catch-up of %d bytes", vol.id, b.behindBytes)

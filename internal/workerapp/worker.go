@@ -80,12 +80,16 @@ type Worker struct {
 // and starts polling.
 func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	kp, zp := kafka.NewPool(), zookeeper.NewPool()
+	ec2 := cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint)
 	acts := &activities.Activities{
 		Kafka:        kp,
 		ZooKeeper:    zp,
 		Hosts:        cloud.NewSSM(cfg.AWS, cfg.AWSEndpoint),
 		Metrics:      metrics.Scraper{},
-		Instances:    cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint),
+		Instances:    ec2,
+		Lifecycle:    ec2,
+		Specs:        entity.Operator{Client: c},
+		LogDirs:      kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		Operator:     entity.Operator{Client: c},
