@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kfleet/kfleet/internal/cloud"
@@ -250,6 +251,23 @@ func TestIntegrationHostReplacement(t *testing.T) {
 	_, err = p.ssm.RunDocument(ctx, old2, cloud.DocBrokerStatus, nil, "", func() {})
 	assert.ErrorContains(t, err, "InvalidInstanceId", "no SSM on a terminated host")
 	awaitGone(t, conn, "/kfleet/local-a/brokers/ids/2")
+	// The controller handles the failure once its own watch fires: until
+	// broker 2 left every ISR, what is written still counts as its.
+	adm := kadm.NewClient(cl)
+	require.Eventually(t, func() bool {
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return false
+		}
+		for _, td := range md.Topics {
+			for _, part := range td.Partitions {
+				if slices.Contains(part.ISR, 2) {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "broker 2 left every ISR")
 	written := produce(30, 1000) // broker 2 misses these
 
 	// A replacement with broker 2's own volume keeps its data.
