@@ -61,6 +61,11 @@ type ProvisionConfig struct {
 	WaitTimeout time.Duration
 }
 
+// TokenSpent marks the refusal of a launch or volume whose ClientToken EC2
+// answers with a resource that is gone: a retry with it can never help, a
+// human's resume launches with a new one.
+const TokenSpent = "its client token is spent"
+
 // DataDevice is where a broker's data volume is attached.
 const DataDevice = "/dev/xvdb"
 
@@ -142,7 +147,7 @@ func (a *Activities) LaunchHost(ctx context.Context, in HostInput) (Host, error)
 		a.Log.Info().Str("cluster", in.Cluster).Str("role", in.Role).Int32("n", in.N).Str("instance", inst.ID).Str("token", in.Token).Msg("host launched")
 	}
 	if inst.State == "shutting-down" || inst.State == "terminated" {
-		return Host{}, badInput(fmt.Errorf("%s: instance %s (token %s) is %s: its launch is spent", in.what(), inst.ID, in.Token, inst.State))
+		return Host{}, badInput(fmt.Errorf("%s: instance %s (token %s) is %s: %s", in.what(), inst.ID, in.Token, inst.State, TokenSpent))
 	}
 	activity.RecordHeartbeat(ctx, inst.ID)
 	if inst.State != "running" {
@@ -220,6 +225,9 @@ func (a *Activities) CreateDataVolume(ctx context.Context, in VolumeInput) (stri
 			return "", err
 		}
 		a.Log.Info().Str("cluster", in.Cluster).Int32("broker", in.Broker).Str("volume", v.ID).Str("token", in.Token).Msg("data volume created")
+	}
+	if v.State != "creating" && v.State != "available" && v.State != "in-use" {
+		return "", badInput(fmt.Errorf("%s: volume %s (token %s) is %s: %s", what, v.ID, in.Token, v.State, TokenSpent))
 	}
 	activity.RecordHeartbeat(ctx, v.ID)
 	if v.State == "creating" {

@@ -3,7 +3,6 @@ package fleet
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -69,12 +68,22 @@ const (
 	DefaultServicePlan = "standard"
 )
 
-// ServicePlans are the plans kfleet knows, by name.
-func ServicePlans() map[string]ServicePlan {
-	return map[string]ServicePlan{
-		"standard": {Name: "standard", InstanceType: "m5.xlarge", ZooKeeperInstanceType: "t3.medium", VolumeGiB: 500, MinVolumeGiB: 100},
-		"memory":   {Name: "memory", InstanceType: "r5.xlarge", ZooKeeperInstanceType: "t3.large", VolumeGiB: 1000, MinVolumeGiB: 500},
+// ServicePlans are the plans kfleet knows, in the order help lists them.
+func ServicePlans() []ServicePlan {
+	return []ServicePlan{
+		{Name: "standard", InstanceType: "m5.xlarge", ZooKeeperInstanceType: "t3.medium", VolumeGiB: 500, MinVolumeGiB: 100},
+		{Name: "memory", InstanceType: "r5.xlarge", ZooKeeperInstanceType: "t3.large", VolumeGiB: 1000, MinVolumeGiB: 500},
 	}
+}
+
+// ServicePlanNamed finds a service plan by name.
+func ServicePlanNamed(name string) (ServicePlan, bool) {
+	for _, sp := range ServicePlans() {
+		if sp.Name == name {
+			return sp, true
+		}
+	}
+	return ServicePlan{}, false
 }
 
 var (
@@ -88,7 +97,7 @@ func (p ClusterPlan) WithDefaults() ClusterPlan {
 	if p.Plan == "" {
 		p.Plan = DefaultServicePlan
 	}
-	sp, ok := ServicePlans()[p.Plan]
+	sp, ok := ServicePlanNamed(p.Plan)
 	if !ok {
 		return p
 	}
@@ -118,7 +127,7 @@ func (p ClusterPlan) Validate() error {
 	case len(p.ID) > MaxPlanClusterID:
 		errs = append(errs, fmt.Errorf("cluster id %q: at most %d characters (what a broker host's configuration accepts)", p.ID, MaxPlanClusterID))
 	}
-	sp, known := ServicePlans()[p.Plan]
+	sp, known := ServicePlanNamed(p.Plan)
 	if !known {
 		errs = append(errs, fmt.Errorf("plan %q: unknown (known: %s)", p.Plan, strings.Join(servicePlanNames(), ", ")))
 	}
@@ -165,7 +174,11 @@ func (p ClusterPlan) Validate() error {
 }
 
 func servicePlanNames() []string {
-	return slices.Sorted(maps.Keys(ServicePlans()))
+	var names []string
+	for _, sp := range ServicePlans() {
+		names = append(names, sp.Name)
+	}
+	return names
 }
 
 // BrokerIDs are the plan's broker ids, 1..Brokers.
@@ -190,13 +203,13 @@ func (p ClusterPlan) ZooKeeperZone(n int) string {
 
 // Fingerprint names the plan as planned (its defaults filled in): launches
 // and volumes are tagged with it, so a run of the same plan adopts what an
-// earlier one launched and a different plan never does.
+// earlier one launched and a different plan never does. A hash of its
+// fields in a fixed order (workflow code computes it: no map, no JSON).
 func (p ClusterPlan) Fingerprint() string {
-	data, err := json.Marshal(p.WithDefaults())
-	if err != nil { // plain fields always encode
-		panic(err)
-	}
-	sum := sha256.Sum256(data)
+	p = p.WithDefaults()
+	canonical := fmt.Sprintf("%q|%d|%q|%q|%d|%q|%q|%q|%+v", p.ID, p.Brokers, strings.Join(p.AvailabilityZones, ","), p.InstanceType,
+		p.VolumeGiB, p.ZooKeeperInstanceType, p.KafkaVersion, p.Plan, p.Health)
+	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:6])
 }
 

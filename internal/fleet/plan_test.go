@@ -28,7 +28,7 @@ func TestClusterPlanValidate(t *testing.T) {
 			[]string{"volumeGiB 50: under plan standard's minimum of 100 GiB"}},
 		{"memory plan minimum", func(p *fleet.ClusterPlan) { p.Plan, p.VolumeGiB = "memory", 200 },
 			[]string{"volumeGiB 200: under plan memory's minimum of 500 GiB"}},
-		{"unknown plan", func(p *fleet.ClusterPlan) { p.Plan = "gold" }, []string{`plan "gold": unknown (known: memory, standard)`}},
+		{"unknown plan", func(p *fleet.ClusterPlan) { p.Plan = "gold" }, []string{`plan "gold": unknown (known: standard, memory)`}},
 		{"no zone", func(p *fleet.ClusterPlan) { p.AvailabilityZones = nil }, []string{"availabilityZones: at least one zone"}},
 		{"malformed and repeated zones", func(p *fleet.ClusterPlan) { p.AvailabilityZones = []string{"us-east-1a", "moon", "us-east-1a"} },
 			[]string{`"moon" is not a zone name`, `"us-east-1a" listed twice`}},
