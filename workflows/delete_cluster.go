@@ -141,7 +141,7 @@ func DeleteClusterWorkflow(ctx workflow.Context, in DeleteClusterInput) (DeleteC
 	gate.changed(ctx)
 	notifyHumans(ctx, activities.Notification{Cluster: spec.ID, Severity: activities.SeverityInfo, Title: "Cluster " + spec.ID + " deleted",
 		Operation: workflow.GetInfo(ctx).WorkflowExecution.ID,
-		Text: fmt.Sprintf("Requested by %s, approved by %s%s: %s.", in.RequestedBy, in.ApprovedBy, forcedSuffix(in.Force), progress.Step)})
+		Text:      fmt.Sprintf("Requested by %s, approved by %s%s: %s.", in.RequestedBy, in.ApprovedBy, forcedSuffix(in.Force), progress.Step)})
 	return res, nil
 }
 
