@@ -71,6 +71,30 @@ const DataDevice = "/dev/xvdb"
 
 func (c ProvisionConfig) waitTimeout() time.Duration { return cmp.Or(c.WaitTimeout, 15*time.Minute) }
 
+// keepAlive heartbeats details every few seconds until stop is called:
+// EC2's waiters block for as long as a host takes to boot, and a worker
+// killed meanwhile must be noticed by its heartbeat timeout, not by the
+// step's whole timeout. The SDK sends at most one heartbeat per 80% of
+// the timeout, so beating often costs nothing more.
+func keepAlive(ctx context.Context, details any) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			activity.RecordHeartbeat(ctx, details)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // HostInput asks for one host of a cluster: a broker's (N is its id) or a
 // ZooKeeper node's (N is its myid).
 type HostInput struct {
@@ -149,7 +173,7 @@ func (a *Activities) LaunchHost(ctx context.Context, in HostInput) (Host, error)
 	if inst.State == "shutting-down" || inst.State == "terminated" {
 		return Host{}, badInput(fmt.Errorf("%s: instance %s (token %s) is %s: %s", in.what(), inst.ID, in.Token, inst.State, TokenSpent))
 	}
-	activity.RecordHeartbeat(ctx, inst.ID)
+	defer keepAlive(ctx, inst.ID)()
 	if inst.State != "running" {
 		if inst, err = a.EC2.WaitInstanceRunning(ctx, inst.ID, a.Provisioning.waitTimeout()); err != nil {
 			if errors.Is(err, cloud.ErrIncorrectState) {
@@ -229,7 +253,7 @@ func (a *Activities) CreateDataVolume(ctx context.Context, in VolumeInput) (stri
 	if v.State != "creating" && v.State != "available" && v.State != "in-use" {
 		return "", badInput(fmt.Errorf("%s: volume %s (token %s) is %s: %s", what, v.ID, in.Token, v.State, TokenSpent))
 	}
-	activity.RecordHeartbeat(ctx, v.ID)
+	defer keepAlive(ctx, v.ID)()
 	if v.State == "creating" {
 		if v, err = a.EC2.WaitVolumeAvailable(ctx, v.ID, a.Provisioning.waitTimeout()); err != nil {
 			if errors.Is(err, cloud.ErrIncorrectState) {
@@ -254,6 +278,7 @@ type AttachInput struct {
 // for, not attached again; one attached elsewhere is refused.
 func (a *Activities) AttachDataVolume(ctx context.Context, in AttachInput) error {
 	what := fmt.Sprintf("cluster %s broker %d", in.Cluster, in.Broker)
+	defer keepAlive(ctx, in.VolumeID)()
 	for try := 0; ; try++ {
 		v, err := a.EC2.DescribeVolume(ctx, in.VolumeID)
 		if err != nil {
@@ -279,7 +304,6 @@ func (a *Activities) AttachDataVolume(ctx context.Context, in AttachInput) error
 				return err
 			}
 		}
-		activity.RecordHeartbeat(ctx, in.VolumeID)
 		if _, err := a.EC2.WaitVolumeAttached(ctx, in.VolumeID, in.InstanceID, a.Provisioning.waitTimeout()); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
 )
@@ -57,6 +55,7 @@ func (a *Activities) CheckProvisionPlan(ctx context.Context, plan fleet.ClusterP
 		return PlanCheck{}, badInput(errors.New("this worker cannot provision: it has no EC2 client or no Temporal client"))
 	}
 	plan = plan.WithDefaults()
+	defer keepAlive(ctx, plan.ID)()
 	var refusals []string
 	if ok, err := a.Registry.Registered(ctx, plan.ID); err != nil {
 		return PlanCheck{}, err
@@ -253,7 +252,7 @@ func (a *Activities) VerifyProvisioned(ctx context.Context, in VerifyInput) (fle
 		spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: id, InstanceID: h.ID, Rack: plan.BrokerZone(id),
 			MetricsURL: metricsURL(a.Provisioning.MetricsURL, plan.ID, id, h.PrivateIP)})
 	}
-	activity.RecordHeartbeat(ctx, "checking the brokers' configurations")
+	defer keepAlive(ctx, "checking the brokers' configurations")()
 	configs, err := a.Admin.BrokerConfigs(ctx, spec, plan.BrokerIDs())
 	if err != nil {
 		return spec, err

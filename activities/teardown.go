@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
 )
@@ -52,6 +50,7 @@ func (a *Activities) TerminateHosts(ctx context.Context, in RemoveInput) (Remove
 		return Removed{}, err
 	}
 	var out Removed
+	defer keepAlive(ctx, in)()
 	for _, h := range hosts {
 		if in.Plan != "" && h.Tags[cloud.TagPlan] != in.Plan {
 			continue
@@ -63,13 +62,11 @@ func (a *Activities) TerminateHosts(ctx context.Context, in RemoveInput) (Remove
 			a.Log.Info().Str("cluster", in.Cluster).Str("role", in.Role).Str("instance", h.ID).Msg("host terminated")
 		}
 		out.add(h.ID)
-		activity.RecordHeartbeat(ctx, out)
 	}
 	for _, id := range out.IDs {
 		if _, err := a.EC2.WaitInstanceTerminated(ctx, id, a.Provisioning.waitTimeout()); err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
 			return out, fmt.Errorf("cluster %s: %w", in.Cluster, err)
 		}
-		activity.RecordHeartbeat(ctx, out)
 	}
 	return out, nil
 }
@@ -86,6 +83,7 @@ func (a *Activities) DeleteDataVolumes(ctx context.Context, in RemoveInput) (Rem
 		return Removed{}, err
 	}
 	var out Removed
+	defer keepAlive(ctx, in)()
 	for _, v := range vols {
 		if in.Plan != "" && v.Tags[cloud.TagPlan] != in.Plan {
 			continue
@@ -108,7 +106,6 @@ func (a *Activities) DeleteDataVolumes(ctx context.Context, in RemoveInput) (Rem
 		}
 		a.Log.Info().Str("cluster", in.Cluster).Int32("broker", v.BrokerID).Str("volume", v.ID).Msg("data volume deleted")
 		out.add(v.ID)
-		activity.RecordHeartbeat(ctx, out)
 	}
 	return out, nil
 }
@@ -117,6 +114,7 @@ func (a *Activities) DeleteDataVolumes(ctx context.Context, in RemoveInput) (Rem
 // it (broker registrations, topics' metadata, the controller); gone
 // already is done.
 func (a *Activities) RemoveChroot(ctx context.Context, spec fleet.ClusterSpec) (int, error) {
+	defer keepAlive(ctx, spec.ZooKeeper)()
 	n, err := a.Chroots.RemoveChroot(ctx, spec.ID, spec.ZooKeeper)
 	if err != nil {
 		return n, err
@@ -139,6 +137,7 @@ func (r Residents) Empty() bool { return r.Topics == 0 && r.Users == 0 }
 // ClusterResidents lists the cluster's topics (internal ones aside) and
 // its SCRAM users (tenants).
 func (a *Activities) ClusterResidents(ctx context.Context, spec fleet.ClusterSpec) (Residents, error) {
+	defer keepAlive(ctx, spec.ID)()
 	topics, users, err := a.Admin.Residents(ctx, spec)
 	if err != nil {
 		return Residents{}, err

@@ -302,7 +302,10 @@ func (p *provisioning) undo(ctx workflow.Context) error {
 func provisionContext(ctx workflow.Context, timeout time.Duration, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
-		HeartbeatTimeout:    2 * time.Minute,
+		// Every step heartbeats every few seconds: a worker killed
+		// mid-step is noticed in seconds, and the retry finds what the
+		// step made.
+		HeartbeatTimeout: 15 * time.Second,
 		Summary:             summary,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput}},
