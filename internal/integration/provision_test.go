@@ -323,10 +323,11 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 		assert.NotEqual(t, localfleet.EventInstanceTerminated, e.Kind, "a refused deletion terminated %s", e.Detail)
 	}
 
+	forcedAt := time.Now()
 	deleted := approveDelete(true)
 	require.Equal(t, workflows.StatusSucceeded, deleted.Status, deleted.Error)
 	assert.Equal(t, "bob", deleted.ApprovedBy)
-	t.Logf("deleted: %s", deleted.Outcome)
+	t.Logf("%s", deleted.Outcome)
 
 	// The fleet's account: every host terminated, every volume deleted.
 	hosts, vols := 0, 0
@@ -356,7 +357,16 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "the entity ended")
 	_, err = entity.Request(ctx, stack.Client, "doomed", restartReq("late"))
 	assert.Error(t, err, "a deleted cluster takes no request")
-	noViolations(t, stack, "doomed")
+	recordHistories(ctx, t, stack.Client, map[string]string{
+		deleted.WorkflowID:                    "delete_cluster_forced.json",
+		workflows.ClusterWorkflowID("doomed"): "cluster_deleted.json",
+	})
+	// A forced deletion takes every broker down with a topic in place:
+	// the fleet calls that unsafe, rightly, and only from then on.
+	for _, v := range stack.Fleet.Violations("doomed") {
+		assert.True(t, v.Time.After(forcedAt), "violation before the forced deletion: %s", v.Detail)
+		assert.Contains(t, []localfleet.ViolationKind{localfleet.ViolationTwoBrokersDown, localfleet.ViolationUnderMinISR}, v.Kind, v.Detail)
+	}
 }
 
 func deleteAction(cluster string) activities.Action {
