@@ -77,7 +77,7 @@ func (c ProvisionConfig) waitTimeout() time.Duration { return cmp.Or(c.WaitTimeo
 // step's whole timeout. The SDK sends at most one heartbeat per 80% of
 // the timeout, so beating often costs nothing more.
 func keepAlive(ctx context.Context, details any) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -88,11 +88,13 @@ func keepAlive(ctx context.Context, details any) (stop func()) {
 			select {
 			case <-ctx.Done():
 				return
+			case <-stopped:
+				return
 			case <-t.C:
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() { close(stopped); <-done }
 }
 
 // HostInput asks for one host of a cluster: a broker's (N is its id) or a

@@ -231,11 +231,11 @@ func (s *Stack) StartWorker() error {
 }
 
 // The local fleet's EC2 changes states within a second: its waiters
-// describe every 100 ms at first, at most every second, rather than AWS's
-// 15 s and 120 s.
+// describe every 100 ms at first, at most every 250 ms (a describe is a
+// loopback call), rather than AWS's 15 s and 120 s.
 const (
 	LocalEC2WaitMin = 100 * time.Millisecond
-	LocalEC2WaitMax = time.Second
+	LocalEC2WaitMax = 250 * time.Millisecond
 )
 
 // LocalImageID is the AMI the local stack launches hosts from (the fleet
