@@ -122,6 +122,7 @@ func ApprovalWorkflow(ctx workflow.Context, in ApprovalInput) (ApprovalState, er
 		act := in.Action
 		if decision.Force {
 			act, _ = forcedAction(act) // validated
+			st.Action = act            // what was approved, as submitted
 		}
 		act.ApprovedBy = decision.By
 		if decision.Reason != "" {

@@ -306,7 +306,7 @@ func provisionContext(ctx workflow.Context, timeout time.Duration, summary strin
 		// mid-step is noticed in seconds, and the retry finds what the
 		// step made.
 		HeartbeatTimeout: 15 * time.Second,
-		Summary:             summary,
+		Summary:          summary,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput}},
 	})
