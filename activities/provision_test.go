@@ -159,7 +159,9 @@ func (f *fakeEC2) volume(id string, edit func(*cloud.Volume)) (cloud.Volume, err
 	return cloud.Volume{}, cloud.ErrVolumeNotFound
 }
 
-func (f *fakeEC2) DescribeVolume(_ context.Context, id string) (cloud.Volume, error) { return f.volume(id, nil) }
+func (f *fakeEC2) DescribeVolume(_ context.Context, id string) (cloud.Volume, error) {
+	return f.volume(id, nil)
+}
 func (f *fakeEC2) WaitVolumeAvailable(_ context.Context, id string, _ time.Duration) (cloud.Volume, error) {
 	return f.volume(id, func(v *cloud.Volume) { v.State, v.InstanceID, v.AttachState = "available", "", "" })
 }
@@ -185,7 +187,9 @@ func (f fakeRegistry) Register(_ context.Context, spec fleet.ClusterSpec) error 
 	f.registered[spec.ID] = true
 	return nil
 }
-func (f fakeRegistry) Registered(_ context.Context, id string) (bool, error) { return f.registered[id], nil }
+func (f fakeRegistry) Registered(_ context.Context, id string) (bool, error) {
+	return f.registered[id], nil
+}
 
 func provisionUnit(t *testing.T) (*fakeEC2, *activities.Activities, *testsuite.TestActivityEnvironment) {
 	ec2, reg := newFakeEC2(), fakeRegistry{registered: map[string]bool{"taken": true}}
