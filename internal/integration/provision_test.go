@@ -357,6 +357,12 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "the entity ended")
 	_, err = entity.Request(ctx, stack.Client, "doomed", restartReq("late"))
 	assert.Error(t, err, "a deleted cluster takes no request")
+	final, err := entity.ClusterStatus(ctx, stack.Client, "doomed")
+	require.NoError(t, err, "a closed entity still answers its status")
+	assert.Empty(t, final.Losses, "brokers the deletion took down are no losses")
+	for _, op := range final.History {
+		assert.NotEqual(t, workflows.OpRecovery, op.Kind, "nothing recovered a deleted broker")
+	}
 	recordHistories(ctx, t, stack.Client, map[string]string{
 		deleted.WorkflowID:                    "delete_cluster_forced.json",
 		workflows.ClusterWorkflowID("doomed"): "cluster_deleted.json",
