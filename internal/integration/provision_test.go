@@ -367,6 +367,26 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 		deleted.WorkflowID:                    "delete_cluster_forced.json",
 		workflows.ClusterWorkflowID("doomed"): "cluster_deleted.json",
 	})
+
+	// The id is free again: the same plan creates a new cluster — new
+	// hosts and volumes (never the terminated ones EC2 remembers for the
+	// first run's tokens), and none of the old one's data.
+	again, err := entity.Provision(ctx, stack.Client, ordersPlan("doomed", 3), "carol")
+	require.NoError(t, err)
+	res, err := entity.FollowProvision(ctx, stack.Client, "doomed", 100*time.Millisecond, func(workflows.ProvisionProgress) {})
+	require.NoError(t, err, "%s", again.WorkflowID)
+	assert.Equal(t, 6, res.Hosts)
+	assert.Zero(t, res.Adopted, "nothing of the deleted cluster is adopted")
+	es, err = entity.ClusterStatus(ctx, stack.Client, "doomed")
+	require.NoError(t, err)
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(es.Spec.Bootstrap...))
+	require.NoError(t, err)
+	defer cl2.Close()
+	topics, err := kadm.NewClient(cl2).ListTopics(ctx)
+	require.NoError(t, err)
+	assert.False(t, topics.Has("orders"), "the new cluster holds none of the old one's topics")
+
+
 	// A forced deletion takes every broker down with a topic in place:
 	// the fleet calls that unsafe, rightly, and only from then on.
 	for _, v := range stack.Fleet.Violations("doomed") {

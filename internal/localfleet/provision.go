@@ -259,7 +259,10 @@ func (f *Fleet) adoptHost(ctx context.Context, instanceID, who string) (*cluster
 // meanwhile (its resources' audit and violations) becomes its own.
 func (f *Fleet) clusterFor(ctx context.Context, conf brokerConf, who string) (*cluster, error) {
 	if c, err := f.cluster(conf.cluster); err == nil {
-		return c, nil
+		if !f.gone(c) {
+			return c, nil
+		}
+		f.retire(c, who) // retire.go
 	}
 	cc := Config{Clusters: []ClusterConfig{{ID: conf.cluster, Topics: []TopicConfig{}, Timing: f.ec2.ClusterTiming}}}.withDefaults().Clusters[0]
 	cc.Brokers, cc.MinInsyncReplicas = 0, provisionedMinISR
