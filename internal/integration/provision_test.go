@@ -386,7 +386,6 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, topics.Has("orders"), "the new cluster holds none of the old one's topics")
 
-
 	// A forced deletion takes every broker down with a topic in place:
 	// the fleet calls that unsafe, rightly, and only from then on.
 	for _, v := range stack.Fleet.Violations("doomed") {
