@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -396,4 +398,76 @@ func TestIntegrationDeleteCluster(t *testing.T) {
 
 func deleteAction(cluster string) activities.Action {
 	return activities.Action{Verb: "delete", Cluster: cluster, RequestedBy: "alice"}
+}
+
+// TestIntegrationProvisionUndo: a host terminated behind kfleet's back
+// while it boots fails its step for good; the provisioning pauses for a
+// human, with the reason, having touched nothing more; undo terminates
+// every host the plan launched and deletes every volume it made, and
+// nothing is registered.
+func TestIntegrationProvisionUndo(t *testing.T) {
+	slowBoot := quickEC2
+	slowBoot.Pending = time.Second
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), provisionFleet(slowBoot))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ep := stack.Fleet.Endpoints().AWS
+	ec2 := cloud.NewEC2(aws.Config{Region: ep.Region, Credentials: credentials.NewStaticCredentialsProvider(ep.AccessKeyID, ep.SecretAccessKey, "")}, ep.Endpoint)
+
+	_, err := entity.Provision(ctx, stack.Client, ordersPlan("flaky", 3), "alice")
+	require.NoError(t, err)
+	var victim string
+	require.Eventually(t, func() bool {
+		for _, e := range stack.Fleet.EC2Audit() {
+			if e.Cluster == "flaky" && e.Kind == localfleet.EventInstanceLaunched && e.Broker == 2 {
+				victim = e.Instance
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "broker 2's host is launched")
+	_, err = ec2.TerminateInstance(ctx, victim)
+	require.NoError(t, err)
+
+	var paused workflows.ProvisionProgress
+	require.Eventually(t, func() bool {
+		ps, err := entity.Provisioning(ctx, stack.Client, "flaky")
+		paused = ps.Progress
+		return err == nil && ps.Progress.Paused != nil
+	}, time.Minute, 100*time.Millisecond, "the provisioning waits for a human")
+	assert.Equal(t, workflows.PhaseHosts, paused.Paused.Step)
+	assert.Contains(t, paused.Paused.Reason, "broker 2 host and volume")
+	assert.Contains(t, paused.Paused.Reason, victim)
+	st, err := entity.Status(ctx, stack.Client, "flaky")
+	require.NoError(t, err, "status of a cluster being created")
+	require.NotNil(t, st.Provisioning)
+
+	_, err = entity.Decide(ctx, stack.Client, "flaky", "", workflows.Decision{Action: workflows.DecisionUndo, By: "bob"})
+	require.NoError(t, err)
+	_, err = entity.FollowProvision(ctx, stack.Client, "flaky", 100*time.Millisecond, func(workflows.ProvisionProgress) {})
+	require.ErrorContains(t, err, "provisioning undone by bob")
+
+	launched, terminated, created, deleted := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, e := range stack.Fleet.EC2Audit() {
+		if e.Cluster != "flaky" {
+			continue
+		}
+		switch e.Kind {
+		case localfleet.EventInstanceLaunched:
+			launched[e.Instance] = true
+		case localfleet.EventInstanceTerminated:
+			terminated[e.Instance] = true
+		case localfleet.EventVolumeCreated:
+			created[e.Volume] = true
+		case localfleet.EventVolumeDeleted:
+			deleted[e.Volume] = true
+		}
+	}
+	assert.Len(t, launched, 6, "every host launched once")
+	assert.Equal(t, launched, terminated, "every host launched is terminated")
+	assert.Len(t, created, 3)
+	assert.Equal(t, created, deleted, "every volume created is deleted")
+	ok, err := entity.Registered(ctx, stack.Client, "flaky")
+	require.NoError(t, err)
+	assert.False(t, ok, "nothing registered")
 }
