@@ -134,6 +134,13 @@ type Activities struct {
 	Lifecycle HostLifecycle
 	Specs     ClusterSpecs
 	LogDirs   LogDirReader
+	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
+	// and deletion (provision*.go, teardown.go).
+	EC2          Provisioner
+	Provisioning ProvisionConfig
+	Admin        ClusterAdmin
+	Chroots      Chroots
+	Registry     Registry
 	// Notifier posts to the on-call chat; nil only logs the messages.
 	Notifier Notifier
 	// Operator submits approved and scheduled actions to cluster

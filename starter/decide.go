@@ -18,6 +18,8 @@ import (
 // decideFlags are what every answer to a paused operation takes.
 type decideFlags struct {
 	cluster, by, reason, operation string
+	// force goes with an approval (a deletion forced by its approver).
+	force bool
 }
 
 func (f *decideFlags) register(cmd *cobra.Command) {
@@ -45,6 +47,10 @@ func decide(cmd *cobra.Command, g *globalFlags, f *decideFlags, action string) e
 			return err
 		}
 		return g.emit(cmd, decisionAnswer{Cluster: f.cluster, Decision: action, By: f.by, Pause: p}, func(out io.Writer) {
+			if p.Broker < 0 { // a provisioning's or a deletion's step, no broker's
+				fmt.Fprintf(out, "%s: it was paused at %q (%s)\n", action, p.Step, p.Reason)
+				return
+			}
 			fmt.Fprintf(out, "%s: broker %d was paused at %q (%s)\n", action, p.Broker, p.Step, p.Reason)
 		})
 	})
@@ -54,23 +60,25 @@ const decideLong = `A roll pauses when a gate stays shut past its deadline, when
 never open (e.g. a partition whose replication factor is at or below
 min.insync.replicas), or when a step keeps failing. A recovery pauses when the
 broker's instance is gone, when starts keep failing, or when log recovery
-stalls. Until someone decides, it touches nothing. skip is only allowed at a
-roll's gate, before the broker was touched. Without --operation the decision
+stalls. A provisioning (starter create) pauses when a step keeps failing; it
+takes resume, abort, or undo (terminate what it launched, delete its volumes
+and chroot). Until someone decides, it touches nothing. skip is only allowed
+at a roll's gate, before the broker was touched. Without --operation the decision
 goes to the running roll, else to the first recovery that waits. Nothing
 waiting, or a decision the operation refuses, exits 2.`
 
 func newDecideCommand(g *globalFlags) *cobra.Command {
 	var f decideFlags
 	cmd := &cobra.Command{
-		Use:       "decide --cluster ID resume|skip|abort",
+		Use:       "decide --cluster ID resume|skip|abort|undo",
 		Short:     "Answer an operation that paused for a human: resume (re-check or retry), skip the broker, or abort",
 		Long:      decideLong + "\n\napprove, skip and abort are the same as decide resume, skip and abort.",
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{workflows.DecisionResume, workflows.DecisionSkip, workflows.DecisionAbort},
+		ValidArgs: []string{workflows.DecisionResume, workflows.DecisionSkip, workflows.DecisionAbort, workflows.DecisionUndo},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action := args[0]
-			if action != workflows.DecisionResume && action != workflows.DecisionSkip && action != workflows.DecisionAbort {
-				return exitError{exitBadInput, fmt.Errorf("unknown decision %q: want resume, skip or abort", action)}
+			if action != workflows.DecisionResume && action != workflows.DecisionSkip && action != workflows.DecisionAbort && action != workflows.DecisionUndo {
+				return exitError{exitBadInput, fmt.Errorf("unknown decision %q: want resume, skip, abort (or undo, for a provisioning)", action)}
 			}
 			return decide(cmd, g, &f, action)
 		},
@@ -116,6 +124,7 @@ approvers (exit 2). --approval takes the approval's workflow ID
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&approval, "approval", "", "approve this chat request (its approval workflow ID) instead")
+	cmd.Flags().BoolVar(&f.force, "force", false, "with --approval: force it (a deletion even while topics or tenants remain)")
 	return cmd
 }
 
@@ -153,6 +162,9 @@ func answerApproval(cmd *cobra.Command, g *globalFlags, f decideFlags, approval 
 	if f.operation != "" {
 		return exitError{exitBadInput, errors.New("--operation answers a paused operation, not an approval")}
 	}
+	if f.force && !approve {
+		return exitError{exitBadInput, errors.New("--force goes with an approval")}
+	}
 	if !strings.HasPrefix(approval, workflows.ClusterWorkflowID("")) {
 		if err := checkCluster(f.cluster); err != nil {
 			return exitError{exitBadInput, fmt.Errorf("--approval %q is no approval workflow ID (cluster/<id>/approval/<request>); give --cluster with a request id: %w", approval, err)}
@@ -160,7 +172,7 @@ func answerApproval(cmd *cobra.Command, g *globalFlags, f decideFlags, approval 
 		approval = workflows.ApprovalWorkflowID(f.cluster, approval)
 	}
 	return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-		st, err := entity.Approve(ctx, c, approval, workflows.ApprovalDecision{By: f.by, Approve: approve, Reason: f.reason})
+		st, err := entity.Approve(ctx, c, approval, workflows.ApprovalDecision{By: f.by, Approve: approve, Reason: f.reason, Force: f.force})
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			// A closed approval takes no update; say how it ended.

@@ -63,6 +63,8 @@ func newRootCommand() *cobra.Command {
 		newDecideCommand(&g),
 		newDevCommand(),
 		newChatopsCommand(&g),
+		newCreateCommand(&g),
+		newDeleteCommand(&g),
 	)
 	root.AddCommand(newControlCommands(&g)...) // pause, resume, cancel
 

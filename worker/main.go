@@ -9,6 +9,13 @@
 // is the Slack-compatible incoming webhook on-call messages are posted to;
 // unset, they are only logged.
 //
+// Provisioning (creating clusters): KFLEET_HOST_IMAGE and
+// KFLEET_ZOOKEEPER_IMAGE (the hosts' AMIs), KFLEET_HOST_SUBNETS
+// (zone=subnet,...), KFLEET_HOST_SECURITY_GROUPS,
+// KFLEET_HOST_INSTANCE_PROFILE, KFLEET_BROKER_METRICS_URL (a template of
+// {host}, {cluster} and {broker}) and KFLEET_EC2_WAIT_DELAYS (min,max
+// between an EC2 waiter's describes; default AWS's 15s,120s).
+//
 // KFLEET_TASK_QUEUE names the task queue (default kfleet; sensing polls it
 // with the suffix -sensing): every worker and client of one deployment
 // sets the same.
@@ -100,6 +107,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	prov, err := provisioningFromEnv()
+	if err != nil {
+		return err
+	}
+	waitMin, waitMax, err := ec2WaitDelays()
+	if err != nil {
+		return err
+	}
 	webhook := os.Getenv("KFLEET_NOTIFY_WEBHOOK")
 	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").Msg("worker starting")
 	return workerapp.RunWorker(ctx, c, workerapp.WorkerConfig{
@@ -108,6 +123,9 @@ func run() error {
 		PollInterval:  poll,
 		NotifyWebhook: webhook,
 		Slots:         slots,
+		EC2WaitMin:    waitMin,
+		EC2WaitMax:    waitMax,
+		Provisioning:  prov,
 		Log:           log,
 	})
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +30,10 @@ type ApprovalDecision struct {
 	By      string `json:"by"`
 	Approve bool   `json:"approve"`
 	Reason  string `json:"reason,omitempty"`
+	// Force is the approver's: the action goes with force=true among its
+	// parameters (a deletion refused while topics or tenants remain).
+	// Refused for a kind whose parameters have no force.
+	Force bool `json:"force,omitempty"`
 }
 
 // Approval outcomes.
@@ -89,6 +94,12 @@ func ApprovalWorkflow(ctx workflow.Context, in ApprovalInput) (ApprovalState, er
 				return fmt.Errorf("%s asked for this %s: a second, different person must approve it", d.By, in.Action.Verb)
 			case !slices.Contains(in.Approvers, d.By):
 				return fmt.Errorf("%s may not approve a %s of %s", d.By, in.Action.Verb, in.Action.Cluster)
+			case d.Force && !d.Approve:
+				return errors.New("force goes with an approval, not a denial")
+			case d.Force:
+				if _, err := forcedAction(in.Action); err != nil {
+					return err
+				}
 			}
 			return nil
 		}},
@@ -109,6 +120,10 @@ func ApprovalWorkflow(ctx workflow.Context, in ApprovalInput) (ApprovalState, er
 	default:
 		st.DecidedBy, st.Reason = decision.By, decision.Reason
 		act := in.Action
+		if decision.Force {
+			act, _ = forcedAction(act) // validated
+			st.Action = act            // what was approved, as submitted
+		}
 		act.ApprovedBy = decision.By
 		if decision.Reason != "" {
 			act.Reason = decision.Reason
@@ -159,4 +174,31 @@ func suffixBy(by string) string {
 		return ""
 	}
 	return " by " + by
+}
+
+// forcedAction is act with force=true among its parameters, refused when
+// its kind's parameters have no force (the kind's own check says so).
+func forcedAction(act activities.Action) (activities.Action, error) {
+	params := map[string]json.RawMessage{}
+	if len(act.Params) > 0 {
+		//workflowcheck:ignore JSON of kfleet's own types is deterministic (no maps iterated, no clock)
+		if err := json.Unmarshal(act.Params, &params); err != nil {
+			return act, fmt.Errorf("params %s: %w", act.Params, err)
+		}
+	}
+	params["force"] = json.RawMessage("true")
+	//workflowcheck:ignore encoding/json writes a map's keys sorted: the same bytes every time
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return act, err
+	}
+	k, err := KindOfVerb(act.Verb)
+	if err != nil {
+		return act, fmt.Errorf("a %s cannot be forced", act.Verb)
+	}
+	act.Params = raw
+	if err := k.Check(Request{Kind: k.Name(), RequestedBy: act.RequestedBy, Brokers: act.Brokers, Params: raw}); err != nil {
+		return act, fmt.Errorf("a %s cannot be forced: %w", act.Verb, err)
+	}
+	return act, nil
 }

@@ -114,8 +114,13 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	e.changed(ctx)
 
 	for {
-		if err := workflow.Await(ctx, func() bool { return st.nextMaintenance() >= 0 || e.mayContinueAsNew(ctx, budget) }); err != nil {
+		if err := workflow.Await(ctx, func() bool {
+			return st.nextMaintenance() >= 0 || e.mayContinueAsNew(ctx, budget) || e.deleted
+		}); err != nil {
 			return err
+		}
+		if e.deleted {
+			return e.end(ctx) // cluster_end.go
 		}
 		if e.mayContinueAsNew(ctx, budget) {
 			// The history is long: drain handlers and the children being
@@ -171,6 +176,8 @@ type entity struct {
 	// only once each has started (or failed to), so none is lost.
 	starting int
 	stopped  bool
+	// deleted: a deletion succeeded; the entity ends.
+	deleted bool
 }
 
 // changed refreshes the entity's current details in the UI.
@@ -320,6 +327,9 @@ func (e *entity) finish(ctx workflow.Context, op Operation, rep Report, err erro
 		// Even before the first health report: a volume's cool-down must
 		// be remembered.
 		e.st.health().finished(op, rep)
+	}
+	if rep.Deleted && err == nil {
+		e.deleted = true
 	}
 	if p := rep.Protocol; p != nil {
 		level := *p

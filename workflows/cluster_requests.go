@@ -26,6 +26,9 @@ type HealthCheckResult struct {
 // (histories recorded with them replay), and the health check.
 func (e *entity) registerRequests(ctx workflow.Context) error {
 	validate := func(ctx workflow.Context, req Request) error {
+		if e.deleted {
+			return fmt.Errorf("cluster %s is deleted", e.spec.ID)
+		}
 		k, err := KindNamed(req.Kind)
 		if err != nil {
 			return err

@@ -39,6 +39,8 @@ const (
 	DecisionResume = "resume" // re-check the gate, or retry the failed step
 	DecisionSkip   = "skip"   // leave this broker alone and go on with the next
 	DecisionAbort  = "abort"  // end the operation here
+	// DecisionUndo ends a provisioning and removes what it launched.
+	DecisionUndo = "undo"
 )
 
 // humanGate is where an operation stops and waits for a human: it holds
@@ -52,6 +54,8 @@ type humanGate struct {
 	cluster, what string
 	// skips: the operation can leave a broker alone (a roll).
 	skips bool
+	// undoes: the operation can remove what it made (a provisioning).
+	undoes bool
 	// changed refreshes the operation's UI details; it is called once
 	// paused and once answered.
 	changed func(ctx workflow.Context)
@@ -85,7 +89,13 @@ func (g *humanGate) validate(_ workflow.Context, d Decision) error {
 		return fmt.Errorf("the %s has nothing to skip: resume (try again) or abort", g.what)
 	case d.Action == DecisionSkip && !p.CanSkip:
 		return fmt.Errorf("broker %d cannot be skipped: %s failed after it was touched; resume (retry) or abort", p.Broker, p.Step)
+	case d.Action == DecisionUndo && !g.undoes:
+		return fmt.Errorf("the %s has nothing to undo: resume (try again) or abort", g.what)
+	case d.Action == DecisionUndo:
 	case d.Action != DecisionResume && d.Action != DecisionSkip && d.Action != DecisionAbort:
+		if g.undoes {
+			return fmt.Errorf("unknown action %q: want resume, undo or abort", d.Action)
+		}
 		if g.skips {
 			return fmt.Errorf("unknown action %q: want resume, skip or abort", d.Action)
 		}

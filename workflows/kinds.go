@@ -67,6 +67,8 @@ type Report struct {
 	Volume *VolumeExpansionResult `json:"volume,omitempty"`
 	// Protocol is the protocol level an upgrade left the cluster at.
 	Protocol *ProtocolLevel `json:"protocol,omitempty"`
+	// Deleted: the cluster is gone (a deletion); its entity ends.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // Kind is one operation kind, as registered.
@@ -112,7 +114,7 @@ type Kind interface {
 }
 
 // kinds is the table of every operation kind, in the order help lists them.
-var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind}
+var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind, deleteKind}
 
 // Kinds lists every operation kind.
 func Kinds() []Kind { return slices.Clone(kinds) }
@@ -415,6 +417,9 @@ func Register(r Registrar) {
 	r.RegisterWorkflow(ApprovalWorkflow)
 	r.RegisterWorkflow(ScheduledActionWorkflow)
 	r.RegisterWorkflow(FleetSweepWorkflow)
+	// Creating a cluster is no operation of its entity, which does not
+	// exist yet: the provisioning registers it at its end.
+	r.RegisterWorkflow(ProvisionClusterWorkflow)
 }
 
 // onceRegistrar registers a workflow several kinds start (a roll) once:

@@ -40,6 +40,7 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 		workflows.OpCleanerHealth:   workflows.LaneMaintenance,
 		workflows.OpRecovery:        workflows.LaneUrgent,
 		workflows.OpVolumeExpansion: workflows.LaneUrgent,
+		workflows.OpDeleteCluster:   workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")

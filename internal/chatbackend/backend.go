@@ -71,6 +71,13 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 			return "", "", err
 		}
 		return fmt.Sprintf("%s resumed by %s", cmd.Cluster, user), "", nil
+	case chatops.VerbCreate:
+		adm, err := entity.Provision(ctx, b.c, cmd.Plan, user)
+		if err != nil {
+			return "", "", err
+		}
+		return fmt.Sprintf("creating %s: %d brokers over %s (plan %s, provisioning %s)", cmd.Cluster, cmd.Plan.Brokers,
+			strings.Join(cmd.Plan.AvailabilityZones, ", "), adm.Plan, adm.WorkflowID), adm.WorkflowID, nil
 	case chatops.VerbCleanerCheck:
 		s, err := entity.Submit(ctx, b.c, action(cmd, user))
 		if err != nil {
@@ -91,6 +98,9 @@ func action(cmd chatops.Command, user string) activities.Action {
 	}
 	if cmd.Version != "" {
 		params["version"] = cmd.Version
+	}
+	if cmd.Force {
+		params["force"] = true
 	}
 	act := activities.Action{Verb: string(cmd.Verb), Cluster: cmd.Cluster, Brokers: cmd.Brokers,
 		OperationID: cmd.OperationID, RequestedBy: user, Reason: cmd.Reason}
@@ -124,6 +134,9 @@ func (b backend) Decide(ctx context.Context, approvalID, user string, approve bo
 }
 
 func (b backend) Follow(ctx context.Context, cluster, operationID string, progress func(string)) (string, error) {
+	if operationID == workflows.ProvisionWorkflowID(cluster) {
+		return b.followProvision(ctx, cluster, progress)
+	}
 	last := ""
 	for {
 		st, err := entity.FollowStatus(ctx, b.c, cluster, b.every)
@@ -156,4 +169,16 @@ func (b backend) Follow(ctx context.Context, cluster, operationID string, progre
 		case <-time.After(b.every):
 		}
 	}
+}
+
+// followProvision follows a cluster's creation to its end.
+func (b backend) followProvision(ctx context.Context, cluster string, progress func(string)) (string, error) {
+	res, err := entity.FollowProvision(ctx, b.c, cluster, b.every, func(p workflows.ProvisionProgress) {
+		progress(strings.Join(workflows.ProvisionLines(p), "; "))
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("created %s: %d hosts, %d data volumes; bootstrap %s; registered with kfleet", res.Cluster, res.Hosts, res.Volumes,
+		strings.Join(res.Bootstrap, ",")), nil
 }

@@ -28,6 +28,8 @@ const (
 	VerbPause        Verb = "pause"
 	VerbResume       Verb = "resume"
 	VerbAbort        Verb = "abort"
+	VerbCreate       Verb = "create"
+	VerbDelete       Verb = "delete"
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -48,6 +50,9 @@ var verbSpecs = [...]verbSpec{
 	{VerbPause, "pause <cluster> [reason...]", "no queued operation starts until resume"},
 	{VerbResume, "resume <cluster>", "queued operations start again"},
 	{VerbAbort, "abort <cluster> [operation-id]", "abort the operation waiting for a human (needs approval)"},
+	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P]",
+		"create a managed cluster: hosts, volumes, ZooKeeper, brokers, then register it"},
+	{VerbDelete, "delete <cluster> [force]", "delete the cluster's hosts, volumes and chroot (needs approval; refused while topics or tenants remain unless force)"},
 	{VerbHelp, "help", "this text"},
 }
 
@@ -121,6 +126,11 @@ type Command struct {
 	Reason string
 	// OperationID is the operation an abort answers ("": the one waiting).
 	OperationID string
+	// Plan is a create's plan (its ID is Cluster), as typed: its defaults
+	// are filled in, and its rules checked, by the provisioning.
+	Plan fleet.ClusterPlan
+	// Force is a delete's force: approving it, the approver forces it.
+	Force bool
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -190,6 +200,12 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 			}
 		}
 		cmd.Reason, args = strings.Join(args, " "), nil
+	case VerbCreate:
+		return cmd, parseCreateOptions(&cmd, args) // command_create.go
+	case VerbDelete:
+		if len(args) > 0 && args[0] == "force" {
+			cmd.Force, args = true, args[1:]
+		}
 	case VerbAbort:
 		if len(args) > 0 {
 			if !validOperationID(args[0]) {
@@ -314,6 +330,13 @@ func (c Command) Validate() error {
 		if c.OperationID != "" && !validOperationID(c.OperationID) {
 			return fmt.Errorf("abort: operation id %s is malformed", quote(c.OperationID))
 		}
+	case VerbCreate:
+		want.Plan = c.Plan
+		if err := validateCreate(c); err != nil {
+			return err
+		}
+	case VerbDelete:
+		want.Force = c.Force
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -327,7 +350,8 @@ func (c Command) Validate() error {
 func (c Command) equal(d Command) bool {
 	return c.Verb == d.Verb && c.Cluster == d.Cluster && slices.Equal(c.Brokers, d.Brokers) &&
 		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
-		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID
+		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
+		samePlan(c.Plan, d.Plan) && c.Force == d.Force
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -362,6 +386,12 @@ func (c Command) String() string {
 	case VerbAbort:
 		if c.OperationID != "" {
 			parts = append(parts, c.OperationID)
+		}
+	case VerbCreate:
+		parts = append(parts, createOptions(c.Plan)...)
+	case VerbDelete:
+		if c.Force {
+			parts = append(parts, "force")
 		}
 	}
 	return strings.Join(parts, " ")

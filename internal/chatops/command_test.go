@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/chatops"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -38,6 +39,17 @@ func TestParse(t *testing.T) {
 		{"abort local-a", chatops.Command{Verb: chatops.VerbAbort, Cluster: "local-a"}},
 		{"abort local-a op-17", chatops.Command{Verb: chatops.VerbAbort, Cluster: "local-a", OperationID: "op-17"}},
 		{"status " + strings.Repeat("a", 63), chatops.Command{Verb: chatops.VerbStatus, Cluster: strings.Repeat("a", 63)}},
+		{"delete orders", chatops.Command{Verb: chatops.VerbDelete, Cluster: "orders"}},
+		{"delete orders force", chatops.Command{Verb: chatops.VerbDelete, Cluster: "orders", Force: true}},
+		{"create orders zones=us-east-1a,us-east-1b version=3.7.1 brokers=3", chatops.Command{Verb: chatops.VerbCreate, Cluster: "orders",
+			Plan: fleet.ClusterPlan{ID: "orders", Brokers: 3, AvailabilityZones: []string{"us-east-1a", "us-east-1b"}, KafkaVersion: "3.7.1"}}},
+		{"create orders brokers=6 zones=us-east-1a version=3.6.2 plan=memory volume=800 type=r5.2xlarge zk-type=t3.large",
+			chatops.Command{Verb: chatops.VerbCreate, Cluster: "orders", Plan: fleet.ClusterPlan{ID: "orders", Brokers: 6,
+				AvailabilityZones: []string{"us-east-1a"}, KafkaVersion: "3.6.2", Plan: "memory", VolumeGiB: 800, InstanceType: "r5.2xlarge",
+				ZooKeeperInstanceType: "t3.large"}}},
+		// The grammar only: two brokers are refused by the provisioning, with its reason.
+		{"create orders brokers=2 zones=us-east-1a version=3.7.1", chatops.Command{Verb: chatops.VerbCreate, Cluster: "orders",
+			Plan: fleet.ClusterPlan{ID: "orders", Brokers: 2, AvailabilityZones: []string{"us-east-1a"}, KafkaVersion: "3.7.1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -143,7 +155,7 @@ func TestVerbs(t *testing.T) {
 			destructive = append(destructive, v)
 		}
 	}
-	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbAbort}, destructive)
+	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbAbort, chatops.VerbDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
 
@@ -159,7 +171,7 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 		assert.True(t, v.Known(), "kind %s: verb %q has no chat grammar", k.Name(), k.Verb())
 		assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
 	}
-	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck} {
+	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}

@@ -1,6 +1,7 @@
 package chatops_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -20,6 +21,9 @@ func FuzzParse(f *testing.F) {
 		"abort local-a cluster/local-a/roll/1", "reboot local-a", "status Local-A", "restart local-a brokers=1,1",
 		"restart local-a batch=65", "upgrade local-a 3.7", "upgrade local-a 3.07.1", "upgrade local-a 4.0.0", "expand local-a -1", "pause local-a \x00",
 		"status \xff", "restart local-a brokers=+1", "status a-", "pause a \u00ad soft hyphen", "pause a \u00a0nbsp",
+		"delete local-a", "delete local-a force", "delete local-a forced", "create c1 brokers=3 zones=us-east-1a,us-east-1b version=3.7.1",
+		"create c1 brokers=3 zones=a version=3.7.1 type=m5.xlarge volume=100 zk-type=t3.medium plan=standard", "create c1 brokers=3",
+		"create c1 brokers=3 brokers=4 zones=a version=3.7.1", "create c1 brokers=03 zones=a,,b version=3.7.1 volume=0",
 	} {
 		f.Add(s)
 	}
@@ -29,7 +33,8 @@ func FuzzParse(f *testing.F) {
 			if err.Error() == "" {
 				t.Fatalf("Parse(%q): empty error", text)
 			}
-			if cmd.Verb != "" || cmd.Cluster != "" || cmd.Brokers != nil || cmd.MaxBatch != 0 || cmd.Version != "" || cmd.Reason != "" || cmd.OperationID != "" {
+			if cmd.Verb != "" || cmd.Cluster != "" || cmd.Brokers != nil || cmd.MaxBatch != 0 || cmd.Version != "" || cmd.Reason != "" || cmd.OperationID != "" ||
+				cmd.Plan.ID != "" || cmd.Plan.Brokers != 0 || cmd.Plan.AvailabilityZones != nil || cmd.Force {
 				t.Fatalf("Parse(%q) = %#v with error %v: want a zero Command", text, cmd, err)
 			}
 			return
@@ -81,5 +86,6 @@ func equal(a, b chatops.Command) bool {
 		}
 	}
 	return a.Verb == b.Verb && a.Cluster == b.Cluster && a.MaxBatch == b.MaxBatch &&
-		a.Version == b.Version && a.Reason == b.Reason && a.OperationID == b.OperationID
+		a.Version == b.Version && a.Reason == b.Reason && a.OperationID == b.OperationID &&
+		reflect.DeepEqual(a.Plan, b.Plan) && a.Force == b.Force
 }

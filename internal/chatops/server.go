@@ -675,6 +675,12 @@ func helpText(command string) string {
 	for _, v := range verbSpecs {
 		fmt.Fprintf(&b, "• `%s` — %s\n", escape(v.usage), v.does)
 	}
-	b.WriteString("restart, upgrade, expand and abort are not run at once: they wait for a second person to press Approve.")
+	var held []string
+	for _, v := range verbSpecs {
+		if v.verb.Destructive() {
+			held = append(held, string(v.verb))
+		}
+	}
+	fmt.Fprintf(&b, "%s are not run at once: they wait for a second person to press Approve.", strings.Join(held, ", "))
 	return b.String()
 }

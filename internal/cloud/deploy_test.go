@@ -43,6 +43,7 @@ func TestWorkerPolicyAllowsEveryCall(t *testing.T) {
 	for _, action := range []string{
 		"ssm:SendCommand", "ssm:GetCommandInvocation", "ssm:ListCommands",
 		"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:ModifyVolume",
+		"ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings",
 		"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances",
 		"ec2:CreateVolume", "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume",
 	} {

@@ -1,5 +1,7 @@
 package cloud
 
+import "strings"
+
 // SSM documents kfleet runs on broker hosts. The same names exist as real SSM
 // documents under deploy/ssm/ (real shell, systemd) and are served by the
 // local fleet, so the code path in internal/cloud is identical in both.
@@ -64,6 +66,17 @@ const (
 	// attached EBS volume for log.dirs), Rack (optional; default the
 	// instance's availability zone).
 	DocConfigureBroker = "kfleet-ConfigureBroker"
+	// DocConfigureZooKeeper makes a launched host (tagged
+	// kfleet:role=zookeeper) a member of its cluster's ensemble: it writes
+	// the ensemble's zoo.cfg (every member's quorum and election ports)
+	// and the node's myid, (re)starts the zookeeper service when either
+	// changed, waits until the node answers ruok, and prints its client
+	// address as "clientAddress=<host>:<port>" (ZooKeeperClientAddress
+	// reads it). Idempotent: the same configuration on a running node
+	// changes nothing.
+	// Parameters: ClusterId, MyId (1..255), Servers (the ensemble,
+	// "<myid>=<host>,<myid>=<host>,...").
+	DocConfigureZooKeeper = "kfleet-ConfigureZooKeeper"
 )
 
 // Parameter names of the documents above.
@@ -83,23 +96,38 @@ const (
 	ParamRack             = "Rack"
 	ParamZooKeeperConnect = "ZooKeeperConnect"
 	ParamDataVolumeID     = "DataVolumeId"
+	// kfleet-ConfigureZooKeeper's.
+	ParamMyID    = "MyId"
+	ParamServers = "Servers"
 )
 
 // DocumentParameters is every document's parameters, as deploy/ssm
 // declares them (a fresh map each call).
 func DocumentParameters() map[string][]string {
 	return map[string][]string{
-		DocStopBroker:      {ParamGracePeriodSeconds},
-		DocStartBroker:     {ParamVersion, ParamInterBrokerProtocolVersion},
-		DocBrokerStatus:    nil,
-		DocGrowFilesystem:  {ParamTargetSizeGiB},
-		DocSetSysctl:       {ParamName, ParamValue},
-		DocTailLog:         {ParamLines},
-		DocHostLimits:      nil,
-		DocConfigureBroker: {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID},
+		DocStopBroker:         {ParamGracePeriodSeconds},
+		DocStartBroker:        {ParamVersion, ParamInterBrokerProtocolVersion},
+		DocBrokerStatus:       nil,
+		DocGrowFilesystem:     {ParamTargetSizeGiB},
+		DocSetSysctl:          {ParamName, ParamValue},
+		DocTailLog:            {ParamLines},
+		DocHostLimits:         nil,
+		DocConfigureBroker:    {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID},
+		DocConfigureZooKeeper: {ParamClusterID, ParamMyID, ParamServers},
 	}
 }
 
 // ZooKeeperChroot is a cluster's ZooKeeper chroot: every broker of the
 // cluster registers under it (its zookeeper.connect ends with it).
 func ZooKeeperChroot(cluster string) string { return "/kfleet/" + cluster }
+
+// ZooKeeperClientAddress reads the client address kfleet-ConfigureZooKeeper
+// prints ("clientAddress=<host>:<port>"); "" when it printed none.
+func ZooKeeperClientAddress(stdout string) string {
+	for _, line := range strings.Split(stdout, "\n") {
+		if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "clientAddress="); ok {
+			return addr
+		}
+	}
+	return ""
+}

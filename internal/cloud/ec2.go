@@ -32,6 +32,14 @@ const (
 	// operator), for audits; the local fleet records it as the launch's
 	// or the volume's requester.
 	TagRequestedBy = "kfleet:requested-by"
+	// TagZooKeeperID numbers a cluster's ZooKeeper node (its myid, 1..3),
+	// as kfleet:broker-id names a broker's host: provisioning finds a node
+	// it launched by it before launching another.
+	TagZooKeeperID = "kfleet:zookeeper-id"
+	// TagPlan is the fingerprint of the cluster plan a resource was
+	// provisioned for: a run of the same plan adopts what an earlier one
+	// launched, and undoing a provisioning removes only what it made.
+	TagPlan = "kfleet:plan"
 )
 
 // Errors EC2 answers that callers act on. Each is wrapped together with the

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
@@ -217,6 +218,9 @@ func (s *Stack) StartWorker() error {
 		PollInterval:  s.opts.WorkerPollInterval,
 		NotifyWebhook: s.opts.NotifyWebhook,
 		Slots:         s.opts.Slots,
+		EC2WaitMin:    LocalEC2WaitMin,
+		EC2WaitMax:    LocalEC2WaitMax,
+		Provisioning:  s.LocalProvisioning(),
 		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})
 	if err != nil {
@@ -224,6 +228,25 @@ func (s *Stack) StartWorker() error {
 	}
 	s.worker = w
 	return nil
+}
+
+// The local fleet's EC2 changes states within a second: its waiters
+// describe every 100 ms at first, at most every 250 ms (a describe is a
+// loopback call), rather than AWS's 15 s and 120 s.
+const (
+	LocalEC2WaitMin = 100 * time.Millisecond
+	LocalEC2WaitMax = 250 * time.Millisecond
+)
+
+// LocalImageID is the AMI the local stack launches hosts from (the fleet
+// accepts any well-formed one).
+const LocalImageID = "ami-0123456789abcdef0"
+
+// LocalProvisioning is how the local stack's workers launch hosts: the
+// local image, and each broker's metrics on the fleet's API.
+func (s *Stack) LocalProvisioning() activities.ProvisionConfig {
+	return activities.ProvisionConfig{ImageID: LocalImageID,
+		MetricsURL: s.Fleet.Endpoints().API + "/v1/clusters/{cluster}/brokers/{broker}/metrics"}
 }
 
 // StopWorker stops the in-process worker, or kills the worker process.

@@ -33,6 +33,9 @@ func (s *Stack) StartWorkerProcess(binary, dir string) (*WorkerProcess, error) {
 		"AWS_EC2_METADATA_DISABLED=true",
 		// Tests run in parallel: never the fixed default port.
 		"KFLEET_METRICS_ADDR=127.0.0.1:0",
+		"KFLEET_EC2_WAIT_DELAYS=" + LocalEC2WaitMin.String() + "," + LocalEC2WaitMax.String(),
+		"KFLEET_HOST_IMAGE=" + LocalImageID,
+		"KFLEET_BROKER_METRICS_URL=" + s.LocalProvisioning().MetricsURL,
 	}
 	if s.opts.WorkerPollInterval > 0 {
 		env = append(env, "KFLEET_POLL_INTERVAL="+s.opts.WorkerPollInterval.String())

@@ -210,6 +210,10 @@ var ErrNothingWaiting = fmt.Errorf("%w: no operation is waiting for a human", fl
 func Decide(ctx context.Context, c client.Client, cluster, opID string, d workflows.Decision) (workflows.Pause, error) {
 	var p workflows.Pause
 	st, err := ClusterStatus(ctx, c, cluster)
+	if errors.Is(err, fleet.ErrUnknownCluster) {
+		// No entity yet: the cluster may be being created.
+		return DecideProvision(ctx, c, cluster, d)
+	}
 	if err != nil {
 		return p, err
 	}

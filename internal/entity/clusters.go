@@ -2,11 +2,14 @@ package entity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -47,4 +50,17 @@ func ListClusters(ctx context.Context, c client.Client) ([]ClusterSummary, error
 	}
 	slices.SortFunc(out, func(a, b ClusterSummary) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// Registered reports whether the cluster's entity workflow runs.
+func Registered(ctx context.Context, c client.Client, cluster string) (bool, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, workflows.ClusterWorkflowID(cluster), "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("cluster %s: describe its entity: %w", cluster, err)
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }

@@ -3,6 +3,7 @@ package entity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -27,11 +28,20 @@ type StatusReport struct {
 	// Progress is each running operation's progress, a few lines, by
 	// operation id (its kind renders it, workflows.Kind.Progress).
 	Progress map[string][]string `json:"progress,omitempty"`
+	// Provisioning is set for a cluster being created (no entity yet):
+	// then the rest is empty.
+	Provisioning *ProvisionStatus `json:"provisioning,omitempty"`
 }
 
 // Status reads a cluster's entity and its running operations' progress.
 func Status(ctx context.Context, c client.Client, cluster string) (StatusReport, error) {
 	st, err := ClusterStatus(ctx, c, cluster)
+	if errors.Is(err, fleet.ErrUnknownCluster) {
+		// No entity: a cluster being created has its provisioning.
+		if ps, perr := Provisioning(ctx, c, cluster); perr == nil {
+			return StatusReport{Provisioning: &ps}, nil
+		}
+	}
 	if err != nil {
 		return StatusReport{}, err
 	}
@@ -114,7 +124,18 @@ type RenderOptions struct {
 // the queue, recent history, open losses and the last health tick. The CLI
 // prints it; chat answers it in a code block.
 func RenderStatus(w io.Writer, rep StatusReport, opts RenderOptions) {
+	if ps := rep.Provisioning; ps != nil {
+		renderProvisioning(w, *ps)
+		return
+	}
 	st, spec := rep.ClusterState, rep.Spec
+	if i := slices.IndexFunc(st.History, func(op workflows.Operation) bool {
+		return op.Kind == workflows.OpDeleteCluster && op.Status == workflows.StatusSucceeded
+	}); i >= 0 {
+		last := st.History[i]
+		fmt.Fprintf(w, "cluster %s: DELETED at %s by %s, approved by %s: %s\n", spec.ID, Clock(last.FinishedAt), last.RequestedBy, last.ApprovedBy, last.Outcome)
+		return
+	}
 	fmt.Fprintf(w, "cluster %s: %d brokers %v\n", spec.ID, len(spec.Brokers), spec.BrokerIDs())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  bootstrap\t%s\n", strings.Join(spec.Bootstrap, ", "))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -128,4 +129,26 @@ func (o Operator) Clusters(ctx context.Context) ([]string, error) {
 		ids[i] = cl.ID
 	}
 	return ids, nil
+}
+
+// Register implements activities.Registry: it registers the cluster (its
+// entity starts, or takes the spec).
+func (o Operator) Register(ctx context.Context, spec fleet.ClusterSpec) error {
+	if err := RegisterCluster(ctx, o.Client, spec); err != nil {
+		if errors.Is(err, fleet.ErrRefused) {
+			return err
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return fmt.Errorf("%w: %w", fleet.ErrRefused, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Registered implements activities.Registry: whether the cluster's entity
+// runs (asked of the server, not of the eventually consistent visibility).
+func (o Operator) Registered(ctx context.Context, cluster string) (bool, error) {
+	return Registered(ctx, o.Client, cluster)
 }

@@ -165,6 +165,10 @@ func (s *ec2Service) serve(r *http.Request) (ec2Response, error) {
 		return s.modifyVolume(call.form, cmp.Or(call.who, "ec2"))
 	case "DescribeVolumesModifications":
 		return s.describeVolumesModifications(call.form)
+	case "DescribeAvailabilityZones":
+		return s.describeAvailabilityZones(call.form)
+	case "DescribeInstanceTypeOfferings":
+		return s.describeInstanceTypeOfferings(call.form)
 	case "RunInstances":
 		return s.runInstances(call)
 	case "TerminateInstances", "StopInstances", "StartInstances":

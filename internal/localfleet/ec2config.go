@@ -76,6 +76,10 @@ func regionAZs() []string {
 	return out
 }
 
+// WithDefaults is the configuration with its zero values filled in, as
+// the fleet runs it (benchmarks divide by its timing).
+func (e EC2Config) WithDefaults() EC2Config { return e.withDefaults() }
+
 func (e EC2Config) withDefaults() EC2Config {
 	if len(e.AvailabilityZones) == 0 {
 		e.AvailabilityZones = regionAZs()

@@ -115,6 +115,9 @@ type instance struct {
 	// until kfleet-ConfigureBroker writes it; the configuration's hosts
 	// have theirs from the start.
 	conf *brokerConf
+	// zk is a ZooKeeper node's configuration (zookeeper_hosts.go), nil
+	// until kfleet-ConfigureZooKeeper writes it.
+	zk *zkConf
 }
 
 // volume is one EBS volume and what its filesystem holds (volumes.go).

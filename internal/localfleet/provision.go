@@ -204,41 +204,53 @@ func (f *Fleet) startOnHost(ctx context.Context, instanceID, who, version, ibp s
 // join starts Kafka on a configured host that is not its broker's current
 // host: the broker moves to it, or is added, or its cluster is created.
 func (f *Fleet) join(ctx context.Context, instanceID, who, version, ibp string) error {
+	c, b, err := f.adoptHost(ctx, instanceID, who)
+	if err != nil {
+		return err
+	}
+	// Kafka starts outside provMu: the brokers of a cluster being created
+	// start together, as on real hosts (start refuses a host its broker
+	// has left meanwhile).
+	return c.start(ctx, b, who, version, ibp, instanceID)
+}
+
+// adoptHost makes a configured host its broker's (join), under provMu.
+func (f *Fleet) adoptHost(ctx context.Context, instanceID, who string) (*cluster, *broker, error) {
 	f.provMu.Lock()
 	defer f.provMu.Unlock()
 	in, err := f.hosts.instance(instanceID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if in.conf == nil {
-		return fmt.Errorf("instance %s: %w: no /etc/kafka/server.properties (run %s first)", instanceID, ErrNotConfigured, cloud.DocConfigureBroker)
+		return nil, nil, fmt.Errorf("instance %s: %w: no /etc/kafka/server.properties (run %s first)", instanceID, ErrNotConfigured, cloud.DocConfigureBroker)
 	}
 	conf := *in.conf
 	if in.state != InstanceRunning {
-		return fmt.Errorf("instance %s: %w: it is %s", instanceID, ErrInstanceNotRunning, in.state)
+		return nil, nil, fmt.Errorf("instance %s: %w: it is %s", instanceID, ErrInstanceNotRunning, in.state)
 	}
 	vol, err := f.hosts.dataVolumeOf(instanceID)
 	if err != nil {
-		return fmt.Errorf("instance %s: cluster %q broker %d: log.dirs %s is not mounted (volume %s): %w",
+		return nil, nil, fmt.Errorf("instance %s: cluster %q broker %d: log.dirs %s is not mounted (volume %s): %w",
 			instanceID, conf.cluster, conf.broker, logDir, conf.dataVolume, ErrNoDataVolume)
 	}
 	ref := dataRef{cluster: conf.cluster, broker: conf.broker}
 	if vol.owner.cluster != "" && vol.owner != ref {
-		return fmt.Errorf("instance %s: cluster %q broker %d: volume %s holds %s: %w",
+		return nil, nil, fmt.Errorf("instance %s: cluster %q broker %d: volume %s holds %s: %w",
 			instanceID, conf.cluster, conf.broker, vol.id, vol.owner, ErrForeignVolume)
 	}
 	c, err := f.clusterFor(ctx, conf, who)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	b, ev, err := c.adopt(conf, instanceID, vol)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	f.hosts.claim(vol.id, ref)
 	ev.Who = who
 	f.record(ev)
-	return c.start(ctx, b, who, version, ibp, instanceID)
+	return c, b, nil
 }
 
 // clusterFor is the cluster a host is configured for; a cluster the fleet
@@ -247,7 +259,10 @@ func (f *Fleet) join(ctx context.Context, instanceID, who, version, ibp string) 
 // meanwhile (its resources' audit and violations) becomes its own.
 func (f *Fleet) clusterFor(ctx context.Context, conf brokerConf, who string) (*cluster, error) {
 	if c, err := f.cluster(conf.cluster); err == nil {
-		return c, nil
+		if !f.gone(c) {
+			return c, nil
+		}
+		f.retire(c, who) // retire.go
 	}
 	cc := Config{Clusters: []ClusterConfig{{ID: conf.cluster, Topics: []TopicConfig{}, Timing: f.ec2.ClusterTiming}}}.withDefaults().Clusters[0]
 	cc.Brokers, cc.MinInsyncReplicas = 0, provisionedMinISR

@@ -205,7 +205,10 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return restoreBrokerResources(req, resp, names)
+		if resp, err = restoreBrokerResources(req, resp, names); err != nil || kmsg.Key(req.key) != kmsg.DescribeConfigs {
+			return resp, err
+		}
+		return c.withServerProperties(req, resp)
 	}
 
 	expectResponse := true

@@ -47,7 +47,8 @@ var ssmDocuments = cloud.DocumentParameters()
 // requiredParameters are the parameters without a default: SendCommand
 // refuses a command without them, as SSM does.
 var requiredParameters = map[string][]string{
-	cloud.DocConfigureBroker: {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
+	cloud.DocConfigureBroker:    {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
+	cloud.DocConfigureZooKeeper: {cloud.ParamClusterID, cloud.ParamMyID, cloud.ParamServers},
 }
 
 // ssmError is an error in AWS's JSON protocol shape.
@@ -262,8 +263,11 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 			return err
 		}
 		re, ok := startBrokerPatterns[name]
-		if doc == cloud.DocConfigureBroker {
+		switch doc {
+		case cloud.DocConfigureBroker:
 			re, ok = configureBrokerPatterns[name]
+		case cloud.DocConfigureZooKeeper:
+			re, ok = configureZooKeeperPatterns[name]
 		}
 		if ok && !re.MatchString(values[0]) {
 			return ssmErr("InvalidParameters", "parameter %q must match %s, got %q", name, re, values[0])
@@ -317,6 +321,8 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 	switch cmd.document {
 	case cloud.DocConfigureBroker:
 		return s.f.configureBroker(instance, param, who)
+	case cloud.DocConfigureZooKeeper:
+		return s.f.configureZooKeeper(instance, param, who)
 	case cloud.DocStartBroker:
 		if err := s.f.startOnHost(ctx, instance, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
 			return "", err

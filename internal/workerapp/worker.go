@@ -37,6 +37,13 @@ type WorkerConfig struct {
 	NotifyWebhook string
 	// Slots tunes the workers' concurrency; zero values are the defaults.
 	Slots Slots
+	// EC2WaitMin and EC2WaitMax bound the delay between two describes of
+	// an EC2 waiter; zero keeps AWS's (15 s, 120 s). The local fleet
+	// changes states in a second: its stacks set a fraction of that.
+	EC2WaitMin, EC2WaitMax time.Duration
+	// Provisioning is how this deployment launches hosts (images,
+	// network, the brokers' metrics URL).
+	Provisioning activities.ProvisionConfig
 	// TaskQueue is the queue polled for workflow tasks and operations'
 	// activities, with sensing on TaskQueue+"-sensing"; empty:
 	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
@@ -80,7 +87,12 @@ type Worker struct {
 // and starts polling.
 func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 	kp, zp := kafka.NewPool(), zookeeper.NewPool()
-	ec2 := cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint)
+	var ec2Opts []cloud.EC2Option
+	if cfg.EC2WaitMin > 0 {
+		ec2Opts = append(ec2Opts, cloud.WithWaitDelays(cfg.EC2WaitMin, cfg.EC2WaitMax))
+	}
+	ec2 := cloud.NewEC2(cfg.AWS, cfg.AWSEndpoint, ec2Opts...)
+	operator := entity.Operator{Client: c}
 	acts := &activities.Activities{
 		Kafka:        kp,
 		ZooKeeper:    zp,
@@ -92,7 +104,12 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		LogDirs:      kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
-		Operator:     entity.Operator{Client: c},
+		EC2:          ec2,
+		Provisioning: cfg.Provisioning,
+		Admin:        kp,
+		Chroots:      zp,
+		Registry:     operator,
+		Operator:     operator,
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 		Sensors:      activities.NewSensors(),
