@@ -127,6 +127,7 @@ func approvalButtons(t *testing.T, reply string) (blockID, approvalID string) {
 // channel through the response_url. Forged, stale and replayed requests
 // start nothing.
 func TestIntegrationChatopsRestartNeedsASecondPerson(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
 		o.ChatopsAddr = "127.0.0.1:0"
 	})

@@ -81,6 +81,7 @@ func execStarter(t *testing.T, bin string, stdout, stderr *bytes.Buffer, args ..
 // a restart that prints progress and exits 0, and the clear failures with
 // their exit codes.
 func TestIntegrationStarterRestart(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	bin := buildStarter(t)
 
@@ -115,6 +116,7 @@ func TestIntegrationStarterRestart(t *testing.T) {
 // admitted, and bad input that exits 2 with a clear message and starts
 // nothing.
 func TestIntegrationCLICommands(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
 		Volume: localfleet.VolumeConfig{Modifying: 300 * time.Millisecond, Optimizing: time.Second}}))

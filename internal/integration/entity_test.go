@@ -110,6 +110,7 @@ func TestIntegrationEntityOwnRollIsNoLoss(t *testing.T) {
 // TestIntegrationEntityPauseHoldsQueuedRestart: while the cluster is
 // paused a restart is queued and nothing is touched; resume starts it.
 func TestIntegrationEntityPauseHoldsQueuedRestart(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

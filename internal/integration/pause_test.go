@@ -45,6 +45,7 @@ func waitPaused(ctx context.Context, t *testing.T, stack *devstack.Stack, op wor
 // not start pauses the roll with that broker down and nothing else touched;
 // once the cause is fixed a human resumes and the roll completes.
 func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -87,6 +88,7 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 // whose replication factor equals min.insync.replicas can never let one of
 // its replicas restart; the roll says so at once and a human aborts.
 func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -121,6 +123,7 @@ func TestIntegrationGateThatCanNeverOpenAsksAndAbortTouchesNothing(t *testing.T)
 // the broker is back in sync — or the roll waits on its gates; either way
 // nothing is touched until the replica is back in sync.
 func TestIntegrationRollWaitsWhileAReplicaCatchesUp(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	cfg := fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
 	cfg.Clusters[0].Timing.CatchUp = 4 * time.Second
 	stack := startStack(t, cfg)

@@ -19,6 +19,7 @@ import (
 // cluster registered; its status; a deletion asked, refused to its
 // requester, approved and forced by a second person.
 func TestIntegrationStarterCreateAndDelete(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	bin := buildStarterAsync(t)
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), provisionFleet(quickEC2))
 	starter := <-bin

@@ -98,6 +98,7 @@ func assertOneOfEach(t *testing.T, f *localfleet.Fleet, cluster string, brokers 
 // under the chroot, the safe defaults as DescribeConfigs reports them —
 // then rolls it through its new entity.
 func TestIntegrationProvisionCreateAndRoll(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), provisionFleet(quickEC2))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -217,6 +218,7 @@ func TestIntegrationProvisionCreateAndRoll(t *testing.T) {
 // its duplicate-instance violation), each host got one configure and one
 // start command, and the cluster ends registered and healthy.
 func TestIntegrationProvisionSurvivesWorkerKills(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	rng, _ := chaosRand(t)
 	// States last long enough for kills to land inside launches and
 	// waits.
@@ -286,6 +288,7 @@ func TestIntegrationProvisionSurvivesWorkerKills(t *testing.T) {
 // remains, then forced by its approver: hosts terminated, volumes deleted,
 // the chroot gone, the entity ended.
 func TestIntegrationDeleteCluster(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), provisionFleet(quickEC2))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -406,6 +409,7 @@ func deleteAction(cluster string) activities.Action {
 // every host the plan launched and deletes every volume it made, and
 // nothing is registered.
 func TestIntegrationProvisionUndo(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	slowBoot := quickEC2
 	slowBoot.Pending = time.Second
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), provisionFleet(slowBoot))

@@ -167,6 +167,7 @@ func hostOf(ctx context.Context, t *testing.T, stack *devstack.Stack, broker int
 // data, copying only what was written meanwhile —, and the entity's spec
 // names the new host. No page, no violation.
 func TestIntegrationRecoveryReplacesATerminatedHost(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startReplaceStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -263,6 +264,7 @@ func sensedHost(ctx context.Context, t *testing.T, stack *devstack.Stack, broker
 // copies every replica it holds; while it does, status shows the bytes to
 // copy and the time it will take. No page, no violation.
 func TestIntegrationRecoveryReplacesALostVolume(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	const rate = 256 << 10 // 4 MB take 16 s to copy: long enough to watch
 	stack := startReplaceStack(t, func(o *devstack.StackOptions) { o.Fleet.Clusters[0].Timing.CatchUpBytesPerSec = rate })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -346,6 +348,7 @@ func TestIntegrationRecoveryReplacesALostVolume(t *testing.T) {
 // is stopped behind kfleet's back. Its recovery starts the instance and
 // then Kafka there, once: no new host, no volume moved.
 func TestIntegrationRecoveryStartsAStoppedInstanceAgain(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startReplaceStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -140,6 +140,7 @@ func TestIntegrationRecoveryRaisesMaxMapCountForAMapFailedCrashLoop(t *testing.T
 // tenant then fills it past 90% inside the cool-down, kfleet never modifies
 // it again but throttles that tenant, which really slows the disk.
 func TestIntegrationVolumeExpansionThenEscalation(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	const tenant = "wabash-58799"
 	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
 		Volume: localfleet.VolumeConfig{SizeGiB: 100, UsedPercent: 75, Modifying: 300 * time.Millisecond, Optimizing: time.Second}})
@@ -202,6 +203,7 @@ func TestIntegrationVolumeExpansionThenEscalation(t *testing.T) {
 // broker dies silently; a health tick sees DeadThreadCount, and the fix — a
 // gated restart of that broker alone — runs through the entity's queue.
 func TestIntegrationDeadCleanerIsFoundAndFixed(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -256,6 +258,7 @@ func TestIntegrationRecoveryObservesABrokerThatComesBackByItself(t *testing.T) {
 // that broker alone, through a gated roll, long before the
 // OutOfMemoryError the fleet would crash it with.
 func TestIntegrationHeapLeakIsRestartedBeforeItFallsOver(t *testing.T) {
+	t.Parallel() // mostly waiting: beside the other long tests
 	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
