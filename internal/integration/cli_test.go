@@ -116,7 +116,7 @@ func TestIntegrationStarterRestart(t *testing.T) {
 // admitted, and bad input that exits 2 with a clear message and starts
 // nothing.
 func TestIntegrationCLICommands(t *testing.T) {
-	t.Parallel() // mostly waiting: beside the other long tests
+	t.Parallel()                // mostly waiting: beside the other long tests
 	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
 		Volume: localfleet.VolumeConfig{Modifying: 300 * time.Millisecond, Optimizing: time.Second}}))

@@ -264,7 +264,7 @@ func sensedHost(ctx context.Context, t *testing.T, stack *devstack.Stack, broker
 // copies every replica it holds; while it does, status shows the bytes to
 // copy and the time it will take. No page, no violation.
 func TestIntegrationRecoveryReplacesALostVolume(t *testing.T) {
-	t.Parallel() // mostly waiting: beside the other long tests
+	t.Parallel()           // mostly waiting: beside the other long tests
 	const rate = 256 << 10 // 4 MB take 16 s to copy: long enough to watch
 	stack := startReplaceStack(t, func(o *devstack.StackOptions) { o.Fleet.Clusters[0].Timing.CatchUpBytesPerSec = rate })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -27,7 +27,7 @@ import (
 // safely; the sweep checks every cluster — then pauses, unpauses and
 // deletes them.
 func TestIntegrationSchedules(t *testing.T) {
-	t.Parallel() // mostly waiting: beside the other long tests
+	t.Parallel()                // mostly waiting: beside the other long tests
 	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
