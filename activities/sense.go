@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/internal/fleet"
 )
@@ -85,7 +84,7 @@ func (a *Activities) Sense(ctx context.Context, in SenseInput) (SenseReport, err
 	handOver := func(err error) error {
 		select {
 		case <-stopping:
-			return temporal.NewApplicationError(fmt.Sprintf("cluster %s: sensing handed over: worker stopping", in.Spec.ID), ErrTypeWorkerStopping)
+			return handedOver(in.Spec.ID, "sensing")
 		default:
 			return err
 		}

@@ -15,6 +15,12 @@ import (
 // up because its worker is stopping: another worker takes the retry.
 const ErrTypeWorkerStopping = "WorkerStopping"
 
+// handedOver is the error of a cluster's long wait (what) given up because
+// its worker is stopping: retryable, so another worker takes it at once.
+func handedOver(cluster, what string) error {
+	return temporal.NewApplicationError(fmt.Sprintf("cluster %s: %s handed over: worker stopping", cluster, what), ErrTypeWorkerStopping)
+}
+
 // WatchInput asks to be told when a cluster's broker registrations change.
 type WatchInput struct {
 	Spec fleet.ClusterSpec `json:"spec"`
@@ -67,8 +73,7 @@ func (a *Activities) WatchBrokers(ctx context.Context, in WatchInput) (BrokerCha
 	if err != nil {
 		select {
 		case <-stopping:
-			return BrokerChange{}, temporal.NewApplicationError(
-				fmt.Sprintf("cluster %s: broker watch handed over: worker stopping", in.Spec.ID), ErrTypeWorkerStopping)
+			return BrokerChange{}, handedOver(in.Spec.ID, "broker watch")
 		default:
 		}
 		return BrokerChange{}, err

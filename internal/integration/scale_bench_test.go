@@ -73,9 +73,8 @@ func BenchmarkClustersPerWorker(b *testing.B) {
 func scaleCluster(i int) string { return fmt.Sprintf("scale-%04d", i) }
 
 type scaleStack struct {
-	stack  *devstack.Stack
-	worker *devstack.WorkerProcess
-	pid    int
+	stack *devstack.Stack
+	pid   int
 	// up is how long the stack took to start with every entity
 	// registered; sensedAfter until the worker sensed every cluster.
 	up, sensedAfter time.Duration
@@ -94,7 +93,7 @@ func startScaleStack(b *testing.B, bin string, n int) *scaleStack {
 		o.SweepEvery = -1
 		o.WorkerBinary = bin // measured alone, not beside the fleet
 	})
-	s := &scaleStack{stack: stack, worker: stack.WorkerProcess, pid: stack.WorkerProcess.PID(), up: time.Since(began)}
+	s := &scaleStack{stack: stack, pid: stack.WorkerProcess.PID(), up: time.Since(began)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
