@@ -86,6 +86,12 @@ type ClusterSpecs interface {
 	// is false when it named instance already. A spec that names another
 	// host wraps fleet.ErrRefused: someone else changed it.
 	SetBrokerHost(ctx context.Context, cluster string, broker int32, from, instance string) (changed bool, err error)
+	// AddBrokers adds brokers (and their bootstrap addresses) to the
+	// entity's spec, leaving those it has already, and returns the spec.
+	AddBrokers(ctx context.Context, cluster string, brokers []fleet.BrokerSpec, bootstrap []string) (fleet.ClusterSpec, error)
+	// RemoveBroker takes a broker (and its bootstrap address) out of the
+	// entity's spec and returns the spec; gone already is done.
+	RemoveBroker(ctx context.Context, cluster string, broker int32, address string) (fleet.ClusterSpec, error)
 }
 
 // LogDirReader tells how many bytes a broker's out-of-sync replicas still
@@ -134,6 +140,8 @@ type Activities struct {
 	Lifecycle HostLifecycle
 	Specs     ClusterSpecs
 	LogDirs   LogDirReader
+	// Reassigner moves partitions between brokers (rebalance.go).
+	Reassigner Reassigner
 	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
 	// and deletion (provision*.go, teardown.go).
 	EC2          Provisioner

@@ -22,6 +22,9 @@ type RemoveInput struct {
 	Cluster string `json:"cluster"`
 	Role    string `json:"role,omitempty"`
 	Plan    string `json:"plan,omitempty"`
+	// Broker, when set, restricts it to that broker's host or volume (a
+	// broker removed from its cluster).
+	Broker *int32 `json:"broker,omitempty"`
 }
 
 // Removed counts what a removal removed (and what was already gone).
@@ -44,7 +47,7 @@ func (a *Activities) TerminateHosts(ctx context.Context, in RemoveInput) (Remove
 	if in.Cluster == "" || (in.Role != cloud.RoleBroker && in.Role != cloud.RoleZooKeeper) {
 		return Removed{}, badInput(fmt.Errorf("terminate hosts of cluster %q: a cluster and a role (broker or zookeeper) are required, got role %q", in.Cluster, in.Role))
 	}
-	hosts, err := a.EC2.FindInstances(ctx, cloud.InstanceFilter{Cluster: in.Cluster, Role: in.Role,
+	hosts, err := a.EC2.FindInstances(ctx, cloud.InstanceFilter{Cluster: in.Cluster, Role: in.Role, BrokerID: in.Broker,
 		States: append(slices.Clone(liveStates), "shutting-down")})
 	if err != nil {
 		return Removed{}, err
@@ -78,7 +81,7 @@ func (a *Activities) DeleteDataVolumes(ctx context.Context, in RemoveInput) (Rem
 	if in.Cluster == "" {
 		return Removed{}, badInput(errors.New("delete data volumes: a cluster is required"))
 	}
-	vols, err := a.EC2.FindVolumes(ctx, cloud.VolumeFilter{Cluster: in.Cluster, Role: cloud.RoleKafkaData})
+	vols, err := a.EC2.FindVolumes(ctx, cloud.VolumeFilter{Cluster: in.Cluster, Role: cloud.RoleKafkaData, BrokerID: in.Broker})
 	if err != nil {
 		return Removed{}, err
 	}

@@ -41,6 +41,9 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 		workflows.OpRecovery:        workflows.LaneUrgent,
 		workflows.OpVolumeExpansion: workflows.LaneUrgent,
 		workflows.OpDeleteCluster:   workflows.LaneMaintenance,
+		workflows.OpAddBrokers:      workflows.LaneMaintenance,
+		workflows.OpRemoveBroker:    workflows.LaneMaintenance,
+		workflows.OpRebalance:       workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")

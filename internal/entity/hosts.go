@@ -48,3 +48,73 @@ func SetBrokerHost(ctx context.Context, c client.Client, cluster string, broker 
 func (o Operator) SetBrokerHost(ctx context.Context, cluster string, broker int32, from, instance string) (bool, error) {
 	return SetBrokerHost(ctx, o.Client, cluster, broker, from, instance)
 }
+
+// AddBrokers adds brokers to the cluster entity's spec (set-spec, which
+// restarts its sensing on them) with their bootstrap addresses; brokers
+// it has already are left as they are, so a retry changes nothing. The
+// spec is read and written in two calls, as SetBrokerHost's.
+func AddBrokers(ctx context.Context, c client.Client, cluster string, brokers []fleet.BrokerSpec, bootstrap []string) (fleet.ClusterSpec, error) {
+	st, err := ClusterStatus(ctx, c, cluster)
+	if err != nil {
+		return fleet.ClusterSpec{}, err
+	}
+	spec := st.Spec
+	spec.Brokers, spec.Bootstrap = slices.Clone(spec.Brokers), slices.Clone(spec.Bootstrap)
+	changed := false
+	for _, b := range brokers {
+		if _, ok := spec.Broker(b.ID); !ok {
+			spec.Brokers = append(spec.Brokers, b)
+			changed = true
+		}
+	}
+	for _, addr := range bootstrap {
+		if !slices.Contains(spec.Bootstrap, addr) {
+			spec.Bootstrap = append(spec.Bootstrap, addr)
+			changed = true
+		}
+	}
+	if !changed {
+		return spec, nil
+	}
+	return setSpec(ctx, c, cluster, spec)
+}
+
+// RemoveBroker takes broker out of the cluster entity's spec, and address
+// out of its bootstrap list unless it is the last; a broker it lacks
+// already changes nothing. The last broker is refused (fleet.ErrRefused).
+func RemoveBroker(ctx context.Context, c client.Client, cluster string, broker int32, address string) (fleet.ClusterSpec, error) {
+	st, err := ClusterStatus(ctx, c, cluster)
+	if err != nil {
+		return fleet.ClusterSpec{}, err
+	}
+	spec := st.Spec
+	if _, ok := spec.Broker(broker); !ok {
+		return spec, nil
+	}
+	if len(spec.Brokers) == 1 {
+		return spec, fmt.Errorf("cluster %s: broker %d is its last: %w", cluster, broker, fleet.ErrRefused)
+	}
+	spec.Brokers = slices.DeleteFunc(slices.Clone(spec.Brokers), func(b fleet.BrokerSpec) bool { return b.ID == broker })
+	if rest := slices.DeleteFunc(slices.Clone(spec.Bootstrap), func(a string) bool { return a == address }); len(rest) > 0 {
+		spec.Bootstrap = rest
+	}
+	return setSpec(ctx, c, cluster, spec)
+}
+
+func setSpec(ctx context.Context, c client.Client, cluster string, spec fleet.ClusterSpec) (fleet.ClusterSpec, error) {
+	var answer fleet.ClusterSpec
+	if err := control(ctx, c, cluster, workflows.UpdateSetSpec, spec, &answer); err != nil {
+		return spec, err
+	}
+	return answer, nil
+}
+
+// AddBrokers implements activities.ClusterSpecs.
+func (o Operator) AddBrokers(ctx context.Context, cluster string, brokers []fleet.BrokerSpec, bootstrap []string) (fleet.ClusterSpec, error) {
+	return AddBrokers(ctx, o.Client, cluster, brokers, bootstrap)
+}
+
+// RemoveBroker implements activities.ClusterSpecs.
+func (o Operator) RemoveBroker(ctx context.Context, cluster string, broker int32, address string) (fleet.ClusterSpec, error) {
+	return RemoveBroker(ctx, o.Client, cluster, broker, address)
+}

@@ -102,6 +102,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Lifecycle:    ec2,
 		Specs:        entity.Operator{Client: c},
 		LogDirs:      kp,
+		Reassigner:   kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
