@@ -349,7 +349,9 @@ func (r *rebalance) throttle(ctx context.Context, topics map[string]bool) error 
 			moves = append(moves, m)
 		}
 	}
-	slices.SortFunc(moves, func(x, y fleet.Move) int { return strings.Compare(key(x.Topic, x.Partition), key(y.Topic, y.Partition)) })
+	slices.SortFunc(moves, func(x, y fleet.Move) int {
+		return strings.Compare(key(x.Topic, x.Partition), key(y.Topic, y.Partition))
+	})
 	var idle []string
 	for t := range topics {
 		if !slices.ContainsFunc(moves, func(m fleet.Move) bool { return m.Topic == t }) {

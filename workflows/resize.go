@@ -71,8 +71,8 @@ type ResizeResult struct {
 	Added   []int32 `json:"added,omitempty"`
 	Removed *int32  `json:"removed,omitempty"`
 	// Hosts launched or terminated, Volumes created or deleted.
-	Hosts   int                         `json:"hosts,omitempty"`
-	Volumes int                         `json:"volumes,omitempty"`
+	Hosts   int                        `json:"hosts,omitempty"`
+	Volumes int                        `json:"volumes,omitempty"`
 	Moves   activities.RebalanceResult `json:"moves"`
 }
 
