@@ -322,6 +322,10 @@ func (c *cluster) tickCopiesLocked(now time.Time) {
 		}
 		c.maybeCompleteReassignmentLocked(j.p)
 	}
+	// Drop the copies that just ended, so that the last one's end closes
+	// the windows now: its measurements are there as soon as its
+	// completion is.
+	c.copies.jobs = slices.DeleteFunc(c.copies.jobs, c.staleLocked)
 }
 
 func (c *cluster) meterLocked(id int32) *copyMeter {
