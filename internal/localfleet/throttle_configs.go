@@ -326,7 +326,7 @@ func (c *cluster) describeRatesLocked(name string, synonyms bool) []kmsg.Describ
 		return nil
 	}
 	var out []kmsg.DescribeConfigsResponseResourceConfig
-	for _, k := range rateKeys {
+	for _, k := range rateKeys() {
 		var found []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
 		if v, ok := c.rates[key][k]; ok && key != "" {
 			found = append(found, synonym(k, strconv.FormatInt(v, 10), kmsg.ConfigSourceDynamicBrokerConfig))
@@ -349,7 +349,7 @@ func (c *cluster) describeReplicasLocked(topic string, synonyms bool) []kmsg.Des
 		return nil
 	}
 	var out []kmsg.DescribeConfigsResponseResourceConfig
-	for _, k := range replicasKeys {
+	for _, k := range replicasKeys() {
 		if l, ok := t.throttled[k]; ok {
 			found := []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{synonym(k, l.raw, kmsg.ConfigSourceDynamicTopicConfig)}
 			out = append(out, describedConfig(found, synonyms, kmsg.ConfigTypeList))

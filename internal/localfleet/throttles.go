@@ -38,13 +38,14 @@ const (
 // follower.replication.throttled.rate=10485760".
 const EventThrottle EventKind = "throttle"
 
-var (
-	rateKeys     = []string{leaderThrottledRate, followerThrottledRate}
-	replicasKeys = []string{leaderThrottledReplicas, followerThrottledReplicas}
-)
+// rateKeys are the broker throttle configs, replicasKeys the topic ones.
+func rateKeys() [2]string     { return [2]string{leaderThrottledRate, followerThrottledRate} }
+func replicasKeys() [2]string { return [2]string{leaderThrottledReplicas, followerThrottledReplicas} }
+
+func isRateKey(k string) bool { return k == leaderThrottledRate || k == followerThrottledRate }
 
 func isThrottleKey(k string) bool {
-	return slices.Contains(rateKeys, k) || slices.Contains(replicasKeys, k)
+	return isRateKey(k) || k == leaderThrottledReplicas || k == followerThrottledReplicas
 }
 
 // replicaList is a parsed throttled.replicas value: every replica ("*"),
@@ -138,7 +139,7 @@ func resolveThrottles(typ kmsg.ConfigResourceType, current map[string]string, re
 		return nil, &configError{code: kerr.InvalidConfig.Code, msg: fmt.Sprintf(format, args...)}
 	}
 	for _, o := range ops {
-		isRate := slices.Contains(rateKeys, o.key)
+		isRate := isRateKey(o.key)
 		switch {
 		case typ == kmsg.ConfigResourceTypeTopic && isRate:
 			return invalid("Unknown topic config name: %s", o.key)
@@ -154,7 +155,10 @@ func resolveThrottles(typ kmsg.ConfigResourceType, current map[string]string, re
 		case kmsg.IncrementalAlterConfigOpDelete:
 			delete(out, o.key)
 		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
-			verb := map[kmsg.IncrementalAlterConfigOp]string{kmsg.IncrementalAlterConfigOpAppend: "append", kmsg.IncrementalAlterConfigOpSubtract: "subtract"}[o.op]
+			verb := "append"
+			if o.op == kmsg.IncrementalAlterConfigOpSubtract {
+				verb = "subtract"
+			}
 			if isRate {
 				return invalid("Config value %s is not allowed for config key: %s", verb, o.key)
 			}
@@ -165,7 +169,7 @@ func resolveThrottles(typ kmsg.ConfigResourceType, current map[string]string, re
 	}
 	for k, v := range out {
 		var err error
-		if slices.Contains(rateKeys, k) {
+		if isRateKey(k) {
 			_, err = parseRate(k, v)
 		} else {
 			_, err = parseReplicaList(k, v)
