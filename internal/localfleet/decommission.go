@@ -42,8 +42,8 @@ func registered(b *broker) bool {
 // was just terminated, if it holds no replica.
 func (f *Fleet) decommissionTerminated(instanceID, who string) {
 	c, b, ok := f.hostedBroker(instanceID)
-	if !ok {
-		return
+	if !ok || c.checkOpen() != nil {
+		return // a host terminated as the fleet closes
 	}
 	// Learn topics no client has asked about yet: one of them may have
 	// a replica on it.

@@ -141,6 +141,9 @@ func (c *cluster) reassignLocked(topic string, id int32, target []int32, who str
 	}
 	toCopy := c.beginCopiesLocked(p, ra, old, now)
 	c.recordReassignmentLocked(EventReassignmentStarted, p, ra, who, toCopy, now)
+	if old != nil {
+		c.audit[len(c.audit)-1].Detail += fmt.Sprintf("; supersedes the reassignment to %v", old.target)
+	}
 	c.log.Info().Str("partition", p.String()).Ints32("target", ra.target).Ints32("adding", ra.adding()).Int64("bytes", toCopy).Msg("reassignment started")
 	c.maybeCompleteReassignmentLocked(p)
 	return nil, ""

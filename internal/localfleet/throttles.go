@@ -133,7 +133,7 @@ type throttleEdit struct {
 func resolveThrottles(typ kmsg.ConfigResourceType, current map[string]string, replace bool, ops []throttleOp) (map[string]string, *configError) {
 	out := map[string]string{}
 	if !replace {
-		out = maps.Clone(current)
+		maps.Copy(out, current)
 	}
 	invalid := func(format string, args ...any) (map[string]string, *configError) {
 		return nil, &configError{code: kerr.InvalidConfig.Code, msg: fmt.Sprintf(format, args...)}
