@@ -78,7 +78,7 @@ func (m moveFleet) topic(t *testing.T, topic string, size int, assignment ...[]i
 
 func (m moveFleet) alterBroker(t *testing.T, broker int32, cfgs ...kadm.AlterConfig) {
 	t.Helper()
-	err, _ := oneResult(t)(m.adm.AlterBrokerConfigs(testContext(t), cfgs, broker))
+	_, err := oneResult(t)(m.adm.AlterBrokerConfigs(testContext(t), cfgs, broker))
 	require.NoError(t, err)
 }
 
@@ -186,7 +186,7 @@ func TestIntegrationReassignmentThrottle(t *testing.T) {
 				throttles = append(throttles, setConfig(leaderReplicas, strings.Join(leader, ",")))
 			}
 			if len(throttles) > 0 {
-				err, _ := oneResult(t)(m.adm.AlterTopicConfigs(testContext(t), throttles, topic))
+				_, err := oneResult(t)(m.adm.AlterTopicConfigs(testContext(t), throttles, topic))
 				require.NoError(t, err)
 			}
 
@@ -268,7 +268,7 @@ func TestIntegrationReassignmentCopyLifecycle(t *testing.T) {
 	m.topic(t, "slow", size, []int32{1, 2}, []int32{1, 2}, []int32{1, 2})
 	m.alterBroker(t, 3, setConfig(followerRate, strconv.Itoa(256*kib)))
 	m.alterBroker(t, 4, setConfig(followerRate, strconv.Itoa(256*kib)))
-	err, _ := oneResult(t)(m.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{setConfig(followerReplicas, "*")}, "slow"))
+	_, err := oneResult(t)(m.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{setConfig(followerReplicas, "*")}, "slow"))
 	require.NoError(t, err)
 
 	copied := func(broker int32, p int32) int64 {

@@ -64,12 +64,13 @@ func (l replicaList) names(partition, broker int32) bool {
 // parseReplicaList validates a throttled.replicas value as Kafka's
 // ThrottledReplicaListValidator does: "*", or comma-separated
 // [partitionId]:[brokerId] items (blank items and an empty value allowed).
-func parseReplicaList(key, v string) (replicaList, error) {
+// invalid is Kafka's message when it is not valid.
+func parseReplicaList(key, v string) (_ replicaList, invalid string) {
 	l := replicaList{raw: v, pairs: map[[2]int32]bool{}}
 	items := strings.Split(v, ",")
 	if len(items) == 1 && strings.TrimSpace(items[0]) == "*" {
 		l.all = true
-		return l, nil
+		return l, ""
 	}
 	for _, item := range items {
 		item = strings.TrimSpace(item)
@@ -80,23 +81,24 @@ func parseReplicaList(key, v string) (replicaList, error) {
 		part, err1 := strconv.ParseInt(ps, 10, 32)
 		broker, err2 := strconv.ParseInt(bs, 10, 32)
 		if !ok || err1 != nil || err2 != nil || part < 0 || broker < 0 || strings.ContainsAny(ps+bs, "+-") {
-			return replicaList{}, fmt.Errorf("Invalid value %s for configuration %s: %s must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...", v, key, key)
+			return replicaList{}, fmt.Sprintf("Invalid value %s for configuration %s: %s must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...", v, key, key)
 		}
 		l.pairs[[2]int32{int32(part), int32(broker)}] = true
 	}
-	return l, nil
+	return l, ""
 }
 
 // parseRate validates a throttled.rate value: a LONG of at least 0.
-func parseRate(key, v string) (int64, error) {
+// invalid is Kafka's message when it is not valid.
+func parseRate(key, v string) (_ int64, invalid string) {
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("Invalid value %s for configuration %s: Not a number of type LONG", v, key)
+		return 0, fmt.Sprintf("Invalid value %s for configuration %s: Not a number of type LONG", v, key)
 	}
 	if n < 0 {
-		return 0, fmt.Errorf("Invalid value %s for configuration %s: Value must be at least 0", v, key)
+		return 0, fmt.Sprintf("Invalid value %s for configuration %s: Value must be at least 0", v, key)
 	}
-	return n, nil
+	return n, ""
 }
 
 // configError is a config resource's answer when it is refused.
@@ -168,14 +170,14 @@ func resolveThrottles(typ kmsg.ConfigResourceType, current map[string]string, re
 		}
 	}
 	for k, v := range out {
-		var err error
+		var why string
 		if isRateKey(k) {
-			_, err = parseRate(k, v)
+			_, why = parseRate(k, v)
 		} else {
-			_, err = parseReplicaList(k, v)
+			_, why = parseReplicaList(k, v)
 		}
-		if err != nil {
-			return invalid("%s", err)
+		if why != "" {
+			return invalid("%s", why)
 		}
 	}
 	return out, nil

@@ -65,12 +65,12 @@ func topicConfig(t *testing.T, adm *kadm.Client, topic, key string) described {
 
 // oneResult returns a function that takes an alter's results and returns
 // its single resource's answer.
-func oneResult(t *testing.T) func(kadm.AlterConfigsResponses, error) (error, string) {
-	return func(rs kadm.AlterConfigsResponses, err error) (error, string) {
+func oneResult(t *testing.T) func(kadm.AlterConfigsResponses, error) (string, error) {
+	return func(rs kadm.AlterConfigsResponses, err error) (string, error) {
 		t.Helper()
 		require.NoError(t, err)
 		require.Len(t, rs, 1)
-		return rs[0].Err, rs[0].ErrMessage
+		return rs[0].ErrMessage, rs[0].Err
 	}
 }
 
@@ -83,13 +83,13 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 	ctx := testContext(t)
 
 	t.Run("broker rates, per broker and cluster default", func(t *testing.T) {
-		err, _ := oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{setConfig(followerRate, "1048576"), setConfig(leaderRate, "2097152")}, 2))
+		_, err := oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{setConfig(followerRate, "1048576"), setConfig(leaderRate, "2097152")}, 2))
 		require.NoError(t, err)
 		assert.Equal(t, described{"1048576", kmsg.ConfigSourceDynamicBrokerConfig, 1, true}, brokerConfig(t, adm, 2, followerRate))
 		assert.Equal(t, described{"2097152", kmsg.ConfigSourceDynamicBrokerConfig, 1, true}, brokerConfig(t, adm, 2, leaderRate))
 		assert.False(t, brokerConfig(t, adm, 1, followerRate).ok, "a rate is per broker")
 
-		err, _ = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{setConfig(followerRate, "500")}))
+		_, err = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{setConfig(followerRate, "500")}))
 		require.NoError(t, err)
 		assert.Equal(t, described{"500", kmsg.ConfigSourceDynamicDefaultBrokerConfig, 1, true}, brokerConfig(t, adm, -1, followerRate))
 		assert.Equal(t, described{"500", kmsg.ConfigSourceDynamicDefaultBrokerConfig, 1, true}, brokerConfig(t, adm, 1, followerRate),
@@ -97,9 +97,9 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 		assert.Equal(t, described{"1048576", kmsg.ConfigSourceDynamicBrokerConfig, 2, true}, brokerConfig(t, adm, 2, followerRate),
 			"its own wins; the default is its synonym")
 
-		err, _ = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{deleteConfig(followerRate)}))
+		_, err = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{deleteConfig(followerRate)}))
 		require.NoError(t, err)
-		err, _ = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{deleteConfig(followerRate), deleteConfig(leaderRate)}, 2))
+		_, err = oneResult(t)(adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{deleteConfig(followerRate), deleteConfig(leaderRate)}, 2))
 		require.NoError(t, err)
 		for _, b := range []int32{-1, 1, 2} {
 			assert.False(t, brokerConfig(t, adm, b, followerRate).ok, "broker %d", b)
@@ -107,7 +107,7 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 	})
 
 	t.Run("topic replica lists beside kfake's configs", func(t *testing.T) {
-		err, _ := oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		_, err := oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
 			setConfig("retention.ms", "3600000"), setConfig(followerReplicas, "0:1,1:2"), setConfig(leaderReplicas, "*"),
 		}, "events"))
 		require.NoError(t, err)
@@ -116,7 +116,7 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 		assert.Equal(t, described{"0:1,1:2", kmsg.ConfigSourceDynamicTopicConfig, 1, true}, topicConfig(t, adm, "events", followerReplicas))
 		assert.Equal(t, described{"*", kmsg.ConfigSourceDynamicTopicConfig, 1, true}, topicConfig(t, adm, "events", leaderReplicas))
 
-		err, _ = oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		_, err = oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
 			{Op: kadm.AppendConfig, Name: followerReplicas, Value: kadm.StringPtr("2:3,0:1")},
 			{Op: kadm.SubtractConfig, Name: followerReplicas, Value: kadm.StringPtr("1:2")},
 		}, "events"))
@@ -138,7 +138,7 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 		assert.Equal(t, []string{followerReplicas}, names)
 
 		// AlterConfigs replaces every config: throttles not named go.
-		err, _ = oneResult(t)(adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{setConfig("retention.ms", "7200000")}, "events"))
+		_, err = oneResult(t)(adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{setConfig("retention.ms", "7200000")}, "events"))
 		require.NoError(t, err)
 		assert.Equal(t, "7200000", topicConfig(t, adm, "events", "retention.ms").value)
 		assert.False(t, topicConfig(t, adm, "events", followerReplicas).ok)
@@ -149,7 +149,7 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 		created, err := adm.CreateTopic(ctx, 2, 3, nil, "doomed")
 		require.NoError(t, err)
 		require.NoError(t, created.Err)
-		err, _ = oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{setConfig(leaderReplicas, "*")}, "doomed"))
+		_, err = oneResult(t)(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{setConfig(leaderReplicas, "*")}, "doomed"))
 		require.NoError(t, err)
 		require.True(t, topicConfig(t, adm, "doomed", leaderReplicas).ok)
 		deleted, err := adm.DeleteTopic(ctx, "doomed")
@@ -217,7 +217,7 @@ func TestIntegrationThrottleConfigs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err, msg := oneResult(t)(tt.alter())
+			msg, err := oneResult(t)(tt.alter())
 			if tt.wantErr == nil {
 				require.NoError(t, err)
 			} else {
