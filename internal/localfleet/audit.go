@@ -80,6 +80,15 @@ const (
 	// cluster-wide, so Broker is 0. Detail: the entity and the changes,
 	// e.g. "user wabash-58799 producer_byte_rate=262144".
 	EventQuota EventKind = "quota"
+
+	// Partition reassignments (reassign.go); Broker 0, Who the client's
+	// SASL user ("client" without SASL), Reassignment says which
+	// partition moved where and what it cost.
+	EventReassignmentStarted   EventKind = "reassignment-started"
+	EventReassignmentCompleted EventKind = "reassignment-completed"
+	// EventReassignmentCancelled: a client cancelled it (null replicas);
+	// the partition keeps its original replicas.
+	EventReassignmentCancelled EventKind = "reassignment-cancelled"
 )
 
 // Event is one audited broker transition.
@@ -101,6 +110,22 @@ type Event struct {
 	// Instance and Volume name the EC2 resources of host events.
 	Instance string `json:"instance,omitempty"`
 	Volume   string `json:"volume,omitempty"`
+	// Reassignment describes reassignment events.
+	Reassignment *ReassignmentRecord `json:"reassignment,omitempty"`
+}
+
+// ReassignmentRecord is one partition's reassignment, as its events
+// record it.
+type ReassignmentRecord struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	From      []int32 `json:"from"` // the replicas before
+	To        []int32 `json:"to"`   // the target replicas
+	// Bytes is what the adding replicas copied (on completion and
+	// cancellation; what they must copy at the start).
+	Bytes int64 `json:"bytes"`
+	// Duration is from the start to this event (0 at the start).
+	Duration time.Duration `json:"duration,omitempty"`
 }
 
 // ViolationKind names an unsafe moment.
@@ -122,6 +147,11 @@ const (
 	// kfleet:broker-id, kfleet:role=broker) had two instances pending or
 	// running at once; a crash mid-provisioning must never leave that.
 	ViolationDuplicateInstance ViolationKind = "duplicate-instance"
+	// ViolationThrottleExceeded: throttled reassignment copies moved more
+	// than 10% over a broker's leader or follower
+	// replication.throttled.rate in a 1-second window. The copy model
+	// never lets them (reassign_copy.go): this guards its regressions.
+	ViolationThrottleExceeded ViolationKind = "throttle-exceeded"
 )
 
 // Violation is one unsafe moment in a cluster.
@@ -140,6 +170,17 @@ func (c *cluster) recordLocked(b *broker, kind EventKind, who string) {
 	}
 	c.audit = append(c.audit, ev)
 	c.log.Info().Int32("broker", b.id).Str("event", string(kind)).Str("who", who).Msg("broker " + string(kind))
+}
+
+// appendEventLocked appends an event built by the caller (its Time set
+// when zero). c.mu must be held.
+func (c *cluster) appendEventLocked(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Cluster = c.id
+	c.audit = append(c.audit, ev)
+	c.log.Info().Int32("broker", ev.Broker).Str("event", string(ev.Kind)).Str("who", ev.Who).Msg(ev.Detail)
 }
 
 // violateLocked appends a violation. c.mu must be held.

@@ -102,9 +102,12 @@ type cluster struct {
 	// plans are topics being created whose model does not exist yet, with
 	// the replication they were asked for (topicPlan).
 	plans map[string]*topicPlan
-	// placement is the broker order replica assignment walks (racks
-	// alternate); it changes when a broker is added.
-	placement  []int32
+	// rates are the brokers' replication throttle rates by config
+	// resource name ("" is the cluster default), then key (throttles.go).
+	rates map[string]map[string]int64
+	// copies are the reassignment copies in flight and what was
+	// measured of them (reassign_copy.go).
+	copies     copyModel
 	audit      []Event
 	violations []Violation
 	closed     bool
@@ -172,6 +175,7 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		controller: -1,
 		topics:     map[string]*topicModel{},
 		plans:      map[string]*topicPlan{},
+		rates:      map[string]map[string]int64{},
 	}
 	defer func() {
 		if err != nil {
@@ -186,7 +190,6 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 		}
 		c.brokers = append(c.brokers, c.newBroker(int32(i+1), instanceID(cfg.ID, int32(i+1)), cfg.rackOf(i+1), port))
 	}
-	c.placement = rackAlternated(c.brokers)
 
 	// One kfake node serves every broker proxy (doc.go): a client's SASL
 	// session then lives on its single upstream connection.
@@ -320,11 +323,16 @@ func (c *cluster) refresh(ctx context.Context) error {
 	return nil
 }
 
+// bootstrap is the brokers' addresses; decommissioned brokers left the
+// cluster.
 func (c *cluster) bootstrap() []string {
-	brokers := c.brokerList()
-	out := make([]string, 0, len(brokers))
-	for _, b := range brokers {
-		out = append(out, b.proxy.addr())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.brokers))
+	for _, b := range c.brokers {
+		if b.state != StateDecommissioned {
+			out = append(out, b.proxy.addr())
+		}
 	}
 	return out
 }

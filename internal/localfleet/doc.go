@@ -29,6 +29,14 @@
 //     response; new partitions (CreatePartitions) get their topic's
 //     replication factor. kfake knows only broker "0", so BROKER config
 //     resources are renamed to "0" on the way in and back on the way out.
+//   - Partition moves: reassignments copy each adding replica's log
+//     before it joins the ISR, at the cluster's copy rate or under the
+//     replication throttles (leader/follower.replication.throttled.rate
+//     per broker, .replicas per topic), which the proxy keeps in the model
+//     rather than in kfake (throttles.go, reassign_copy.go); what moved is
+//     audited and measured (Fleet.ReassignmentStats). A broker whose host
+//     is terminated while it holds no replica is decommissioned: it leaves
+//     the cluster (decommission.go).
 //   - ZooKeeper: every running broker holds its own session with an
 //     ephemeral /brokers/ids/<id>, and the controller's session owns
 //     /controller, all under the chroot /kfleet/<cluster-id>, exactly as a

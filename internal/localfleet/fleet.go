@@ -360,6 +360,9 @@ func (f *Fleet) Endpoints() Endpoints {
 		}
 		c.mu.Lock()
 		for _, b := range c.brokers {
+			if b.state == StateDecommissioned {
+				continue // it left the cluster (decommission.go)
+			}
 			ce.Brokers = append(ce.Brokers, BrokerEndpoint{ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), Rack: b.rack,
 				MetricsURL: f.MetricsURL(c.id, b.id)})
 		}

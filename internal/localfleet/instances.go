@@ -260,6 +260,9 @@ func (f *Fleet) finishInstance(instanceID string, tr instanceTransition, gen uin
 	}
 	cluster, broker := instanceOwner(v)
 	f.record(Event{Cluster: cluster, Broker: broker, Kind: tr.event, Who: who, Instance: v.id, Detail: detail})
+	if tr.final == InstanceTerminated {
+		f.decommissionTerminated(v.id, who) // decommission.go
+	}
 }
 
 // hostedBroker is the broker whose current host is instanceID, ok false

@@ -27,7 +27,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 		return err
 	}
 	c.mu.Lock()
-	down := b.state == StateStopped || b.state == StateCrashed || b.state == StateFailed
+	down := b.state == StateStopped || b.state == StateCrashed || b.state == StateFailed || b.state == StateDecommissioned
 	c.mu.Unlock()
 	if down {
 		return nil
@@ -257,7 +257,7 @@ func orUnset(s string) string {
 func (c *cluster) notRunningLocked(id int32) []string {
 	var out []string
 	for _, o := range c.brokers {
-		if o.id != id && o.state != StateRunning && c.shareAPartitionLocked(id, o.id) {
+		if o.id != id && o.state != StateRunning && o.state != StateDecommissioned && c.shareAPartitionLocked(id, o.id) {
 			out = append(out, fmt.Sprintf("broker %d (sharing a partition with it) is %s", o.id, o.state))
 		}
 	}

@@ -31,7 +31,9 @@ func (c *cluster) recordProduced(r *kmsg.ProduceRequest) {
 			n := int64(len(rp.Records))
 			p.bytes += n
 			for _, id := range p.replicas {
-				if b := c.brokerByID(id); b != nil && !p.inSync(id) {
+				// An adding replica's copy goes on to the log end
+				// (reassign_copy.go): it does not fall behind.
+				if b := c.brokerByID(id); b != nil && !p.inSync(id) && !c.copyingLocked(p, id) {
 					b.fellBehind(p, n)
 				}
 			}
@@ -109,7 +111,9 @@ func (c *cluster) answerDescribeLogDirs(req *request, broker int32) ([]byte, err
 			// A replica out of sync holds less than the leader: what
 			// it has not copied yet.
 			dp.OffsetLag = 1
-			if b := c.brokerByID(broker); b != nil {
+			if copied, ok := c.copiedLocked(p, broker); ok {
+				dp.Size = copied // an adding replica, copying (reassign_copy.go)
+			} else if b := c.brokerByID(broker); b != nil {
 				dp.Size = max(0, p.bytes-b.toCopyLocked(p, time.Now()))
 			}
 		}

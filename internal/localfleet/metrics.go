@@ -38,8 +38,16 @@ const (
 	MetricJVMMemoryPoolUsed     = "jvm_memory_pool_bytes_used"
 	MetricJVMMemoryPoolMax      = "jvm_memory_pool_bytes_max"
 	MetricProduceByteRate       = "kafka_server_produce_byte_rate"
-	MetricFilesystemSize        = "node_filesystem_size_bytes"
-	MetricFilesystemAvail       = "node_filesystem_avail_bytes"
+	// Reassignment copy traffic (reassign_copy.go): the
+	// ReassignmentBytesIn/OutPerSec meters' Count, and the replication
+	// quotas' byte-rate (throttled replication traffic, here over the
+	// last 1-second window).
+	MetricReassignmentBytesIn         = "kafka_server_brokertopicmetrics_reassignmentbytesin_total"
+	MetricReassignmentBytesOut        = "kafka_server_brokertopicmetrics_reassignmentbytesout_total"
+	MetricFollowerReplicationByteRate = "kafka_server_followerreplication_byte_rate"
+	MetricLeaderReplicationByteRate   = "kafka_server_leaderreplication_byte_rate"
+	MetricFilesystemSize              = "node_filesystem_size_bytes"
+	MetricFilesystemAvail             = "node_filesystem_avail_bytes"
 )
 
 // OldGenPool is the memory pool the heap model describes: Kafka runs G1,
@@ -138,6 +146,15 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 			gauge(MetricJVMMemoryPoolUsed, "Used bytes of a given JVM memory pool.", float64(heapUsed), "pool", OldGenPool),
 			gauge(MetricJVMMemoryPoolMax, "Max bytes of a given JVM memory pool.", float64(rt.heapMax), "pool", OldGenPool),
 		)
+		in, out, thrIn, thrOut := c.reassignmentMeterLocked(b.id)
+		fams = append(fams,
+			counter(MetricReassignmentBytesIn,
+				"Attribute exposed for management kafka.server<type=BrokerTopicMetrics, name=ReassignmentBytesInPerSec><>Count", in),
+			counter(MetricReassignmentBytesOut,
+				"Attribute exposed for management kafka.server<type=BrokerTopicMetrics, name=ReassignmentBytesOutPerSec><>Count", out),
+			gauge(MetricFollowerReplicationByteRate, "Attribute exposed for management kafka.server<type=FollowerReplication><>byte-rate", thrIn),
+			gauge(MetricLeaderReplicationByteRate, "Attribute exposed for management kafka.server<type=LeaderReplication><>byte-rate", thrOut),
+		)
 	}
 	c.mu.Unlock()
 
@@ -175,6 +192,11 @@ func produceRateFamily(rates map[string]int64) *dto.MetricFamily {
 
 func gauge(name, help string, v float64, labels ...string) *dto.MetricFamily {
 	return gaugeFamily(name, help, sample(v, labels...))
+}
+
+func counter(name, help string, v float64) *dto.MetricFamily {
+	return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_COUNTER.Enum(),
+		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(v)}}}}
 }
 
 func gaugeFamily(name, help string, metrics ...*dto.Metric) *dto.MetricFamily {

@@ -20,6 +20,9 @@ type topicModel struct {
 	id    [16]byte // kfake's topic id; a new id means the topic was recreated
 	parts map[int32]*partition
 	plan  *topicPlan // what the creator asked for; nil when unknown
+	// throttled are the topic's leader/follower.replication.throttled.
+	// replicas configs, by key (throttles.go); nil when none is set.
+	throttled map[string]replicaList
 }
 
 // topicPlan is the replication a topic was created with. kfake runs one
@@ -36,8 +39,11 @@ func (c *cluster) planTopicLocked(name string, plan *topicPlan) {
 	c.plans[name] = plan
 }
 
-// defaultRFLocked is the cluster's default.replication.factor.
-func (c *cluster) defaultRFLocked() int { return min(defaultReplicationFactor, len(c.brokers)) }
+// defaultRFLocked is the cluster's default.replication.factor, capped
+// at the brokers new replicas can go to.
+func (c *cluster) defaultRFLocked() int {
+	return min(defaultReplicationFactor, len(c.assignableLocked()))
+}
 
 // partition is the model of one partition. Broker ids, never kfake nodes.
 type partition struct {
@@ -77,6 +83,29 @@ func assignReplicas(topic string, partition int32, rf int, order []int32) []int3
 		out[i] = order[(start+int(partition)+i)%n]
 	}
 	return out
+}
+
+// assignableLocked is the broker order new replicas are placed over: as
+// Kafka assigns over the brokers registered in ZooKeeper, the running
+// brokers (and stopping ones, registered until they deregister), racks
+// alternating. When none is registered (a cluster being brought up) the
+// model still needs an assignment: every broker that has not left the
+// cluster then.
+func (c *cluster) assignableLocked() []int32 {
+	var live, known []*broker
+	for _, b := range c.brokers {
+		if b.state == StateDecommissioned {
+			continue
+		}
+		known = append(known, b)
+		if registered(b) {
+			live = append(live, b)
+		}
+	}
+	if len(live) == 0 {
+		live = known
+	}
+	return rackAlternated(live)
 }
 
 // rackAlternated lists broker ids so that racks alternate: the first broker
@@ -184,7 +213,9 @@ func (c *cluster) newPartitionLocked(t *topicModel, topic string, id int32) *par
 		rf = c.defaultRFLocked()
 	}
 	if p.replicas == nil {
-		p.replicas = assignReplicas(topic, id, rf, c.placement)
+		if order := c.assignableLocked(); len(order) > 0 {
+			p.replicas = assignReplicas(topic, id, rf, order)
+		}
 	}
 	for _, r := range p.replicas {
 		if c.runningLocked(r) {
@@ -243,7 +274,9 @@ func (c *cluster) joinISRLocked(id int32) {
 		b.behindBytes, b.behind, b.catchUp = 0, nil, catchUpRun{}
 	}
 	for _, p := range c.partitionsLocked() {
-		if !slices.Contains(p.replicas, id) || slices.Contains(p.isr, id) {
+		if !slices.Contains(p.replicas, id) || slices.Contains(p.isr, id) || c.copyingLocked(p, id) {
+			// An adding replica joins once its copy is done
+			// (reassign_copy.go), not with the broker's catch-up.
 			continue
 		}
 		p.isr = c.inReplicaOrder(p, append(slices.Clone(p.isr), id))

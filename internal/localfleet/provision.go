@@ -302,22 +302,27 @@ func (c *cluster) adopt(conf brokerConf, instanceID string, vol volumeView) (*br
 		return nil, Event{}, fmt.Errorf("localfleet: cluster %q: %w", c.id, ErrClosed)
 	}
 	ev := Event{Time: time.Now(), Cluster: c.id, Broker: conf.broker, Instance: instanceID, Volume: vol.id}
-	if b == nil {
+	switch {
+	case b == nil:
 		b = c.newBroker(conf.broker, instanceID, conf.rack, 0)
 		brokers := append(slices.Clone(c.brokers), b)
 		slices.SortFunc(brokers, func(x, y *broker) int { return int(x.id) - int(y.id) })
 		c.brokers = brokers
-		c.placement = rackAlternated(c.brokers)
 		ev.Kind = EventBrokerAdded
 		ev.Detail = fmt.Sprintf("broker %d added on instance %s (rack %s, volume %s)", b.id, instanceID, conf.rack, vol.id)
-	} else {
+	case b.state == StateDecommissioned:
+		// The id left the cluster (decommission.go): a broker joining
+		// under it is a new broker, as in Kafka.
+		c.rejoinLocked(b, instanceID, conf.rack)
+		ev.Kind = EventBrokerAdded
+		ev.Detail = fmt.Sprintf("broker %d added on instance %s (rack %s, volume %s); the id was decommissioned before", b.id, instanceID, conf.rack, vol.id)
+	default:
 		if processUp(b.state) {
 			return nil, Event{}, fmt.Errorf("localfleet: cluster %q: broker %d: instance %s: %w: it is %s on instance %s",
 				c.id, b.id, instanceID, ErrBrokerRegistered, b.state, b.instanceID)
 		}
 		old := b.instanceID
 		b.instanceID, b.rack = instanceID, conf.rack
-		c.placement = rackAlternated(c.brokers)
 		b.rt.newHost()
 		ev.Kind = EventHostReplaced
 		ev.Detail = fmt.Sprintf("broker %d moves from instance %s to instance %s (rack %s)", b.id, old, instanceID, conf.rack)
@@ -330,6 +335,7 @@ func (c *cluster) adopt(conf brokerConf, instanceID string, vol volumeView) (*br
 	full := c.hostedBytesLocked(b.id)
 	b.behindBytes = max(b.behindBytes, full)
 	b.copyAllLocked(c.partitionsLocked())
+	c.restartCopiesLocked(b.id)
 	b.rt.unclean = false
 	c.leaveISRLocked(b.id)
 	ev.Detail += fmt.Sprintf("; blank volume %s: full catch-up of %d bytes", vol.id, b.behindBytes)

@@ -182,7 +182,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return c.answerDescribeLogDirs(req, s.p.broker)
 	case kmsg.AlterPartitionAssignments:
 		// kfake answers success and moves nothing.
-		return c.answerAlterPartitionAssignments(req)
+		return c.answerAlterPartitionAssignments(req, s.who())
 	case kmsg.ListPartitionReassignments:
 		return c.answerListPartitionReassignments(req)
 	case kmsg.CreateTopics:
@@ -195,7 +195,11 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 	case kmsg.AlterClientQuotas:
 		// kfake stores quotas; the model enforces producer quotas.
 		return s.alterClientQuotas(req)
-	case kmsg.DescribeConfigs, kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
+	case kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
+		// Replication throttles go to the model, the rest to kfake
+		// (throttle_configs.go).
+		return s.alterConfigs(req)
+	case kmsg.DescribeConfigs:
 		// kfake knows one broker, node 0; clients name broker ids.
 		names, err := toKfakeBrokerResources(req, func(id int32) bool { _, err := c.broker(id); return err == nil })
 		if err != nil {
@@ -205,10 +209,17 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if resp, err = restoreBrokerResources(req, resp, names); err != nil || kmsg.Key(req.key) != kmsg.DescribeConfigs {
-			return resp, err
+		if resp, err = restoreBrokerResources(req, resp, names); err != nil {
+			return nil, err
 		}
-		return c.withServerProperties(req, resp)
+		if resp, err = c.withServerProperties(req, resp); err != nil {
+			return nil, err
+		}
+		return c.withThrottles(req, resp)
+	case kmsg.DeleteTopics:
+		// A deleted topic leaves the model at once, its throttles and
+		// reassignments with it.
+		return s.deleteTopics(req)
 	}
 
 	expectResponse := true

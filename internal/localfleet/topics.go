@@ -87,7 +87,13 @@ func (s *session) createTopics(req *request) ([]byte, error) {
 // planCreate validates one CreateTopics topic as Kafka does and returns its
 // replication, or the error to answer with.
 func (c *cluster) planCreate(t *kmsg.CreateTopicsRequestTopic) (*topicPlan, *kerr.Error, string) {
-	brokers := len(c.brokers)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Kafka places replicas over the registered brokers only
+	// (assignableLocked); a manual assignment may name any broker of
+	// the cluster that has not left it.
+	brokers := len(c.assignableLocked())
+	known := func(id int32) bool { b := c.brokerByID(id); return b != nil && b.state != StateDecommissioned }
 	if len(t.ReplicaAssignment) > 0 {
 		if t.NumPartitions != -1 || t.ReplicationFactor != -1 {
 			return nil, kerr.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
@@ -104,7 +110,7 @@ func (c *cluster) planCreate(t *kmsg.CreateTopicsRequestTopic) (*topicPlan, *ker
 				return nil, kerr.InvalidReplicaAssignment, "All partitions should have the same number of replicas"
 			}
 			for i, b := range a.Replicas {
-				if b < 1 || int(b) > brokers || slices.Contains(a.Replicas[:i], b) {
+				if !known(b) || slices.Contains(a.Replicas[:i], b) {
 					return nil, kerr.InvalidReplicaAssignment, fmt.Sprintf("invalid replicas %v for partition %d", a.Replicas, a.Partition)
 				}
 			}
@@ -269,4 +275,39 @@ func eachConfigResource(msg any, fn func(kmsg.ConfigResourceType, *string)) {
 			fn(r.Resources[i].ResourceType, &r.Resources[i].ResourceName)
 		}
 	}
+}
+
+// deleteTopics forwards DeleteTopics and drops the topics kfake deleted
+// from the model at once, rather than at the next full metadata refresh:
+// their throttles, reassignments and copies go with them, and a topic
+// recreated under the same name starts afresh even before the model sees
+// its new topic id.
+func (s *session) deleteTopics(req *request) ([]byte, error) {
+	c := s.p.c
+	raw, err := s.roundTrip(req, true)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := req.decodeResponse(raw)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rt := range resp.(*kmsg.DeleteTopicsResponse).Topics {
+		if rt.ErrorCode != 0 {
+			continue
+		}
+		var name string
+		switch {
+		case rt.Topic != nil && *rt.Topic != "":
+			name = *rt.Topic
+		case rt.TopicID != [16]byte{}:
+			name = c.topicNameLocked(rt.TopicID)
+		}
+		if name != "" {
+			delete(c.topics, name)
+		}
+	}
+	return raw, nil
 }
