@@ -40,8 +40,9 @@ cluster from which channel; what it does not allow is refused:
       clusters: [local-a]                # or "*"
       channels: [C0456EFGH]              # channel ids, or "*"
 
-restart, upgrade, expand and abort are never run at once: they wait for
-someone else the policy allows to run them there to press Approve.
+restart, upgrade, expand, remove-broker, delete and abort are never run at
+once: they wait for someone else the policy allows to run them there to
+press Approve.
 Exit codes: 0 stopped (Ctrl-C), 1 failed, 2 bad flags, policy or secret,
 3 Temporal unreachable.`,
 		Args: cobra.NoArgs,

@@ -17,10 +17,11 @@ import (
 )
 
 // newRequestCommands ask the entity for the operations the health loop
-// also starts by itself — a volume expansion and a cleaner check — and for
-// an operation of any registered kind (request).
+// also starts by itself — a volume expansion and a cleaner check —, for
+// the resizes (resize.go) and for an operation of any registered kind
+// (request).
 func newRequestCommands(g *globalFlags) []*cobra.Command {
-	return []*cobra.Command{newExpandCommand(g), newCleanerCheckCommand(g), newRequestCommand(g)}
+	return append([]*cobra.Command{newExpandCommand(g), newCleanerCheckCommand(g), newRequestCommand(g)}, newResizeCommands(g)...)
 }
 
 // newRequestCommand asks for an operation of any kind the worker
@@ -59,16 +60,7 @@ An unknown verb, malformed parameters or a request the entity refuses exits
 			if params != "" {
 				req.Params = json.RawMessage(params)
 			}
-			if err := k.Check(req); err != nil {
-				return exitError{exitBadInput, err}
-			}
-			return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
-				op, err := entity.Request(ctx, c, cluster, req)
-				if err != nil {
-					return err
-				}
-				return admitted(ctx, cmd, g, c, cluster, op, wait)
-			})
+			return ask(cmd, g, cluster, req, wait)
 		},
 	}
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster id")
@@ -151,6 +143,26 @@ and prints its outcome.`,
 	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the check until it ends")
 	return cmd
+}
+
+// ask checks req on its face (a refusal exits 2 before Temporal is
+// dialled), asks the cluster's entity for it and prints what it admitted
+// (admitted).
+func ask(cmd *cobra.Command, g *globalFlags, cluster string, req workflows.Request, wait bool) error {
+	k, err := workflows.KindNamed(req.Kind)
+	if err != nil {
+		return exitError{exitBadInput, err}
+	}
+	if err := k.Check(req); err != nil {
+		return exitError{exitBadInput, err}
+	}
+	return withCluster(cmd, g, cluster, func(ctx context.Context, c client.Client) error {
+		op, err := entity.Request(ctx, c, cluster, req)
+		if err != nil {
+			return err
+		}
+		return admitted(ctx, cmd, g, c, cluster, op, wait)
+	})
 }
 
 // admitted prints the operation the entity admitted and, with wait,

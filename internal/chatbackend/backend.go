@@ -78,7 +78,10 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 		}
 		return fmt.Sprintf("creating %s: %d brokers over %s (plan %s, provisioning %s)", cmd.Cluster, cmd.Plan.Brokers,
 			strings.Join(cmd.Plan.AvailabilityZones, ", "), adm.Plan, adm.WorkflowID), adm.WorkflowID, nil
-	case chatops.VerbCleanerCheck:
+	}
+	// An operation that takes nothing down (cleaner-check, add-brokers,
+	// rebalance) is asked for now; a destructive one only once approved.
+	if k, err := workflows.KindOfVerb(string(cmd.Verb)); err == nil && !k.Destructive() {
 		s, err := entity.Submit(ctx, b.c, action(cmd, user))
 		if err != nil {
 			return "", "", err
@@ -90,24 +93,31 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 
 // action is the chat command as an Action: its arguments are the
 // operation kind's parameters by the names they have there (batch= is a
-// restart's maxBatch, a version an upgrade's version).
+// restart's maxBatch, a version an upgrade's version, throttle= a
+// resize's throttleBytesPerSec).
 func action(cmd chatops.Command, user string) activities.Action {
 	params := map[string]any{}
-	if cmd.MaxBatch > 0 {
-		params["maxBatch"] = cmd.MaxBatch
-	}
-	if cmd.Version != "" {
-		params["version"] = cmd.Version
-	}
-	if cmd.Force {
-		params["force"] = true
-	}
+	param(params, "maxBatch", cmd.MaxBatch)
+	param(params, "version", cmd.Version)
+	param(params, "force", cmd.Force)
+	param(params, "count", cmd.Count)
+	param(params, "instanceType", cmd.InstanceType)
+	param(params, "volumeGiB", cmd.VolumeGiB)
+	param(params, "throttleBytesPerSec", cmd.ThrottleBytesPerSec)
 	act := activities.Action{Verb: string(cmd.Verb), Cluster: cmd.Cluster, Brokers: cmd.Brokers,
 		OperationID: cmd.OperationID, RequestedBy: user, Reason: cmd.Reason}
 	if len(params) > 0 {
 		act.Params, _ = json.Marshal(params) // ints and strings always encode
 	}
 	return act
+}
+
+// param sets params[name] to v unless v is its type's zero (a default).
+func param[T comparable](params map[string]any, name string, v T) {
+	var zero T
+	if v != zero {
+		params[name] = v
+	}
 }
 
 func (b backend) Propose(ctx context.Context, cmd chatops.Command, user string, approvers []string) (string, error) {

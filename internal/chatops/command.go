@@ -30,6 +30,9 @@ const (
 	VerbAbort        Verb = "abort"
 	VerbCreate       Verb = "create"
 	VerbDelete       Verb = "delete"
+	VerbAddBrokers   Verb = "add-brokers"
+	VerbRemoveBroker Verb = "remove-broker"
+	VerbRebalance    Verb = "rebalance"
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -46,6 +49,11 @@ var verbSpecs = [...]verbSpec{
 	{VerbRestart, "restart <cluster> [brokers=1,2] [batch=N]", "rolling restart, the controller last (needs a second person's approval)"},
 	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1 (needs approval)"},
 	{VerbExpand, "expand <cluster> <broker>", "grow a broker's data volume now (needs approval)"},
+	{VerbAddBrokers, "add-brokers <cluster> <count> [type=T] [volume=GiB] [throttle=RATE]",
+		"add brokers like the cluster's own (or of type T, with GiB volumes), then move partitions onto them; RATE is the replication throttle in bytes/s, like 10MiB, 512KiB or 1048576"},
+	{VerbRemoveBroker, "remove-broker <cluster> <broker> [throttle=RATE]",
+		"move the broker's partitions off it, then terminate its host and delete its volume (needs approval)"},
+	{VerbRebalance, "rebalance <cluster> [throttle=RATE]", "move partitions until brokers' replica and leader counts are within 10% of each other"},
 	{VerbCleanerCheck, "cleaner-check <cluster>", "check the log cleaner, restart (gated) brokers whose cleaner is dead"},
 	{VerbPause, "pause <cluster> [reason...]", "no queued operation starts until resume"},
 	{VerbResume, "resume <cluster>", "queued operations start again"},
@@ -77,8 +85,8 @@ func Verbs() []Verb {
 // Known reports whether v is one of the verbs.
 func (v Verb) Known() bool { _, ok := specOf(v); return ok }
 
-// Destructive reports whether v takes brokers down, grows volumes or ends
-// an operation: asked from chat, it needs a second person's approval. An
+// Destructive reports whether v takes brokers down, grows volumes, removes
+// hosts or ends an operation: asked from chat, it needs a second person's approval. An
 // operation's verb is destructive when its kind is registered so
 // (workflows.Kinds); abort ends whatever waits for a human.
 func (v Verb) Destructive() bool {
@@ -115,7 +123,7 @@ type Command struct {
 	// Cluster is the cluster id, for every verb but help and list.
 	Cluster string
 	// Brokers restricts a restart to these broker ids (nil: all), or names
-	// the one broker of an expand.
+	// the one broker of an expand or a remove-broker.
 	Brokers []int32
 	// MaxBatch lets a restart take down up to this many brokers that share
 	// no partition together (1..MaxBatch; 0: the default, one at a time).
@@ -131,6 +139,14 @@ type Command struct {
 	Plan fleet.ClusterPlan
 	// Force is a delete's force: approving it, the approver forces it.
 	Force bool
+	// Count is how many brokers an add-brokers adds; InstanceType and
+	// VolumeGiB are theirs ("" and 0: like the cluster's brokers).
+	Count        int
+	InstanceType string
+	VolumeGiB    int32
+	// ThrottleBytesPerSec is the replication throttle partitions move
+	// under (add-brokers, remove-broker, rebalance; 0: kfleet's default).
+	ThrottleBytesPerSec int64
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -202,6 +218,8 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		cmd.Reason, args = strings.Join(args, " "), nil
 	case VerbCreate:
 		return cmd, parseCreateOptions(&cmd, args) // command_create.go
+	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
+		return cmd, parseResizeArgs(&cmd, args) // command_resize.go
 	case VerbDelete:
 		if len(args) > 0 && args[0] == "force" {
 			cmd.Force, args = true, args[1:]
@@ -337,6 +355,12 @@ func (c Command) Validate() error {
 		}
 	case VerbDelete:
 		want.Force = c.Force
+	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
+		again, err := reparseResize(c)
+		if err != nil {
+			return err
+		}
+		want = again
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -351,7 +375,8 @@ func (c Command) equal(d Command) bool {
 	return c.Verb == d.Verb && c.Cluster == d.Cluster && slices.Equal(c.Brokers, d.Brokers) &&
 		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
 		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
-		samePlan(c.Plan, d.Plan) && c.Force == d.Force
+		samePlan(c.Plan, d.Plan) && c.Force == d.Force && c.Count == d.Count && c.InstanceType == d.InstanceType &&
+		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -393,6 +418,8 @@ func (c Command) String() string {
 		if c.Force {
 			parts = append(parts, "force")
 		}
+	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
+		parts = append(parts, resizeArgs(c)...)
 	}
 	return strings.Join(parts, " ")
 }

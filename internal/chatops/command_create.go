@@ -32,15 +32,9 @@ var createKeys = [...]string{"brokers", "zones", "version", "type", "volume", "z
 func parseCreateOptions(cmd *Command, args []string) error {
 	p := fleet.ClusterPlan{ID: cmd.Cluster}
 	seen := map[string]bool{}
-	for _, a := range args {
-		key, value, ok := strings.Cut(a, "=")
-		switch {
-		case !ok || !slices.Contains(createKeys[:], key):
-			return fmt.Errorf("unexpected %s (options are %s, as key=value)", quote(a), strings.Join(createKeys[:], ", "))
-		case seen[key]:
-			return fmt.Errorf("%s= given twice", key)
-		}
+	err := parseOptions(args, createKeys[:], func(key, value string) error {
 		seen[key] = true
+		var err error
 		switch key {
 		case "brokers":
 			n, err := strconv.Atoi(value)
@@ -65,27 +59,22 @@ func parseCreateOptions(cmd *Command, args []string) error {
 				return err
 			}
 			p.KafkaVersion = v.String()
-		case "type", "zk-type":
-			if !instanceTypeToken.MatchString(value) {
-				return fmt.Errorf("%s %s: want an instance type like m5.xlarge", key, quote(value))
-			}
-			if key == "type" {
-				p.InstanceType = value
-			} else {
-				p.ZooKeeperInstanceType = value
-			}
+		case "type":
+			p.InstanceType, err = parseInstanceType(key, value)
+		case "zk-type":
+			p.ZooKeeperInstanceType, err = parseInstanceType(key, value)
 		case "volume":
-			n, err := strconv.Atoi(value)
-			if err != nil || !allDigits(value) || n < 1 || n > fleet.MaxVolumeGiB {
-				return fmt.Errorf("volume %s: want GiB, 1 to %d", quote(value), fleet.MaxVolumeGiB)
-			}
-			p.VolumeGiB = int32(n)
+			p.VolumeGiB, err = parseVolume(value)
 		case "plan":
 			if !planToken.MatchString(value) {
 				return fmt.Errorf("plan %s: want a plan name like standard", quote(value))
 			}
 			p.Plan = value
 		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	for _, k := range []string{"brokers", "zones", "version"} {
 		if !seen[k] {
@@ -94,6 +83,43 @@ func parseCreateOptions(cmd *Command, args []string) error {
 	}
 	cmd.Plan = p
 	return nil
+}
+
+// parseOptions reads key=value options, each of keys at most once, in any
+// order, handing each to set.
+func parseOptions(args, keys []string, set func(key, value string) error) error {
+	seen := map[string]bool{}
+	for _, a := range args {
+		key, value, ok := strings.Cut(a, "=")
+		switch {
+		case !ok || !slices.Contains(keys, key):
+			return fmt.Errorf("unexpected %s (options are %s, as key=value)", quote(a), strings.Join(keys, ", "))
+		case seen[key]:
+			return fmt.Errorf("%s= given twice", key)
+		}
+		seen[key] = true
+		if err := set(key, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseInstanceType reads an EC2 instance type, the value of key.
+func parseInstanceType(key, value string) (string, error) {
+	if !instanceTypeToken.MatchString(value) {
+		return "", fmt.Errorf("%s %s: want an instance type like m5.xlarge", key, quote(value))
+	}
+	return value, nil
+}
+
+// parseVolume reads a data volume's size in GiB.
+func parseVolume(value string) (int32, error) {
+	n, err := strconv.Atoi(value)
+	if err != nil || !allDigits(value) || n < 1 || n > fleet.MaxVolumeGiB {
+		return 0, fmt.Errorf("volume %s: want GiB, 1 to %d", quote(value), fleet.MaxVolumeGiB)
+	}
+	return int32(n), nil
 }
 
 // createOptions writes a create's options canonically.

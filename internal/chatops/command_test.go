@@ -50,6 +50,15 @@ func TestParse(t *testing.T) {
 		// The grammar only: two brokers are refused by the provisioning, with its reason.
 		{"create orders brokers=2 zones=us-east-1a version=3.7.1", chatops.Command{Verb: chatops.VerbCreate, Cluster: "orders",
 			Plan: fleet.ClusterPlan{ID: "orders", Brokers: 2, AvailabilityZones: []string{"us-east-1a"}, KafkaVersion: "3.7.1"}}},
+		{"add-brokers orders 3", chatops.Command{Verb: chatops.VerbAddBrokers, Cluster: "orders", Count: 3}},
+		{"add-brokers orders 50 throttle=10MiB/s volume=800 type=r5.2xlarge", chatops.Command{Verb: chatops.VerbAddBrokers, Cluster: "orders",
+			Count: 50, InstanceType: "r5.2xlarge", VolumeGiB: 800, ThrottleBytesPerSec: 10 << 20}},
+		{"add-brokers orders 1 throttle=1024", chatops.Command{Verb: chatops.VerbAddBrokers, Cluster: "orders", Count: 1, ThrottleBytesPerSec: 1024}},
+		{"remove-broker orders 4", chatops.Command{Verb: chatops.VerbRemoveBroker, Cluster: "orders", Brokers: []int32{4}}},
+		{"remove-broker orders 0 throttle=512KiB", chatops.Command{Verb: chatops.VerbRemoveBroker, Cluster: "orders", Brokers: []int32{0}, ThrottleBytesPerSec: 512 << 10}},
+		{"rebalance orders", chatops.Command{Verb: chatops.VerbRebalance, Cluster: "orders"}},
+		{"rebalance orders throttle=1536", chatops.Command{Verb: chatops.VerbRebalance, Cluster: "orders", ThrottleBytesPerSec: 1536}},
+		{"rebalance orders throttle=1GiB", chatops.Command{Verb: chatops.VerbRebalance, Cluster: "orders", ThrottleBytesPerSec: 1 << 30}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -108,6 +117,32 @@ func TestParseRefuses(t *testing.T) {
 		{"abort local-a op-1 op-2", `unexpected "op-2"`},
 		{"abort local-a op;1", `operation id "op;1"`},
 		{"pause local-a bad\x00reason", "control characters"},
+		{"add-brokers orders", "missing count"},
+		{"add-brokers orders 0", `count "0": want a number of brokers from 1 to 50`},
+		{"add-brokers orders 51", `count "51"`},
+		{"add-brokers orders +3", `count "+3"`},
+		{"add-brokers orders three", `count "three"`},
+		{"add-brokers orders 3 type=M5.xlarge", `type "M5.xlarge": want an instance type like m5.xlarge`},
+		{"add-brokers orders 3 volume=0", `volume "0": want GiB, 1 to 16384`},
+		{"add-brokers orders 3 volume=16385", `volume "16385"`},
+		{"add-brokers orders 3 zones=us-east-1a", `unexpected "zones=us-east-1a" (options are type, volume, throttle, as key=value)`},
+		{"add-brokers orders 3 throttle=1MiB throttle=2MiB", "throttle= given twice"},
+		{"add-brokers orders 3 4", `unexpected "4"`},
+		{"remove-broker orders", "missing broker"},
+		{"remove-broker orders -1", `broker "-1"`},
+		{"remove-broker orders 1 2", `unexpected "2"`},
+		{"remove-broker orders 1 type=m5.xlarge", `unexpected "type=m5.xlarge" (options are throttle, as key=value)`},
+		{"rebalance orders now", `unexpected "now"`},
+		{"rebalance orders throttle=", `throttle "": want bytes per second`},
+		{"rebalance orders throttle=10MB", `throttle "10MB": want bytes per second`},
+		{"rebalance orders throttle=10mib", `throttle "10mib"`},
+		{"rebalance orders throttle=1.5MiB", `throttle "1.5MiB"`},
+		{"rebalance orders throttle=-1MiB", `throttle "-1MiB"`},
+		{"rebalance orders throttle=010MiB", `throttle "010MiB"`},
+		{"rebalance orders throttle=1023", `throttle "1023": at least 1KiB per second`},
+		{"rebalance orders throttle=0", `throttle "0": at least 1KiB per second`},
+		{"rebalance orders throttle=1025GiB", `throttle "1025GiB": at most 1024GiB per second`},
+		{"rebalance orders throttle=99999999999999", `throttle "99999999999999": want bytes per second`},
 		{"status \xff", "not valid UTF-8"},
 		{strings.Repeat("x", chatops.MaxCommandLen+1), "too long"},
 	}
@@ -140,6 +175,19 @@ func TestValidateRefusesForeignFields(t *testing.T) {
 		{Verb: chatops.VerbPause, Cluster: "local-a", Reason: " two  spaces"},
 		{Verb: chatops.VerbUpgrade, Cluster: "local-a", Version: "3"},
 		{Verb: chatops.VerbUpgrade, Cluster: "local-a", Version: "3.07.1"},
+		{Verb: chatops.VerbStatus, Cluster: "local-a", ThrottleBytesPerSec: 1 << 20},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a"},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a", Count: 3, Brokers: []int32{1}},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a", Count: 3, InstanceType: "m5 xlarge"},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a", Count: 3, VolumeGiB: -1},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a", Count: 3, ThrottleBytesPerSec: 1023},
+		{Verb: chatops.VerbAddBrokers, Cluster: "local-a", Count: 3, ThrottleBytesPerSec: -1 << 30},
+		{Verb: chatops.VerbRemoveBroker, Cluster: "local-a"},
+		{Verb: chatops.VerbRemoveBroker, Cluster: "local-a", Brokers: []int32{1, 2}},
+		{Verb: chatops.VerbRemoveBroker, Cluster: "local-a", Brokers: []int32{1}, Count: 1},
+		{Verb: chatops.VerbRebalance, Cluster: "local-a", Brokers: []int32{}},
+		{Verb: chatops.VerbRebalance, Cluster: "local-a", InstanceType: "m5.xlarge"},
+		{Verb: chatops.VerbRebalance, Cluster: "local-a", ThrottleBytesPerSec: 1<<40 + 1},
 	}
 	for _, c := range tests {
 		assert.Error(t, c.Validate(), "%#v", c)
@@ -155,7 +203,8 @@ func TestVerbs(t *testing.T) {
 			destructive = append(destructive, v)
 		}
 	}
-	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbAbort, chatops.VerbDelete}, destructive)
+	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbAbort,
+		chatops.VerbDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
 
@@ -171,7 +220,8 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 		assert.True(t, v.Known(), "kind %s: verb %q has no chat grammar", k.Name(), k.Verb())
 		assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
 	}
-	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete} {
+	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete,
+		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}

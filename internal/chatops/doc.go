@@ -16,11 +16,13 @@
 //
 // Authorization is deny-by-default, from a YAML policy (see ParsePolicy):
 // who may run which verb on which cluster from which channel. Destructive
-// verbs (restart, upgrade, expand, abort) are never run by this server: it
-// asks the Backend to propose them to a second, different person, and
-// answers with Approve / Deny buttons; a click is authorized against the
-// same policy and handed to the Backend, whose durable approval has the
-// last word (it refuses self-approval and unknown approvers).
+// verbs (restart, upgrade, expand, remove-broker, delete: the verbs of the
+// operation kinds registered destructive; and abort) are never run by this
+// server: it asks the Backend to propose them to a second, different
+// person, and answers with Approve / Deny buttons; a click is authorized
+// against the same policy and handed to the Backend, whose durable
+// approval has the last word (it refuses self-approval and unknown
+// approvers).
 //
 // Slack wants an answer within 3 seconds, so a request is answered at once:
 // quick backend calls run under a short timeout, and operations that take

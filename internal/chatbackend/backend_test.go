@@ -1,0 +1,70 @@
+package chatbackend
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/chatops"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// A chat command becomes the request of its operation kind, with its
+// arguments as the kind's parameters by their names there: the kind's
+// own check accepts it.
+func TestActionIsTheKindsRequest(t *testing.T) {
+	tests := []struct {
+		text    string
+		kind    string
+		brokers []int32
+		params  string // "": none
+	}{
+		{"restart local-a brokers=1,2 batch=3", workflows.OpRollingRestart, []int32{1, 2}, `{"maxBatch":3}`},
+		{"upgrade local-a 3.7.1", workflows.OpRollingUpgrade, nil, `{"version":"3.7.1"}`},
+		{"expand local-a 2", workflows.OpVolumeExpansion, []int32{2}, ""},
+		{"cleaner-check local-a", workflows.OpCleanerHealth, nil, ""},
+		{"add-brokers orders 2", workflows.OpAddBrokers, nil, `{"count":2}`},
+		{"add-brokers orders 3 type=m5.xlarge volume=500 throttle=10MiB", workflows.OpAddBrokers, nil,
+			`{"count":3,"instanceType":"m5.xlarge","volumeGiB":500,"throttleBytesPerSec":10485760}`},
+		{"remove-broker orders 4", workflows.OpRemoveBroker, []int32{4}, ""},
+		{"remove-broker orders 4 throttle=512KiB", workflows.OpRemoveBroker, []int32{4}, `{"throttleBytesPerSec":524288}`},
+		{"rebalance orders", workflows.OpRebalance, nil, ""},
+		{"rebalance orders throttle=1GiB", workflows.OpRebalance, nil, `{"throttleBytesPerSec":1073741824}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			cmd, err := chatops.Parse(tt.text)
+			require.NoError(t, err)
+			act := action(cmd, "U0ALICE")
+			require.NoError(t, entity.CheckAction(act))
+			req, ok, err := entity.ActionRequest(act)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, tt.kind, req.Kind)
+			assert.Equal(t, "U0ALICE", req.RequestedBy)
+			assert.Equal(t, tt.brokers, req.Brokers)
+			if tt.params == "" {
+				assert.Empty(t, req.Params)
+			} else {
+				assert.JSONEq(t, tt.params, string(req.Params))
+			}
+		})
+	}
+}
+
+// Run asks for the operations that take nothing down, and refuses the
+// destructive ones, which only an approval starts (nothing is asked of
+// Temporal: the backend has no client here).
+func TestRunRefusesDestructiveVerbs(t *testing.T) {
+	for _, text := range []string{"remove-broker orders 4", "restart orders", "expand orders 1", "delete orders"} {
+		cmd, err := chatops.Parse(text)
+		require.NoError(t, err)
+		_, _, err = backend{}.Run(context.Background(), cmd, "U0ALICE")
+		assert.ErrorIs(t, err, fleet.ErrRefused, text)
+		assert.ErrorContains(t, err, "is not run directly", text)
+	}
+}
