@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,17 +42,30 @@ type Reassigning struct {
 	Removing  []int32
 }
 
-// Reassignments lists the cluster's reassignments under way.
+// Reassignments lists the cluster's reassignments under way. It asks
+// with no topics, which Kafka answers with every reassignment (kadm's
+// ListPartitionReassignments answers an empty set with nothing).
 func (a *Admin) Reassignments(ctx context.Context) ([]Reassigning, error) {
-	res, err := a.adm.ListPartitionReassignments(ctx, nil)
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	req.TimeoutMillis = 30_000
+	resp, err := req.RequestWith(ctx, a.client)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: list reassignments: %w", a.cluster, err)
 	}
-	var out []Reassigning
-	for _, r := range res.Sorted() {
-		target := slices.DeleteFunc(slices.Clone(r.Replicas), func(b int32) bool { return slices.Contains(r.RemovingReplicas, b) })
-		out = append(out, Reassigning{Topic: r.Topic, Partition: r.Partition, Target: target, Adding: slices.Clone(r.AddingReplicas), Removing: slices.Clone(r.RemovingReplicas)})
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("cluster %s: list reassignments: %w", a.cluster, err)
 	}
+	var out []Reassigning
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			target := slices.DeleteFunc(slices.Clone(p.Replicas), func(b int32) bool { return slices.Contains(p.RemovingReplicas, b) })
+			out = append(out, Reassigning{Topic: t.Topic, Partition: p.Partition, Target: target, Adding: slices.Clone(p.AddingReplicas),
+				Removing: slices.Clone(p.RemovingReplicas)})
+		}
+	}
+	slices.SortFunc(out, func(x, y Reassigning) int {
+		return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
+	})
 	return out, nil
 }
 
