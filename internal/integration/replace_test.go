@@ -65,11 +65,11 @@ func fleetEC2(stack *devstack.Stack) *cloud.EC2 {
 // producer writes uncompressed records of size bytes to local-a's events
 // topic with acks=all, so the bytes a broker misses are the bytes sent.
 type producer struct {
-	t  *testing.T
+	t  testing.TB
 	cl *kgo.Client
 }
 
-func newProducer(t *testing.T, stack *devstack.Stack) *producer {
+func newProducer(t testing.TB, stack *devstack.Stack) *producer {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Specs["local-a"].Bootstrap...), kgo.DefaultProduceTopic("events"),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	require.NoError(t, err)

@@ -37,7 +37,7 @@ const resizeThrottle = 1 << 20
 
 // startResizeStack runs local-a with brokers over 3 racks, two topics of
 // replication factor 3, and EC2 changing states in a tenth of a second.
-func startResizeStack(t *testing.T, brokers int) *devstack.Stack {
+func startResizeStack(t testing.TB, brokers int) *devstack.Stack {
 	t.Helper()
 	cfg := fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: brokers, Racks: 3,
 		Topics: []localfleet.TopicConfig{{Name: "events", Partitions: 12}, {Name: "orders", Partitions: 18}}})
@@ -55,7 +55,7 @@ type load struct {
 	cl            *kgo.Client
 }
 
-func startLoad(t *testing.T, stack *devstack.Stack, size int) *load {
+func startLoad(t testing.TB, stack *devstack.Stack, size int) *load {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Specs["local-a"].Bootstrap...), kgo.DefaultProduceTopic("events"),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	require.NoError(t, err)
@@ -151,7 +151,7 @@ func throttlesLeft(ctx context.Context, t *testing.T, stack *devstack.Stack, bro
 	return left
 }
 
-func request(ctx context.Context, t *testing.T, stack *devstack.Stack, kind string, brokers []int32, params any) workflows.Operation {
+func request(ctx context.Context, t testing.TB, stack *devstack.Stack, kind string, brokers []int32, params any) workflows.Operation {
 	t.Helper()
 	raw, err := json.Marshal(params)
 	require.NoError(t, err)
