@@ -171,6 +171,17 @@ func (r *rebalance) run(ctx context.Context) (RebalanceResult, error) {
 			return r.p.RebalanceResult, err
 		}
 		topics = topicsOf(parts)
+		if len(ongoing) > 0 {
+			// Moves under way (an earlier attempt's, or someone's): let
+			// them land before planning, so no partition gets a second
+			// move while one is under way.
+			r.log.Info().Int("underWay", len(ongoing)).Msg("rebalance: waiting for the moves under way before planning")
+			r.track(ctx, ongoing)
+			if err := r.move(ctx, nil); err != nil {
+				return r.p.RebalanceResult, err
+			}
+			continue
+		}
 		placed := placedAt(parts, ongoing)
 		if round == 0 && r.p.Moved == 0 {
 			r.p.Before = fleet.SpreadOf(parts, r.goal)
@@ -189,10 +200,7 @@ func (r *rebalance) run(ctx context.Context) (RebalanceResult, error) {
 		if r.sizes, err = r.a.Reassigner.PartitionSizes(ctx, spec); err != nil {
 			return r.p.RebalanceResult, err
 		}
-		r.flying = map[string]fleet.Move{}
-		for _, o := range ongoing {
-			r.flying[key(o.Topic, o.Partition)] = fleet.Move{Topic: o.Topic, Partition: o.Partition, From: union(o.Target, o.Removing), To: o.Target}
-		}
+		r.track(ctx, nil)
 		if err := r.move(ctx, moves); err != nil {
 			return r.p.RebalanceResult, err
 		}
@@ -219,6 +227,23 @@ func (r *rebalance) run(ctx context.Context) (RebalanceResult, error) {
 	r.log.Info().Int("moved", r.p.Moved).Int("copies", r.p.Copies).Int64("bytes", r.p.Bytes).Str("after", r.p.After.String()).
 		Int("elected", r.p.Elected).Float64("seconds", r.p.Seconds).Msg("rebalance done; throttles cleared")
 	return r.p.RebalanceResult, nil
+}
+
+// track starts tracking moves: those under way (their replicas before the
+// move are the target less what is being added, plus what is being
+// removed), and those to come.
+func (r *rebalance) track(ctx context.Context, ongoing []kafka.Reassigning) {
+	r.flying = map[string]fleet.Move{}
+	for _, o := range ongoing {
+		before := slices.DeleteFunc(slices.Clone(o.Target), func(b int32) bool { return slices.Contains(o.Adding, b) })
+		r.flying[key(o.Topic, o.Partition)] = fleet.Move{Topic: o.Topic, Partition: o.Partition, From: union(before, o.Removing), To: o.Target}
+	}
+	if r.sizes == nil {
+		var err error
+		if r.sizes, err = r.a.Reassigner.PartitionSizes(ctx, r.in.Spec); err != nil {
+			r.log.Warn().Err(err).Msg("rebalance: partition sizes unknown: bytes moved not counted")
+		}
+	}
 }
 
 // read returns the partitions and the reassignments under way.
