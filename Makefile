@@ -80,7 +80,7 @@ chaos: deps
 bench: deps
 	@# In-process benchmarks run for the usual second; a whole stack once each
 	@# (BenchmarkClustersPerWorker: 2,000 clusters, ~15 min; BenchmarkIdleCost: 10 min).
-	$(GO) test -run '^$$' -bench . ./internal/chatops/
+	$(GO) test -run '^$$' -bench . ./internal/chatops/ ./internal/fleet/
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -timeout 90m -run '^$$' -bench . -benchtime 1x ./internal/localfleet/ ./internal/integration/
 
 clean:
