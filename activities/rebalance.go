@@ -165,12 +165,15 @@ func (r *rebalance) run(ctx context.Context) (RebalanceResult, error) {
 		return r.p.RebalanceResult, err
 	}
 	var topics []string
-	for round := 0; ; round++ {
+	for planned := 0; ; {
 		parts, ongoing, err := r.read(ctx)
 		if err != nil {
 			return r.p.RebalanceResult, err
 		}
 		topics = topicsOf(parts)
+		if r.p.Before == (fleet.Spread{}) { // not an earlier attempt's
+			r.p.Before = fleet.SpreadOf(placedAt(parts, ongoing), r.goal)
+		}
 		if len(ongoing) > 0 {
 			// Moves under way (an earlier attempt's, or someone's): let
 			// them land before planning, so no partition gets a second
@@ -182,21 +185,18 @@ func (r *rebalance) run(ctx context.Context) (RebalanceResult, error) {
 			}
 			continue
 		}
-		placed := placedAt(parts, ongoing)
-		if round == 0 && r.p.Moved == 0 {
-			r.p.Before = fleet.SpreadOf(parts, r.goal)
-		}
-		moves, err := fleet.PlanRebalance(placed, r.goal)
+		moves, err := fleet.PlanRebalance(parts, r.goal)
 		if err != nil {
 			return r.p.RebalanceResult, badInput(fmt.Errorf("cluster %s: %w", spec.ID, err))
 		}
-		if len(moves) == 0 && len(ongoing) == 0 {
+		if len(moves) == 0 {
 			break
 		}
-		if round >= 3 {
-			return r.p.RebalanceResult, fmt.Errorf("cluster %s: %d partition(s) still to move after %d rounds: the cluster keeps changing under the rebalance", spec.ID, len(moves), round)
+		if planned == 3 {
+			return r.p.RebalanceResult, fmt.Errorf("cluster %s: %d partition(s) still to move after %d plans: the cluster keeps changing under the rebalance", spec.ID, len(moves), planned)
 		}
-		r.log.Info().Int("moves", len(moves)).Int("underWay", len(ongoing)).Str("before", fleet.SpreadOf(placed, r.goal).String()).Msg("rebalance planned")
+		planned++
+		r.log.Info().Int("moves", len(moves)).Str("before", fleet.SpreadOf(parts, r.goal).String()).Msg("rebalance planned")
 		if r.sizes, err = r.a.Reassigner.PartitionSizes(ctx, spec); err != nil {
 			return r.p.RebalanceResult, err
 		}

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,16 +74,6 @@ var deleteKind = &kind[DeleteParams, DeleteClusterInput, DeleteClusterResult]{
 		}
 		return ""
 	},
-	deciders: func(op Operation) []string { return []string{op.WorkflowID} },
-	progress: func(op Operation, query func(string) json.RawMessage) []string {
-		var p DeleteProgress
-		if !decodeProgress(query(op.WorkflowID), &p) || p.Step == "" {
-			return nil
-		}
-		lines := []string{p.Step}
-		if p.Paused != nil {
-			lines = append(lines, fmt.Sprintf("PAUSED at %q: %s [decide: resume|abort]", p.Paused.Step, p.Paused.Reason))
-		}
-		return lines
-	},
+	deciders: ownWorkflowDecides,
+	progress: stepProgress,
 }

@@ -42,7 +42,9 @@ func movedPhrase(m ResizeResult) string {
 	return out
 }
 
-func resizeProgress(op Operation, query func(string) json.RawMessage) []string {
+// stepProgress reads the progress of an operation whose workflow answers
+// its step and its pause (ResizeProgress, DeleteProgress).
+func stepProgress(op Operation, query func(string) json.RawMessage) []string {
 	var p ResizeProgress
 	if !decodeProgress(query(op.WorkflowID), &p) || p.Step == "" {
 		return nil
@@ -71,7 +73,8 @@ func describeMoves(p MoveParams) string {
 	return out
 }
 
-func deciderIsOwn(op Operation) []string { return []string{op.WorkflowID} }
+// ownWorkflowDecides: the operation's own workflow takes its decisions.
+func ownWorkflowDecides(op Operation) []string { return []string{op.WorkflowID} }
 
 var addBrokersKind = &kind[AddBrokersParams, ResizeInput, ResizeResult]{
 	name:         OpAddBrokers,
@@ -115,8 +118,8 @@ var addBrokersKind = &kind[AddBrokersParams, ResizeInput, ResizeResult]{
 		}
 		return out
 	},
-	deciders: deciderIsOwn,
-	progress: resizeProgress,
+	deciders: ownWorkflowDecides,
+	progress: stepProgress,
 }
 
 var removeBrokerKind = &kind[RemoveBrokerParams, ResizeInput, ResizeResult]{
@@ -161,8 +164,8 @@ var removeBrokerKind = &kind[RemoveBrokerParams, ResizeInput, ResizeResult]{
 		return fmt.Sprintf("broker %d removed (host terminated, volume deleted); %s", *r.Removed, movedPhrase(r))
 	}),
 	describe: func(p RemoveBrokerParams) string { return describeMoves(p.MoveParams) },
-	deciders: deciderIsOwn,
-	progress: resizeProgress,
+	deciders: ownWorkflowDecides,
+	progress: stepProgress,
 }
 
 var rebalanceKind = &kind[MoveParams, ResizeInput, ResizeResult]{
@@ -191,6 +194,6 @@ var rebalanceKind = &kind[MoveParams, ResizeInput, ResizeResult]{
 	},
 	report:   resizeReport(movedPhrase),
 	describe: describeMoves,
-	deciders: deciderIsOwn,
-	progress: resizeProgress,
+	deciders: ownWorkflowDecides,
+	progress: stepProgress,
 }
