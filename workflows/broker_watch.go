@@ -263,6 +263,11 @@ func (w *brokerWatch) stop() {
 // respec starts the watch again at once on the entity's new spec when the
 // cluster's ZooKeeper moved; the running one watches the old address.
 func (w *brokerWatch) respec(old fleet.ClusterSpec) {
+	// A broker added or removed is missing, or no longer, by the new
+	// spec's count (status and the UI show it); only the display changes.
+	if ws := w.st.Watch; ws != nil {
+		ws.Missing = minus(w.spec.BrokerIDs(), ws.Registered)
+	}
 	// Sensing (version 4) scrapes the spec's brokers by the spec's policy:
 	// any new spec starts it again.
 	if old.ZooKeeper == w.spec.ZooKeeper && !w.sense {

@@ -253,6 +253,8 @@ func TestIntegrationRemoveBroker(t *testing.T) {
 	st, err := entity.ClusterStatus(ctx, stack.Client, "local-a")
 	require.NoError(t, err)
 	assert.Equal(t, []int32{1, 2, 3}, st.Spec.BrokerIDs(), "out of the entity's spec")
+	require.NotNil(t, st.Watch)
+	assert.Empty(t, st.Watch.Missing, "status does not show it missing")
 	assert.False(t, slices.ContainsFunc(st.History, func(o workflows.Operation) bool { return o.Kind == workflows.OpRecovery }), "its stop was no loss to recover")
 	_, count := placement(ctx, t, stack, []int32{1, 2, 3})
 	assert.Zero(t, count[4], "no replica left on broker 4")
