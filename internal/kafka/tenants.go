@@ -117,7 +117,7 @@ func (a *Admin) GrantPrefix(ctx context.Context, user, prefix string) (int, erro
 // RevokeUser deletes every ACL of user's principal, whatever its resource,
 // and returns how many went.
 func (a *Admin) RevokeUser(ctx context.Context, user string) (int, error) {
-	b := kadm.NewACLs().Allow("User:"+user).AllowHosts().Deny("User:"+user).DenyHosts().
+	b := kadm.NewACLs().Allow("User:" + user).AllowHosts().Deny("User:" + user).DenyHosts().
 		AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
 	res, err := a.adm.DeleteACLs(ctx, b)
 	if err != nil {
