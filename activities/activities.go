@@ -154,6 +154,12 @@ type Activities struct {
 	// Operator submits approved and scheduled actions to cluster
 	// entities (operator.go).
 	Operator Operator
+	// Tenants is tenants' Kafka side; Secrets the secret source their new
+	// passwords are handed out through, whose "no such secret" error is
+	// SecretNotFound (tenants.go).
+	Tenants        TenantAdmin
+	Secrets        SecretStore
+	SecretNotFound error
 	Log      zerolog.Logger
 	// Sensors keeps the clusters' health trends between sensing runs on
 	// this worker (sense.go); nil keeps none.

@@ -110,6 +110,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 	if e.version >= 3 {
 		e.ends = workflow.GetSignalChannel(ctx, SignalOperationEnded)
 		workflow.Go(ctx, e.receiveEnds)
+		workflow.Go(ctx, e.tenantRetirements) // tenant_state.go
 	}
 	e.changed(ctx)
 
@@ -328,6 +329,7 @@ func (e *entity) finish(ctx workflow.Context, op Operation, rep Report, err erro
 		// be remembered.
 		e.st.health().finished(op, rep)
 	}
+	e.st.tenantEnded(op, rep, err, op.FinishedAt) // tenant_state.go
 	if rep.Deleted && err == nil {
 		e.deleted = true
 	}

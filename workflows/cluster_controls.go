@@ -272,6 +272,7 @@ func setDetails(ctx workflow.Context, spec fleet.ClusterSpec, st ClusterState) {
 		}
 	}
 	b.WriteString(st.healthDetails())
+	b.WriteString(st.tenantDetails())
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 

@@ -56,6 +56,8 @@ type ClusterState struct {
 	// Protocol is the Kafka version and inter.broker.protocol.version the
 	// brokers run, as far as kfleet knows (op_upgrade.go).
 	Protocol *ProtocolLevel `json:"protocol,omitempty"`
+	// Tenants are the cluster's tenants (tenant_state.go).
+	Tenants []TenantState `json:"tenants,omitempty"`
 }
 
 // Operation is one risky operation admitted by the entity.

@@ -69,6 +69,8 @@ type Report struct {
 	Protocol *ProtocolLevel `json:"protocol,omitempty"`
 	// Deleted: the cluster is gone (a deletion); its entity ends.
 	Deleted bool `json:"deleted,omitempty"`
+	// Tenant is what a tenant operation changed (tenant_state.go).
+	Tenant *TenantChange `json:"tenant,omitempty"`
 }
 
 // Kind is one operation kind, as registered.
@@ -114,7 +116,8 @@ type Kind interface {
 }
 
 // kinds is the table of every operation kind, in the order help lists them.
-var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind, addBrokersKind, removeBrokerKind, rebalanceKind, deleteKind}
+var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind, addBrokersKind, removeBrokerKind, rebalanceKind, deleteKind,
+	tenantCreateKind, tenantRotateKind, tenantChangePlanKind, tenantDeleteKind, tenantRetireKind}
 
 // Kinds lists every operation kind.
 func Kinds() []Kind { return slices.Clone(kinds) }

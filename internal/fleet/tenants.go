@@ -194,3 +194,20 @@ func PlaceTenant(rooms []ClusterRoom, p TenantPlan) (string, error) {
 	})
 	return best.cluster, nil
 }
+
+// TenantSASLMechanism is how tenants authenticate.
+const TenantSASLMechanism = "SCRAM-SHA-512"
+
+// TenantCredentials are what a handout holds: how a tenant's user
+// connects. It carries a password: it lives only in the secret source and
+// in the answer to the one caller who fetches it, never in workflow
+// history, logs or chat.
+type TenantCredentials struct {
+	Cluster   string   `json:"cluster"`
+	Tenant    string   `json:"tenant"`
+	User      string   `json:"user"`
+	Password  string   `json:"password"`
+	Mechanism string   `json:"mechanism"`
+	Prefix    string   `json:"prefix"`
+	Bootstrap []string `json:"bootstrap"`
+}
