@@ -160,7 +160,7 @@ type Activities struct {
 	Tenants        TenantAdmin
 	Secrets        SecretStore
 	SecretNotFound error
-	Log      zerolog.Logger
+	Log            zerolog.Logger
 	// Sensors keeps the clusters' health trends between sensing runs on
 	// this worker (sense.go); nil keeps none.
 	Sensors *Sensors
