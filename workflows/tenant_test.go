@@ -196,4 +196,3 @@ func (s *TenantSuite) TestRetireRemovesTheUser() {
 	s.Equal([]string{"remove wabash-58799"}, s.steps)
 	s.Equal("wabash-58799", r.Change.Removed)
 }
-
