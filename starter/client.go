@@ -16,6 +16,9 @@ type globalFlags struct {
 	namespace string
 	// json prints each command's answer as one JSON document.
 	json bool
+	// secrets opens the secret source tenant handouts are fetched from
+	// (tenant.go); nil: none is configured.
+	secrets secretOpener
 }
 
 // dial connects to Temporal, failing fast with a clear message when it is

@@ -72,5 +72,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newDecisionCommands(&g)...)
 	root.AddCommand(newRequestCommands(&g)...)
 	root.AddCommand(newScheduleCommand(&g))
+	root.AddCommand(newTenantCommand(&g)) // tenant.go
 	return root
 }

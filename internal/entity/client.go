@@ -76,6 +76,9 @@ func Request(ctx context.Context, c client.Client, cluster string, req workflows
 	var op workflows.Operation
 	k, err := workflows.KindNamed(req.Kind)
 	if err == nil {
+		req, err = resolvePlan(req) // tenants.go
+	}
+	if err == nil {
 		err = k.Check(req)
 	}
 	if err != nil {

@@ -195,6 +195,7 @@ func RenderStatus(w io.Writer, rep StatusReport, opts RenderOptions) {
 	renderHistory(w, st.History, opts.History)
 	renderLosses(w, st.OpenLosses())
 	renderHealth(w, st.Health)
+	renderTenants(w, st.Tenants) // tenants.go
 }
 
 func renderHistory(w io.Writer, history []workflows.Operation, shown int) {

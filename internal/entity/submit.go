@@ -35,6 +35,9 @@ func ActionRequest(act activities.Action) (req workflows.Request, ok bool, err e
 	}
 	req = workflows.Request{Kind: k.Name(), RequestedBy: act.RequestedBy, ApprovedBy: act.ApprovedBy, Reason: act.Reason,
 		Brokers: act.Brokers, Params: act.Params}
+	if req, err = resolvePlan(req); err != nil { // tenants.go
+		return req, true, fmt.Errorf("%s: %w", act.Verb, err)
+	}
 	if err := k.Check(req); err != nil {
 		return req, true, fmt.Errorf("%s: %w: %w", act.Verb, fleet.ErrRefused, err)
 	}

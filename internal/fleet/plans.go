@@ -185,13 +185,21 @@ func (p TenantPlan) Limits() []string {
 	out := []string{
 		fmt.Sprintf("produce %d KB/s", p.ProduceKBps), fmt.Sprintf("consume %d KB/s", p.ConsumeKBps),
 		fmt.Sprintf("%d GB", p.CapacityGB), partitions,
-		fmt.Sprintf("retention %s (%s-%s)", p.Retention.Default, p.Retention.Min, p.Retention.Max),
+		fmt.Sprintf("retention %s (%s to %s)", hours(p.Retention.Default), hours(p.Retention.Min), hours(p.Retention.Max)),
 		fmt.Sprintf("%g partition mutations/s", p.ControllerMutationRate), fmt.Sprintf("%g%% request time", p.RequestPercentage),
 	}
 	if p.Dedicated {
 		out = append(out, "dedicated")
 	}
 	return out
+}
+
+// hours writes a whole number of hours as "24h", anything else as Go does.
+func hours(d time.Duration) string {
+	if d > 0 && d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }
 
 func validPlanName(s string) bool {
