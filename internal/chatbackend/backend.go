@@ -104,6 +104,16 @@ func action(cmd chatops.Command, user string) activities.Action {
 	param(params, "instanceType", cmd.InstanceType)
 	param(params, "volumeGiB", cmd.VolumeGiB)
 	param(params, "throttleBytesPerSec", cmd.ThrottleBytesPerSec)
+	// A tenant's plan (its limits are the catalog's: entity.Request
+	// resolves them), a rotation's grace, and the tenant, which a
+	// creation calls its name.
+	param(params, "plan", cmd.TenantPlan)
+	param(params, "grace", cmd.Grace)
+	if cmd.Verb == chatops.VerbTenantCreate {
+		param(params, "name", cmd.Tenant)
+	} else {
+		param(params, "tenant", cmd.Tenant)
+	}
 	act := activities.Action{Verb: string(cmd.Verb), Cluster: cmd.Cluster, Brokers: cmd.Brokers,
 		OperationID: cmd.OperationID, RequestedBy: user, Reason: cmd.Reason}
 	if len(params) > 0 {

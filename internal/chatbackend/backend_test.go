@@ -2,6 +2,7 @@ package chatbackend
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,12 @@ func TestActionIsTheKindsRequest(t *testing.T) {
 		{"remove-broker orders 4 throttle=512KiB", workflows.OpRemoveBroker, []int32{4}, `{"throttleBytesPerSec":524288}`},
 		{"rebalance orders", workflows.OpRebalance, nil, ""},
 		{"rebalance orders throttle=1GiB", workflows.OpRebalance, nil, `{"throttleBytesPerSec":1073741824}`},
+		{"tenant-create orders basic-0", workflows.OpTenantCreate, nil, `{"plan":"basic-0","limits":` + limitsJSON("basic-0") + `}`},
+		{"tenant-create orders basic-1 name=acme", workflows.OpTenantCreate, nil, `{"plan":"basic-1","name":"acme","limits":` + limitsJSON("basic-1") + `}`},
+		{"tenant-rotate orders wabash-58799", workflows.OpTenantRotate, nil, `{"tenant":"wabash-58799"}`},
+		{"tenant-rotate orders wabash-58799 grace=1h", workflows.OpTenantRotate, nil, `{"tenant":"wabash-58799","grace":"1h"}`},
+		{"tenant-change-plan orders wabash-58799 basic-2", workflows.OpTenantChangePlan, nil, `{"tenant":"wabash-58799","plan":"basic-2","limits":` + limitsJSON("basic-2") + `}`},
+		{"tenant-delete orders wabash-58799", workflows.OpTenantDelete, nil, `{"tenant":"wabash-58799"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -60,11 +67,21 @@ func TestActionIsTheKindsRequest(t *testing.T) {
 // destructive ones, which only an approval starts (nothing is asked of
 // Temporal: the backend has no client here).
 func TestRunRefusesDestructiveVerbs(t *testing.T) {
-	for _, text := range []string{"remove-broker orders 4", "restart orders", "expand orders 1", "delete orders"} {
+	for _, text := range []string{"remove-broker orders 4", "restart orders", "expand orders 1", "delete orders", "tenant-delete orders wabash-58799"} {
 		cmd, err := chatops.Parse(text)
 		require.NoError(t, err)
 		_, _, err = backend{}.Run(context.Background(), cmd, "U0ALICE")
 		assert.ErrorIs(t, err, fleet.ErrRefused, text)
 		assert.ErrorContains(t, err, "is not run directly", text)
 	}
+}
+
+// limitsJSON is a catalog plan's limits as the entity's client fills them in.
+func limitsJSON(plan string) string {
+	p, err := fleet.DefaultTenantCatalog().Plan(plan)
+	if err != nil {
+		panic(err)
+	}
+	raw, _ := json.Marshal(p)
+	return string(raw)
 }

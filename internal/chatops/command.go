@@ -33,6 +33,11 @@ const (
 	VerbAddBrokers   Verb = "add-brokers"
 	VerbRemoveBroker Verb = "remove-broker"
 	VerbRebalance    Verb = "rebalance"
+	// The tenant verbs (command_tenant.go).
+	VerbTenantCreate     Verb = "tenant-create"
+	VerbTenantRotate     Verb = "tenant-rotate"
+	VerbTenantChangePlan Verb = "tenant-change-plan"
+	VerbTenantDelete     Verb = "tenant-delete"
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -61,6 +66,11 @@ var verbSpecs = [...]verbSpec{
 	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P]",
 		"create a managed cluster: hosts, volumes, ZooKeeper, brokers, then register it"},
 	{VerbDelete, "delete <cluster> [force]", "delete the cluster's hosts, volumes and chroot (needs approval; refused while topics or tenants remain unless force)"},
+	{VerbTenantCreate, "tenant-create <cluster> <plan> [name=N]",
+		"create a tenant on a plan like basic-0; its password is fetched once with bin/starter tenant credentials, never shown in chat"},
+	{VerbTenantRotate, "tenant-rotate <cluster> <tenant> [grace=24h]", "a new credential for the tenant; the old one goes after the grace"},
+	{VerbTenantChangePlan, "tenant-change-plan <cluster> <tenant> <plan>", "move a tenant to another plan (refused if it is over the plan's limits)"},
+	{VerbTenantDelete, "tenant-delete <cluster> <tenant>", "delete a tenant's users, topics and groups (needs approval)"},
 	{VerbHelp, "help", "this text"},
 }
 
@@ -147,6 +157,11 @@ type Command struct {
 	// ThrottleBytesPerSec is the replication throttle partitions move
 	// under (add-brokers, remove-broker, rebalance; 0: kfleet's default).
 	ThrottleBytesPerSec int64
+	// Tenant names a tenant (a create's name=, "" generates one);
+	// TenantPlan is a tenant's plan; Grace a rotation's grace, as typed.
+	Tenant     string
+	TenantPlan string
+	Grace      string
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -220,6 +235,8 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		return cmd, parseCreateOptions(&cmd, args) // command_create.go
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		return cmd, parseResizeArgs(&cmd, args) // command_resize.go
+	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
+		return cmd, parseTenantArgs(&cmd, args) // command_tenant.go
 	case VerbDelete:
 		if len(args) > 0 && args[0] == "force" {
 			cmd.Force, args = true, args[1:]
@@ -361,6 +378,12 @@ func (c Command) Validate() error {
 			return err
 		}
 		want = again
+	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
+		again, err := reparseTenant(c)
+		if err != nil {
+			return err
+		}
+		want = again
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -376,7 +399,8 @@ func (c Command) equal(d Command) bool {
 		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
 		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
 		samePlan(c.Plan, d.Plan) && c.Force == d.Force && c.Count == d.Count && c.InstanceType == d.InstanceType &&
-		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec
+		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
+		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -420,6 +444,8 @@ func (c Command) String() string {
 		}
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		parts = append(parts, resizeArgs(c)...)
+	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
+		parts = append(parts, tenantArgs(c)...)
 	}
 	return strings.Join(parts, " ")
 }

@@ -204,7 +204,7 @@ func TestVerbs(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbAbort,
-		chatops.VerbDelete}, destructive)
+		chatops.VerbDelete, chatops.VerbTenantDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
 
@@ -221,7 +221,8 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 		assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
 	}
 	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete,
-		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance} {
+		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance,
+		chatops.VerbTenantCreate, chatops.VerbTenantRotate, chatops.VerbTenantChangePlan, chatops.VerbTenantDelete} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}
