@@ -70,7 +70,10 @@ type StackOptions struct {
 	// updates) it with the default (schedules.DefaultSweepEvery), negative
 	// creates none.
 	SweepEvery time.Duration
-	Log        zerolog.Logger
+	// Tenants wires the in-process worker's tenant operations (its
+	// secret source).
+	Tenants workerapp.TenantWiring
+	Log     zerolog.Logger
 }
 
 // Stack is the whole local stack: Temporal dev server, ZooKeeper, the local
@@ -221,6 +224,7 @@ func (s *Stack) StartWorker() error {
 		EC2WaitMin:    LocalEC2WaitMin,
 		EC2WaitMax:    LocalEC2WaitMax,
 		Provisioning:  s.LocalProvisioning(),
+		Tenants:       s.opts.Tenants,
 		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})
 	if err != nil {

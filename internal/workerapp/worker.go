@@ -48,7 +48,22 @@ type WorkerConfig struct {
 	// activities, with sensing on TaskQueue+"-sensing"; empty:
 	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
 	TaskQueue string
-	Log       zerolog.Logger
+	// Tenants wires the tenant operations' secret source.
+	Tenants TenantWiring
+	Log     zerolog.Logger
+}
+
+// TenantWiring is what tenant operations need beside the Kafka pool: the
+// secret source new passwords are handed out through, and its "no such
+// secret" error. Without a source, creations and rotations fail with a
+// clear error (nothing is created).
+type TenantWiring struct {
+	Secrets        activities.SecretStore
+	SecretNotFound error
+	// Admin replaces the worker's Kafka pool for tenants' admin calls
+	// (nil: the pool). Tests that reach a SASL cluster before the pool
+	// can log in to one use it.
+	Admin activities.TenantAdmin
 }
 
 // Slots are the concurrency of a worker process's two Temporal workers:
@@ -111,9 +126,15 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Chroots:      zp,
 		Registry:     operator,
 		Operator:     operator,
+		Tenants:      kp,
+		Secrets:      cfg.Tenants.Secrets,
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 		Sensors:      activities.NewSensors(),
+	}
+	acts.SecretNotFound = cfg.Tenants.SecretNotFound
+	if cfg.Tenants.Admin != nil {
+		acts.Tenants = cfg.Tenants.Admin
 	}
 	if cfg.NotifyWebhook != "" {
 		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
