@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +180,20 @@ func topicMetadata(ctx context.Context, cl *kgo.Client, topic string) (kmsg.Meta
 		return kmsg.MetadataResponseTopic{}, errors.New("no topic in metadata")
 	}
 	return resp.Topics[0], nil
+}
+
+// topicNames lists the cluster's topics, asking a broker (kadm may answer
+// from its client's metadata cache and show a deleted topic alive).
+func topicNames(ctx context.Context, t *testing.T, cl *kgo.Client) []string {
+	t.Helper()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	require.NoError(t, err)
+	var names []string
+	for _, tp := range resp.Topics {
+		if tp.Topic != nil && !strings.HasPrefix(*tp.Topic, "__") {
+			names = append(names, *tp.Topic)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
