@@ -19,14 +19,6 @@ import (
 //	tenant-change-plan <cluster> <tenant> <plan>
 //	tenant-delete <cluster> <tenant>
 
-func isTenantVerb(v Verb) bool {
-	switch v {
-	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
-		return true
-	}
-	return false
-}
-
 // parseTenantArgs reads what follows the cluster of a tenant verb.
 func parseTenantArgs(cmd *Command, args []string) error {
 	next := func(what string, check func(string) error) (string, error) {
