@@ -187,18 +187,32 @@ partitions) is chosen. Prints the credentials once.
 	return cmd
 }
 
-// askTenant checks and asks for a tenant operation on f's cluster and
-// follows it.
-func askTenant(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, f tenantFlags, kind string, params any) (workflows.TenantResult, workflows.Operation, error) {
+// tenantRequest is f's request of kind, checked on its face before
+// Temporal is dialled (a malformed one exits 2).
+func tenantRequest(f tenantFlags, kind string, params any) (workflows.Request, error) {
 	raw, err := json.Marshal(params)
 	if err != nil {
-		return workflows.TenantResult{}, workflows.Operation{}, err
+		return workflows.Request{}, err
 	}
-	op, err := entity.Request(ctx, c, f.cluster, workflows.Request{Kind: kind, RequestedBy: f.by, Reason: f.reason, Params: raw})
+	req := workflows.Request{Kind: kind, RequestedBy: f.by, Reason: f.reason, Params: raw}
+	k, err := workflows.KindNamed(kind)
+	if err == nil {
+		err = k.Check(req)
+	}
+	if err != nil {
+		return req, exitError{exitBadInput, err}
+	}
+	return req, nil
+}
+
+// askTenant asks for a checked tenant request on f's cluster and follows
+// it.
+func askTenant(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, req workflows.Request) (workflows.TenantResult, workflows.Operation, error) {
+	op, err := entity.Request(ctx, c, cluster, req)
 	if err != nil {
 		return workflows.TenantResult{}, op, err
 	}
-	return followTenant(ctx, cmd, g, c, f.cluster, op)
+	return followTenant(ctx, cmd, g, c, cluster, op)
 }
 
 func newTenantRotateCommand(g *globalFlags, open secretOpener) *cobra.Command {
@@ -218,8 +232,12 @@ clients can move over), then kfleet removes it.
 			if err := f.check(); err != nil {
 				return err
 			}
+			req, err := tenantRequest(f, workflows.OpTenantRotate, workflows.TenantRotateParams{Tenant: f.tenant, Grace: grace})
+			if err != nil {
+				return err
+			}
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				res, final, err := askTenant(ctx, cmd, g, c, f, workflows.OpTenantRotate, workflows.TenantRotateParams{Tenant: f.tenant, Grace: grace})
+				res, final, err := askTenant(ctx, cmd, g, c, f.cluster, req)
 				if err != nil {
 					return err
 				}
@@ -248,8 +266,20 @@ topic's retention is outside the plan's bounds, or the cluster has no room.
 			if err := f.check(); err != nil {
 				return err
 			}
+			cat, err := fleet.TenantCatalogFromEnv()
+			if err != nil {
+				return exitError{exitBadInput, err}
+			}
+			limits, err := cat.Plan(plan)
+			if err != nil {
+				return exitError{exitBadInput, fmt.Errorf("--plan: %w", err)}
+			}
+			req, err := tenantRequest(f, workflows.OpTenantChangePlan, workflows.TenantChangePlanParams{Tenant: f.tenant, Plan: plan, Limits: &limits})
+			if err != nil {
+				return err
+			}
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				_, final, err := askTenant(ctx, cmd, g, c, f, workflows.OpTenantChangePlan, workflows.TenantChangePlanParams{Tenant: f.tenant, Plan: plan})
+				_, final, err := askTenant(ctx, cmd, g, c, f.cluster, req)
 				if err != nil {
 					return err
 				}
@@ -277,8 +307,12 @@ left fails the deletion. (Asked in chat, a second person approves it.)
 			if err := f.check(); err != nil {
 				return err
 			}
+			req, err := tenantRequest(f, workflows.OpTenantDelete, workflows.TenantDeleteParams{Tenant: f.tenant})
+			if err != nil {
+				return err
+			}
 			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				_, final, err := askTenant(ctx, cmd, g, c, f, workflows.OpTenantDelete, workflows.TenantDeleteParams{Tenant: f.tenant})
+				_, final, err := askTenant(ctx, cmd, g, c, f.cluster, req)
 				if err != nil {
 					return err
 				}
