@@ -219,6 +219,18 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 		require.Len(t, s, 43)
 	}
 	noSecretInHistories(ctx, t, stack, secrets)
+	st, err = entity.ClusterStatus(ctx, c, cluster)
+	require.NoError(t, err)
+	record := map[string]string{workflows.ClusterWorkflowID(cluster): "cluster_tenants.json"}
+	for _, op := range st.History {
+		switch {
+		case op.Kind == workflows.OpTenantChangePlan && op.Status == workflows.StatusFailed:
+			record[op.WorkflowID] = "tenant_change_plan_refused.json"
+		case op.Kind != workflows.OpTenantChangePlan:
+			record[op.WorkflowID] = strings.ReplaceAll(op.Kind, "-", "_") + ".json"
+		}
+	}
+	recordHistories(ctx, t, c, record)
 	for _, s := range secrets {
 		assert.NotContains(t, slack.posted(), s, "a password in chat")
 		assert.NotContains(t, strings.Join(stack.Notifications.Messages(), "\n"), s, "a password in a notification")
