@@ -24,11 +24,15 @@ import (
 // before 2.0 would make them wait twice. acks=0 produces have no answer:
 // only the mute slows them.
 //
-// Unlike Kafka 2.0+, a throttled fetch still carries its records (Kafka
-// answers it empty and takes the bytes back off the sensor): kfake has
-// already served it and moved its fetch session on, so the proxy cannot
-// take it back. The consumer is held to the same rate; it gets each
-// throttled response's data a throttle earlier.
+// A throttled fetch is answered empty, its bytes taken back off the
+// sensors, as Kafka 2.0+ does: the consumer fetches the same records
+// again once the throttle has passed. kfake has served it, but it keeps
+// no fetch position of its own (a fetch session holds the offsets the
+// client last sent), so the records are served again; the session keeps
+// its id and epoch, which both sides moved on. Unlike Kafka, kfake's
+// session has noted the high watermarks of the dropped answer, so a
+// partition without new records may report a new high watermark one
+// fetch late.
 
 // quotaManager is one broker's quota sensors and usage record. Sensors
 // live as long as the broker's process: a stopped or crashed broker
@@ -61,7 +65,8 @@ type userUsage struct {
 }
 
 // record counts n bytes of kind for user's client clientID at now and
-// returns the throttle time the client gets (0: within its quota).
+// returns the throttle time the client gets (0: within its quota). A
+// throttled fetch's bytes are taken back: its answer goes out empty.
 func (m *quotaManager) record(q *clientQuotas, kind quotaKind, user, clientID string, n int, now time.Time) int32 {
 	res := q.resolve(kind, user, clientID)
 	m.mu.Lock()
@@ -99,6 +104,13 @@ func (m *quotaManager) record(q *clientQuotas, kind quotaKind, user, clientID st
 		s.throttle.record(throttleConfig(), float64(ms), now)
 		u.throttled[kind]++
 		u.throttMs[kind] += int64(ms)
+		if kind == quotaFetch {
+			// Kafka's unrecordQuotaSensor: a negative record in the
+			// same sample.
+			s.bytes.record(rateConfig(), -float64(n), now)
+			u.rate[kind].record(rateConfig(), -float64(n), now)
+			u.bytes[kind] -= int64(n)
+		}
 	}
 	return ms
 }
@@ -201,7 +213,8 @@ func (s *session) meterProduce(req *request, raw []byte) ([]byte, error) {
 }
 
 // meterFetch counts a fetch response against the consumer quota and
-// answers it, throttled if the quota is exceeded.
+// answers it, or, when that exceeds the quota, answers it throttled and
+// empty.
 func (s *session) meterFetch(req *request, raw []byte) ([]byte, error) {
 	out, err := s.p.c.rewriteResponse(req, raw)
 	if err != nil {
@@ -217,8 +230,10 @@ func (s *session) meterFetch(req *request, raw []byte) ([]byte, error) {
 }
 
 // withThrottle sets a response's throttle_time_ms to at least ms (kfake
-// throttles nothing, but a larger throttle wins as in Kafka). Versions
-// without the field (Produce and Fetch v0) are only muted.
+// throttles nothing, but a larger throttle wins as in Kafka) and empties
+// a fetch's, unless it failed as a whole (a fetch session error is
+// answered as such). Versions without the field (Produce and Fetch v0)
+// are only muted.
 func withThrottle(req *request, frame []byte, ms int32) ([]byte, error) {
 	resp, err := req.decodeResponse(frame)
 	if err != nil {
@@ -229,6 +244,9 @@ func withThrottle(req *request, frame []byte, ms int32) ([]byte, error) {
 		r.ThrottleMillis = max(r.ThrottleMillis, ms)
 	case *kmsg.FetchResponse:
 		r.ThrottleMillis = max(r.ThrottleMillis, ms)
+		if r.ErrorCode == 0 {
+			r.Topics, r.Brokers = nil, nil
+		}
 	}
 	return req.encodeResponse(resp), nil
 }

@@ -155,6 +155,17 @@ func TestQuotaManagerRecord(t *testing.T) {
 	assert.Equal(t, int64(10_500), u["alice"].ProduceBytes)
 	assert.Zero(t, m.record(&q, quotaProduce, "alice", "app", 10_000, t0.Add(time.Second)), "a new process allows a new burst")
 
+	// A throttled fetch is answered empty: its bytes are taken back.
+	flimit := 1000.0
+	q.set(quotaFetch, quotaEntity{user: named("alice")}, &flimit)
+	assert.Zero(t, m.record(&q, quotaFetch, "alice", "", 10_000, t0))
+	assert.Equal(t, int32(5000), m.record(&q, quotaFetch, "alice", "", 5000, t0), "(15000/10 - 1000) / 1000 x 10 s")
+	u = m.usage(t0)
+	assert.Equal(t, int64(10_000), u["alice"].FetchBytes, "the throttled response's bytes are not counted")
+	assert.InDelta(t, 1000, u["alice"].FetchByteRate, 1e-9)
+	assert.Equal(t, int64(1), u["alice"].FetchThrottled)
+	assert.Equal(t, int32(100), m.record(&q, quotaFetch, "alice", "", 100, t0), "measured against what was delivered")
+
 	climit := float64(64 << 10)
 	q.set(quotaFetch, quotaEntity{user: dflt()}, &climit)
 	most, ok := m.fetchMaxBytes(&q, "ANONYMOUS", "")

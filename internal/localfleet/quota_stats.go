@@ -17,7 +17,8 @@ import (
 type QuotaUsage struct {
 	// ProduceBytes and FetchBytes are the bytes counted against
 	// producer_byte_rate (Produce requests) and consumer_byte_rate
-	// (Fetch responses), since the fleet started.
+	// (Fetch responses; a throttled one is answered empty and not
+	// counted), since the fleet started.
 	ProduceBytes int64 `json:"produceBytes"`
 	FetchBytes   int64 `json:"fetchBytes"`
 	// ProduceByteRate and FetchByteRate are the user's rates now, in
