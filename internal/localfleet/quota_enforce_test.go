@@ -109,16 +109,17 @@ func userClient(t *testing.T, f *localfleet.Fleet, user string, opts ...kgo.Opt)
 	return cl
 }
 
-// produceFor produces records as fast as cl takes them for d, and returns
-// the bytes acknowledged within d. It closes cl, so that nothing it still
-// buffers is sent later.
-func produceFor(ctx context.Context, cl *kgo.Client, d time.Duration) int64 {
+// produceFor produces records as fast as cl takes them for d, once it has
+// connected (one record), and returns the bytes acknowledged within d. It
+// closes cl, so that nothing it still buffers is sent later.
+func produceFor(ctx context.Context, t *testing.T, cl *kgo.Client, d time.Duration) int64 {
 	defer cl.Close()
+	value := make([]byte, recordSize)
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: loadTopic, Value: value}).FirstErr())
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	deadline := time.Now().Add(d)
 	var acked atomic.Int64
-	value := make([]byte, recordSize)
 	for ctx.Err() == nil {
 		cl.Produce(ctx, &kgo.Record{Topic: loadTopic, Value: value}, func(r *kgo.Record, err error) {
 			if err == nil && time.Now().Before(deadline) {
@@ -127,6 +128,26 @@ func produceFor(ctx context.Context, cl *kgo.Client, d time.Duration) int64 {
 		})
 	}
 	return acked.Load()
+}
+
+// produceBytes produces n bytes and returns how long it took, once cl
+// has connected (one record). It closes cl.
+func produceBytes(ctx context.Context, t *testing.T, cl *kgo.Client, n int64) time.Duration {
+	defer cl.Close()
+	value := make([]byte, recordSize)
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: loadTopic, Value: value}).FirstErr())
+	start := time.Now()
+	var failed atomic.Value
+	for range n / recordSize {
+		cl.Produce(ctx, &kgo.Record{Topic: loadTopic, Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	require.NoError(t, cl.Flush(ctx))
+	require.Nil(t, failed.Load())
+	return time.Since(start)
 }
 
 // producerOpts are a throttled producer's: uncompressed, as quotas count
@@ -216,7 +237,7 @@ func TestIntegrationProducerByteRateThrottles(t *testing.T) {
 	byteRateQuota(ctx, t, adm, metered, "producer_byte_rate", false)
 
 	var meteredHook, freeHook throttles
-	acked := produceFor(ctx, userClient(t, f, metered, producerOpts(&meteredHook)...), quotaRun)
+	acked := produceFor(ctx, t, userClient(t, f, metered, producerOpts(&meteredHook)...), quotaRun)
 	low, high := quotaBounds(len(leaders))
 	t.Logf("metered: %d bytes acked in %s (%.0f B/s); Kafka's allowance for 3 brokers: %d..%d",
 		acked, quotaRun, float64(acked)/quotaRun.Seconds(), low, high)
@@ -226,23 +247,24 @@ func TestIntegrationProducerByteRateThrottles(t *testing.T) {
 	assert.Positive(t, meteredHook.maxMs.Load())
 	heldToQuota(t, f, leaders, metered, localfleet.MetricProduceByteRate, localfleet.MetricProduceThrottleTime, produceUsage)
 
-	// Half a second unthrottled is plenty (and each one keeps about
-	// 100 MB in kfake).
-	freeAcked := produceFor(ctx, userClient(t, f, free, producerOpts(&freeHook)...), time.Second/2)
-	t.Logf("free: %d bytes acked in 0.5s", freeAcked)
-	assert.Greater(t, freeAcked, high, "a user without a quota produces more in half a second than the quota allows in 11")
+	// Twice what the quota allows in 11 s, in less than 10 s: only an
+	// unthrottled user can (and it takes well under a second).
+	unthrottled := 2 * high / recordSize * recordSize
+	took := produceBytes(ctx, t, userClient(t, f, free, producerOpts(&freeHook)...), unthrottled)
+	t.Logf("free: %d bytes acked in %s", unthrottled, took)
+	assert.Less(t, took, 10*time.Second, "a user without a quota is not held to it")
 	assert.Zero(t, freeHook.n.Load(), "a user without a quota is not throttled")
 	stats, err := f.QuotaStats("local-q")
 	require.NoError(t, err)
 	assert.Zero(t, stats[free].ProduceThrottled)
-	assert.GreaterOrEqual(t, stats[free].ProduceBytes, freeAcked, "request bytes count, records and their framing")
+	assert.GreaterOrEqual(t, stats[free].ProduceBytes, unthrottled, "request bytes count, records and their framing")
 
 	throttled := stats[metered].ProduceThrottled
 	byteRateQuota(ctx, t, adm, metered, "producer_byte_rate", true)
 	var liftedHook throttles
-	lifted := produceFor(ctx, userClient(t, f, metered, producerOpts(&liftedHook)...), time.Second/2)
-	t.Logf("metered without its quota: %d bytes acked in 0.5s", lifted)
-	assert.Greater(t, lifted, high)
+	took = produceBytes(ctx, t, userClient(t, f, metered, producerOpts(&liftedHook)...), unthrottled)
+	t.Logf("metered without its quota: %d bytes acked in %s", unthrottled, took)
+	assert.Less(t, took, 10*time.Second)
 	assert.Zero(t, liftedHook.n.Load(), "the quota lifted, nothing is throttled")
 	stats, err = f.QuotaStats("local-q")
 	require.NoError(t, err)
@@ -329,7 +351,7 @@ func TestIntegrationDefaultUserQuotaThrottlesAnonymous(t *testing.T) {
 	byteRateQuota(ctx, t, adm, "", "producer_byte_rate", false)
 
 	var h throttles
-	acked := produceFor(ctx, userClient(t, f, "", producerOpts(&h)...), quotaRun)
+	acked := produceFor(ctx, t, userClient(t, f, "", producerOpts(&h)...), quotaRun)
 	_, high := quotaBounds(3)
 	t.Logf("anonymous: %d bytes acked in %s", acked, quotaRun)
 	assert.LessOrEqual(t, acked, high, "held to the <default> user's quota")
