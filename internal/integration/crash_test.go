@@ -115,6 +115,7 @@ func TestIntegrationCrashSafetyRestartTemporal(t *testing.T) {
 // recovery — and shows from the fleet's audit that the broker is still
 // started exactly once, after its limit was raised, with nothing unsafe.
 func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
+	t.Parallel() // waiting for heartbeats and retries: beside the other long tests
 	rng, _ := chaosRand(t)
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}), func(o *devstack.StackOptions) {
 		o.Health = fleet.HealthPolicy{Interval: time.Second, RecoveryGrace: time.Second}
@@ -171,6 +172,7 @@ func TestIntegrationCrashSafetyKillWorkerDuringRecovery(t *testing.T) {
 // fleet's duplicate-instance violation) —, the broker started once on it,
 // and the entity's spec naming it.
 func TestIntegrationCrashSafetyKillWorkerDuringHostReplacement(t *testing.T) {
+	t.Parallel() // waiting for heartbeats and retries: beside the other long tests
 	rng, _ := chaosRand(t)
 	stack := startReplaceStack(t, func(o *devstack.StackOptions) {
 		// Slow EC2 transitions: the kills land while a step waits on one.

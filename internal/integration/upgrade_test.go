@@ -23,6 +23,7 @@ import (
 // versions from the CLI exit 2 and touch nothing; a patch upgrade through
 // the CLI takes the protocol the last upgrade ended on and rolls once.
 func TestIntegrationRollingUpgrade(t *testing.T) {
+	t.Parallel()
 	bin := buildStarterAsync(t) // while the stack starts
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -107,7 +107,10 @@ type cluster struct {
 	rates map[string]map[string]int64
 	// copies are the reassignment copies in flight and what was
 	// measured of them (reassign_copy.go).
-	copies     copyModel
+	copies copyModel
+	// quotas are the byte-rate quotas the brokers enforce
+	// (quota_config.go); they have their own lock.
+	quotas     clientQuotas
 	audit      []Event
 	violations []Violation
 	closed     bool

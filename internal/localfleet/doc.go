@@ -8,10 +8,13 @@
 //     one upstream connection to that node, so SASL handshake and
 //     authenticate frames pass through and kfake enforces SCRAM and ACLs
 //     on it (ClusterConfig.SASL, ClusterConfig.ACLs); client quotas are
-//     stored by kfake, and the proxy applies the producer_byte_rate
-//     quotas it sees set (AlterClientQuotas) to the hosts model, where
-//     they cap each tenant's share of a broker's disk growth
-//     (FillDiskBy). The proxy answers what kfake cannot model
+//     stored by kfake, and each proxy enforces the producer_byte_rate
+//     and consumer_byte_rate quotas it sees set (AlterClientQuotas) on
+//     its clients as a Kafka broker does, throttling them
+//     (throttle_time_ms, muted connections; Fleet.QuotaStats), and
+//     applies producer_byte_rate to the hosts model too, where it caps
+//     each tenant's share of a broker's disk growth (FillDiskBy). The
+//     proxy answers what kfake cannot model
 //     (ElectLeaders, DescribeLogDirs, partition reassignments) and rewrites
 //     Metadata, DescribeCluster, FindCoordinator and the Produce/Fetch
 //     leader hints from the fleet's own replication model, which is the

@@ -37,7 +37,12 @@ const (
 	MetricJVMMemoryMax          = "jvm_memory_bytes_max"
 	MetricJVMMemoryPoolUsed     = "jvm_memory_pool_bytes_used"
 	MetricJVMMemoryPoolMax      = "jvm_memory_pool_bytes_max"
-	MetricProduceByteRate       = "kafka_server_produce_byte_rate"
+	// Client quota sensors (quota_stats.go), one sample per user and
+	// client id a quota counts together.
+	MetricProduceByteRate     = "kafka_server_produce_byte_rate"
+	MetricProduceThrottleTime = "kafka_server_produce_throttle_time"
+	MetricFetchByteRate       = "kafka_server_fetch_byte_rate"
+	MetricFetchThrottleTime   = "kafka_server_fetch_throttle_time"
 	// Reassignment copy traffic (reassign_copy.go): the
 	// ReassignmentBytesIn/OutPerSec meters' Count, and the replication
 	// quotas' byte-rate (throttled replication traffic, here over the
@@ -158,11 +163,10 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 	}
 	c.mu.Unlock()
 
-	// Outside c.mu: the hosts model has its own lock.
+	// Outside c.mu: the hosts model and the quota sensors have their own
+	// locks. Sensors measure real clients, so on the real clock.
 	if jmx {
-		if fam := produceRateFamily(f.hosts.produceRates(host)); fam != nil {
-			fams = append(fams, fam)
-		}
+		fams = append(fams, b.proxy.quota.quotaFamilies(f.hosts.produceRates(host), time.Now())...)
 	}
 	if size, used, ok := f.hosts.usage(host); ok {
 		labels := []string{"device", dataDevice, "fstype", dataFSType, "mountpoint", DataMountpoint}
@@ -172,22 +176,6 @@ func (f *Fleet) brokerMetrics(cluster string, broker int32, jmx bool, now time.T
 		)
 	}
 	return fams, "", nil
-}
-
-// produceRateFamily is the quota manager's per-user produce byte rate,
-// one sample per user producing to the broker (nil when none does). Every
-// tenant has a user-level quota on a managed cluster, so Kafka keys the
-// sensor by user alone: client_id is empty.
-func produceRateFamily(rates map[string]int64) *dto.MetricFamily {
-	if len(rates) == 0 {
-		return nil
-	}
-	var samples []*dto.Metric
-	for _, user := range sortedKeys(rates) {
-		samples = append(samples, sample(float64(rates[user]), "user", user, "client_id", ""))
-	}
-	return gaugeFamily(MetricProduceByteRate,
-		"Attribute exposed for management kafka.server<type=Produce, user=U, client-id=C><>byte-rate", samples...)
 }
 
 func gauge(name, help string, v float64, labels ...string) *dto.MetricFamily {

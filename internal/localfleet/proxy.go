@@ -28,6 +28,9 @@ type proxy struct {
 	ln       net.Listener
 	conns    map[*session]struct{}
 	sessions sync.WaitGroup
+
+	// quota is the broker's byte-rate quota sensors (quota_enforce.go).
+	quota quotaManager
 }
 
 func newProxy(c *cluster, broker int32, port int) *proxy {
@@ -81,6 +84,8 @@ func (p *proxy) close() {
 		_ = ln.Close()
 	}
 	p.sessions.Wait()
+	// The process that measured its clients' rates is gone.
+	p.quota.reset()
 }
 
 func (p *proxy) accept(ln net.Listener) {
@@ -96,7 +101,7 @@ func (p *proxy) accept(ln net.Listener) {
 			_ = conn.Close()
 			return
 		}
-		s := &session{p: p, client: conn, upstream: map[int32]net.Conn{}}
+		s := &session{p: p, client: conn, upstream: map[int32]net.Conn{}, done: make(chan struct{})}
 		p.conns[s] = struct{}{}
 		p.sessions.Add(1) // legal: this goroutine's own count keeps the group non-zero
 		p.mu.Unlock()
@@ -117,9 +122,13 @@ type session struct {
 	// authenticates as (quotas.go), for the audit. Owned by the serve
 	// goroutine.
 	mechanism, user string
+	// mutedUntil is when a client over its quota may be read from again
+	// (quota_enforce.go). Owned by the serve goroutine.
+	mutedUntil time.Time
 
 	mu       sync.Mutex
 	closed   bool
+	done     chan struct{}      // closed at shutdown; ends a mute
 	upstream map[int32]net.Conn // by kfake node
 }
 
@@ -128,6 +137,9 @@ type session struct {
 func (s *session) shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	_ = s.client.Close()
 	for _, up := range s.upstream {
@@ -158,10 +170,15 @@ func (p *proxy) serve(s *session) {
 			p.log.Debug().Err(err).Msg("dropping client connection")
 			return
 		}
-		if out == nil {
-			continue // acks=0 produce: Kafka sends no response
+		// out is nil for an acks=0 produce: Kafka sends no response.
+		if out != nil {
+			if err := writeFrame(conn, out); err != nil {
+				return
+			}
 		}
-		if err := writeFrame(conn, out); err != nil {
+		// A client over its quota is muted: nothing more is read from
+		// it until its throttle time has passed.
+		if !s.sitOutMute() {
 			return
 		}
 	}
@@ -193,7 +210,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 			return nil, err
 		}
 	case kmsg.AlterClientQuotas:
-		// kfake stores quotas; the model enforces producer quotas.
+		// kfake stores quotas; the brokers enforce the byte-rate ones.
 		return s.alterClientQuotas(req)
 	case kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs:
 		// Replication throttles go to the model, the rest to kfake
@@ -243,12 +260,28 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 			produce := kreq.(*kmsg.ProduceRequest)
 			expectResponse = produce.Acks != 0
 			c.recordProduced(produce)
+		case kmsg.Fetch:
+			if err := s.limitFetch(req); err != nil {
+				return nil, err
+			}
 		}
 	}
 
 	resp, err := s.roundTrip(req, expectResponse)
-	if err != nil || !expectResponse {
+	if err != nil {
 		return nil, err
+	}
+	if req.kreq != nil {
+		// Byte-rate quotas (quota_enforce.go).
+		switch kmsg.Key(req.key) {
+		case kmsg.Produce:
+			return s.meterProduce(req, resp)
+		case kmsg.Fetch:
+			return s.meterFetch(req, resp)
+		}
+	}
+	if !expectResponse {
+		return nil, nil
 	}
 	return c.rewriteResponse(req, resp)
 }

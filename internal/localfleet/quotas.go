@@ -15,11 +15,13 @@ import (
 
 // Client quotas. kfake stores quotas but does not enforce them, so the
 // proxy watches AlterClientQuotas go by: kfake still stores every quota
-// (DescribeClientQuotas answers from it), and the fleet applies the one
-// its model can act on, a user's producer_byte_rate, to the hosts model
-// (hosts.go), where it caps that user's share of each broker's disk growth
-// as Kafka's per-broker throttling would. Every accepted change is
-// audited with the SASL user that made it.
+// (DescribeClientQuotas answers from it), and the fleet applies the
+// byte-rate ones itself. Every broker enforces producer_byte_rate and
+// consumer_byte_rate on its clients' traffic as Kafka does
+// (quota_config.go, quota_enforce.go), and a user's producer_byte_rate
+// also goes to the hosts model (hosts.go), where it caps that user's
+// share of each broker's simulated disk growth (FillDiskBy). Every
+// accepted change is audited with the SASL user that made it.
 
 // Quota entity types and keys, as Kafka names them.
 const (
@@ -157,9 +159,10 @@ func quotaBytes(v float64) int64 {
 	return int64(v + 1e-6)
 }
 
-// applyClientQuotas applies the entries kfake accepted: a user's
-// producer_byte_rate goes to the hosts model, and each entry is recorded
-// in the audit as who's change.
+// applyClientQuotas applies the entries kfake accepted: byte-rate quotas
+// go to the brokers' quota tables, a user's producer_byte_rate to the
+// hosts model too, and each entry is recorded in the audit as who's
+// change.
 func (c *cluster) applyClientQuotas(entries []kmsg.AlterClientQuotasRequestEntry, results []kmsg.AlterClientQuotasResponseEntry, who string) {
 	accepted := make(map[string]bool, len(results))
 	for _, re := range results {
@@ -178,12 +181,20 @@ func (c *cluster) applyClientQuotas(entries []kmsg.AlterClientQuotasRequestEntry
 			continue
 		}
 		user, isUser := quotaUser(cs)
+		qe, enforced := quotaEntityOf(cs)
 		var changes []string
 		for _, op := range entry.Ops {
 			if op.Remove {
 				changes = append(changes, op.Key+" removed")
 			} else {
 				changes = append(changes, op.Key+"="+strconv.FormatFloat(op.Value, 'f', -1, 64))
+			}
+			if kind, ok := quotaKindOf(op.Key); ok && enforced {
+				var v *float64
+				if !op.Remove {
+					v = &op.Value
+				}
+				c.quotas.set(kind, qe, v)
 			}
 			if !isUser || op.Key != quotaProducerByteRate {
 				continue
@@ -211,9 +222,10 @@ func (c *cluster) recordClusterEvent(kind EventKind, who, detail string) {
 	c.log.Info().Str("event", string(kind)).Str("who", who).Msg(detail)
 }
 
-// restoreQuotas applies the producer quotas kfake already stores (it
-// persists them in DataDir) to the hosts model, so a fleet restarted on
-// the same data enforces them again. Nothing is audited: nothing changed.
+// restoreQuotas applies the quotas kfake already stores (it persists
+// them in DataDir) to the brokers' quota tables and the hosts model, so a
+// fleet restarted on the same data enforces them again. Nothing is
+// audited: nothing changed.
 func (c *cluster) restoreQuotas(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, kfakeCallTimeout)
 	defer cancel()
@@ -229,12 +241,13 @@ func (c *cluster) restoreQuotas(ctx context.Context) error {
 		for _, ec := range e.Entity {
 			cs = append(cs, quotaComponent{typ: ec.Type, name: ec.Name})
 		}
-		user, ok := quotaUser(cs)
-		if !ok {
-			continue
-		}
+		user, isUser := quotaUser(cs)
+		qe, enforced := quotaEntityOf(cs)
 		for _, v := range e.Values {
-			if v.Key == quotaProducerByteRate {
+			if kind, ok := quotaKindOf(v.Key); ok && enforced {
+				c.quotas.set(kind, qe, &v.Value)
+			}
+			if isUser && v.Key == quotaProducerByteRate {
 				n := quotaBytes(v.Value)
 				c.hosts.setProduceQuota(c.id, user, &n)
 			}
