@@ -37,6 +37,7 @@ const tenantsCluster = "tenants-a"
 // nothing, and no password is in any workflow history or chat message.
 func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	t.Parallel() // mostly waiting
+	starter := buildStarterAsync(t)
 	const superPass = "tenants-superuser-secret"
 	store := dirSecrets{dir: t.TempDir()}
 	admin := &saslTenantAdmin{user: "admin", pass: superPass}
@@ -213,8 +214,26 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	assert.True(t, fp.Empty(), "nothing of B is left: %s", fp)
 	assert.Equal(t, []string{a + ".orders"}, topicNames(ctx, t, superCl))
 
+	// The CLI: a creation followed to its end (this starter has no
+	// secret source yet, so it says where the password waits), the
+	// tenants listed, an unknown tenant refused with exit 2.
+	bin := <-starter
+	out, code := runStarter(t, bin, "tenant", "create", "--address", stack.Temporal.Addr, "--plan", "basic-0", "--name", "cli-00001", "--cluster", cluster)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "tenant cli-00001 created")
+	assert.Contains(t, out, "it waits under kfleet/tenants/"+cluster+"/cli-00001/cli-00001")
+	credsC, err := entity.FetchHandout(ctx, store, notFound, cluster, "cli-00001", "cli-00001")
+	require.NoError(t, err)
+	assert.True(t, authenticates(ctx, t, credsC))
+	out, code = runStarter(t, bin, "tenant", "list", "--address", stack.Temporal.Addr, "--cluster", cluster)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, a+"  basic-1  users "+a2)
+	out, code = runStarter(t, bin, "tenant", "rotate", "--address", stack.Temporal.Addr, "--cluster", cluster, "--tenant", "nobody")
+	assert.Equal(t, 2, code, out)
+	assert.Contains(t, out, "has no tenant nobody")
+
 	// No password anywhere in Temporal or chat.
-	secrets := []string{credsA.Password, credsA2.Password, credsB.Password}
+	secrets := []string{credsA.Password, credsA2.Password, credsB.Password, credsC.Password}
 	for _, s := range secrets {
 		require.Len(t, s, 43)
 	}
