@@ -62,6 +62,7 @@ type Fleet struct {
 	opts  Options   // what clusters created later start with (provision.go)
 	ec2   EC2Config // defaults applied
 	ssm   *ssmService
+	sm    *secretsManager // secretsmanager.go
 	hosts *hosts // instances and volumes (hosts.go)
 
 	// mu guards the clusters (provisioning adds some while the fleet
@@ -160,6 +161,7 @@ func newFleet(cfg Config, opts Options) (*Fleet, error) {
 	}
 	opts.Logger = f.log
 	f.ssm = newSSMService(f)
+	f.sm = newSecretsManager(f.log, opts.Now)
 	f.hosts = newHosts(cfg, opts.Now)
 	f.hosts.setConfiguredZooKeeper(opts.ZooKeeper)
 	opts.hosts = f.hosts
