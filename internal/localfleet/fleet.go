@@ -63,7 +63,7 @@ type Fleet struct {
 	ec2   EC2Config // defaults applied
 	ssm   *ssmService
 	sm    *secretsManager // secretsmanager.go
-	hosts *hosts // instances and volumes (hosts.go)
+	hosts *hosts          // instances and volumes (hosts.go)
 
 	// mu guards the clusters (provisioning adds some while the fleet
 	// runs) and the records kept for clusters it does not run yet. Lock
