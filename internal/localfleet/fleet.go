@@ -62,8 +62,9 @@ type Fleet struct {
 	opts  Options   // what clusters created later start with (provision.go)
 	ec2   EC2Config // defaults applied
 	ssm   *ssmService
-	sm    *secretsManager // secretsmanager.go
-	hosts *hosts          // instances and volumes (hosts.go)
+	hosts *hosts // instances and volumes (hosts.go)
+	// sm serves Secrets Manager (secretsmanager.go).
+	sm *secretsManager
 
 	// mu guards the clusters (provisioning adds some while the fleet
 	// runs) and the records kept for clusters it does not run yet. Lock
