@@ -61,6 +61,29 @@ func (s Security) Secrets() []string {
 	return names
 }
 
+// String describes the security for people (status, chat): mechanisms
+// and secret names, "" for a plaintext cluster.
+func (s Security) String() string {
+	var parts []string
+	if s.SASL.Enabled() {
+		parts = append(parts, fmt.Sprintf("SASL %s (credentials: secret %s)", s.SASL.Mechanism, s.SASL.CredentialsSecret))
+	}
+	if s.TLS.Enabled {
+		tls := "TLS"
+		if s.TLS.CASecret != "" {
+			tls += " (CA: secret " + s.TLS.CASecret + ")"
+		}
+		if s.TLS.ServerName != "" {
+			tls += " as " + s.TLS.ServerName
+		}
+		parts = append(parts, tls)
+	}
+	if s.ZooKeeperDigestSecret != "" {
+		parts = append(parts, "ZooKeeper digest (secret "+s.ZooKeeperDigestSecret+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Validate reports every problem of the security section at once.
 func (s Security) Validate() error {
 	var errs []error

@@ -36,6 +36,9 @@ security:
 	assert.Equal(t, securedSpec(), spec)
 	require.NoError(t, spec.Validate())
 	assert.Equal(t, []string{"kfleet/prod-a/admin", "kfleet/prod-a/ca", "kfleet/prod-a/zookeeper"}, spec.Security.Secrets())
+	assert.Equal(t, "SASL SCRAM-SHA-512 (credentials: secret kfleet/prod-a/admin), TLS (CA: secret kfleet/prod-a/ca) as kafka.prod-a.internal, ZooKeeper digest (secret kfleet/prod-a/zookeeper)",
+		spec.Security.String())
+	assert.Empty(t, fleet.Security{}.String())
 }
 
 func TestPlainSpecHasNoSecurityInItsJSON(t *testing.T) {
