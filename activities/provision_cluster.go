@@ -27,7 +27,8 @@ type ClusterAdmin interface {
 // deleted cluster's chroot.
 type Chroots interface {
 	BrokerEndpoints(ctx context.Context, spec fleet.ClusterSpec) (map[int32]string, error)
-	RemoveChroot(ctx context.Context, cluster, connect string) (int, error)
+	// RemoveChroot authenticates as the spec's security says.
+	RemoveChroot(ctx context.Context, spec fleet.ClusterSpec) (int, error)
 }
 
 // Registry registers clusters with kfleet (their entities).

@@ -118,7 +118,7 @@ func (a *Activities) DeleteDataVolumes(ctx context.Context, in RemoveInput) (Rem
 // already is done.
 func (a *Activities) RemoveChroot(ctx context.Context, spec fleet.ClusterSpec) (int, error) {
 	defer keepAlive(ctx, spec.ZooKeeper)()
-	n, err := a.Chroots.RemoveChroot(ctx, spec.ID, spec.ZooKeeper)
+	n, err := a.Chroots.RemoveChroot(ctx, spec)
 	if err != nil {
 		return n, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
+	"github.com/kfleet/kfleet/internal/secrets"
 )
 
 func newDevCommand() *cobra.Command {
@@ -36,6 +37,10 @@ func newDevCommand() *cobra.Command {
 				opts.MetricsAddr = ""
 			}
 			cfg := localfleet.DefaultConfig()
+			// Beside the plaintext clusters, one as kfleet's managed
+			// clusters are: SASL/SCRAM and ACLs, its admin password made
+			// now and kept in the secret source only.
+			cfg.Clusters = append(cfg.Clusters, devstack.SecuredCluster())
 			if fleetFile != "" {
 				var err error
 				if cfg, err = localfleet.LoadConfig(fleetFile); err != nil {
@@ -48,6 +53,9 @@ func newDevCommand() *cobra.Command {
 				return err
 			}
 			opts.Dir, opts.TemporalBinary, opts.Fleet, opts.Log = abs, temporal, cfg, log
+			if opts.Secrets == "" {
+				opts.Secrets = devstack.DefaultSecrets(abs)
+			}
 			// Without a real webhook, notifications land in a local
 			// sink that prints them here, as a chat channel would show them.
 			opts.NotifyOut = cmd.OutOrStdout()
@@ -68,7 +76,8 @@ func newDevCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&stateDir, "state-dir", ".kfleet", "local state folder (Temporal sqlite, ZooKeeper and fleet data, logs)")
-	f.StringVar(&fleetFile, "fleet", "", "fleet file (YAML); default: one cluster local-a of 3 brokers")
+	f.StringVar(&fleetFile, "fleet", "", "fleet file (YAML); default: local-a (3 brokers), local-b (6 over 3 racks) and local-s (3, SASL/SCRAM and ACLs)")
+	f.StringVar(&opts.Secrets, "secrets", os.Getenv(secrets.EnvVar), "secret source: file:DIR, or aws for the local fleet's Secrets Manager (default $"+secrets.EnvVar+", else file:<state-dir>/secrets)")
 	f.StringVar(&temporal, "temporal", "bin/temporal", "temporal CLI binary")
 	f.IntVar(&opts.TemporalPort, "temporal-port", 7233, "Temporal frontend port")
 	f.IntVar(&opts.TemporalUIPort, "ui-port", 8233, "Temporal web UI port")
@@ -94,7 +103,8 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 	fmt.Fprintf(out, "  Temporal UI      %s\n", s.Temporal.UI)
 	fmt.Fprintf(out, "  Temporal         %s\n", s.Temporal.Addr)
 	fmt.Fprintf(out, "  ZooKeeper        %s\n", s.ZooKeeper.Addr)
-	fmt.Fprintf(out, "  AWS (EC2/SSM)    %s\n", ep.AWS.Endpoint)
+	fmt.Fprintf(out, "  AWS (EC2/SSM/SM) %s\n", ep.AWS.Endpoint)
+	fmt.Fprintf(out, "  Secrets          %s\n", s.SecretsSetting())
 	fmt.Fprintf(out, "  Fleet API        %s\n", ep.API)
 	if s.Metrics.URL != "" {
 		fmt.Fprintf(out, "  Metrics          %s\n", s.Metrics.URL)
@@ -107,6 +117,10 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 	for _, id := range ids {
 		spec := s.Specs[id]
 		fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
+		if c := ep.Clusters[id]; c.SASL != nil {
+			fmt.Fprintf(out, "  %-16s %s as %s, ACLs %v; credentials in secret %s\n", "", c.SASL.Mechanism, c.SASL.Superuser,
+				map[bool]string{true: "on", false: "off"}[c.ACLs], spec.Security.SASL.CredentialsSecret)
+		}
 	}
 	if sw := s.Sweep; sw != nil {
 		fmt.Fprintf(out, "  fleet sweep      %s, %s (bin/starter schedule list)\n", sw.ID, sw.Spec)

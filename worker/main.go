@@ -28,6 +28,12 @@
 // KFLEET_ACTIVITY_POLLERS, KFLEET_WORKFLOW_POLLERS and KFLEET_SENSING_POLLERS
 // set the pollers of each.
 //
+// KFLEET_SECRETS is where the secrets that secured clusters' specs name
+// are read (fleet.Security): file:/path/to/dir (a directory of 0600
+// files), aws (AWS Secrets Manager, at KFLEET_AWS_ENDPOINT when set) or
+// aws:prefix/ (every name prefixed). Unset, secured clusters cannot be
+// reached; plaintext ones need none.
+//
 // KFLEET_METRICS_ADDR is where Prometheus metrics are served, at /metrics
 // (default 127.0.0.1:9464; "off" serves none): the SDK's (temporal_…),
 // kfleet's own (kfleet_…), and the Go runtime's and process's. Logs are
@@ -49,6 +55,7 @@ import (
 	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/kfleet/kfleet/internal/logging"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/internal/telemetry"
 	"github.com/kfleet/kfleet/internal/workerapp"
 	"github.com/kfleet/kfleet/workflows"
@@ -115,8 +122,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var src secrets.Source
+	if setting := os.Getenv(secrets.EnvVar); setting != "" {
+		if src, err = secrets.Open(setting, awsCfg, os.Getenv("KFLEET_AWS_ENDPOINT")); err != nil {
+			return err
+		}
+	}
 	webhook := os.Getenv("KFLEET_NOTIFY_WEBHOOK")
-	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").Msg("worker starting")
+	// The setting names a directory or a service, never a secret.
+	log.Info().Str("temporal", opts.HostPort).Str("namespace", opts.Namespace).Bool("notifyWebhook", webhook != "").
+		Str("secrets", os.Getenv(secrets.EnvVar)).Msg("worker starting")
 	return workerapp.RunWorker(ctx, c, workerapp.WorkerConfig{
 		AWS:           awsCfg,
 		AWSEndpoint:   os.Getenv("KFLEET_AWS_ENDPOINT"),
@@ -126,6 +141,7 @@ func run() error {
 		EC2WaitMin:    waitMin,
 		EC2WaitMax:    waitMax,
 		Provisioning:  prov,
+		Secrets:       src,
 		Log:           log,
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
 	"github.com/kfleet/kfleet/internal/schedules"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/internal/workerapp"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -66,6 +67,11 @@ type StackOptions struct {
 	// EventBudget is every registered entity's history budget (0: the
 	// default 5,000); tests make it small to see continue-as-new.
 	EventBudget int
+	// Secrets is the secret source setting (secrets.Open; "aws" is the
+	// fleet's Secrets Manager): where the SASL clusters' admin
+	// credentials are put and the workers read them. Empty:
+	// DefaultSecrets(Dir).
+	Secrets string
 	// SweepEvery is the fleet sweep schedule's interval: 0 creates (or
 	// updates) it with the default (schedules.DefaultSweepEvery), negative
 	// creates none.
@@ -94,6 +100,8 @@ type Stack struct {
 	// Sweep is the fleet sweep's schedule, unless SweepEvery asked for
 	// none.
 	Sweep *schedules.Schedule
+	// Secrets is the stack's secret source (secrets.go).
+	Secrets secrets.Source
 
 	opts   StackOptions
 	worker *workerapp.Worker
@@ -105,6 +113,9 @@ type Stack struct {
 // StartStack starts every part in dependency order and registers the
 // fleet's clusters. On error, whatever started is stopped again.
 func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
+	if opts.Secrets == "" {
+		opts.Secrets = DefaultSecrets(opts.Dir)
+	}
 	s = &Stack{opts: opts}
 	defer func() {
 		if err != nil {
@@ -131,13 +142,17 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:0"
 	}
-	if s.Fleet, err = localfleet.Start(ctx, opts.Fleet, localfleet.Options{
+	fleetCfg := withAdminPasswords(opts.Fleet)
+	if s.Fleet, err = localfleet.Start(ctx, fleetCfg, localfleet.Options{
 		ZooKeeper: s.ZooKeeper.Addr,
 		DataDir:   filepath.Join(opts.Dir, "fleet"),
 		HTTPAddr:  httpAddr,
 		Logger:    log.With().Str("component", "localfleet").Logger(),
 	}); err != nil {
 		return s, fmt.Errorf("local fleet: %w", err)
+	}
+	if err = s.openSecrets(ctx, fleetCfg); err != nil {
+		return s, err
 	}
 	metrics, err := s.startMetrics()
 	if err != nil {
@@ -189,7 +204,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 func SpecsFromFleet(ep localfleet.Endpoints) map[string]fleet.ClusterSpec {
 	specs := make(map[string]fleet.ClusterSpec, len(ep.Clusters))
 	for id, c := range ep.Clusters {
-		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper}
+		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper, Security: securityOf(id, c)}
 		for _, b := range c.Brokers {
 			spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: b.ID, InstanceID: b.InstanceID, Rack: b.Rack, MetricsURL: b.MetricsURL})
 		}
@@ -225,6 +240,7 @@ func (s *Stack) StartWorker() error {
 		EC2WaitMax:    LocalEC2WaitMax,
 		Provisioning:  s.LocalProvisioning(),
 		Tenants:       s.opts.Tenants,
+		Secrets:       s.Secrets,
 		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/kfleet/kfleet/internal/secrets"
 )
 
 // WorkerProcess is the worker binary running as its own process against
@@ -36,6 +38,7 @@ func (s *Stack) StartWorkerProcess(binary, dir string) (*WorkerProcess, error) {
 		"KFLEET_EC2_WAIT_DELAYS=" + LocalEC2WaitMin.String() + "," + LocalEC2WaitMax.String(),
 		"KFLEET_HOST_IMAGE=" + LocalImageID,
 		"KFLEET_BROKER_METRICS_URL=" + s.LocalProvisioning().MetricsURL,
+		secrets.EnvVar + "=" + s.opts.Secrets,
 	}
 	if s.opts.WorkerPollInterval > 0 {
 		env = append(env, "KFLEET_POLL_INTERVAL="+s.opts.WorkerPollInterval.String())

@@ -140,6 +140,9 @@ func RenderStatus(w io.Writer, rep StatusReport, opts RenderOptions) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  bootstrap\t%s\n", strings.Join(spec.Bootstrap, ", "))
 	fmt.Fprintf(tw, "  zookeeper\t%s\n", spec.ZooKeeper)
+	if sec := spec.Security.String(); sec != "" {
+		fmt.Fprintf(tw, "  security\t%s\n", sec) // secret names only
+	}
 	if p := st.Protocol; p != nil {
 		switch {
 		case p.Uncertain != "":

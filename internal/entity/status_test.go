@@ -24,7 +24,8 @@ func TestRenderStatus(t *testing.T) {
 	rep := entity.StatusReport{
 		ClusterStatus: workflows.ClusterStatus{
 			Spec: fleet.ClusterSpec{ID: "local-a", Bootstrap: []string{"b:9092"}, ZooKeeper: "z:2181/a",
-				Brokers: []fleet.BrokerSpec{{ID: 1}, {ID: 2}, {ID: 3}}},
+				Brokers:  []fleet.BrokerSpec{{ID: 1}, {ID: 2}, {ID: 3}},
+				Security: fleet.Security{SASL: fleet.SASL{Mechanism: fleet.SCRAMSHA512, CredentialsSecret: "kfleet/local-a/admin"}}},
 			ClusterState: workflows.ClusterState{
 				Running:  &roll,
 				Queue:    []workflows.Operation{upgrade},
@@ -42,6 +43,7 @@ func TestRenderStatus(t *testing.T) {
 	for _, want := range []string{
 		"cluster local-a: 3 brokers [1 2 3]",
 		"Kafka 3.6.2, inter.broker.protocol.version 3.6",
+		"security   SASL SCRAM-SHA-512 (credentials: secret kfleet/local-a/admin)",
 		"PAUSED by dave",
 		"running: rolling-restart r-1 requested by alice",
 		"approved by bob, batches of up to 3",

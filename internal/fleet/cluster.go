@@ -31,6 +31,9 @@ type ClusterSpec struct {
 	// keeps, so an upgrade need not be told its fromIbp.
 	KafkaVersion        string `json:"kafkaVersion,omitempty" yaml:"kafkaVersion,omitempty"`
 	InterBrokerProtocol string `json:"interBrokerProtocol,omitempty" yaml:"interBrokerProtocol,omitempty"`
+	// Security is how kfleet authenticates to the cluster (SASL, TLS,
+	// ZooKeeper digest), by secret names (security.go); zero: plaintext.
+	Security Security `json:"security,omitzero" yaml:"security,omitempty"`
 }
 
 // BrokerSpec ties a broker id to the host it runs on.
@@ -87,6 +90,9 @@ func (s ClusterSpec) Validate() error {
 		if _, err := ParseProtocolVersion(s.InterBrokerProtocol); err != nil {
 			errs = append(errs, fmt.Errorf("interBrokerProtocol: %w", err))
 		}
+	}
+	if err := s.Security.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster spec %q: %w", s.ID, err)

@@ -24,15 +24,13 @@ type Admin struct {
 	adm     *kadm.Client
 }
 
-// Dial connects to the cluster's bootstrap brokers. Extra options (SASL, TLS)
-// are appended to kfleet's defaults.
+// Dial connects to the cluster's bootstrap brokers. Extra options (SASL, TLS:
+// see DialSpec) are appended to kfleet's defaults.
 func Dial(cluster string, bootstrap []string, opts ...kgo.Opt) (*Admin, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap...),
 		kgo.ClientID("kfleet"),
-		// A broker being restarted refuses connections; fail over to the
-		// others quickly instead of waiting out the default dial timeout.
-		kgo.DialTimeout(5 * time.Second),
+		kgo.DialTimeout(dialTimeout),
 		kgo.RetryTimeout(30 * time.Second),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)

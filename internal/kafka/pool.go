@@ -6,19 +6,37 @@ import (
 
 	"github.com/kfleet/kfleet/internal/connpool"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/secrets"
 )
 
 // Pool keeps one Admin per cluster.
-type Pool struct{ pool *connpool.Pool[*Admin] }
+type Pool struct {
+	pool    *connpool.Pool[*Admin]
+	secrets secrets.Source
+}
+
+// PoolOption configures a Pool.
+type PoolOption func(*Pool)
+
+// WithSecrets is where the pool reads the secrets secured clusters' specs
+// name (fleet.Security); without it, a secured cluster cannot be dialed.
+func WithSecrets(src secrets.Source) PoolOption { return func(p *Pool) { p.secrets = src } }
 
 // NewPool returns an empty pool.
-func NewPool() *Pool { return &Pool{pool: connpool.New((*Admin).Close)} }
+func NewPool(opts ...PoolOption) *Pool {
+	p := &Pool{pool: connpool.New((*Admin).Close)}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Admin returns the cluster's Admin, dialing it on first use or when its
-// bootstrap list changed.
+// bootstrap list or its security changed (DialSpec).
 func (p *Pool) Admin(spec fleet.ClusterSpec) (*Admin, error) {
-	return p.pool.Get(spec.ID, strings.Join(spec.Bootstrap, ","), func() (*Admin, error) {
-		return Dial(spec.ID, spec.Bootstrap)
+	key := strings.Join(spec.Bootstrap, ",") + securityKey(spec.Security)
+	return p.pool.Get(spec.ID, key, func() (*Admin, error) {
+		return DialSpec(spec, p.secrets)
 	})
 }
 

@@ -22,14 +22,7 @@ import (
 // output into out (when not nil).
 func awsCLI(ctx context.Context, t *testing.T, f *localfleet.Fleet, out any, args ...string) {
 	t.Helper()
-	ep := f.Endpoints().AWS
-	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, "aws", append([]string{"--endpoint-url", ep.Endpoint, "--output", "json"}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+ep.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+ep.SecretAccessKey, "AWS_DEFAULT_REGION="+ep.Region,
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
-		"AWS_PAGER=", "AWS_EC2_METADATA_DISABLED=true")
-	stdout, err := cmd.Output()
+	stdout, err := awsCommand(ctx, t, f, args...).Output()
 	if err != nil {
 		var exit *exec.ExitError
 		stderr := ""
@@ -41,6 +34,18 @@ func awsCLI(ctx context.Context, t *testing.T, f *localfleet.Fleet, out any, arg
 	if out != nil {
 		require.NoError(t, json.Unmarshal(stdout, out), "aws %v: %s", args, stdout)
 	}
+}
+
+// awsCommand is the AWS CLI command of args against the fleet.
+func awsCommand(ctx context.Context, t *testing.T, f *localfleet.Fleet, args ...string) *exec.Cmd {
+	ep := f.Endpoints().AWS
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, "aws", append([]string{"--endpoint-url", ep.Endpoint, "--output", "json"}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID="+ep.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+ep.SecretAccessKey, "AWS_DEFAULT_REGION="+ep.Region,
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "credentials"),
+		"AWS_PAGER=", "AWS_EC2_METADATA_DISABLED=true")
+	return cmd
 }
 
 // The AWS CLI works against the fleet as against EC2: a host launched

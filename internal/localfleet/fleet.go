@@ -63,6 +63,8 @@ type Fleet struct {
 	ec2   EC2Config // defaults applied
 	ssm   *ssmService
 	hosts *hosts // instances and volumes (hosts.go)
+	// sm serves Secrets Manager (secretsmanager.go).
+	sm *secretsManager
 
 	// mu guards the clusters (provisioning adds some while the fleet
 	// runs) and the records kept for clusters it does not run yet. Lock
@@ -160,6 +162,7 @@ func newFleet(cfg Config, opts Options) (*Fleet, error) {
 	}
 	opts.Logger = f.log
 	f.ssm = newSSMService(f)
+	f.sm = newSecretsManager(f.log, opts.Now)
 	f.hosts = newHosts(cfg, opts.Now)
 	f.hosts.setConfiguredZooKeeper(opts.ZooKeeper)
 	opts.hosts = f.hosts

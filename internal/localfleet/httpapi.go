@@ -18,9 +18,10 @@ const WhoHeader = "X-Kfleet-Who"
 
 func (f *Fleet) handler() http.Handler {
 	mux := http.NewServeMux()
-	// AWS clients post every call to the endpoint root: SSM (JSON 1.1)
-	// names the operation in X-Amz-Target, EC2 (query) in the form.
-	mux.Handle("POST /{$}", awsRoot(f.ssm, newEC2Service(f)))
+	// AWS clients post every call to the endpoint root: SSM and Secrets
+	// Manager (JSON 1.1) name the operation in X-Amz-Target, EC2 (query)
+	// in the form.
+	mux.Handle("POST /{$}", awsRoot(jsonTargets(f.ssm, f.sm), newEC2Service(f)))
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, f.Endpoints())
 	})

@@ -191,6 +191,10 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 	}
 	c := s.p.c
 	switch kmsg.Key(req.key) {
+	case kmsg.SASLAuthenticate:
+		// kfake drops a failed authentication; Kafka answers it
+		// (sasl_failure.go).
+		return s.authenticate(req)
 	case kmsg.ElectLeaders:
 		// kfake answers success without electing; the model decides.
 		return c.answerElectLeaders(req)

@@ -20,6 +20,7 @@ import (
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/metrics"
 	"github.com/kfleet/kfleet/internal/notify"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/internal/zookeeper"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -44,6 +45,9 @@ type WorkerConfig struct {
 	// Provisioning is how this deployment launches hosts (images,
 	// network, the brokers' metrics URL).
 	Provisioning activities.ProvisionConfig
+	// Secrets is where the secrets secured clusters' specs name are read
+	// (KFLEET_SECRETS); nil: no secured cluster can be reached.
+	Secrets secrets.Source
 	// TaskQueue is the queue polled for workflow tasks and operations'
 	// activities, with sensing on TaskQueue+"-sensing"; empty:
 	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
@@ -101,7 +105,7 @@ type Worker struct {
 // StartWorker registers kfleet's workflows and activities on the task queue
 // and starts polling.
 func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
-	kp, zp := kafka.NewPool(), zookeeper.NewPool()
+	kp, zp := kafka.NewPool(kafka.WithSecrets(cfg.Secrets)), zookeeper.NewPool(zookeeper.WithSecrets(cfg.Secrets))
 	var ec2Opts []cloud.EC2Option
 	if cfg.EC2WaitMin > 0 {
 		ec2Opts = append(ec2Opts, cloud.WithWaitDelays(cfg.EC2WaitMin, cfg.EC2WaitMax))

@@ -89,7 +89,7 @@ func (p *Pool) BrokerEndpoints(ctx context.Context, spec fleet.ClusterSpec) (map
 // and everything under it, on a session of its own at the ensemble's root.
 // A chroot already gone is no error; a connect string without one is
 // refused: it would name every cluster's data.
-func RemoveChroot(ctx context.Context, cluster, connect string) (removed int, err error) {
+func RemoveChroot(ctx context.Context, cluster, connect string, opts ...DialOption) (removed int, err error) {
 	servers, chroot, err := ParseConnect(connect)
 	if err != nil {
 		return 0, fmt.Errorf("cluster %s: %w", cluster, err)
@@ -97,7 +97,7 @@ func RemoveChroot(ctx context.Context, cluster, connect string) (removed int, er
 	if chroot == "" || chroot == "/" || path.Clean(chroot) != chroot {
 		return 0, fmt.Errorf("cluster %s: zookeeper connect %q names no chroot of its own: refusing to delete the ensemble's root", cluster, connect)
 	}
-	c, err := Dial(ctx, cluster, strings.Join(servers, ","))
+	c, err := Dial(ctx, cluster, strings.Join(servers, ","), opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -142,8 +142,13 @@ func (c *Client) deleteTree(ctx context.Context, p string) (int, error) {
 }
 
 // RemoveChroot removes a cluster's chroot; see the package's RemoveChroot.
-// It dials a session of its own at the ensemble's root: the pooled one is
-// chrooted, and may still serve the cluster's watch until its entity ends.
-func (p *Pool) RemoveChroot(ctx context.Context, cluster, connect string) (int, error) {
-	return RemoveChroot(ctx, cluster, connect)
+// It dials a session of its own at the ensemble's root, with the spec's
+// digest credentials: the pooled one is chrooted, and may still serve the
+// cluster's watch until its entity ends.
+func (p *Pool) RemoveChroot(ctx context.Context, spec fleet.ClusterSpec) (int, error) {
+	opts, _, err := p.auth(ctx, spec)
+	if err != nil {
+		return 0, err
+	}
+	return RemoveChroot(ctx, spec.ID, spec.ZooKeeper, opts...)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kfleet/kfleet/internal/connpool"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/secrets"
 )
 
 // Client is a ZooKeeper session scoped to one cluster's chroot.
@@ -45,8 +46,13 @@ func ParseConnect(connect string) (servers []string, chroot string, err error) {
 	return servers, chroot, nil
 }
 
-// Dial opens a session and waits until it is established or ctx ends.
-func Dial(ctx context.Context, cluster, connect string) (*Client, error) {
+// Dial opens a session and waits until it is established or ctx ends;
+// WithDigest authenticates it.
+func Dial(ctx context.Context, cluster, connect string, opts ...DialOption) (*Client, error) {
+	var cfg dialConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	servers, chroot, err := ParseConnect(connect)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
@@ -60,7 +66,12 @@ func Dial(ctx context.Context, cluster, connect string) (*Client, error) {
 		case ev := <-events:
 			if ev.State == zk.StateHasSession {
 				go drain(events)
-				return &Client{cluster: cluster, chroot: chroot, conn: conn}, nil
+				c := &Client{cluster: cluster, chroot: chroot, conn: conn}
+				if err := cfg.addAuth(c); err != nil {
+					conn.Close()
+					return nil, err
+				}
+				return c, nil
 			}
 		case <-ctx.Done():
 			conn.Close()
@@ -204,16 +215,29 @@ func (c *Client) WaitBrokerRegistered(ctx context.Context, broker int32, interva
 }
 
 // Pool keeps one session per cluster.
-type Pool struct{ pool *connpool.Pool[*Client] }
+type Pool struct {
+	pool    *connpool.Pool[*Client]
+	secrets secrets.Source
+}
 
 // NewPool returns an empty pool.
-func NewPool() *Pool { return &Pool{pool: connpool.New((*Client).Close)} }
+func NewPool(opts ...PoolOption) *Pool {
+	p := &Pool{pool: connpool.New((*Client).Close)}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Client returns the cluster's session, dialing on first use or when its
-// connect string changed.
+// connect string or its digest credentials changed (auth.go).
 func (p *Pool) Client(ctx context.Context, spec fleet.ClusterSpec) (*Client, error) {
-	return p.pool.Get(spec.ID, spec.ZooKeeper, func() (*Client, error) {
-		return Dial(ctx, spec.ID, spec.ZooKeeper)
+	opts, key, err := p.auth(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.pool.Get(spec.ID, spec.ZooKeeper+key, func() (*Client, error) {
+		return Dial(ctx, spec.ID, spec.ZooKeeper, opts...)
 	})
 }
 
