@@ -1,19 +1,25 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -27,12 +33,23 @@ import (
 // from; notFound tells its "no such secret" error.
 type secretOpener func(ctx context.Context) (src entity.HandoutSource, notFound func(error) bool, err error)
 
-// noSecretSource is the opener until a secret source is wired here.
-// TODO(secured): open internal/secrets' source (files locally, AWS Secrets
-// Manager in production) once it lands; until then the tenant commands
-// say where the handout waits and fetch nothing.
-func noSecretSource(context.Context) (entity.HandoutSource, func(error) bool, error) {
-	return nil, nil, errors.New("this starter has no secret source configured")
+// envSecretSource opens the secret source $KFLEET_SECRETS names, else the
+// one `make run` (starter dev) keeps under its default state folder, so a
+// handout made on the local stack is fetched with no setting at all.
+func envSecretSource(ctx context.Context) (entity.HandoutSource, func(error) bool, error) {
+	setting := cmp.Or(os.Getenv(secrets.EnvVar), devstack.DefaultSecrets(".kfleet"))
+	var awsCfg aws.Config
+	if strings.HasPrefix(setting, "aws") {
+		var err error
+		if awsCfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+			return nil, nil, fmt.Errorf("secret source %s: %w", setting, err)
+		}
+	}
+	src, err := secrets.Open(setting, awsCfg, os.Getenv("KFLEET_AWS_ENDPOINT"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, func(err error) bool { return errors.Is(err, secrets.ErrNotFound) }, nil
 }
 
 type tenantFlags struct {
@@ -75,7 +92,7 @@ and this command fetches it, prints it and deletes it.`,
 	}
 	open := g.secrets
 	if open == nil {
-		open = noSecretSource
+		open = envSecretSource
 	}
 	cmd.AddCommand(newTenantCreateCommand(g, open), newTenantRotateCommand(g, open), newTenantChangePlanCommand(g),
 		newTenantDeleteCommand(g), newTenantCredentialsCommand(g, open), newTenantListCommand(g), newTenantPlansCommand(g))

@@ -52,7 +52,8 @@ type WorkerConfig struct {
 	// activities, with sensing on TaskQueue+"-sensing"; empty:
 	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
 	TaskQueue string
-	// Tenants wires the tenant operations' secret source.
+	// Tenants overrides the tenant operations' secret source (default:
+	// Secrets) and admin client (tests).
 	Tenants TenantWiring
 	Log     zerolog.Logger
 }
@@ -137,6 +138,10 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Sensors:      activities.NewSensors(),
 	}
 	acts.SecretNotFound = cfg.Tenants.SecretNotFound
+	if acts.Secrets == nil && cfg.Secrets != nil {
+		// Tenants' handouts go to the deployment's secret source.
+		acts.Secrets, acts.SecretNotFound = cfg.Secrets, secrets.ErrNotFound
+	}
 	if cfg.Tenants.Admin != nil {
 		acts.Tenants = cfg.Tenants.Admin
 	}
