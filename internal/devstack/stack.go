@@ -76,10 +76,7 @@ type StackOptions struct {
 	// updates) it with the default (schedules.DefaultSweepEvery), negative
 	// creates none.
 	SweepEvery time.Duration
-	// Tenants wires the in-process worker's tenant operations (its
-	// secret source).
-	Tenants workerapp.TenantWiring
-	Log     zerolog.Logger
+	Log        zerolog.Logger
 }
 
 // Stack is the whole local stack: Temporal dev server, ZooKeeper, the local
@@ -239,7 +236,6 @@ func (s *Stack) StartWorker() error {
 		EC2WaitMin:    LocalEC2WaitMin,
 		EC2WaitMax:    LocalEC2WaitMax,
 		Provisioning:  s.LocalProvisioning(),
-		Tenants:       s.opts.Tenants,
 		Secrets:       s.Secrets,
 		Log:           s.opts.Log.With().Str("component", "worker").Logger(),
 	})

@@ -1,15 +1,13 @@
 package integration_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"os"
-	"path/filepath"
+	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,124 +17,36 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/kfleet/kfleet/internal/fleet"
-	"github.com/kfleet/kfleet/internal/kafka"
 )
 
-// What the tenant test needs around the stack: a secret source (a folder
-// of 0600 files, the shape of the local one), an admin that logs in to a
-// SASL cluster as its superuser, and clients that authenticate as tenants.
+// What the tenant test needs around the stack: clients that authenticate
+// as tenants, and the CLI run with the stack's secret source.
 
-// errNoSecret is the test secret source's "no such secret".
-var errNoSecret = errors.New("no such secret")
-
-// dirSecrets keeps each secret in a file of its own.
-type dirSecrets struct{ dir string }
-
-func (d dirSecrets) path(name string) string { return filepath.Join(d.dir, url.PathEscape(name)) }
-
-func (d dirSecrets) Get(_ context.Context, name string) ([]byte, error) {
-	b, err := os.ReadFile(d.path(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("secret %s: %w", name, errNoSecret)
+// execStarterEnv is execStarter with env added to the CLI's environment.
+func execStarterEnv(t *testing.T, bin string, env []string, stdout, stderr *bytes.Buffer, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
 	}
-	return b, err
+	require.NoError(t, err)
+	return 0
 }
 
-func (d dirSecrets) Put(_ context.Context, name string, value []byte) error {
-	return os.WriteFile(d.path(name), value, 0o600)
-}
-
-func (d dirSecrets) Delete(_ context.Context, name string) error {
-	err := os.Remove(d.path(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("secret %s: %w", name, errNoSecret)
+// passwordIn reads the password the CLI printed ("  password   <it>").
+func passwordIn(t *testing.T, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "password" {
+			return f[1]
+		}
 	}
-	return err
-}
-
-// saslTenantAdmin is activities.TenantAdmin over admins that log in as the
-// cluster's superuser.
-// TODO(secured): once kafka.Pool dials SASL/TLS from the cluster spec's
-// Security section (the "secured" work), the worker's own pool reaches
-// this cluster and the test drops this override (StackOptions.Tenants.Admin).
-type saslTenantAdmin struct {
-	user, pass string
-	mu         sync.Mutex
-	admins     map[string]*kafka.Admin
-}
-
-func (s *saslTenantAdmin) admin(spec fleet.ClusterSpec) (*kafka.Admin, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.admins[spec.ID]; ok {
-		return a, nil
-	}
-	a, err := kafka.Dial(spec.ID, spec.Bootstrap, kgo.SASL(scram.Auth{User: s.user, Pass: s.pass}.AsSha512Mechanism()))
-	if err != nil {
-		return nil, err
-	}
-	if s.admins == nil {
-		s.admins = map[string]*kafka.Admin{}
-	}
-	s.admins[spec.ID] = a
-	return a, nil
-}
-
-func (s *saslTenantAdmin) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range s.admins {
-		a.Close()
-	}
-}
-
-func do[T any](s *saslTenantAdmin, spec fleet.ClusterSpec, f func(*kafka.Admin) (T, error)) (T, error) {
-	a, err := s.admin(spec)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return f(a)
-}
-
-func (s *saslTenantAdmin) UpsertSCRAMUser(ctx context.Context, spec fleet.ClusterSpec, user string, password []byte) error {
-	_, err := do(s, spec, func(a *kafka.Admin) (int, error) { return 0, a.UpsertSCRAMUser(ctx, user, password) })
-	return err
-}
-
-func (s *saslTenantAdmin) DeleteSCRAMUser(ctx context.Context, spec fleet.ClusterSpec, user string) error {
-	_, err := do(s, spec, func(a *kafka.Admin) (int, error) { return 0, a.DeleteSCRAMUser(ctx, user) })
-	return err
-}
-
-func (s *saslTenantAdmin) GrantPrefix(ctx context.Context, spec fleet.ClusterSpec, user, prefix string) (int, error) {
-	return do(s, spec, func(a *kafka.Admin) (int, error) { return a.GrantPrefix(ctx, user, prefix) })
-}
-
-func (s *saslTenantAdmin) RevokeUser(ctx context.Context, spec fleet.ClusterSpec, user string) (int, error) {
-	return do(s, spec, func(a *kafka.Admin) (int, error) { return a.RevokeUser(ctx, user) })
-}
-
-func (s *saslTenantAdmin) SetUserQuotas(ctx context.Context, spec fleet.ClusterSpec, user string, q fleet.TenantQuotas) error {
-	_, err := do(s, spec, func(a *kafka.Admin) (int, error) { return 0, a.SetUserQuotas(ctx, user, q) })
-	return err
-}
-
-func (s *saslTenantAdmin) DeleteUserQuotas(ctx context.Context, spec fleet.ClusterSpec, user string) error {
-	_, err := do(s, spec, func(a *kafka.Admin) (int, error) { return 0, a.DeleteUserQuotas(ctx, user) })
-	return err
-}
-
-func (s *saslTenantAdmin) DeletePrefixTopics(ctx context.Context, spec fleet.ClusterSpec, prefix string) (int, error) {
-	return do(s, spec, func(a *kafka.Admin) (int, error) { return a.DeletePrefixTopics(ctx, prefix) })
-}
-
-func (s *saslTenantAdmin) DeletePrefixGroups(ctx context.Context, spec fleet.ClusterSpec, prefix string) (int, error) {
-	return do(s, spec, func(a *kafka.Admin) (int, error) { return a.DeletePrefixGroups(ctx, prefix) })
-}
-
-func (s *saslTenantAdmin) TenantFootprint(ctx context.Context, spec fleet.ClusterSpec, prefix string, users []string) (fleet.TenantFootprint, error) {
-	return do(s, spec, func(a *kafka.Admin) (fleet.TenantFootprint, error) { return a.TenantFootprint(ctx, prefix, users) })
+	t.Fatalf("no password printed: %s", out)
+	return ""
 }
 
 // tenantClient is a client that authenticates as a tenant's user, closed

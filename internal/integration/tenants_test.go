@@ -1,8 +1,10 @@
 package integration_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -23,7 +25,7 @@ import (
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/localfleet"
-	"github.com/kfleet/kfleet/internal/workerapp"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -39,19 +41,22 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	t.Parallel() // mostly waiting
 	starter := buildStarterAsync(t)
 	const superPass = "tenants-superuser-secret"
-	store := dirSecrets{dir: t.TempDir()}
-	admin := &saslTenantAdmin{user: "admin", pass: superPass}
-	t.Cleanup(admin.close)
+	secretsAt := "file:" + t.TempDir()
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: tenantsCluster, Brokers: 3, Topics: []localfleet.TopicConfig{},
 		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true}), func(o *devstack.StackOptions) {
 		o.ChatopsAddr, o.NotifyOut = "127.0.0.1:0", io.Discard
-		o.Tenants = workerapp.TenantWiring{Secrets: store, SecretNotFound: errNoSecret, Admin: admin}
+		o.Secrets = secretsAt // the worker's, where it hands passwords out, and the CLI's below
 	})
+	// kfleet's own pool, logging in to the SASL cluster with the
+	// credentials its spec names in the stack's secret source.
+	store := stack.Secrets
+	pool := kafka.NewPool(kafka.WithSecrets(store))
+	t.Cleanup(pool.Close)
 	slack := newSlackStandIn(t, stack.Chatops)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := stack.Client
-	notFound := func(err error) bool { return strings.Contains(err.Error(), errNoSecret.Error()) }
+	notFound := func(err error) bool { return errors.Is(err, secrets.ErrNotFound) }
 	superCl := superClient(t, stack, superPass)
 	waitStatus(ctx, t, stack, tenantsCluster, 30*time.Second, "the brokers' disks are known", func(st workflows.ClusterStatus) bool {
 		return workflows.TenantRoom(st).DiskBytes > 0
@@ -161,7 +166,7 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 
 	// Quotas are the plans'.
 	userQuotas := func(user string) map[string]float64 {
-		a, err := admin.admin(stack.Specs[cluster])
+		a, err := pool.Admin(stack.Specs[cluster])
 		require.NoError(t, err)
 		q, err := a.UserQuotas(ctx, user)
 		require.NoError(t, err)
@@ -209,22 +214,26 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, reply)
 	waitStatus(ctx, t, stack, cluster, 30*time.Second, "B is deleted", func(st workflows.ClusterStatus) bool { return len(st.Tenants) == 1 })
 	assert.False(t, authenticates(ctx, t, credsB), "a deleted tenant's password no longer logs in")
-	fp, err := admin.TenantFootprint(ctx, stack.Specs[cluster], fleet.TenantPrefix(b), []string{b})
+	fp, err := pool.TenantFootprint(ctx, stack.Specs[cluster], fleet.TenantPrefix(b), []string{b})
 	require.NoError(t, err)
 	assert.True(t, fp.Empty(), "nothing of B is left: %s", fp)
 	assert.Equal(t, []string{a + ".orders"}, topicNames(ctx, t, superCl))
 
-	// The CLI: a creation followed to its end (this starter has no
-	// secret source yet, so it says where the password waits), the
-	// tenants listed, an unknown tenant refused with exit 2.
+	// The CLI: a creation followed to its end, the password fetched from
+	// the secret source ($KFLEET_SECRETS), printed once and gone from
+	// there; the tenants listed; an unknown tenant refused with exit 2.
 	bin := <-starter
-	out, code := runStarter(t, bin, "tenant", "create", "--address", stack.Temporal.Addr, "--plan", "basic-0", "--name", "cli-00001", "--cluster", cluster)
+	var cliOut bytes.Buffer
+	code = execStarterEnv(t, bin, []string{secrets.EnvVar + "=" + secretsAt}, &cliOut, &cliOut,
+		"tenant", "create", "--address", stack.Temporal.Addr, "--plan", "basic-0", "--name", "cli-00001", "--cluster", cluster)
+	out := cliOut.String()
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "tenant cli-00001 created")
-	assert.Contains(t, out, "it waits under kfleet/tenants/"+cluster+"/cli-00001/cli-00001")
-	credsC, err := entity.FetchHandout(ctx, store, notFound, cluster, "cli-00001", "cli-00001")
-	require.NoError(t, err)
-	assert.True(t, authenticates(ctx, t, credsC))
+	credsC := credsA
+	credsC.Tenant, credsC.User, credsC.Password = "cli-00001", "cli-00001", passwordIn(t, out)
+	assert.True(t, authenticates(ctx, t, credsC), "the password the CLI printed logs in")
+	_, err = entity.FetchHandout(ctx, store, notFound, cluster, "cli-00001", "cli-00001")
+	require.ErrorIs(t, err, entity.ErrHandoutGone, "the CLI took the handout: shown once")
 	out, code = runStarter(t, bin, "tenant", "list", "--address", stack.Temporal.Addr, "--cluster", cluster)
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, a+"  basic-1  users "+a2)
@@ -233,11 +242,11 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	assert.Contains(t, out, "has no tenant nobody")
 
 	// No password anywhere in Temporal or chat.
-	secrets := []string{credsA.Password, credsA2.Password, credsB.Password, credsC.Password}
-	for _, s := range secrets {
+	passwords := []string{credsA.Password, credsA2.Password, credsB.Password, credsC.Password}
+	for _, s := range passwords {
 		require.Len(t, s, 43)
 	}
-	noSecretInHistories(ctx, t, stack, secrets)
+	noSecretInHistories(ctx, t, stack, passwords)
 	st, err = entity.ClusterStatus(ctx, c, cluster)
 	require.NoError(t, err)
 	record := map[string]string{workflows.ClusterWorkflowID(cluster): "cluster_tenants.json"}
@@ -250,7 +259,7 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 		}
 	}
 	recordHistories(ctx, t, c, record)
-	for _, s := range secrets {
+	for _, s := range passwords {
 		assert.NotContains(t, slack.posted(), s, "a password in chat")
 		assert.NotContains(t, strings.Join(stack.Notifications.Messages(), "\n"), s, "a password in a notification")
 	}

@@ -52,23 +52,7 @@ type WorkerConfig struct {
 	// activities, with sensing on TaskQueue+"-sensing"; empty:
 	// workflows.QueueFromEnv (KFLEET_TASK_QUEUE, or "kfleet").
 	TaskQueue string
-	// Tenants overrides the tenant operations' secret source (default:
-	// Secrets) and admin client (tests).
-	Tenants TenantWiring
-	Log     zerolog.Logger
-}
-
-// TenantWiring is what tenant operations need beside the Kafka pool: the
-// secret source new passwords are handed out through, and its "no such
-// secret" error. Without a source, creations and rotations fail with a
-// clear error (nothing is created).
-type TenantWiring struct {
-	Secrets        activities.SecretStore
-	SecretNotFound error
-	// Admin replaces the worker's Kafka pool for tenants' admin calls
-	// (nil: the pool). Tests that reach a SASL cluster before the pool
-	// can log in to one use it.
-	Admin activities.TenantAdmin
+	Log       zerolog.Logger
 }
 
 // Slots are the concurrency of a worker process's two Temporal workers:
@@ -132,18 +116,14 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Registry:     operator,
 		Operator:     operator,
 		Tenants:      kp,
-		Secrets:      cfg.Tenants.Secrets,
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 		Sensors:      activities.NewSensors(),
 	}
-	acts.SecretNotFound = cfg.Tenants.SecretNotFound
-	if acts.Secrets == nil && cfg.Secrets != nil {
-		// Tenants' handouts go to the deployment's secret source.
+	if cfg.Secrets != nil {
+		// Tenants' new passwords are handed out through the deployment's
+		// secret source.
 		acts.Secrets, acts.SecretNotFound = cfg.Secrets, secrets.ErrNotFound
-	}
-	if cfg.Tenants.Admin != nil {
-		acts.Tenants = cfg.Tenants.Admin
 	}
 	if cfg.NotifyWebhook != "" {
 		acts.Notifier = activities.WebhookNotifier{Webhook: &notify.Webhook{URL: cfg.NotifyWebhook}}
