@@ -164,6 +164,9 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	assert.ErrorIs(t, err, kerr.GroupAuthorizationFailed, "A reads B's group's offsets")
 	assert.ElementsMatch(t, []string{a + ".orders", b + ".events"}, topicNames(ctx, t, superCl), "nothing of B's was touched by A")
 
+	// The same seen by a client kfleet did not write: kcat with SASL.
+	kcatIsolation(ctx, t, credsA, a, b)
+
 	// Quotas are the plans'.
 	userQuotas := func(user string) map[string]float64 {
 		a, err := pool.Admin(stack.Specs[cluster])

@@ -47,6 +47,15 @@ func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
 		r.ApiKeys = slices.DeleteFunc(r.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool {
 			return kmsg.Key(k.ApiKey) == kmsg.DescribeTopicPartitions
 		})
+		// Kafka advertises SaslHandshake 0..1; kfake 1..1. librdkafka
+		// (kcat) takes a broker without v0 for one that cannot do SASL
+		// at all, though it then sends v1 with SaslAuthenticate, which
+		// kfake serves.
+		for i := range r.ApiKeys {
+			if kmsg.Key(r.ApiKeys[i].ApiKey) == kmsg.SASLHandshake {
+				r.ApiKeys[i].MinVersion = 0
+			}
+		}
 	}
 	return req.encodeResponse(resp), nil
 }
