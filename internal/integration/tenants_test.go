@@ -178,6 +178,24 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	assert.Equal(t, quotasOf("basic-0"), userQuotas(a))
 	assert.Equal(t, quotasOf("basic-1"), userQuotas(b))
 
+	// A's producer is held to its plan (basic-0: 64 KB/s per broker):
+	// writing as fast as it can for 3 s, past the 11 s of quota a new
+	// client may send at once, the fleet throttles it as Kafka does.
+	pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+	big := make([]byte, 64<<10)
+	for pctx.Err() == nil {
+		clA.Produce(pctx, &kgo.Record{Topic: a + ".orders", Value: big}, func(*kgo.Record, error) {})
+	}
+	pcancel()
+	usage, err := stack.Fleet.QuotaStats(cluster)
+	require.NoError(t, err)
+	quota := quotasOf("basic-0")["producer_byte_rate"]
+	assert.Positive(t, usage[a].ProduceThrottled, "A's producer throttled to its plan: %+v", usage[a].QuotaUsage)
+	for id, u := range usage[a].Brokers {
+		assert.LessOrEqual(t, u.ProduceByteRate, 1.5*quota, "broker %d measures A within its quota", id)
+	}
+	t.Logf("A over its quota: %d throttled produce(s), %d ms of throttle", usage[a].ProduceThrottled, usage[a].ProduceThrottleMs)
+
 	// A rotation from chat: a new user at once; the old password works
 	// through the grace, then no longer.
 	code, reply = slack.command("alice", "tenant-rotate "+cluster+" "+a+" grace=3s")
