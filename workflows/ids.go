@@ -76,7 +76,7 @@ var (
 	AttrClusterID = temporal.NewSearchAttributeKeyKeyword("ClusterID")
 	AttrOperation = temporal.NewSearchAttributeKeyKeyword("Operation")
 	AttrBrokerID  = temporal.NewSearchAttributeKeyInt64("BrokerID")
-	// AttrTenant is for tenant operations (later workflows).
+	// AttrTenant names the tenant a tenant operation concerns.
 	AttrTenant = temporal.NewSearchAttributeKeyKeyword("Tenant")
 	// AttrPaused is true while an operation waits for a human (a roll or
 	// recovery asking resume/skip/abort) or a cluster's entity is paused.
