@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -25,6 +26,7 @@ import (
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/kafka"
 	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/logging"
 	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -42,10 +44,12 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	starter := buildStarterAsync(t)
 	const superPass = "tenants-superuser-secret"
 	secretsAt := "file:" + t.TempDir()
+	logs := &lockedBuffer{} // the whole stack's log at debug level, read below
 	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: tenantsCluster, Brokers: 3, Topics: []localfleet.TopicConfig{},
 		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true}), func(o *devstack.StackOptions) {
 		o.ChatopsAddr, o.NotifyOut = "127.0.0.1:0", io.Discard
 		o.Secrets = secretsAt // the worker's, where it hands passwords out, and the CLI's below
+		o.Log = logging.New(logs, false, zerolog.DebugLevel)
 	})
 	// kfleet's own pool, logging in to the SASL cluster with the
 	// credentials its spec names in the stack's secret source.
@@ -282,6 +286,7 @@ func TestIntegrationTenantsAreIsolated(t *testing.T) {
 	recordHistories(ctx, t, c, record)
 	for _, s := range passwords {
 		assert.NotContains(t, slack.posted(), s, "a password in chat")
+		assert.NotContains(t, logs.String(), s, "a password in a log line")
 		assert.NotContains(t, strings.Join(stack.Notifications.Messages(), "\n"), s, "a password in a notification")
 	}
 }
