@@ -196,6 +196,13 @@ func (c *cluster) applyClientQuotas(entries []kmsg.AlterClientQuotasRequestEntry
 				}
 				c.quotas.set(kind, qe, v)
 			}
+			if op.Key == quotaControllerMutationRate && enforced {
+				var v *float64
+				if !op.Remove {
+					v = &op.Value
+				}
+				c.mutations.set(qe, v)
+			}
 			if !isUser || op.Key != quotaProducerByteRate {
 				continue
 			}
@@ -246,6 +253,9 @@ func (c *cluster) restoreQuotas(ctx context.Context) error {
 		for _, v := range e.Values {
 			if kind, ok := quotaKindOf(v.Key); ok && enforced {
 				c.quotas.set(kind, qe, &v.Value)
+			}
+			if v.Key == quotaControllerMutationRate && enforced {
+				c.mutations.set(qe, &v.Value)
 			}
 			if isUser && v.Key == quotaProducerByteRate {
 				n := quotaBytes(v.Value)
