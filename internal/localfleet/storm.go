@@ -93,6 +93,10 @@ type adminLoad struct {
 	peak     int
 	requests int64
 	crashes  int
+	// toppled: this storm has crashed the controller already; cleared
+	// when the storm is over (nothing in flight), so that clients piling
+	// up again during the crash count as the same storm.
+	toppled bool
 }
 
 // isAdminRequest reports whether a request is controller admin work.
@@ -118,14 +122,18 @@ func (s *session) enterAdmin() (done func(), ok bool) {
 	l.requests++
 	n := l.inFlight
 	l.peak = max(l.peak, n)
-	topple := cfg.CrashThreshold >= 0 && n == cfg.CrashThreshold+1
+	topple := cfg.CrashThreshold >= 0 && n > cfg.CrashThreshold && !l.toppled
 	if topple {
 		l.crashes++
+		l.toppled = true
 	}
 	l.mu.Unlock()
 	done = func() {
 		l.mu.Lock()
 		l.inFlight--
+		if l.inFlight == 0 {
+			l.toppled = false
+		}
 		l.mu.Unlock()
 	}
 	if topple {
