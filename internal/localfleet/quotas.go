@@ -20,7 +20,9 @@ import (
 // consumer_byte_rate on its clients' traffic as Kafka does
 // (quota_config.go, quota_enforce.go), and a user's producer_byte_rate
 // also goes to the hosts model (hosts.go), where it caps that user's
-// share of each broker's simulated disk growth (FillDiskBy). Every
+// share of each broker's simulated disk growth (FillDiskBy);
+// controller_mutation_rate goes to the cluster's KIP-599 buckets
+// (mutation_quota.go). Every
 // accepted change is audited with the SASL user that made it.
 
 // Quota entity types and keys, as Kafka names them.
