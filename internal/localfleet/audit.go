@@ -35,7 +35,10 @@ const (
 	EventStarted EventKind = "started" // the broker registered again
 	EventInSync  EventKind = "in-sync" // the broker is back in every ISR
 
-	EventCrash       EventKind = "crash"        // the process died without a controlled shutdown
+	// EventCrash: the process died without a controlled shutdown; Detail
+	// "crash" for FaultCrash, "admin storm: N concurrent admin requests"
+	// when admin load toppled the controller (storm.go).
+	EventCrash       EventKind = "crash"
 	EventStartFailed EventKind = "start-failed" // a start attempt failed; the broker is down
 	EventRecovering  EventKind = "recovering"   // started after an unclean stop; log recovery began
 	EventFault       EventKind = "fault"        // a fault was injected (Detail says which)

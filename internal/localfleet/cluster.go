@@ -110,7 +110,12 @@ type cluster struct {
 	copies copyModel
 	// quotas are the byte-rate quotas the brokers enforce
 	// (quota_config.go); they have their own lock.
-	quotas     clientQuotas
+	quotas clientQuotas
+	// mutations are the KIP-599 controller mutation quotas
+	// (mutation_quota.go), admin the admin requests in flight
+	// (storm.go); each has its own lock.
+	mutations  mutationQuotas
+	admin      adminLoad
 	audit      []Event
 	violations []Violation
 	closed     bool

@@ -42,6 +42,8 @@ type ClusterConfig struct {
 	// "events" with 8 partitions; an explicit empty list seeds nothing.
 	Topics []TopicConfig `yaml:"topics" json:"topics"`
 	Timing Timing        `yaml:"timing" json:"timing"`
+	// AdminStorm models the controller's admin load (storm.go).
+	AdminStorm AdminStormConfig `yaml:"adminStorm" json:"adminStorm"`
 	// Volume is each broker host's data volume (hosts.go).
 	Volume VolumeConfig `yaml:"volume" json:"volume"`
 	// SegmentsPerBroker is how many log segments each broker holds; log
@@ -189,6 +191,7 @@ func (c Config) withDefaults() Config {
 		}
 		cl.BrokerPorts = append([]int(nil), cl.BrokerPorts...)
 		cl.Timing = cl.Timing.withDefaults()
+		cl.AdminStorm = cl.AdminStorm.withDefaults()
 		if cl.SegmentsPerBroker == 0 {
 			cl.SegmentsPerBroker = defaultSegmentsPerBroker
 		}
@@ -269,6 +272,9 @@ func (c Config) Validate() error {
 			bad("timing durations must not be negative")
 		}
 		if err := cl.Volume.validate(); err != nil {
+			bad("%v", err)
+		}
+		if err := cl.AdminStorm.validate(); err != nil {
 			bad("%v", err)
 		}
 		if cl.SASL.Enabled {

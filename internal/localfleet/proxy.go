@@ -190,6 +190,14 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return nil, err
 	}
 	c := s.p.c
+	if isAdminRequest(req.key) {
+		// Controller load (storm.go).
+		done, ok := s.enterAdmin()
+		if !ok {
+			return nil, net.ErrClosed
+		}
+		defer done()
+	}
 	switch kmsg.Key(req.key) {
 	case kmsg.SASLAuthenticate:
 		// kfake drops a failed authentication; Kafka answers it
@@ -208,11 +216,10 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		return c.answerListPartitionReassignments(req)
 	case kmsg.CreateTopics:
 		// kfake stores one replica; the model keeps the requested ones.
-		return s.createTopics(req)
+		// KIP-599 quotas first (mutation_quota_proxy.go).
+		return s.createTopicsQuota(req)
 	case kmsg.CreatePartitions:
-		if err := c.stripPartitionAssignments(req); err != nil {
-			return nil, err
-		}
+		return s.createPartitionsQuota(req)
 	case kmsg.AlterClientQuotas:
 		// kfake stores quotas; the brokers enforce the byte-rate ones.
 		return s.alterClientQuotas(req)
@@ -240,7 +247,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 	case kmsg.DeleteTopics:
 		// A deleted topic leaves the model at once, its throttles and
 		// reassignments with it.
-		return s.deleteTopics(req)
+		return s.deleteTopicsQuota(req)
 	}
 
 	expectResponse := true

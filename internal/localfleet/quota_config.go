@@ -8,7 +8,8 @@ import "sync"
 // (user, client-id) and client-id entities and their <default>s, one
 // table per quota type. Which quota applies to a client, and which
 // sensor its bytes are counted in, follows Kafka's DefaultQuotaCallback.
-// request_percentage, controller_mutation_rate and connection quotas
+// controller_mutation_rate is the cluster's (mutation_quota.go);
+// request_percentage and connection quotas
 // are stored by kfake but not enforced.
 
 // quotaKind is a byte-rate quota type; each has its own table and sensors.

@@ -20,7 +20,9 @@ import (
 // consumer_byte_rate on its clients' traffic as Kafka does
 // (quota_config.go, quota_enforce.go), and a user's producer_byte_rate
 // also goes to the hosts model (hosts.go), where it caps that user's
-// share of each broker's simulated disk growth (FillDiskBy). Every
+// share of each broker's simulated disk growth (FillDiskBy);
+// controller_mutation_rate goes to the cluster's KIP-599 buckets
+// (mutation_quota.go). Every
 // accepted change is audited with the SASL user that made it.
 
 // Quota entity types and keys, as Kafka names them.
@@ -196,6 +198,13 @@ func (c *cluster) applyClientQuotas(entries []kmsg.AlterClientQuotasRequestEntry
 				}
 				c.quotas.set(kind, qe, v)
 			}
+			if op.Key == quotaControllerMutationRate && enforced {
+				var v *float64
+				if !op.Remove {
+					v = &op.Value
+				}
+				c.mutations.set(qe, v)
+			}
 			if !isUser || op.Key != quotaProducerByteRate {
 				continue
 			}
@@ -246,6 +255,9 @@ func (c *cluster) restoreQuotas(ctx context.Context) error {
 		for _, v := range e.Values {
 			if kind, ok := quotaKindOf(v.Key); ok && enforced {
 				c.quotas.set(kind, qe, &v.Value)
+			}
+			if v.Key == quotaControllerMutationRate && enforced {
+				c.mutations.set(qe, &v.Value)
 			}
 			if isUser && v.Key == quotaProducerByteRate {
 				n := quotaBytes(v.Value)
