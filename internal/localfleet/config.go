@@ -55,6 +55,10 @@ type ClusterConfig struct {
 	// ACLs turns on ACL enforcement (kfake's authorizer; super users
 	// bypass it). Requires SASL.
 	ACLs bool `yaml:"acls,omitempty" json:"acls,omitempty"`
+	// QuotaLeak turns on the quota-path heap leak (quota_leak.go) on
+	// every broker: each throttled response retains old gen until the
+	// broker restarts. Off by default.
+	QuotaLeak QuotaLeakConfig `yaml:"quotaLeak,omitempty" json:"quotaLeak,omitempty"`
 }
 
 // SASLConfig enables SASL/SCRAM on a cluster's listeners, with one seeded
@@ -290,6 +294,9 @@ func (c Config) Validate() error {
 		}
 		if cl.SegmentsPerBroker < 0 {
 			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)
+		}
+		if cl.QuotaLeak.BytesPerThrottle < 0 {
+			bad("quotaLeak.bytesPerThrottle must not be negative, got %d", cl.QuotaLeak.BytesPerThrottle)
 		}
 	}
 	if err := c.EC2.validate(c.Clusters); err != nil {

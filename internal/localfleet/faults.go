@@ -93,7 +93,7 @@ const (
 	// systemd to start it at boot). A terminated instance cannot start.
 	FaultStartInstance FaultKind = "start-instance"
 	// FaultClear removes every injected fault that has not played out
-	// (pending start failures, slow recovery, heap leak). It does not
+	// (pending start failures, slow recovery, heap leak, quota leak). It does not
 	// restart anything, lower the segment count, revive a cleaner or
 	// start an instance.
 	FaultClear FaultKind = "clear"
@@ -114,6 +114,9 @@ type Fault struct {
 	// PerMinute (heap-leak) is the bytes leaked per minute. Default 5% of
 	// the max heap.
 	PerMinute int64 `json:"perMinute,omitempty"`
+	// PerThrottle (quota-leak) is the old gen each throttled response
+	// retains. Default DefaultQuotaLeakBytes.
+	PerThrottle int64 `json:"perThrottle,omitempty"`
 }
 
 // Errors callers can test with errors.Is.
@@ -180,6 +183,7 @@ type runtime struct {
 	heapMax        int64
 	heapLeakPerMin int64
 	heapLeakSince  time.Time // when the leak began; a new process leaks from its start
+	quotaLeak      quotaLeak // old gen retained by throttled responses (quota_leak.go)
 
 	recovery recoveryProgress
 	link     *sessionLink // the ZooKeeper session's TCP path while registered
@@ -215,6 +219,7 @@ func newRuntime(cfg ClusterConfig, now time.Time) runtime {
 		slowRecovery: 1,
 		started:      now,
 		heapMax:      defaultHeapMax,
+		quotaLeak:    quotaLeak{perThrottle: cfg.QuotaLeak.perThrottle()},
 		log:          logRing{lines: make([]string, 0, 64)},
 	}
 }
@@ -225,6 +230,7 @@ func (r *runtime) processStarted(now time.Time) {
 	r.started = now
 	r.cleanerDiedAt = time.Time{}
 	r.uncleanable = 0
+	r.quotaLeak.processStarted()
 }
 
 // startFailure says why a start attempt fails now, with the log lines the
@@ -262,10 +268,10 @@ func (r *runtime) fdsNeeded() int64 {
 	return int64(r.segments)*fdsPerSegmentNum/fdsPerSegmentDen + fdsForSockets
 }
 
-// heapUsed is old-gen use now: a steady base plus the leak since the
-// process started, capped at the max.
+// heapUsed is old-gen use now: a steady base plus the leaks since the
+// process started (by time, and by throttled response), capped at the max.
 func (r *runtime) heapUsed(now time.Time) int64 {
-	used := int64(float64(r.heapMax) * heapBaseFraction)
+	used := int64(float64(r.heapMax)*heapBaseFraction) + r.quotaLeak.retained
 	if r.heapLeakPerMin > 0 {
 		since := r.started
 		if r.heapLeakSince.After(since) {
@@ -744,7 +750,7 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: fault %q: %w: %s", cluster, broker, fault.Kind, ErrBadFault, fmt.Sprintf(format, args...))
 	}
-	if fault.Segments < 0 || fault.Count < 0 || fault.Multiplier < 0 || fault.PerMinute < 0 {
+	if fault.Segments < 0 || fault.Count < 0 || fault.Multiplier < 0 || fault.PerMinute < 0 || fault.PerThrottle < 0 {
 		return bad("parameters must not be negative")
 	}
 	if err := c.checkOpen(); err != nil {
@@ -752,6 +758,10 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 	}
 	if tr, ok := instanceTransitionFor(fault.Kind); ok {
 		return f.instanceFault(c, b, fault.Kind, tr, who)
+	}
+	if fault.Kind == FaultQuotaLeak {
+		c.injectQuotaLeak(b, fault, who)
+		return nil
 	}
 	now := time.Now()
 	switch fault.Kind {
@@ -850,11 +860,12 @@ func (f *Fleet) InjectFault(ctx context.Context, cluster string, broker int32, f
 		c.scheduleOOMLocked(b)
 	case FaultClear:
 		b.rt.failStarts, b.rt.slowRecovery, b.rt.heapLeakPerMin = 0, 1, 0
+		b.rt.quotaLeak.perThrottle = 0 // what it retained stays until a restart
 		detail = "clear"
 	default:
 		return bad("unknown fault (want one of %s; fill-disk is served by hosts.go)", strings.Join([]string{
 			string(FaultCrash), string(FaultExpireSession), string(FaultCrashLoop), string(FaultKillCleaner), string(FaultUncleanable),
-			string(FaultFailToStart), string(FaultSlowRecovery), string(FaultHeapLeak),
+			string(FaultFailToStart), string(FaultSlowRecovery), string(FaultHeapLeak), string(FaultQuotaLeak),
 			string(FaultStopInstance), string(FaultTerminateInstance), string(FaultStartInstance), string(FaultClear),
 		}, ", "))
 	}
@@ -1025,6 +1036,7 @@ func parseFault(r *http.Request) (Fault, error) {
 	num("segments", 32, func(n int64) { fault.Segments = int(n) })
 	num("count", 32, func(n int64) { fault.Count = int(n) })
 	num("perMinute", 64, func(n int64) { fault.PerMinute = n })
+	num("perThrottle", 64, func(n int64) { fault.PerThrottle = n })
 	if v := q.Get("multiplier"); v != "" {
 		m, err := strconv.ParseFloat(v, 64)
 		if err != nil || m < 1 {

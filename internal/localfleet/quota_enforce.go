@@ -202,6 +202,9 @@ func (s *session) meterProduce(req *request, raw []byte) ([]byte, error) {
 	now := time.Now()
 	ms := s.p.quota.record(&s.p.c.quotas, quotaProduce, s.principal(), req.clientID(), len(req.frame), now)
 	s.mute(now, ms)
+	if ms > 0 {
+		s.p.quotaThrottled() // the quota-path leak (quota_leak.go)
+	}
 	if raw == nil {
 		return nil, nil
 	}
@@ -223,6 +226,9 @@ func (s *session) meterFetch(req *request, raw []byte) ([]byte, error) {
 	now := time.Now()
 	ms := s.p.quota.record(&s.p.c.quotas, quotaFetch, s.principal(), req.clientID(), len(out), now)
 	s.mute(now, ms)
+	if ms > 0 {
+		s.p.quotaThrottled() // the quota-path leak (quota_leak.go)
+	}
 	if ms == 0 {
 		return out, nil
 	}

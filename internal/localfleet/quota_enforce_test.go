@@ -53,11 +53,16 @@ func (h *throttles) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bo
 
 // quotaCluster starts a SASL cluster of 3 brokers with the users metered
 // and free and a topic whose 3 partitions have 3 leaders; it returns the
-// superuser's admin client and the leaders.
-func quotaCluster(t *testing.T) (*localfleet.Fleet, *kadm.Client, []int32) {
+// superuser's admin client and the leaders. edit, if any, changes the
+// cluster's config first.
+func quotaCluster(t *testing.T, edit ...func(*localfleet.ClusterConfig)) (*localfleet.Fleet, *kadm.Client, []int32) {
 	t.Helper()
 	ctx := testContext(t)
-	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{saslCluster("local-q", false)}})
+	cfg := saslCluster("local-q", false)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	f, _ := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{cfg}})
 	_, adm := kafkaClient(t, f, "local-q", scramAs(testSuperuser, testSuperPass))
 	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
 		{User: metered, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: metered + "-secret"},
