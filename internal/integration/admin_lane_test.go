@@ -163,7 +163,7 @@ func TestIntegrationAdminLaneRidesOutTheStorm(t *testing.T) {
 	// clients connect first, then ask together).
 	var (
 		swg, ready sync.WaitGroup
-		fire        = make(chan struct{})
+		fire       = make(chan struct{})
 	)
 	for _, b := range batches {
 		for _, r := range b {
