@@ -157,7 +157,9 @@ type Activities struct {
 	// Tenants is tenants' Kafka side; Secrets the secret source their new
 	// passwords are handed out through, whose "no such secret" error is
 	// SecretNotFound (tenants.go).
-	Tenants        TenantAdmin
+	Tenants TenantAdmin
+	// Topics is the admin lane's Kafka side (topics.go).
+	Topics         TopicBatchAdmin
 	Secrets        SecretStore
 	SecretNotFound error
 	Log            zerolog.Logger

@@ -73,5 +73,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newRequestCommands(&g)...)
 	root.AddCommand(newScheduleCommand(&g))
 	root.AddCommand(newTenantCommand(&g)) // tenant.go
+	root.AddCommand(newTopicCommand(&g))  // topic.go
 	return root
 }

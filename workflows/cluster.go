@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -209,6 +210,13 @@ func (e *entity) request(ctx workflow.Context, req Request) (Operation, error) {
 		return Operation{}, err
 	}
 	if joined {
+		// A kind that batches (topic-admin) joins a queued operation by
+		// adding the request's parameters to it: its joins answers the
+		// operation with the parameters it has now.
+		if i := slices.IndexFunc(e.st.Queue, func(q Operation) bool { return q.ID == op.ID }); i >= 0 && !bytes.Equal(e.st.Queue[i].Params, op.Params) {
+			e.st.Queue[i].Params = op.Params
+			e.changed(ctx)
+		}
 		op.Existing = true
 		return op, nil
 	}

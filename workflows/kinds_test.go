@@ -49,6 +49,7 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 		workflows.OpTenantChangePlan: workflows.LaneMaintenance,
 		workflows.OpTenantDelete:     workflows.LaneMaintenance,
 		workflows.OpTenantRetire:     workflows.LaneMaintenance,
+		workflows.OpTopicAdmin:       workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")

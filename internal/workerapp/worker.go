@@ -116,6 +116,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Registry:     operator,
 		Operator:     operator,
 		Tenants:      kp,
+		Topics:       kp,
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 		Sensors:      activities.NewSensors(),

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kfleet/kfleet/activities"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// newTopicCommand asks the cluster's admin lane (the topic-admin kind) to
+// create or delete a tenant's topic.
+func newTopicCommand(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "topic",
+		Short: "Tenants' topics through the cluster's admin lane: create, delete",
+		Long: `A tenant's topic changes go through its cluster's entity (the topic-admin
+kind, README "Topic admin lane"): serialized in the maintenance lane, never
+during a roll, batched with the requests queued beside them into one
+CreateTopics (or DeleteTopics), waiting out KIP-599 throttles. A topic
+outside the tenant's prefix, over its plan's partitions or retention bounds,
+or over the brokers' FD/mmap budget is refused with its reason.`,
+	}
+	cmd.AddCommand(newTopicCreateCommand(g), newTopicDeleteCommand(g))
+	return cmd
+}
+
+// topicFlags are what both commands share.
+type topicFlags struct {
+	tenantFlags
+	topic string
+	wait  bool
+}
+
+func (f *topicFlags) register(cmd *cobra.Command) {
+	f.tenantFlags.register(cmd, true)
+	cmd.Flags().StringVar(&f.topic, "topic", "", "the topic's full name, under the tenant's prefix: <tenant>.<name>")
+	cmd.Flags().BoolVar(&f.wait, "wait", false, "follow the batch until it ends")
+}
+
+// request is the topic-admin request of action for t.
+func (f *topicFlags) request(action string, t fleet.TopicRequest) (workflows.Request, error) {
+	if err := f.check(); err != nil {
+		return workflows.Request{}, err
+	}
+	if f.topic == "" {
+		return workflows.Request{}, exitError{exitBadInput, errors.New("--topic is required: the topic's full name, e.g. " + fleet.TenantPrefix(f.tenant) + "orders")}
+	}
+	t.Tenant, t.Name = f.tenant, f.topic
+	raw, err := json.Marshal(workflows.TopicAdminParams{Action: action, Topics: []fleet.TopicRequest{t}})
+	if err != nil {
+		return workflows.Request{}, err
+	}
+	return workflows.Request{Kind: workflows.OpTopicAdmin, RequestedBy: f.by, Reason: f.reason, Params: raw}, nil
+}
+
+const topicExits = `A malformed flag, a request the entity refuses (outside the prefix, over
+the plan, an unknown tenant) or an unknown cluster exits 2: nothing is
+started; 3: Temporal unreachable. With --wait, follows the batch until it
+ends: 0 when it ran (its outcome says what was done and refused), 1 when it
+failed.`
+
+func newTopicCreateCommand(g *globalFlags) *cobra.Command {
+	var (
+		f         topicFlags
+		t         fleet.TopicRequest
+		retention time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --cluster C --tenant T --topic NAME --partitions N [--retention 24h]",
+		Short: "Create a tenant's topic through the admin lane",
+		Long:  "Asks the cluster's entity to create the topic; it joins the queued creation batch if there is one.\n\n" + topicExits,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if t.Partitions < 1 {
+				return exitError{exitBadInput, errors.New("--partitions is required: at least 1")}
+			}
+			t.RetentionMs = retention.Milliseconds()
+			req, err := f.request(activities.TopicActionCreate, t)
+			if err != nil {
+				return err
+			}
+			return ask(cmd, g, f.cluster, req, f.wait)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&t.Partitions, "partitions", 0, "partitions")
+	cmd.Flags().IntVar(&t.ReplicationFactor, "replication-factor", 0, "replicas per partition (default 3)")
+	cmd.Flags().DurationVar(&retention, "retention", 0, "retention.ms as a duration, within the plan's bounds (default: the plan's)")
+	cmd.Flags().Int64Var(&t.SegmentMs, "segment-ms", 0, "segment.ms (default Kafka's, 7 days)")
+	cmd.Flags().Int64Var(&t.SegmentBytes, "segment-bytes", 0, "segment.bytes (default Kafka's)")
+	return cmd
+}
+
+func newTopicDeleteCommand(g *globalFlags) *cobra.Command {
+	var f topicFlags
+	cmd := &cobra.Command{
+		Use:   "delete --cluster C --tenant T --topic NAME",
+		Short: "Delete a tenant's topic through the admin lane",
+		Long:  fmt.Sprintf("Asks the cluster's entity to delete the topic; it joins the queued deletion batch if there is one.\n\n%s", topicExits),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := f.request(activities.TopicActionDelete, fleet.TopicRequest{})
+			if err != nil {
+				return err
+			}
+			return ask(cmd, g, f.cluster, req, f.wait)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// Bad input to the topic commands exits 2 before Temporal is dialled.
+func TestTopicCommandsRefuseBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"topic", "create", "--tenant", "wabash-1", "--topic", "wabash-1.a", "--partitions", "3"}, "--cluster is required"},
+		{[]string{"topic", "create", "--cluster", "orders", "--topic", "wabash-1.a", "--partitions", "3"}, "--tenant"},
+		{[]string{"topic", "create", "--cluster", "orders", "--tenant", "wabash-1", "--partitions", "3"}, "--topic is required"},
+		{[]string{"topic", "create", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a"}, "--partitions is required"},
+		{[]string{"topic", "create", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "ohio-2.a", "--partitions", "3"}, "outside tenant wabash-1's prefix"},
+		{[]string{"topic", "delete", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "ohio-2.a"}, "outside tenant wabash-1's prefix"},
+	} {
+		t.Run(tc.says, func(t *testing.T) {
+			root := newRootCommand()
+			root.SetArgs(append(tc.args, "--address", "127.0.0.1:1"))
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetErr(&out)
+			err := root.Execute()
+			var ee exitError
+			require.True(t, errors.As(err, &ee), "%v", err)
+			assert.Equal(t, exitBadInput, ee.code)
+			assert.ErrorContains(t, err, tc.says)
+		})
+	}
+}
+
+func TestTopicCreateRequest(t *testing.T) {
+	f := topicFlags{tenantFlags: tenantFlags{cluster: "orders", tenant: "wabash-1", by: "alice"}, topic: "wabash-1.a"}
+	req, err := f.request("create", fleet.TopicRequest{Partitions: 6, RetentionMs: 86_400_000})
+	require.NoError(t, err)
+	assert.Equal(t, workflows.OpTopicAdmin, req.Kind)
+	assert.JSONEq(t, `{"action":"create","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":6,"retentionMs":86400000}]}`, string(req.Params))
+	k, err := workflows.KindNamed(req.Kind)
+	require.NoError(t, err)
+	assert.NoError(t, k.Check(req))
+}
