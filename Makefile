@@ -89,4 +89,4 @@ clean:
 ## record-histories: refresh workflows/testdata/ from real runs (replay tests)
 record-histories: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_RECORD_HISTORIES=$(CURDIR)/workflows/testdata \
-		$(GO) test -count=1 -run 'TestIntegrationRollingRestart|TestIntegrationRecovery|TestIntegrationVolumeExpansion|TestIntegrationDeadCleaner|TestIntegrationSchedules|TestIntegrationChatops|TestIntegrationRollPausedAcrossContinueAsNew|TestIntegrationProvisionCreateAndRoll|TestIntegrationDeleteCluster|TestIntegrationAddBrokersRebalancesUnderLoad|TestIntegrationRemoveBroker|TestIntegrationTenantsAreIsolated' ./internal/integration/
+		$(GO) test -count=1 -run 'TestIntegrationRollingRestart|TestIntegrationRecovery|TestIntegrationVolumeExpansion|TestIntegrationDeadCleaner|TestIntegrationSchedules|TestIntegrationChatops|TestIntegrationRollPausedAcrossContinueAsNew|TestIntegrationProvisionCreateAndRoll|TestIntegrationDeleteCluster|TestIntegrationAddBrokersRebalancesUnderLoad|TestIntegrationRemoveBroker|TestIntegrationTenantsAreIsolated|TestIntegrationAdminLaneRidesOutTheStorm' ./internal/integration/

@@ -124,10 +124,15 @@ func TestIntegrationAdminLaneRidesOutTheStorm(t *testing.T) {
 		}
 		return ended == len(ops)
 	})
+	recorded := false
 	for _, op := range st.History {
 		if ops[op.ID] {
 			assert.Equal(t, workflows.StatusSucceeded, op.Status, "%s: %s", op.ID, op.Error)
 			t.Logf("batch %s: %s", op.ID, op.Outcome)
+			if !recorded {
+				recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "topic_admin_batch.json"})
+				recorded = true
+			}
 		}
 	}
 	t.Logf("%d requests in %s: %d batches, %d refused at admission", len(batches), time.Since(start).Round(time.Millisecond), len(ops), refused)
