@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,21 +74,7 @@ func smErr(code, format string, args ...any) *ssmError {
 
 func (s *secretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, err := s.serve(r)
-	if err != nil {
-		var se *ssmError
-		if !errors.As(err, &se) {
-			se = &ssmError{status: http.StatusInternalServerError, code: "InternalServiceError", msg: err.Error()}
-		}
-		// Messages name secrets, never values: safe to log.
-		s.log.Debug().Str("target", r.Header.Get("X-Amz-Target")).Str("code", se.code).Msg(se.msg)
-		w.Header().Set("Content-Type", ssmContentType)
-		w.Header().Set("X-Amzn-ErrorType", se.code)
-		w.WriteHeader(se.status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"__type": se.code, "message": se.msg})
-		return
-	}
-	w.Header().Set("Content-Type", ssmContentType)
-	_ = json.NewEncoder(w).Encode(out)
+	writeAWSJSON(w, r, s.log, out, err, "InternalServiceError")
 }
 
 func (s *secretsManager) serve(r *http.Request) (any, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kfleet/kfleet/internal/cloud"
+	"github.com/rs/zerolog"
 )
 
 // The AWS SSM subset internal/cloud uses, served with the AWS JSON 1.1
@@ -94,12 +95,20 @@ func newSSMService(f *Fleet) *ssmService {
 
 func (s *ssmService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, err := s.serve(r)
+	writeAWSJSON(w, r, s.f.log, out, err, "InternalServerError")
+}
+
+// writeAWSJSON answers an AWS JSON-protocol request (SSM, Secrets
+// Manager): out, or err as AWS writes errors (X-Amzn-ErrorType and a
+// __type/message body); an error that is no ssmError is internalCode.
+// Error messages are logged: they name resources, never secret values.
+func writeAWSJSON(w http.ResponseWriter, r *http.Request, log zerolog.Logger, out any, err error, internalCode string) {
 	if err != nil {
 		var se *ssmError
 		if !errors.As(err, &se) {
-			se = &ssmError{status: http.StatusInternalServerError, code: "InternalServerError", msg: err.Error()}
+			se = &ssmError{status: http.StatusInternalServerError, code: internalCode, msg: err.Error()}
 		}
-		s.f.log.Debug().Str("target", r.Header.Get("X-Amz-Target")).Str("code", se.code).Msg(se.msg)
+		log.Debug().Str("target", r.Header.Get("X-Amz-Target")).Str("code", se.code).Msg(se.msg)
 		w.Header().Set("Content-Type", ssmContentType)
 		w.Header().Set("X-Amzn-ErrorType", se.code)
 		w.WriteHeader(se.status)
