@@ -17,11 +17,17 @@ import (
 // a new broker's rack, ensemble and safe defaults sees what the host was
 // given.
 
-// withServerProperties rewrites the BROKER resources of a DescribeConfigs
-// response (names already the client's broker ids) with each broker's
-// server.properties, as static broker configs, honouring the config names
-// each resource asked for.
-func (c *cluster) withServerProperties(req *request, raw []byte) ([]byte, error) {
+// configsFor gives the configs the model answers for one resource of a
+// DescribeConfigs response, nil for none; it takes c.mu itself if it
+// needs it.
+type configsFor func(dreq *kmsg.DescribeConfigsRequest, r *kmsg.DescribeConfigsResponseResource) []kmsg.DescribeConfigsResponseResourceConfig
+
+// amendDescribeConfigs decodes a DescribeConfigs answer (resource names
+// already the client's) once and sets in each resource without an error
+// the configs each source gives for it, honouring the config names the
+// resource asked for: a config kfake reported is replaced, another added.
+// An answer nothing was set in is returned as it came.
+func (c *cluster) amendDescribeConfigs(req *request, raw []byte, sources ...configsFor) ([]byte, error) {
 	kreq, err := req.decode()
 	if err != nil {
 		return raw, nil
@@ -38,40 +44,56 @@ func (c *cluster) withServerProperties(req *request, raw []byte) ([]byte, error)
 	if !ok || len(dresp.Resources) != len(dreq.Resources) {
 		return raw, nil
 	}
+	changed := false
 	for i := range dresp.Resources {
 		r := &dresp.Resources[i]
-		if r.ResourceType != kmsg.ConfigResourceTypeBroker || r.ErrorCode != 0 {
+		if r.ErrorCode != 0 {
 			continue
 		}
-		id, err := strconv.ParseInt(r.ResourceName, 10, 32)
-		if err != nil {
-			continue
-		}
-		b, err := c.broker(int32(id))
-		if err != nil {
-			continue
-		}
-		props := c.serverProperties(b)
 		asked := dreq.Resources[i].ConfigNames
-		have := map[string]int{}
-		for j, cfg := range r.Configs {
-			have[cfg.Name] = j
-		}
-		for _, k := range slices.Sorted(maps.Keys(props)) {
-			if asked != nil && !slices.Contains(asked, k) {
-				continue
-			}
-			cfg := kmsg.NewDescribeConfigsResponseResourceConfig()
-			v := props[k]
-			cfg.Name, cfg.Value, cfg.ReadOnly, cfg.Source = k, &v, true, kmsg.ConfigSourceStaticBrokerConfig
-			if j, ok := have[k]; ok {
-				r.Configs[j] = cfg
-			} else {
-				r.Configs = append(r.Configs, cfg)
+		for _, source := range sources {
+			for _, cfg := range source(dreq, r) {
+				if asked != nil && !slices.Contains(asked, cfg.Name) {
+					continue
+				}
+				changed = true
+				if j := slices.IndexFunc(r.Configs, func(x kmsg.DescribeConfigsResponseResourceConfig) bool { return x.Name == cfg.Name }); j >= 0 {
+					r.Configs[j] = cfg
+				} else {
+					r.Configs = append(r.Configs, cfg)
+				}
 			}
 		}
 	}
+	if !changed {
+		return raw, nil
+	}
 	return req.encodeResponse(dresp), nil
+}
+
+// serverPropertiesOf is a BROKER resource's server.properties as static
+// broker configs.
+func (c *cluster) serverPropertiesOf(_ *kmsg.DescribeConfigsRequest, r *kmsg.DescribeConfigsResponseResource) []kmsg.DescribeConfigsResponseResourceConfig {
+	if r.ResourceType != kmsg.ConfigResourceTypeBroker {
+		return nil
+	}
+	id, err := strconv.ParseInt(r.ResourceName, 10, 32)
+	if err != nil {
+		return nil
+	}
+	b, err := c.broker(int32(id))
+	if err != nil {
+		return nil
+	}
+	props := c.serverProperties(b)
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		cfg := kmsg.NewDescribeConfigsResponseResourceConfig()
+		v := props[k]
+		cfg.Name, cfg.Value, cfg.ReadOnly, cfg.Source = k, &v, true, kmsg.ConfigSourceStaticBrokerConfig
+		out = append(out, cfg)
+	}
+	return out
 }
 
 // serverProperties is broker b's server.properties as key/values: its

@@ -240,10 +240,9 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		if resp, err = restoreBrokerResources(req, resp, names); err != nil {
 			return nil, err
 		}
-		if resp, err = c.withServerProperties(req, resp); err != nil {
-			return nil, err
-		}
-		return c.withThrottles(req, resp)
+		// kfake knows none of a ZooKeeper broker's settings nor the
+		// replication throttles: the model answers them.
+		return c.amendDescribeConfigs(req, resp, c.serverPropertiesOf, c.throttlesOf)
 	case kmsg.DeleteTopics:
 		// A deleted topic leaves the model at once, its throttles and
 		// reassignments with it.

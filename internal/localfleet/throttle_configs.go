@@ -263,59 +263,19 @@ func (c *cluster) recordThrottleLocked(typ kmsg.ConfigResourceType, name string,
 	c.appendEventLocked(ev)
 }
 
-// withThrottles adds the model's throttle configs to the BROKER and TOPIC
-// resources of a DescribeConfigs response (names already the client's),
-// where set and asked for. A broker without a rate of its own reports the
-// cluster default's, as Kafka does.
-func (c *cluster) withThrottles(req *request, raw []byte) ([]byte, error) {
-	kreq, err := req.decode()
-	if err != nil {
-		return raw, nil
-	}
-	dreq, ok := kreq.(*kmsg.DescribeConfigsRequest)
-	if !ok {
-		return raw, nil
-	}
-	resp, err := req.decodeResponse(raw)
-	if err != nil {
-		return raw, nil
-	}
-	dresp, ok := resp.(*kmsg.DescribeConfigsResponse)
-	if !ok || len(dresp.Resources) != len(dreq.Resources) {
-		return raw, nil
-	}
+// throttlesOf is a BROKER or TOPIC resource's throttle configs in the
+// model, where set. A broker without a rate of its own reports the cluster
+// default's, as Kafka does.
+func (c *cluster) throttlesOf(dreq *kmsg.DescribeConfigsRequest, r *kmsg.DescribeConfigsResponseResource) []kmsg.DescribeConfigsResponseResourceConfig {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	changed := false
-	for i := range dresp.Resources {
-		r := &dresp.Resources[i]
-		if r.ErrorCode != 0 {
-			continue
-		}
-		var cfgs []kmsg.DescribeConfigsResponseResourceConfig
-		switch r.ResourceType {
-		case kmsg.ConfigResourceTypeBroker:
-			cfgs = c.describeRatesLocked(r.ResourceName, dreq.IncludeSynonyms)
-		case kmsg.ConfigResourceTypeTopic:
-			cfgs = c.describeReplicasLocked(r.ResourceName, dreq.IncludeSynonyms)
-		}
-		asked := dreq.Resources[i].ConfigNames
-		for _, cfg := range cfgs {
-			if asked != nil && !slices.Contains(asked, cfg.Name) {
-				continue
-			}
-			changed = true
-			if j := slices.IndexFunc(r.Configs, func(x kmsg.DescribeConfigsResponseResourceConfig) bool { return x.Name == cfg.Name }); j >= 0 {
-				r.Configs[j] = cfg
-			} else {
-				r.Configs = append(r.Configs, cfg)
-			}
-		}
+	switch r.ResourceType {
+	case kmsg.ConfigResourceTypeBroker:
+		return c.describeRatesLocked(r.ResourceName, dreq.IncludeSynonyms)
+	case kmsg.ConfigResourceTypeTopic:
+		return c.describeReplicasLocked(r.ResourceName, dreq.IncludeSynonyms)
 	}
-	if !changed {
-		return raw, nil
-	}
-	return req.encodeResponse(dresp), nil
+	return nil
 }
 
 // describeRatesLocked is a BROKER resource's throttle rates as
