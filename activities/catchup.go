@@ -114,7 +114,7 @@ func describeCatchUp(p CatchUpProgress) string {
 	case p.Paced:
 		s += ", " + p.Pace.String()
 	case p.Measured:
-		s += fmt.Sprintf(", %s to copy (pace not known yet)", fleet.HumanBytes(p.Now.Bytes))
+		s += fmt.Sprintf(", %s to copy (pace not known yet)", fleet.Bytes(p.Now.Bytes))
 	}
 	return s
 }

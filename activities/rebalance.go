@@ -271,6 +271,8 @@ func placedAt(parts []fleet.Partition, ongoing []kafka.Reassigning) []fleet.Part
 	return out
 }
 
+// topicsOf are parts' topics, once each: parts come sorted by topic
+// (Reassigner.Replication sorts them).
 func topicsOf(parts []fleet.Partition) []string {
 	var out []string
 	for _, p := range parts {
@@ -278,7 +280,7 @@ func topicsOf(parts []fleet.Partition) []string {
 			out = append(out, p.Topic)
 		}
 	}
-	return slices.Compact(out)
+	return out
 }
 
 func union(a, b []int32) []int32 {

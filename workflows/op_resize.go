@@ -35,7 +35,7 @@ func resizeReport(what func(ResizeResult) string) func(ResizeResult, error) Repo
 }
 
 func movedPhrase(m ResizeResult) string {
-	out := fmt.Sprintf("%d partition(s) moved (%d replica copies, %s)", m.Moves.Moved, m.Moves.Copies, humanBytes(m.Moves.Bytes))
+	out := fmt.Sprintf("%d partition(s) moved (%d replica copies, %s)", m.Moves.Moved, m.Moves.Copies, fleet.Bytes(m.Moves.Bytes))
 	if m.Moves.After.MaxReplicas > 0 {
 		out += "; " + m.Moves.After.String()
 	}
@@ -62,7 +62,7 @@ func describeMoves(p MoveParams) string {
 	}
 	var out string
 	if p.ThrottleBytesPerSec > 0 {
-		out = fmt.Sprintf("throttle %s/s", humanBytes(p.ThrottleBytesPerSec))
+		out = fmt.Sprintf("throttle %s/s", fleet.Bytes(p.ThrottleBytesPerSec))
 	}
 	if p.MovesPerBroker > 0 {
 		if out != "" {

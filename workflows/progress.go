@@ -60,7 +60,7 @@ func recoveryLines(raw json.RawMessage) []string {
 		lines = append(lines, fmt.Sprintf("new host %s, data volume %s", p.NewHost, cmp.Or(p.Volume, "not attached yet")))
 	}
 	if p.CatchUpReplicas > 0 {
-		c := fmt.Sprintf("catching up: %d replica(s), %s to copy", p.CatchUpReplicas, fleet.HumanBytes(p.CatchUpBytes))
+		c := fmt.Sprintf("catching up: %d replica(s), %s to copy", p.CatchUpReplicas, fleet.Bytes(p.CatchUpBytes))
 		if p.CatchUpPace != "" {
 			c += " (" + p.CatchUpPace + ")"
 		}

@@ -234,7 +234,7 @@ func (r *recovery) waitCatchUp(ctx workflow.Context) error {
 		in.First = p.First
 		r.progress.CatchUpReplicas, r.progress.CatchUpBytes = p.Now.Replicas, p.Now.Bytes
 		if p.Paced {
-			r.progress.CatchUpPace = fmt.Sprintf("%s/s, ETA %s", fleet.HumanBytes(int64(p.Pace.BytesPerSec)), p.Pace.ETA)
+			r.progress.CatchUpPace = fmt.Sprintf("%s/s, ETA %s", fleet.Bytes(int64(p.Pace.BytesPerSec)), p.Pace.ETA)
 		}
 		if rep := r.res.Replaced; rep != nil && rep.CatchUpBytes == 0 && p.Measured {
 			rep.CatchUpBytes = p.Now.Bytes
@@ -280,7 +280,7 @@ func (rep *HostReplacement) volumeText() string {
 		s = fmt.Sprintf("a blank volume %s (its own was lost: full catch-up)", rep.Volume)
 	}
 	if rep.CatchUpBytes > 0 {
-		s += fmt.Sprintf(", %s to catch up", fleet.HumanBytes(rep.CatchUpBytes))
+		s += fmt.Sprintf(", %s to catch up", fleet.Bytes(rep.CatchUpBytes))
 	}
 	return s
 }
@@ -301,7 +301,7 @@ func (r *recovery) replacementDetails() string {
 		}
 	}
 	if p.Step == StepCatchUp && (p.CatchUpReplicas > 0 || p.CatchUpBytes > 0) {
-		d += fmt.Sprintf("\n- catching up: %d replica(s) out of the ISR, %s to copy", p.CatchUpReplicas, fleet.HumanBytes(p.CatchUpBytes))
+		d += fmt.Sprintf("\n- catching up: %d replica(s) out of the ISR, %s to copy", p.CatchUpReplicas, fleet.Bytes(p.CatchUpBytes))
 		if p.CatchUpPace != "" {
 			d += " (" + p.CatchUpPace + ")"
 		}

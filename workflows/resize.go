@@ -173,9 +173,9 @@ func (z *resizing) rebalance(ctx workflow.Context, spec fleet.ClusterSpec, leavi
 	if throttle == 0 {
 		throttle = activities.DefaultThrottleBytesPerSec
 	}
-	name := fmt.Sprintf("moving partitions (throttle %s/s per broker)", humanBytes(throttle))
+	name := fmt.Sprintf("moving partitions (throttle %s/s per broker)", fleet.Bytes(throttle))
 	if len(leaving) > 0 {
-		name = fmt.Sprintf("draining broker(s) %v (throttle %s/s per broker)", leaving, humanBytes(throttle))
+		name = fmt.Sprintf("draining broker(s) %v (throttle %s/s per broker)", leaving, fleet.Bytes(throttle))
 	}
 	err := z.step(ctx, name, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(moveContext(ctx, name), a.Rebalance, activities.RebalanceInput{Spec: spec, Leaving: leaving,
@@ -191,16 +191,6 @@ func (z *resizing) rebalance(ctx workflow.Context, spec fleet.ClusterSpec, leavi
 		return err
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // RebalanceWorkflow evens out a cluster's replicas and preferred leaders.

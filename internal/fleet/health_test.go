@@ -195,4 +195,7 @@ func TestBytes(t *testing.T) {
 	assert.Equal(t, "512 B", fleet.Bytes(512))
 	assert.Equal(t, "1.5 KiB", fleet.Bytes(1536))
 	assert.Equal(t, "6.0 GiB", fleet.Bytes(6*gib))
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 30: "5.0 GiB", 3 << 40: "3.0 TiB"} {
+		assert.Equal(t, want, fleet.Bytes(n))
+	}
 }

@@ -154,7 +154,7 @@ type CatchUpPace struct {
 }
 
 func (p CatchUpPace) String() string {
-	return fmt.Sprintf("%s to copy at %s/s, ETA %s", HumanBytes(p.Bytes), HumanBytes(int64(p.BytesPerSec)), p.ETA)
+	return fmt.Sprintf("%s to copy at %s/s, ETA %s", Bytes(p.Bytes), Bytes(int64(p.BytesPerSec)), p.ETA)
 }
 
 // CatchUpFrom is the pace from first to bytes at now; ok is false until
@@ -166,18 +166,4 @@ func CatchUpFrom(first ByteSample, now time.Time, bytes int64) (CatchUpPace, boo
 	}
 	rate := float64(first.Bytes-bytes) / now.Sub(first.At).Seconds()
 	return CatchUpPace{Bytes: bytes, BytesPerSec: rate, ETA: time.Duration(float64(bytes) / rate * float64(time.Second)).Round(time.Second)}, true
-}
-
-// HumanBytes writes n bytes in binary units (1.5 GiB).
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -98,9 +98,3 @@ func TestCatchUpFrom(t *testing.T) {
 		})
 	}
 }
-
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 30: "5.0 GiB", 3 << 40: "3.0 TiB"} {
-		assert.Equal(t, want, fleet.HumanBytes(n))
-	}
-}
