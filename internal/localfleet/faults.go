@@ -164,10 +164,11 @@ const (
 
 // runtime is a broker's process and host model. Guarded by cluster.mu.
 type runtime struct {
-	segments    int
-	maxMapCount int64
-	fileMax     int64
-	nofile      int64
+	segments      int // the base (SegmentsPerBroker, crash-loop faults)
+	topicSegments int // the replicas of topics created through the fleet (segments.go)
+	maxMapCount   int64
+	fileMax       int64
+	nofile        int64
 
 	// unclean: the process last ended without a clean shutdown, so its
 	// next start recovers every log before registering.
@@ -247,13 +248,13 @@ func (r *runtime) startFailure(now time.Time, id int32) (why, detail string, lin
 			why + ". A Kafka instance in another process or thread is using this directory.",
 			kafkaLine(now, "INFO", fmt.Sprintf("[KafkaServer id=%d] shutting down", id), serverLogger),
 		}, false
-	case int64(r.segments)*mapsPerSegment > r.maxMapCount:
+	case int64(r.allSegments())*mapsPerSegment > r.maxMapCount:
 		return "java.io.IOException: Map failed",
-			fmt.Sprintf("%d segments need %d maps, vm.max_map_count is %d", r.segments, r.segments*mapsPerSegment, r.maxMapCount),
+			fmt.Sprintf("%d segments need %d maps, vm.max_map_count is %d", r.allSegments(), r.allSegments()*mapsPerSegment, r.maxMapCount),
 			mapFailedAtStartup(now, id), true
 	case r.fdsNeeded() > min(r.nofile, r.fileMax):
 		why = "java.io.IOException: Too many open files"
-		return why, fmt.Sprintf("%d segments need ~%d file descriptors, the limit is %d", r.segments, r.fdsNeeded(), min(r.nofile, r.fileMax)),
+		return why, fmt.Sprintf("%d segments need ~%d file descriptors, the limit is %d", r.allSegments(), r.fdsNeeded(), min(r.nofile, r.fileMax)),
 			[]string{
 				kafkaLine(now, "ERROR", "There was an error in one of the threads during logs loading: "+why, "kafka.log.LogManager"),
 				kafkaLine(now, "ERROR", fmt.Sprintf("[KafkaServer id=%d] Fatal error during KafkaServer startup. Prepare to shutdown", id), serverLogger),
@@ -265,7 +266,7 @@ func (r *runtime) startFailure(now time.Time, id int32) (why, detail string, lin
 }
 
 func (r *runtime) fdsNeeded() int64 {
-	return int64(r.segments)*fdsPerSegmentNum/fdsPerSegmentDen + fdsForSockets
+	return int64(r.allSegments())*fdsPerSegmentNum/fdsPerSegmentDen + fdsForSockets
 }
 
 // heapUsed is old-gen use now: a steady base plus the leaks since the
@@ -637,7 +638,7 @@ func (c *cluster) recoverLogs(b *broker, gen uint64, who string) {
 	}
 	c.mu.Lock()
 	logs := c.hostedLogsLocked(b.id)
-	total := b.rt.segments
+	total := b.rt.allSegments()
 	b.rt.recovery = recoveryProgress{segments: total, logs: logs}
 	d := time.Duration(float64(per) * float64(total) * b.rt.slowRecovery)
 	began := time.Now()
@@ -1123,13 +1124,14 @@ func (f *Fleet) hostLimitsOutput(ref instanceRef) (string, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.recountSegmentsLocked()
 	rt := &b.rt
 	var maps, open int64
 	if _, up := kafkaBrokerState(b.state); up {
-		maps, open = int64(rt.segments)*mapsPerSegment, rt.fdsNeeded()
+		maps, open = int64(rt.allSegments())*mapsPerSegment, rt.fdsNeeded()
 	}
 	return fmt.Sprintf("%s=%d\n%s=%d\n%s=%d\nsegments=%d\nmaps=%d\nopen_files=%d\n",
-		LimitMaxMapCount, rt.maxMapCount, LimitFileMax, rt.fileMax, LimitNofile, rt.nofile, rt.segments, maps, open), nil
+		LimitMaxMapCount, rt.maxMapCount, LimitFileMax, rt.fileMax, LimitNofile, rt.nofile, rt.allSegments(), maps, open), nil
 }
 
 // brokerStatusOutput is kfleet-BrokerStatus's output: the state on the

@@ -159,6 +159,7 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp, on st
 
 	now := time.Now()
 	c.mu.Lock()
+	c.recountSegmentsLocked()
 	if why, detail, lines, inLoad := b.rt.startFailure(now, b.id); why != "" {
 		b.state = StateFailed
 		b.rt.unclean = b.rt.unclean || inLoad
@@ -171,7 +172,7 @@ func (c *cluster) start(ctx context.Context, b *broker, who, version, ibp, on st
 	b.rt.log.add(kafkaLine(now, "INFO", fmt.Sprintf("[KafkaServer id=%d] starting", b.id), serverLogger))
 	if b.rt.unclean {
 		b.state = StateRecovering
-		c.recordDetailLocked(b, EventRecovering, who, fmt.Sprintf("%d segments", b.rt.segments))
+		c.recordDetailLocked(b, EventRecovering, who, fmt.Sprintf("%d segments", b.rt.allSegments()))
 		gen := b.gen
 		c.wg.Add(1)
 		go c.recoverLogs(b, gen, who)

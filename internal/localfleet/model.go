@@ -31,6 +31,9 @@ type topicModel struct {
 type topicPlan struct {
 	rf     int
 	assign map[int32][]int32 // by partition; may be nil
+	// segments is what each replica holds at steady state (segments.go);
+	// 0 when not known (seeded topics: the brokers' base covers them).
+	segments int
 }
 
 // planTopicLocked records the replication a topic is being created with;

@@ -128,6 +128,9 @@ func (s *session) createPartitionsQuota(req *request) ([]byte, error) {
 	if raw, err = c.rewriteResponse(req, raw); err != nil {
 		return nil, err
 	}
+	if !r.ValidateOnly && len(r.Topics) > 0 {
+		c.checkMaps(c.life) // the new partitions' replicas bring segments
+	}
 	return s.withMutationThrottle(req, raw, q, len(refused) > 0, func(resp kmsg.Response) {
 		cr := resp.(*kmsg.CreatePartitionsResponse)
 		cr.Topics = append(cr.Topics, refused...)

@@ -37,6 +37,7 @@ func (s *session) createTopics(req *request) ([]byte, error) {
 			local = append(local, rt)
 			continue
 		}
+		plan.segments = steadySegments(t.Configs)
 		plans[t.Topic] = plan
 		if len(t.ReplicaAssignment) > 0 {
 			t.NumPartitions = int32(len(t.ReplicaAssignment))
@@ -66,6 +67,7 @@ func (s *session) createTopics(req *request) ([]byte, error) {
 		}
 		resp = kresp.(*kmsg.CreateTopicsResponse)
 		c.mu.Lock()
+		created := false
 		for i := range resp.Topics {
 			rt := &resp.Topics[i]
 			plan := plans[rt.Topic]
@@ -74,11 +76,15 @@ func (s *session) createTopics(req *request) ([]byte, error) {
 			}
 			if rt.ErrorCode == 0 {
 				rt.ReplicationFactor = int16(plan.rf)
+				created = true
 			} else if c.plans[rt.Topic] == plan {
 				delete(c.plans, rt.Topic)
 			}
 		}
 		c.mu.Unlock()
+		if created && !r.ValidateOnly {
+			c.checkMaps(c.life)
+		}
 	}
 	resp.Topics = append(resp.Topics, local...)
 	return req.encodeResponse(resp), nil
