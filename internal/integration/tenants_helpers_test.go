@@ -51,7 +51,7 @@ func passwordIn(t *testing.T, out string) string {
 
 // tenantClient is a client that authenticates as a tenant's user, closed
 // when the test ends.
-func tenantClient(t *testing.T, creds fleet.TenantCredentials, opts ...kgo.Opt) *kgo.Client {
+func tenantClient(t testing.TB, creds fleet.TenantCredentials, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	require.Equal(t, fleet.TenantSASLMechanism, creds.Mechanism)
 	base := []kgo.Opt{kgo.SeedBrokers(creds.Bootstrap...), kgo.SASL(scram.Auth{User: creds.User, Pass: creds.Password}.AsSha512Mechanism()),

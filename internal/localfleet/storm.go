@@ -84,6 +84,10 @@ type AdminStats struct {
 	// throttle times the mutation quotas gave.
 	MutationsThrottled int64 `json:"mutationsThrottled"`
 	ThrottleMillis     int64 `json:"throttleMillis"`
+	// MeanLatency and MaxLatency are the admin requests' times in the
+	// broker, from arrival to answer (or to the broker's death).
+	MeanLatency time.Duration `json:"meanLatency"`
+	MaxLatency  time.Duration `json:"maxLatency"`
 }
 
 // adminLoad is a cluster's admin requests in flight.
@@ -93,6 +97,9 @@ type adminLoad struct {
 	peak     int
 	requests int64
 	crashes  int
+	// latencySum and latencyMax are over the answered admin requests.
+	answered               int64
+	latencySum, latencyMax time.Duration
 	// toppled: this storm has crashed the controller already; cleared
 	// when the storm is over (nothing in flight), so that clients piling
 	// up again during the crash count as the same storm.
@@ -122,6 +129,8 @@ func (s *session) enterAdmin() (done func(), ok bool) {
 	l.requests++
 	n := l.inFlight
 	l.peak = max(l.peak, n)
+	delay := cfg.latency(n)
+	entered := time.Now()
 	topple := cfg.CrashThreshold >= 0 && n > cfg.CrashThreshold && !l.toppled
 	if topple {
 		l.crashes++
@@ -129,7 +138,11 @@ func (s *session) enterAdmin() (done func(), ok bool) {
 	}
 	l.mu.Unlock()
 	done = func() {
+		took := time.Since(entered)
 		l.mu.Lock()
+		l.answered++
+		l.latencySum += took
+		l.latencyMax = max(l.latencyMax, took)
 		l.inFlight--
 		if l.inFlight == 0 {
 			l.toppled = false
@@ -139,7 +152,7 @@ func (s *session) enterAdmin() (done func(), ok bool) {
 	if topple {
 		c.toppleController(s.who(), n)
 	}
-	t := time.NewTimer(cfg.latency(n))
+	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -189,7 +202,11 @@ func (f *Fleet) AdminStats(cluster string) (AdminStats, error) {
 		return AdminStats{}, err
 	}
 	c.admin.mu.Lock()
-	st := AdminStats{InFlight: c.admin.inFlight, PeakInFlight: c.admin.peak, Requests: c.admin.requests, StormCrashes: c.admin.crashes}
+	st := AdminStats{InFlight: c.admin.inFlight, PeakInFlight: c.admin.peak, Requests: c.admin.requests, StormCrashes: c.admin.crashes,
+		MaxLatency: c.admin.latencyMax}
+	if c.admin.answered > 0 {
+		st.MeanLatency = c.admin.latencySum / time.Duration(c.admin.answered)
+	}
 	c.admin.mu.Unlock()
 	c.mutations.mu.Lock()
 	st.MutationsThrottled, st.ThrottleMillis = c.mutations.throttled, c.mutations.throttleMs
