@@ -107,7 +107,7 @@ func TestIntegrationAdminLaneRidesOutTheStorm(t *testing.T) {
 			topics = append(topics, name)
 		}
 	}
-	created, took, wait := straightStorm(ctx, stack, straight, topics)
+	created, took, wait := straightStorm(ctx, stack, straight, topics, len(topics))
 	s, err := stack.Fleet.AdminStats(straight)
 	require.NoError(t, err)
 	t.Logf("straight %s: %d of %d created in %s, mean wait %s; %+v", straight, created, len(topics), took.Round(time.Millisecond), wait.Round(time.Millisecond), s)

@@ -143,17 +143,24 @@ func limitMutations(ctx context.Context, tb testing.TB, adm *kadm.Client, user s
 }
 
 // straightStorm sends each topic's creation (2 partitions, replication 3)
-// straight at cluster from its own client, all at once: the clients
-// connect first, then ask together. It returns how many were created,
-// how long the storm lasted and the clients' mean wait for an answer.
-func straightStorm(ctx context.Context, stack *devstack.Stack, cluster string, topics []string) (created int, took, meanWait time.Duration) {
+// straight at cluster from clients workers at once, each taking the next
+// topic when it has its answer; workers = len(topics) is the storm all at
+// once. The clients connect first, then ask together. It returns how many
+// topics were created, how long the storm lasted and the clients' mean
+// wait for an answer.
+func straightStorm(ctx context.Context, stack *devstack.Stack, cluster string, topics []string, workers int) (created int, took, meanWait time.Duration) {
 	var (
 		wg, ready sync.WaitGroup
 		fire      = make(chan struct{})
+		next      = make(chan string, len(topics))
 		mu        sync.Mutex
 		waited    time.Duration
 	)
 	for _, name := range topics {
+		next <- name
+	}
+	close(next)
+	for range min(workers, len(topics)) {
 		wg.Add(1)
 		ready.Add(1)
 		go func() {
@@ -167,15 +174,17 @@ func straightStorm(ctx context.Context, stack *devstack.Stack, cluster string, t
 			_ = cl.Ping(ctx)
 			ready.Done()
 			<-fire
-			sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
-			defer scancel()
-			asked := time.Now()
-			resp, err := kadm.NewClient(cl).CreateTopic(sctx, 2, 3, nil, name)
-			mu.Lock()
-			defer mu.Unlock()
-			waited += time.Since(asked)
-			if err == nil && resp.Err == nil {
-				created++
+			for name := range next {
+				sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+				asked := time.Now()
+				resp, err := kadm.NewClient(cl).CreateTopic(sctx, 2, 3, nil, name)
+				scancel()
+				mu.Lock()
+				waited += time.Since(asked)
+				if err == nil && resp.Err == nil {
+					created++
+				}
+				mu.Unlock()
 			}
 		}()
 	}
