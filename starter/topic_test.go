@@ -70,9 +70,13 @@ func TestTopicAndGroupRequests(t *testing.T) {
 		params string
 		verb   string
 	}{
-		{func() (workflows.Request, error) { return f.request("add-partitions", fleet.TopicRequest{Partitions: 12}) },
+		{func() (workflows.Request, error) {
+			return f.request("add-partitions", fleet.TopicRequest{Partitions: 12})
+		},
 			`{"action":"add-partitions","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":12}]}`, "topic-partitions"},
-		{func() (workflows.Request, error) { return f.request("retention", fleet.TopicRequest{RetentionMs: 129_600_000}) },
+		{func() (workflows.Request, error) {
+			return f.request("retention", fleet.TopicRequest{RetentionMs: 129_600_000})
+		},
 			`{"action":"retention","topics":[{"tenant":"wabash-1","name":"wabash-1.a","retentionMs":129600000}]}`, "topic-retention"},
 		{func() (workflows.Request, error) { return f.request("delete", fleet.TopicRequest{}) },
 			`{"action":"delete","topics":[{"tenant":"wabash-1","name":"wabash-1.a"}]}`, "topic-delete"},
