@@ -1,7 +1,11 @@
 package workflows_test
 
 import (
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
@@ -86,4 +90,32 @@ func (s *TopicAdminSuite) TestBreadthBatchedAndRefused() {
 	for _, op := range st.History {
 		s.Equal(workflows.StatusSucceeded, op.Status)
 	}
+}
+
+// Each action of the admin lane has its verb; a request's verb is its
+// action's, and only topic-delete needs a second person.
+func TestTopicAdminVerbs(t *testing.T) {
+	k, err := workflows.KindNamed(workflows.OpTopicAdmin)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		action, verb string
+		destructive  bool
+	}{
+		{"create", "topic-create", false},
+		{"delete", "topic-delete", true},
+		{"add-partitions", "topic-partitions", false},
+		{"retention", "topic-retention", false},
+		{"delete-groups", "group-delete", false},
+	} {
+		verb, err := k.VerbOf(topicReq(tc.action, fleet.TopicRequest{Tenant: "wabash-1", Name: "wabash-1.a", Partitions: 3, RetentionMs: 6 * 3600_000}))
+		require.NoError(t, err, tc.action)
+		assert.Equal(t, tc.verb, verb)
+		assert.Equal(t, tc.destructive, workflows.DestructiveVerb(tc.verb), tc.verb)
+		_, av, err := workflows.ActionOfVerb(tc.verb)
+		require.NoError(t, err)
+		assert.Equal(t, tc.action, av.Action)
+	}
+	assert.False(t, k.Destructive(), "the kind itself takes nothing down")
+	assert.True(t, workflows.DestructiveVerb("tenant-delete"), "kinds' own verbs as before")
+	assert.False(t, workflows.DestructiveVerb("reboot"))
 }
