@@ -56,7 +56,11 @@ func TestIntegrationAdminLaneBreadth(t *testing.T) {
 	require.NoError(t, err)
 
 	name := func(s string) string { return fleet.TenantPrefix(tenant) + s }
-	// run asks the entity for a batch of action and follows it to its end.
+	// run asks the entity for a batch of action and follows it to its end;
+	// the histories of those in record are kept for the replay test
+	// (`make record-histories`).
+	record := map[string]string{activities.TopicActionAddPartitions: "topic_admin_add_partitions.json",
+		activities.TopicActionRetention: "topic_admin_retention.json", activities.TopicActionDeleteGroups: "topic_admin_delete_groups.json"}
 	run := func(action string, topics ...fleet.TopicRequest) activities.TopicBatchResult {
 		t.Helper()
 		raw, _ := json.Marshal(workflows.TopicAdminParams{Action: action, Topics: topics})
@@ -65,6 +69,10 @@ func TestIntegrationAdminLaneBreadth(t *testing.T) {
 		res, end, err := entity.Follow[activities.TopicBatchResult](ctx, c, cluster, op.ID, 100*time.Millisecond, func(entity.Progress) {})
 		require.NoError(t, err, action)
 		t.Logf("%s: %s", action, end.Outcome)
+		if file, ok := record[action]; ok {
+			recordHistories(ctx, t, c, map[string]string{end.WorkflowID: file})
+			delete(record, action)
+		}
 		return res
 	}
 	refused := func(action string, topic fleet.TopicRequest, says string) {
