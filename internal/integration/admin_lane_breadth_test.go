@@ -29,8 +29,9 @@ import (
 // backend), and the cluster's state says so through a Kafka client: the
 // partition counts, retention.ms by DescribeConfigs, the idle group gone.
 // What is refused — over the plan, outside the prefix, a retention out of
-// the plan's bounds at admission; fewer partitions and a group with a live
-// member (NON_EMPTY_GROUP) in the batch — touches nothing.
+// the plan's bounds at admission; fewer partitions, a retention over a
+// broker's FD/mmap budget and a group with a live member (NON_EMPTY_GROUP)
+// in the batch — touches nothing.
 func TestIntegrationAdminLaneBreadth(t *testing.T) {
 	t.Parallel() // mostly waiting
 	const (
@@ -112,6 +113,16 @@ func TestIntegrationAdminLaneBreadth(t *testing.T) {
 	// Retention: a to 36h.
 	res = run(activities.TopicActionRetention, fleet.TopicRequest{Tenant: tenant, Name: name("a"), RetentionMs: (36 * time.Hour).Milliseconds()})
 	assert.Equal(t, 1, res.Done, "%+v", res)
+	// The FD/mmap budget: with broker 2's vm.max_map_count lowered, a
+	// week's retention (more segments per partition) is refused in the
+	// batch, and a keeps its 36h.
+	mapsBefore, err := stack.Fleet.SetLimit(ctx, cluster, 2, localfleet.LimitMaxMapCount, 64, "integration-test")
+	require.NoError(t, err)
+	res = run(activities.TopicActionRetention, fleet.TopicRequest{Tenant: tenant, Name: name("a"), RetentionMs: (168 * time.Hour).Milliseconds()})
+	require.Len(t, res.Refused, 1, "%+v", res)
+	assert.Contains(t, res.Refused[0].Reason, "more segments on broker 2")
+	_, err = stack.Fleet.SetLimit(ctx, cluster, 2, localfleet.LimitMaxMapCount, mapsBefore, "integration-test")
+	require.NoError(t, err)
 
 	// Groups: an idle one (offsets committed, no member) and a live one.
 	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
