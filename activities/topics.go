@@ -11,9 +11,10 @@ import (
 )
 
 // The admin lane's activity (issue #14): a batch of tenants' topic
-// creations or deletions, decided against what the cluster holds now (the
-// prefixes' partitions, the brokers' segments and host limits), then sent
-// as ONE CreateTopics (or DeleteTopics) request. Topics the controller
+// creations or deletions (and, topics_change.go, partitions added,
+// retention set, groups deleted), decided against what the cluster holds
+// now (the prefixes' partitions, the brokers' segments and host limits),
+// then sent as ONE CreateTopics (DeleteTopics, ...) request. Topics the controller
 // answers THROTTLING_QUOTA_EXCEEDED (KIP-599) are sent again, together,
 // after the throttle time it gave, heartbeating meanwhile.
 
@@ -72,7 +73,7 @@ type TopicBatchResult struct {
 	ThrottledMillis int64 `json:"throttledMillis,omitempty"`
 }
 
-// TopicRefusal is one refused topic and why.
+// TopicRefusal is one refused topic (for delete-groups, group) and why.
 type TopicRefusal struct {
 	Topic  string `json:"topic"`
 	Reason string `json:"reason"`

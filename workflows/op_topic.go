@@ -15,7 +15,7 @@ import (
 // and consumer groups deleted go through the cluster's entity,
 // in the maintenance lane (one at a time, never beside a roll), batched:
 // a request joins the queued batch of the same action, so one CreateTopics
-// (or DeleteTopics) carries them all. Admission refuses, with its reason
+// (DeleteTopics, CreatePartitions, ...) carries them all. Admission refuses, with its reason
 // and touching nothing, a topic outside its tenant's prefix, an unknown
 // tenant, a retention outside the plan's bounds, or partitions the queued
 // batch and the request would take over the plan's limit; the batch's
