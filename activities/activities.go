@@ -158,8 +158,10 @@ type Activities struct {
 	// passwords are handed out through, whose "no such secret" error is
 	// SecretNotFound (tenants.go).
 	Tenants TenantAdmin
-	// Topics is the admin lane's Kafka side (topics.go).
+	// Topics is the admin lane's Kafka side (topics.go); TopicChanges
+	// its partitions, retention and group deletions (topics_change.go).
 	Topics         TopicBatchAdmin
+	TopicChanges   TopicChangeAdmin
 	Secrets        SecretStore
 	SecretNotFound error
 	Log            zerolog.Logger

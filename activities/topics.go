@@ -11,9 +11,10 @@ import (
 )
 
 // The admin lane's activity (issue #14): a batch of tenants' topic
-// creations or deletions, decided against what the cluster holds now (the
-// prefixes' partitions, the brokers' segments and host limits), then sent
-// as ONE CreateTopics (or DeleteTopics) request. Topics the controller
+// creations or deletions (and, topics_change.go, partitions added,
+// retention set, groups deleted), decided against what the cluster holds
+// now (the prefixes' partitions, the brokers' segments and host limits),
+// then sent as ONE CreateTopics (DeleteTopics, ...) request. Topics the controller
 // answers THROTTLING_QUOTA_EXCEEDED (KIP-599) are sent again, together,
 // after the throttle time it gave, heartbeating meanwhile.
 
@@ -24,11 +25,26 @@ type TopicBatchAdmin interface {
 	PrefixPartitions(ctx context.Context, spec fleet.ClusterSpec, prefixes []string) (map[string]int, error)
 }
 
-// Topic admin actions.
+// Topic admin actions. Each is a batch of its own: its topics (or, for
+// delete-groups, consumer groups) go in one request.
 const (
 	TopicActionCreate = "create"
 	TopicActionDelete = "delete"
+	// TopicActionAddPartitions takes each topic to its Partitions, a new
+	// total (CreatePartitions).
+	TopicActionAddPartitions = "add-partitions"
+	// TopicActionRetention sets each topic's retention.ms to its
+	// RetentionMs (IncrementalAlterConfigs).
+	TopicActionRetention = "retention"
+	// TopicActionDeleteGroups deletes consumer groups, each named by a
+	// TopicRequest's Name (DeleteGroups).
+	TopicActionDeleteGroups = "delete-groups"
 )
+
+// TopicActions lists the actions, in the order help shows them.
+func TopicActions() []string {
+	return []string{TopicActionCreate, TopicActionDelete, TopicActionAddPartitions, TopicActionRetention, TopicActionDeleteGroups}
+}
 
 // TopicBatchInput is one admin lane batch.
 type TopicBatchInput struct {
@@ -41,7 +57,10 @@ type TopicBatchInput struct {
 // TopicBatchResult is what the batch did: counts, and each refused topic's
 // reason.
 type TopicBatchResult struct {
-	Requested int `json:"requested"`
+	// Action is the batch's (results recorded before it was kept have
+	// none: they were creations or deletions of topics).
+	Action    string `json:"action,omitempty"`
+	Requested int    `json:"requested"`
 	// Done counts topics created (or deleted), including ones already
 	// there (Existing).
 	Done     int            `json:"done"`
@@ -54,7 +73,7 @@ type TopicBatchResult struct {
 	ThrottledMillis int64 `json:"throttledMillis,omitempty"`
 }
 
-// TopicRefusal is one refused topic and why.
+// TopicRefusal is one refused topic (for delete-groups, group) and why.
 type TopicRefusal struct {
 	Topic  string `json:"topic"`
 	Reason string `json:"reason"`
@@ -65,12 +84,16 @@ const minThrottleWait = 100 * time.Millisecond
 
 // TopicBatch runs one admin lane batch.
 func (a *Activities) TopicBatch(ctx context.Context, in TopicBatchInput) (TopicBatchResult, error) {
-	res := TopicBatchResult{Requested: len(in.Topics)}
-	if in.Spec.ID == "" || (in.Action != TopicActionCreate && in.Action != TopicActionDelete) {
-		return res, badInput(fmt.Errorf("topic batch: a cluster and an action (create or delete) are required (got %q, %q)", in.Spec.ID, in.Action))
+	res := TopicBatchResult{Action: in.Action, Requested: len(in.Topics)}
+	if in.Spec.ID == "" || !slices.Contains(TopicActions(), in.Action) {
+		return res, badInput(fmt.Errorf("topic batch: a cluster and an action (one of %v) are required (got %q, %q)", TopicActions(), in.Spec.ID, in.Action))
 	}
 	if a.Topics == nil {
 		return res, badInput(fmt.Errorf("cluster %s: this worker has no topic admin configured", in.Spec.ID))
+	}
+	switch in.Action {
+	case TopicActionAddPartitions, TopicActionRetention, TopicActionDeleteGroups:
+		return a.topicChangeBatch(ctx, in) // topics_change.go
 	}
 	var send func(ctx context.Context, names []string) (map[string]kafka.TopicAnswer, error)
 	todo := make([]string, 0, len(in.Topics))
@@ -113,6 +136,16 @@ func (a *Activities) TopicBatch(ctx context.Context, in TopicBatchInput) (TopicB
 
 // decideCreations decides each creation against the cluster now.
 func (a *Activities) decideCreations(ctx context.Context, in TopicBatchInput) ([]fleet.TopicVerdict, error) {
+	b, err := a.topicBudget(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return b.Decide(in.Topics), nil
+}
+
+// topicBudget is what a batch is decided on: the partitions the batch's
+// tenants' prefixes hold now and the brokers' segments and host limits.
+func (a *Activities) topicBudget(ctx context.Context, in TopicBatchInput) (fleet.TopicBatch, error) {
 	var prefixes []string
 	for name := range in.Plans {
 		prefixes = append(prefixes, fleet.TenantPrefix(name))
@@ -120,7 +153,7 @@ func (a *Activities) decideCreations(ctx context.Context, in TopicBatchInput) ([
 	slices.Sort(prefixes)
 	counts, err := a.Topics.PrefixPartitions(ctx, in.Spec, prefixes)
 	if err != nil {
-		return nil, err
+		return fleet.TopicBatch{}, err
 	}
 	b := fleet.TopicBatch{Plans: in.Plans, Existing: map[string]int{}}
 	for name := range in.Plans {
@@ -131,13 +164,13 @@ func (a *Activities) decideCreations(ctx context.Context, in TopicBatchInput) ([
 		if a.Hosts != nil && br.InstanceID != "" {
 			lim, err := a.hostLimits(ctx, BrokerInput{Spec: in.Spec, Broker: br.ID, Reason: "admin lane: FD/mmap budget"}, br)
 			if err != nil {
-				return nil, err
+				return fleet.TopicBatch{}, err
 			}
 			budget.Segments, budget.Nofile, budget.MaxMapCount = int64(lim.Segments), lim.Nofile, lim.MaxMapCount
 		}
 		b.Brokers = append(b.Brokers, budget)
 	}
-	return b.Decide(in.Topics), nil
+	return b, nil
 }
 
 // sendThrottled sends names in one request, then the throttled ones again

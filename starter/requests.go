@@ -38,6 +38,9 @@ func newRequestCommand(g *globalFlags) *cobra.Command {
 		if k.Verb() != "" {
 			verbs = append(verbs, fmt.Sprintf("  %-14s %s (%s lane)", k.Verb(), k.Summary(), k.Lane()))
 		}
+		for _, av := range k.ActionVerbs() {
+			verbs = append(verbs, fmt.Sprintf("  %-14s %s (%s, action %s, %s lane)", av.Verb, av.Summary, k.Name(), av.Action, k.Lane()))
+		}
 	}
 	cmd := &cobra.Command{
 		Use:   "request --cluster ID VERB [--brokers 1,2] [--params JSON]",

@@ -18,15 +18,16 @@ import (
 func newTopicCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Tenants' topics through the cluster's admin lane: create, delete",
+		Short: "Tenants' topics through the cluster's admin lane: create, delete, add-partitions, retention",
 		Long: `A tenant's topic changes go through its cluster's entity (the topic-admin
 kind, README "Topic admin lane"): serialized in the maintenance lane, never
 during a roll, batched with the requests queued beside them into one
-CreateTopics (or DeleteTopics), waiting out KIP-599 throttles. A topic
-outside the tenant's prefix, over its plan's partitions or retention bounds,
-or over the brokers' FD/mmap budget is refused with its reason.`,
+CreateTopics (DeleteTopics, CreatePartitions, IncrementalAlterConfigs),
+waiting out KIP-599 throttles. A topic outside the tenant's prefix, over
+its plan's partitions or retention bounds, or over the brokers' FD/mmap
+budget is refused with its reason. Consumer groups: starter group delete.`,
 	}
-	cmd.AddCommand(newTopicCreateCommand(g), newTopicDeleteCommand(g))
+	cmd.AddCommand(newTopicCreateCommand(g), newTopicDeleteCommand(g), newTopicAddPartitionsCommand(g), newTopicRetentionCommand(g))
 	return cmd
 }
 
@@ -113,5 +114,60 @@ func newTopicDeleteCommand(g *globalFlags) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	return cmd
+}
+
+func newTopicAddPartitionsCommand(g *globalFlags) *cobra.Command {
+	var (
+		f     topicFlags
+		total int
+	)
+	cmd := &cobra.Command{
+		Use:   "add-partitions --cluster C --tenant T --topic NAME --partitions N",
+		Short: "Take a tenant's topic to N partitions in all through the admin lane",
+		Long: "Asks the cluster's entity to add partitions to the topic, up to a total of N (more than it has: partitions are never\n" +
+			"removed); it joins the queued add-partitions batch if there is one. The batch refuses a topic that does not exist, N not above\n" +
+			"its partitions, or partitions over the plan's limit or the brokers' FD/mmap budget.\n\n" + topicExits,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if total < 1 {
+				return exitError{exitBadInput, errors.New("--partitions is required: the topic's new total")}
+			}
+			req, err := f.request(activities.TopicActionAddPartitions, fleet.TopicRequest{Partitions: total})
+			if err != nil {
+				return err
+			}
+			return ask(cmd, g, f.cluster, req, f.wait)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&total, "partitions", 0, "the topic's new total of partitions")
+	return cmd
+}
+
+func newTopicRetentionCommand(g *globalFlags) *cobra.Command {
+	var (
+		f         topicFlags
+		retention time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "retention --cluster C --tenant T --topic NAME --retention 36h",
+		Short: "Set a tenant's topic's retention.ms through the admin lane",
+		Long: "Asks the cluster's entity to set the topic's retention.ms, within the plan's bounds; it joins the queued retention batch if\n" +
+			"there is one. A longer retention keeps more segments: the batch refuses one over the brokers' FD/mmap budget.\n\n" + topicExits,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if retention <= 0 {
+				return exitError{exitBadInput, errors.New("--retention is required: a duration like 36h")}
+			}
+			req, err := f.request(activities.TopicActionRetention, fleet.TopicRequest{RetentionMs: retention.Milliseconds()})
+			if err != nil {
+				return err
+			}
+			return ask(cmd, g, f.cluster, req, f.wait)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().DurationVar(&retention, "retention", 0, "retention.ms as a duration, within the plan's bounds")
 	return cmd
 }

@@ -24,6 +24,15 @@ func TestTopicCommandsRefuseBadInput(t *testing.T) {
 		{[]string{"topic", "create", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a"}, "--partitions is required"},
 		{[]string{"topic", "create", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "ohio-2.a", "--partitions", "3"}, "outside tenant wabash-1's prefix"},
 		{[]string{"topic", "delete", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "ohio-2.a"}, "outside tenant wabash-1's prefix"},
+		{[]string{"topic", "add-partitions", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a"}, "--partitions is required"},
+		{[]string{"topic", "add-partitions", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "ohio-2.a", "--partitions", "6"}, "outside tenant wabash-1's prefix"},
+		{[]string{"topic", "add-partitions", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a", "--partitions", "10001"}, "want 1 to 10000"},
+		{[]string{"topic", "retention", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a"}, "--retention is required"},
+		{[]string{"topic", "retention", "--cluster", "orders", "--tenant", "wabash-1", "--topic", "wabash-1.a", "--retention", "-1h"}, "--retention is required"},
+		{[]string{"topic", "retention", "--tenant", "wabash-1", "--topic", "wabash-1.a", "--retention", "6h"}, "--cluster is required"},
+		{[]string{"group", "delete", "--cluster", "orders", "--tenant", "wabash-1"}, "--group is required"},
+		{[]string{"group", "delete", "--cluster", "orders", "--tenant", "wabash-1", "--group", "ohio-2.g"}, `group "ohio-2.g" is outside tenant wabash-1's prefix`},
+		{[]string{"group", "delete", "--cluster", "orders", "--group", "wabash-1.g"}, "--tenant"},
 	} {
 		t.Run(tc.says, func(t *testing.T) {
 			root := newRootCommand()
@@ -49,4 +58,41 @@ func TestTopicCreateRequest(t *testing.T) {
 	k, err := workflows.KindNamed(req.Kind)
 	require.NoError(t, err)
 	assert.NoError(t, k.Check(req))
+}
+
+// Each command asks for its action, a batch of one, which the kind's own
+// check accepts and whose verb is the chat's.
+func TestTopicAndGroupRequests(t *testing.T) {
+	f := topicFlags{tenantFlags: tenantFlags{cluster: "orders", tenant: "wabash-1", by: "alice"}, topic: "wabash-1.a"}
+	g := groupFlags{tenantFlags: tenantFlags{cluster: "orders", tenant: "wabash-1", by: "alice"}, group: "wabash-1.g"}
+	for _, tc := range []struct {
+		req    func() (workflows.Request, error)
+		params string
+		verb   string
+	}{
+		{func() (workflows.Request, error) {
+			return f.request("add-partitions", fleet.TopicRequest{Partitions: 12})
+		},
+			`{"action":"add-partitions","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":12}]}`, "topic-partitions"},
+		{func() (workflows.Request, error) {
+			return f.request("retention", fleet.TopicRequest{RetentionMs: 129_600_000})
+		},
+			`{"action":"retention","topics":[{"tenant":"wabash-1","name":"wabash-1.a","retentionMs":129600000}]}`, "topic-retention"},
+		{func() (workflows.Request, error) { return f.request("delete", fleet.TopicRequest{}) },
+			`{"action":"delete","topics":[{"tenant":"wabash-1","name":"wabash-1.a"}]}`, "topic-delete"},
+		{g.request, `{"action":"delete-groups","topics":[{"tenant":"wabash-1","name":"wabash-1.g"}]}`, "group-delete"},
+	} {
+		t.Run(tc.verb, func(t *testing.T) {
+			req, err := tc.req()
+			require.NoError(t, err)
+			assert.Equal(t, workflows.OpTopicAdmin, req.Kind)
+			assert.JSONEq(t, tc.params, string(req.Params))
+			k, err := workflows.KindNamed(req.Kind)
+			require.NoError(t, err)
+			require.NoError(t, k.Check(req))
+			verb, err := k.VerbOf(req)
+			require.NoError(t, err)
+			assert.Equal(t, tc.verb, verb)
+		})
+	}
 }

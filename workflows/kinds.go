@@ -81,6 +81,13 @@ type Kind interface {
 	// Verb is how people ask for it (CLI, chat, actions), e.g. "restart";
 	// "" when only kfleet itself asks for it (a recovery).
 	Verb() string
+	// ActionVerbs are the verbs of a kind asked for by several, one per
+	// action (the admin lane's topic-create, topic-delete, ...; nil for
+	// the others). kinds_verbs.go.
+	ActionVerbs() []ActionVerb
+	// VerbOf is the verb req asks for the kind with: Verb, or the verb of
+	// the action its parameters name.
+	VerbOf(req Request) (string, error)
 	// Summary says what it does, for help texts.
 	Summary() string
 	Lane() Lane
@@ -132,10 +139,14 @@ func KindNamed(name string) (Kind, error) {
 	return nil, fmt.Errorf("unknown operation kind %q (known: %s)", name, strings.Join(kindNames(), ", "))
 }
 
-// KindOfVerb finds the kind people ask for with verb.
+// KindOfVerb finds the kind people ask for with verb (its Verb or one of
+// its ActionVerbs).
 func KindOfVerb(verb string) (Kind, error) {
 	for _, k := range kinds {
 		if k.Verb() != "" && k.Verb() == verb {
+			return k, nil
+		}
+		if _, ok := actionVerbOf(k, verb); ok {
 			return k, nil
 		}
 	}
@@ -186,6 +197,10 @@ type kind[P, In, Res any] struct {
 	lane                      Lane
 	destructive, schedulable  bool
 	decisions                 []string
+	// actions are the kind's verbs when it has several (verb ""), and
+	// actionOf the action of a request's parameters.
+	actions  []ActionVerb
+	actionOf func(p P) string
 	// workflowName and workflow are the child the entity starts; others
 	// are workflows that child starts itself (registered too).
 	workflowName string

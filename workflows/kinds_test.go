@@ -22,6 +22,17 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 			assert.False(t, verbs[k.Verb()], "verb %s of two kinds", k.Verb())
 			verbs[k.Verb()] = true
 		}
+		// A kind asked for by several verbs (one per action) has no verb of
+		// its own; each action verb names a request of its action.
+		for _, av := range k.ActionVerbs() {
+			assert.Empty(t, k.Verb(), "kind %s: a verb of its own and action verbs", k.Name())
+			assert.False(t, verbs[av.Verb], "verb %s of two kinds or actions", av.Verb)
+			verbs[av.Verb] = true
+			assert.NotEmpty(t, av.Summary, av.Verb)
+			found, err := workflows.KindOfVerb(av.Verb)
+			require.NoError(t, err)
+			assert.Equal(t, k.Name(), found.Name())
+		}
 		assert.NotEmpty(t, k.Summary(), k.Name())
 		found, err := workflows.KindNamed(k.Name())
 		require.NoError(t, err)

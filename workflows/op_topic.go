@@ -11,10 +11,11 @@ import (
 )
 
 // OpTopicAdmin is the admin lane (OPERATIONS.md "Tenants", issue #14):
-// tenants' topic creations and deletions go through the cluster's entity,
+// tenants' topic creations and deletions, partitions added, retention set
+// and consumer groups deleted go through the cluster's entity,
 // in the maintenance lane (one at a time, never beside a roll), batched:
 // a request joins the queued batch of the same action, so one CreateTopics
-// (or DeleteTopics) carries them all. Admission refuses, with its reason
+// (DeleteTopics, CreatePartitions, ...) carries them all. Admission refuses, with its reason
 // and touching nothing, a topic outside its tenant's prefix, an unknown
 // tenant, a retention outside the plan's bounds, or partitions the queued
 // batch and the request would take over the plan's limit; the batch's
@@ -25,8 +26,10 @@ const OpTopicAdmin = "topic-admin"
 // MaxTopicsPerRequest bounds one request's topics.
 const MaxTopicsPerRequest = 500
 
-// TopicAdminParams are a batch: its action (create, delete), its topics,
-// and the plans of their tenants as admitted (admission fills them in:
+// TopicAdminParams are a batch: its action (activities.TopicActions), its
+// topics (for create, their shape; add-partitions, each one's new total
+// of Partitions; retention, its RetentionMs; delete-groups, each Name is a
+// consumer group), and the plans of their tenants as admitted (admission fills them in:
 // workflow code reads no catalog).
 type TopicAdminParams struct {
 	Action string                      `json:"action"`
@@ -68,9 +71,17 @@ func queuedTopicBatch(st *ClusterState, action string) (Operation, TopicAdminPar
 }
 
 var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBatchResult]{
-	name:         OpTopicAdmin,
-	slug:         "topics",
-	summary:      "create or delete tenants' topics through the cluster's admin lane: serialized, batched, never during a roll, within each tenant's prefix, plan and the brokers' FD/mmap budget, honouring KIP-599 throttles",
+	name:    OpTopicAdmin,
+	slug:    "topics",
+	summary: "create or delete tenants' topics, add partitions, set retention, delete consumer groups through the cluster's admin lane: serialized, batched, never during a roll, within each tenant's prefix, plan and the brokers' FD/mmap budget, honouring KIP-599 throttles",
+	actions: []ActionVerb{
+		{Verb: "topic-create", Action: activities.TopicActionCreate, Summary: "create a tenant's topic"},
+		{Verb: "topic-delete", Action: activities.TopicActionDelete, Summary: "delete a tenant's topic (its data is lost)", Destructive: true},
+		{Verb: "topic-partitions", Action: activities.TopicActionAddPartitions, Summary: "take a tenant's topic to more partitions"},
+		{Verb: "topic-retention", Action: activities.TopicActionRetention, Summary: "set a tenant's topic's retention within its plan's bounds"},
+		{Verb: "group-delete", Action: activities.TopicActionDeleteGroups, Summary: "delete a tenant's consumer group with no live members"},
+	},
+	actionOf:     func(p TopicAdminParams) string { return p.Action },
 	lane:         LaneMaintenance,
 	workflowName: "TopicAdminWorkflow",
 	workflow:     TopicAdminWorkflow,
@@ -78,20 +89,20 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 		if err := noBrokers(req); err != nil {
 			return err
 		}
-		if p.Action != activities.TopicActionCreate && p.Action != activities.TopicActionDelete {
-			return fmt.Errorf("action %q: want create or delete", p.Action)
+		if !slices.Contains(activities.TopicActions(), p.Action) {
+			return fmt.Errorf("action %q: want one of %s", p.Action, strings.Join(activities.TopicActions(), ", "))
 		}
 		if len(p.Topics) == 0 || len(p.Topics) > MaxTopicsPerRequest {
-			return fmt.Errorf("%d topic(s): want 1 to %d", len(p.Topics), MaxTopicsPerRequest)
+			return fmt.Errorf("%d %s: want 1 to %d", len(p.Topics), itemNoun(p.Action), MaxTopicsPerRequest)
 		}
 		var errs []error
 		for i, t := range p.Topics {
 			if err := fleet.ValidateTenantName(t.Tenant); err != nil {
 				errs = append(errs, err)
-			} else if err := fleet.CheckTopicName(t.Tenant, t.Name); err != nil {
+			} else if err := checkItem(p.Action, t); err != nil {
 				errs = append(errs, err)
 			} else if slices.ContainsFunc(p.Topics[:i], func(o fleet.TopicRequest) bool { return o.Name == t.Name }) {
-				errs = append(errs, fmt.Errorf("topic %s is asked for twice", t.Name))
+				errs = append(errs, fmt.Errorf("%s %s is asked for twice", itemKind(p.Action), t.Name))
 			}
 		}
 		return errors.Join(errs...)
@@ -107,7 +118,11 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 				continue
 			}
 			p.Plans[name] = t.Plan
-			if p.Action != activities.TopicActionCreate {
+			// Creations and partition totals count against the plan's
+			// limit with the queued batch's: a lower bound of what the
+			// prefix will hold (the batch's activity counts what it
+			// holds now).
+			if p.Action != activities.TopicActionCreate && p.Action != activities.TopicActionAddPartitions {
 				continue
 			}
 			limit := t.Plan.PartitionLimit(len(a.spec.Brokers))
@@ -117,10 +132,19 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 		}
 		for _, t := range p.Topics {
 			if slices.ContainsFunc(queued.Topics, func(o fleet.TopicRequest) bool { return o.Name == t.Name }) {
-				errs = append(errs, fmt.Errorf("topic %s is in the queued batch already", t.Name))
+				errs = append(errs, fmt.Errorf("%s %s is in the queued batch already", itemKind(p.Action), t.Name))
 			}
-			if pl, ok := p.Plans[t.Tenant]; ok && p.Action == activities.TopicActionCreate {
+			pl, ok := p.Plans[t.Tenant]
+			if !ok {
+				continue
+			}
+			switch p.Action {
+			case activities.TopicActionCreate:
 				if err := fleet.CheckTopicShape(pl, len(a.spec.Brokers), t); err != nil {
+					errs = append(errs, err)
+				}
+			case activities.TopicActionRetention:
+				if err := fleet.CheckRetention(pl, t.Name, t.RetentionMs); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -149,7 +173,7 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 		return TopicAdminInput{Spec: spec, OperationID: op.ID, Action: p.Action, Topics: p.Topics, Plans: p.Plans}
 	},
 	title: func(spec fleet.ClusterSpec, _ Operation, p TopicAdminParams) string {
-		return fmt.Sprintf("Topic %s of %d topic(s) of %s on **%s**", p.Action, len(p.Topics), strings.Join(p.tenants(), ", "), spec.ID)
+		return fmt.Sprintf("Topic %s of %d %s of %s on **%s**", p.Action, len(p.Topics), itemNoun(p.Action), strings.Join(p.tenants(), ", "), spec.ID)
 	},
 	report: func(r activities.TopicBatchResult, err error) Report {
 		if err != nil && r.Requests == 0 {
@@ -158,8 +182,36 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 		return Report{Outcome: topicOutcome(r)}
 	},
 	describe: func(p TopicAdminParams) string {
-		return fmt.Sprintf("%s %d topic(s) of %s", p.Action, len(p.Topics), strings.Join(p.tenants(), ", "))
+		return fmt.Sprintf("%s %d %s of %s", p.Action, len(p.Topics), itemNoun(p.Action), strings.Join(p.tenants(), ", "))
 	},
+}
+
+// itemKind is what an action's entries name: consumer groups for
+// delete-groups, topics for the others.
+func itemKind(action string) string {
+	if action == activities.TopicActionDeleteGroups {
+		return "group"
+	}
+	return "topic"
+}
+
+func itemNoun(action string) string { return itemKind(action) + "(s)" }
+
+// checkItem checks one entry of a request on its face for its action.
+func checkItem(action string, t fleet.TopicRequest) error {
+	switch action {
+	case activities.TopicActionDeleteGroups:
+		return fleet.CheckGroupName(t.Tenant, t.Name)
+	case activities.TopicActionAddPartitions:
+		if t.Partitions < 1 || t.Partitions > fleet.MaxTopicPartitions {
+			return fmt.Errorf("topic %s: a new total of %d partitions: want 1 to %d", t.Name, t.Partitions, fleet.MaxTopicPartitions)
+		}
+	case activities.TopicActionRetention:
+		if t.RetentionMs <= 0 {
+			return fmt.Errorf("topic %s: retention.ms %d: want a positive retention", t.Name, t.RetentionMs)
+		}
+	}
+	return fleet.CheckTopicName(t.Tenant, t.Name)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -174,7 +226,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // topicOutcome reads a batch's result: counts, and the first refusals'
 // reasons.
 func topicOutcome(r activities.TopicBatchResult) string {
-	s := fmt.Sprintf("%d of %d topic(s) done (%d already so) in %d admin request(s)", r.Done, r.Requested, r.Existing, r.Requests)
+	s := fmt.Sprintf("%d of %d %s done (%d already so) in %d admin request(s)", r.Done, r.Requested, itemNoun(r.Action), r.Existing, r.Requests)
 	if r.Throttled > 0 {
 		s += fmt.Sprintf("; %d throttled by KIP-599, waited %d ms", r.Throttled, r.ThrottledMillis)
 	}

@@ -21,8 +21,9 @@ type TopicAdminInput struct {
 }
 
 // TopicAdminWorkflow runs a batch: one activity, which decides each topic
-// against the cluster now, sends one CreateTopics (or DeleteTopics) for
-// the batch and sends the throttled topics again after KIP-599's throttle
+// against the cluster now, sends one request of its action for the batch
+// (CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs,
+// DeleteGroups) and sends the throttled topics again after KIP-599's throttle
 // time, heartbeating.
 func TopicAdminWorkflow(ctx workflow.Context, in TopicAdminInput) (activities.TopicBatchResult, error) {
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** admin lane `%s`: %s %d topic(s).", in.Spec.ID, in.OperationID, in.Action, len(in.Topics)))

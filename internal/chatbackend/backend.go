@@ -81,7 +81,7 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 	}
 	// An operation that takes nothing down (cleaner-check, add-brokers,
 	// rebalance) is asked for now; a destructive one only once approved.
-	if k, err := workflows.KindOfVerb(string(cmd.Verb)); err == nil && !k.Destructive() {
+	if _, err := workflows.KindOfVerb(string(cmd.Verb)); err == nil && !workflows.DestructiveVerb(string(cmd.Verb)) {
 		s, err := entity.Submit(ctx, b.c, action(cmd, user))
 		if err != nil {
 			return "", "", err
@@ -96,6 +96,12 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 // restart's maxBatch, a version an upgrade's version, throttle= a
 // resize's throttleBytesPerSec).
 func action(cmd chatops.Command, user string) activities.Action {
+	act := activities.Action{Verb: string(cmd.Verb), Cluster: cmd.Cluster, Brokers: cmd.Brokers,
+		OperationID: cmd.OperationID, RequestedBy: user, Reason: cmd.Reason}
+	if cmd.Topic != "" || cmd.Group != "" {
+		act.Params = topicParams(cmd)
+		return act
+	}
 	params := map[string]any{}
 	param(params, "maxBatch", cmd.MaxBatch)
 	param(params, "version", cmd.Version)
@@ -114,12 +120,27 @@ func action(cmd chatops.Command, user string) activities.Action {
 	} else {
 		param(params, "tenant", cmd.Tenant)
 	}
-	act := activities.Action{Verb: string(cmd.Verb), Cluster: cmd.Cluster, Brokers: cmd.Brokers,
-		OperationID: cmd.OperationID, RequestedBy: user, Reason: cmd.Reason}
 	if len(params) > 0 {
 		act.Params, _ = json.Marshal(params) // ints and strings always encode
 	}
 	return act
+}
+
+// topicParams are an admin lane verb's parameters: a batch of one topic
+// (or group) of the verb's action, which joins the queued batch of that
+// action if there is one.
+func topicParams(cmd chatops.Command) json.RawMessage {
+	_, av, _ := workflows.ActionOfVerb(string(cmd.Verb)) // an unknown verb: the kind's check refuses "" as an action
+	t := fleet.TopicRequest{Tenant: cmd.Tenant, Name: cmd.Topic, Partitions: cmd.Partitions, ReplicationFactor: cmd.ReplicationFactor,
+		RetentionMs: cmd.RetentionMs()}
+	if cmd.Verb == chatops.VerbGroupDelete {
+		t.Name = cmd.Group
+	}
+	if cmd.Verb == chatops.VerbTopicCreate && t.Partitions == 0 {
+		t.Partitions = chatops.DefaultTopicPartitions
+	}
+	raw, _ := json.Marshal(workflows.TopicAdminParams{Action: av.Action, Topics: []fleet.TopicRequest{t}}) // plain structs always encode
+	return raw
 }
 
 // param sets params[name] to v unless v is its type's zero (a default).

@@ -41,6 +41,17 @@ func TestActionIsTheKindsRequest(t *testing.T) {
 		{"tenant-rotate orders wabash-58799 grace=1h", workflows.OpTenantRotate, nil, `{"tenant":"wabash-58799","grace":"1h"}`},
 		{"tenant-change-plan orders wabash-58799 basic-2", workflows.OpTenantChangePlan, nil, `{"tenant":"wabash-58799","plan":"basic-2","limits":` + limitsJSON("basic-2") + `}`},
 		{"tenant-delete orders wabash-58799", workflows.OpTenantDelete, nil, `{"tenant":"wabash-58799"}`},
+		{"topic create orders wabash-1 wabash-1.a", workflows.OpTopicAdmin, nil,
+			`{"action":"create","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":1}]}`},
+		{"topic create orders wabash-1 wabash-1.a partitions=6 rf=2 retention=6h", workflows.OpTopicAdmin, nil,
+			`{"action":"create","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":6,"replicationFactor":2,"retentionMs":21600000}]}`},
+		{"topic delete orders wabash-1 wabash-1.a", workflows.OpTopicAdmin, nil, `{"action":"delete","topics":[{"tenant":"wabash-1","name":"wabash-1.a"}]}`},
+		{"topic partitions orders wabash-1 wabash-1.a 12", workflows.OpTopicAdmin, nil,
+			`{"action":"add-partitions","topics":[{"tenant":"wabash-1","name":"wabash-1.a","partitions":12}]}`},
+		{"topic retention orders wabash-1 wabash-1.a 36h", workflows.OpTopicAdmin, nil,
+			`{"action":"retention","topics":[{"tenant":"wabash-1","name":"wabash-1.a","retentionMs":129600000}]}`},
+		{"group delete orders wabash-1 wabash-1.g", workflows.OpTopicAdmin, nil,
+			`{"action":"delete-groups","topics":[{"tenant":"wabash-1","name":"wabash-1.g"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -67,13 +78,27 @@ func TestActionIsTheKindsRequest(t *testing.T) {
 // destructive ones, which only an approval starts (nothing is asked of
 // Temporal: the backend has no client here).
 func TestRunRefusesDestructiveVerbs(t *testing.T) {
-	for _, text := range []string{"remove-broker orders 4", "restart orders", "expand orders 1", "delete orders", "tenant-delete orders wabash-58799"} {
+	for _, text := range []string{"remove-broker orders 4", "restart orders", "expand orders 1", "delete orders", "tenant-delete orders wabash-58799",
+		"topic delete orders wabash-1 wabash-1.a"} {
 		cmd, err := chatops.Parse(text)
 		require.NoError(t, err)
 		_, _, err = backend{}.Run(context.Background(), cmd, "U0ALICE")
 		assert.ErrorIs(t, err, fleet.ErrRefused, text)
 		assert.ErrorContains(t, err, "is not run directly", text)
 	}
+}
+
+// An action whose parameters ask for another action than its verb (a
+// topic-create carrying a deletion) is refused: it would pass without the
+// approval the deletion needs.
+func TestActionVerbMustMatchItsParameters(t *testing.T) {
+	cmd, err := chatops.Parse("topic create orders wabash-1 wabash-1.a")
+	require.NoError(t, err)
+	act := action(cmd, "U0ALICE")
+	act.Params = json.RawMessage(`{"action":"delete","topics":[{"tenant":"wabash-1","name":"wabash-1.a"}]}`)
+	_, _, err = entity.ActionRequest(act)
+	assert.ErrorIs(t, err, fleet.ErrRefused)
+	assert.ErrorContains(t, err, "topic-create: refused: its parameters ask for a topic-delete")
 }
 
 // limitsJSON is a catalog plan's limits as the entity's client fills them in.

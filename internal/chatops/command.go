@@ -38,6 +38,7 @@ const (
 	VerbTenantRotate     Verb = "tenant-rotate"
 	VerbTenantChangePlan Verb = "tenant-change-plan"
 	VerbTenantDelete     Verb = "tenant-delete"
+	// The admin lane's verbs are in command_topic.go.
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -71,6 +72,12 @@ var verbSpecs = [...]verbSpec{
 	{VerbTenantRotate, "tenant-rotate <cluster> <tenant> [grace=24h]", "a new credential for the tenant; the old one goes after the grace"},
 	{VerbTenantChangePlan, "tenant-change-plan <cluster> <tenant> <plan>", "move a tenant to another plan (refused if it is over the plan's limits)"},
 	{VerbTenantDelete, "tenant-delete <cluster> <tenant>", "delete a tenant's users, topics and groups (needs approval)"},
+	{VerbTopicCreate, "topic create <cluster> <tenant> <topic> [partitions=N] [rf=N] [retention=6h]",
+		"create a tenant's topic through the cluster's admin lane (batched, never during a roll, within its plan and the brokers' FD/mmap budget); partitions default 1, rf 3, retention the plan's"},
+	{VerbTopicDelete, "topic delete <cluster> <tenant> <topic>", "delete a tenant's topic and its data (needs approval)"},
+	{VerbTopicPartitions, "topic partitions <cluster> <tenant> <topic> <N>", "take a tenant's topic to N partitions in all (more than it has)"},
+	{VerbTopicRetention, "topic retention <cluster> <tenant> <topic> <duration>", "set a tenant's topic's retention.ms, like 6h, within its plan's bounds"},
+	{VerbGroupDelete, "group delete <cluster> <tenant> <group>", "delete a tenant's consumer group; refused while it has live members"},
 	{VerbHelp, "help", "this text"},
 }
 
@@ -103,8 +110,7 @@ func (v Verb) Destructive() bool {
 	if v == VerbAbort {
 		return true
 	}
-	k, err := workflows.KindOfVerb(string(v))
-	return err == nil && k.Destructive()
+	return workflows.DestructiveVerb(string(v))
 }
 
 // NeedsCluster reports whether commands of v name a cluster.
@@ -162,6 +168,16 @@ type Command struct {
 	Tenant     string
 	TenantPlan string
 	Grace      string
+	// Topic and Group name a tenant's topic or consumer group (the admin
+	// lane's verbs, command_topic.go); Partitions is a creation's
+	// partitions= (0: the default) or a topic's new total;
+	// ReplicationFactor a creation's rf=; Retention a retention as typed,
+	// like 6h.
+	Topic             string
+	Group             string
+	Partitions        int
+	ReplicationFactor int
+	Retention         string
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -178,7 +194,7 @@ func Parse(text string) (Command, error) {
 	if len(fields) == 0 {
 		return Command{Verb: VerbHelp}, nil
 	}
-	verb, args := Verb(fields[0]), fields[1:]
+	verb, args := twoWordVerb(fields) // command_topic.go
 	spec, ok := specOf(verb)
 	if !ok {
 		return Command{}, fmt.Errorf("unknown verb %s: want one of %s", quote(fields[0]), verbList())
@@ -237,6 +253,8 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		return cmd, parseResizeArgs(&cmd, args) // command_resize.go
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		return cmd, parseTenantArgs(&cmd, args) // command_tenant.go
+	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
+		return cmd, parseTopicArgs(&cmd, args) // command_topic.go
 	case VerbDelete:
 		if len(args) > 0 && args[0] == "force" {
 			cmd.Force, args = true, args[1:]
@@ -384,6 +402,12 @@ func (c Command) Validate() error {
 			return err
 		}
 		want = again
+	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
+		again, err := reparseTopic(c)
+		if err != nil {
+			return err
+		}
+		want = again
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -400,7 +424,9 @@ func (c Command) equal(d Command) bool {
 		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
 		samePlan(c.Plan, d.Plan) && c.Force == d.Force && c.Count == d.Count && c.InstanceType == d.InstanceType &&
 		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
-		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace
+		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace &&
+		c.Topic == d.Topic && c.Group == d.Group && c.Partitions == d.Partitions && c.ReplicationFactor == d.ReplicationFactor &&
+		c.Retention == d.Retention
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -446,56 +472,8 @@ func (c Command) String() string {
 		parts = append(parts, resizeArgs(c)...)
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		parts = append(parts, tenantArgs(c)...)
+	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
+		parts = append(parts, topicArgs(c)...)
 	}
 	return strings.Join(parts, " ")
-}
-
-// checkCluster accepts the cluster ids kfleet registers: 1 to 63
-// characters of a-z, 0-9 and '-', neither first nor last a '-' (a DNS
-// label, as internal/fleet requires: an id it refuses can never exist).
-func checkCluster(id string) error {
-	if fleet.ValidClusterID(id) {
-		return nil
-	}
-	return fmt.Errorf("cluster %s: want 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", quote(id))
-}
-
-func validOperationID(id string) bool {
-	if len(id) == 0 || len(id) > maxOperationIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:/", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// quote quotes a user's token for an error, cut short: errors are shown
-// back in chat.
-func quote(s string) string {
-	if utf8.RuneCountInString(s) > maxQuoted {
-		r := []rune(s)
-		s = string(r[:maxQuoted]) + "…"
-	}
-	return strconv.Quote(s)
-}
-
-func verbList() string {
-	names := make([]string, len(verbSpecs))
-	for i, s := range verbSpecs {
-		names[i] = string(s.verb)
-	}
-	return strings.Join(names, ", ")
 }

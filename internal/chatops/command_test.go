@@ -204,7 +204,7 @@ func TestVerbs(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbAbort,
-		chatops.VerbDelete, chatops.VerbTenantDelete}, destructive)
+		chatops.VerbDelete, chatops.VerbTenantDelete, chatops.VerbTopicDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
 
@@ -213,16 +213,24 @@ func TestVerbs(t *testing.T) {
 // without its chat grammar fails here.
 func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 	for _, k := range workflows.Kinds() {
-		if k.Verb() == "" {
-			continue
+		if k.Verb() == "" && len(k.ActionVerbs()) == 0 {
+			continue // only kfleet asks for it (a recovery, a rotated-out user's removal)
 		}
-		v := chatops.Verb(k.Verb())
-		assert.True(t, v.Known(), "kind %s: verb %q has no chat grammar", k.Name(), k.Verb())
-		assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
+		if k.Verb() != "" {
+			v := chatops.Verb(k.Verb())
+			assert.True(t, v.Known(), "kind %s: verb %q has no chat grammar", k.Name(), k.Verb())
+			assert.Equal(t, k.Destructive(), v.Destructive(), "kind %s: chat asks for approval exactly when the kind says", k.Name())
+		}
+		for _, av := range k.ActionVerbs() {
+			v := chatops.Verb(av.Verb)
+			assert.True(t, v.Known(), "kind %s: action %s's verb %q has no chat grammar", k.Name(), av.Action, av.Verb)
+			assert.Equal(t, av.Destructive, v.Destructive(), "kind %s: chat asks for approval of %s exactly when the kind says", k.Name(), av.Verb)
+		}
 	}
 	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete,
 		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance,
-		chatops.VerbTenantCreate, chatops.VerbTenantRotate, chatops.VerbTenantChangePlan, chatops.VerbTenantDelete} {
+		chatops.VerbTenantCreate, chatops.VerbTenantRotate, chatops.VerbTenantChangePlan, chatops.VerbTenantDelete,
+		chatops.VerbTopicCreate, chatops.VerbTopicDelete, chatops.VerbTopicPartitions, chatops.VerbTopicRetention, chatops.VerbGroupDelete} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}

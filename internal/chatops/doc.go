@@ -16,8 +16,9 @@
 //
 // Authorization is deny-by-default, from a YAML policy (see ParsePolicy):
 // who may run which verb on which cluster from which channel. Destructive
-// verbs (restart, upgrade, expand, remove-broker, delete: the verbs of the
-// operation kinds registered destructive; and abort) are never run by this
+// verbs (restart, upgrade, expand, remove-broker, delete, tenant-delete,
+// topic-delete: the verbs of the operation kinds, or kinds' actions,
+// registered destructive; and abort) are never run by this
 // server: it asks the Backend to propose them to a second, different
 // person, and answers with Approve / Deny buttons; a click is authorized
 // against the same policy and handed to the Backend, whose durable

@@ -41,6 +41,16 @@ func ActionRequest(act activities.Action) (req workflows.Request, ok bool, err e
 	if err := k.Check(req); err != nil {
 		return req, true, fmt.Errorf("%s: %w: %w", act.Verb, fleet.ErrRefused, err)
 	}
+	// A kind with several verbs: the parameters must ask for what the
+	// verb says (a topic-create carrying a deletion would pass without
+	// the approval a topic-delete needs).
+	v, err := k.VerbOf(req)
+	if err != nil {
+		return req, true, fmt.Errorf("%s: %w: %w", act.Verb, fleet.ErrRefused, err)
+	}
+	if v != act.Verb {
+		return req, true, fmt.Errorf("%s: %w: its parameters ask for a %s", act.Verb, fleet.ErrRefused, v)
+	}
 	return req, true, nil
 }
 

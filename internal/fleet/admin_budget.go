@@ -72,6 +72,19 @@ func CheckTopicName(tenant, name string) error {
 	return nil
 }
 
+// CheckGroupName refuses a consumer group id that is not under the
+// tenant's prefix, or that chat and logs could not show as one word.
+func CheckGroupName(tenant, group string) error {
+	prefix := TenantPrefix(tenant)
+	switch {
+	case !strings.HasPrefix(group, prefix) || len(group) == len(prefix):
+		return fmt.Errorf("group %q is outside tenant %s's prefix %s", group, tenant, prefix)
+	case len(group) > 255 || strings.ContainsFunc(group, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fmt.Errorf("group %q: want up to 255 characters without spaces or control characters", group)
+	}
+	return nil
+}
+
 // CheckTopicShape refuses a topic to create whose own figures are wrong
 // for the plan or a cluster of brokers brokers (0: not known).
 func CheckTopicShape(p TenantPlan, brokers int, t TopicRequest) error {
@@ -87,10 +100,16 @@ func CheckTopicShape(p TenantPlan, brokers int, t TopicRequest) error {
 		return fmt.Errorf("topic %s: segment.ms and segment.bytes must not be negative", t.Name)
 	}
 	if t.RetentionMs != 0 {
-		r := time.Duration(t.RetentionMs) * time.Millisecond
-		if r < p.Retention.Min || r > p.Retention.Max {
-			return fmt.Errorf("topic %s: retention %s is outside plan %s's bounds (%s to %s)", t.Name, r, p.Name, p.Retention.Min, p.Retention.Max)
-		}
+		return CheckRetention(p, t.Name, t.RetentionMs)
+	}
+	return nil
+}
+
+// CheckRetention refuses a topic's retention.ms outside the plan's bounds.
+func CheckRetention(p TenantPlan, topic string, retentionMs int64) error {
+	r := time.Duration(retentionMs) * time.Millisecond
+	if r < p.Retention.Min || r > p.Retention.Max {
+		return fmt.Errorf("topic %s: retention %s is outside plan %s's bounds (%s to %s)", topic, r, p.Name, p.Retention.Min, p.Retention.Max)
 	}
 	return nil
 }
@@ -153,9 +172,8 @@ func (b BrokerBudget) SegmentRoom() int64 {
 	return min(bySegFD, byMaps) - b.Segments
 }
 
-// TopicBatch is what the admin lane decides a batch of creations on:
-// the tenants' plans, the partitions their prefixes hold now, and the
-// brokers' budgets.
+// TopicBatch is what the admin lane decides a batch on: the tenants'
+// plans, the partitions their prefixes hold now, and the brokers' budgets.
 type TopicBatch struct {
 	Plans    map[string]TenantPlan `json:"plans"`
 	Existing map[string]int        `json:"existing"`
@@ -168,10 +186,30 @@ type TopicVerdict struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Decide decides each topic in order, counting the ones it admitted
+// TopicChange is a change to decide: the topic as it would be after it
+// (Partitions the new total, RetentionMs the new retention) and as it is
+// now (Current nil: a creation). Adding partitions and growing retention
+// are decided like a creation of what they add: the tenant's new
+// partitions against its plan's limit, the replicas' new segments against
+// the fullest broker's FD/mmap room.
+type TopicChange struct {
+	Topic   TopicRequest  `json:"topic"`
+	Current *TopicRequest `json:"current,omitempty"`
+}
+
+// Decide decides each creation in order, counting the ones it admitted
 // against the later ones: a batch cannot pass a limit its topics pass one
 // at a time.
 func (b TopicBatch) Decide(topics []TopicRequest) []TopicVerdict {
+	changes := make([]TopicChange, len(topics))
+	for i, t := range topics {
+		changes[i] = TopicChange{Topic: t}
+	}
+	return b.DecideChanges(changes)
+}
+
+// DecideChanges decides each change in order, like Decide.
+func (b TopicBatch) DecideChanges(changes []TopicChange) []TopicVerdict {
 	used := make(map[string]int, len(b.Existing))
 	for k, v := range b.Existing {
 		used[k] = v
@@ -184,40 +222,58 @@ func (b TopicBatch) Decide(topics []TopicRequest) []TopicVerdict {
 			fullest, room = br, r
 		}
 	}
-	out := make([]TopicVerdict, len(topics))
-	for i, t := range topics {
+	out := make([]TopicVerdict, len(changes))
+	for i, c := range changes {
+		t := c.Topic
 		out[i] = TopicVerdict{Topic: t.Name}
-		if err := b.decide(t, used, &added, fullest, room); err != nil {
+		grown, err := b.decide(c, used, &added, fullest, room)
+		if err != nil {
 			out[i].Reason = err.Error()
 			continue
 		}
-		used[t.Tenant] += t.Partitions
+		used[t.Tenant] += grown
 	}
 	return out
 }
 
-func (b TopicBatch) decide(t TopicRequest, used map[string]int, added *int64, fullest BrokerBudget, room int64) error {
+// decide decides one change and returns the partitions it adds to its
+// tenant.
+func (b TopicBatch) decide(c TopicChange, used map[string]int, added *int64, fullest BrokerBudget, room int64) (int, error) {
+	t := c.Topic
 	p, ok := b.Plans[t.Tenant]
 	if !ok {
-		return fmt.Errorf("topic %s: tenant %s is not known to the cluster", t.Name, t.Tenant)
+		return 0, fmt.Errorf("topic %s: tenant %s is not known to the cluster", t.Name, t.Tenant)
 	}
 	brokers := len(b.Brokers)
 	if err := CheckTopicShape(p, brokers, t); err != nil {
-		return err
+		return 0, err
 	}
+	cur := TopicRequest{Tenant: t.Tenant, Name: t.Name, ReplicationFactor: t.ReplicationFactor}
+	if c.Current != nil {
+		cur = *c.Current
+	}
+	grown := t.Partitions - cur.Partitions
 	limit := p.PartitionLimit(max(brokers, 1))
-	if used[t.Tenant]+t.Partitions > limit {
-		return fmt.Errorf("topic %s: %d partitions would take tenant %s to %d, over plan %s's %d", t.Name, t.Partitions, t.Tenant, used[t.Tenant]+t.Partitions, p.Name, limit)
+	if grown > 0 && used[t.Tenant]+grown > limit {
+		return 0, fmt.Errorf("topic %s: %d partitions would take tenant %s to %d, over plan %s's %d", t.Name, grown, t.Tenant, used[t.Tenant]+grown, p.Name, limit)
 	}
 	if brokers == 0 {
-		return errors.New("no broker budget known: cannot place replicas")
+		return 0, errors.New("no broker budget known: cannot place replicas")
 	}
-	perBroker := ceilDiv(int64(t.Partitions*t.RF()), int64(brokers))
-	segs := perBroker * SegmentsPerPartition(p, t)
-	if *added+segs > room {
-		return fmt.Errorf("topic %s: its replicas need ~%d more segments on broker %d, which has room for %d within 80%% of nofile and vm.max_map_count (~%.1f FDs, %d maps per segment)",
+	segs := replicaSegments(p, t, brokers)
+	if cur.Partitions > 0 {
+		segs -= replicaSegments(p, cur, brokers)
+	}
+	if segs > 0 && *added+segs > room {
+		return 0, fmt.Errorf("topic %s: its replicas need ~%d more segments on broker %d, which has room for %d within 80%% of nofile and vm.max_map_count (~%.1f FDs, %d maps per segment)",
 			t.Name, segs, fullest.Broker, max(room-*added, 0), FDsPerSegment, MapsPerSegment)
 	}
-	*added += segs
-	return nil
+	*added += max(segs, 0)
+	return max(grown, 0), nil
+}
+
+// replicaSegments is the segments t's replicas put on the fullest of
+// brokers brokers (replicas spread evenly).
+func replicaSegments(p TenantPlan, t TopicRequest, brokers int) int64 {
+	return ceilDiv(int64(t.Partitions*t.RF()), int64(brokers)) * SegmentsPerPartition(p, t)
 }

@@ -100,3 +100,51 @@ func TestTopicBatchDecide(t *testing.T) {
 		})
 	}
 }
+
+// A change is decided like a creation of what it adds: the partitions
+// added against the plan, the replicas' new segments (more partitions, or
+// a longer retention) against the fullest broker's room; a shorter
+// retention needs none.
+func TestTopicBatchDecideChanges(t *testing.T) {
+	minute := time.Minute.Milliseconds()
+	cur := fleet.TopicRequest{Tenant: "wabash-1", Name: "wabash-1.a", Partitions: 100, ReplicationFactor: 3, RetentionMs: 6 * time.Hour.Milliseconds(), SegmentMs: minute}
+	from := func(cur fleet.TopicRequest, f func(*fleet.TopicRequest)) fleet.TopicChange {
+		next := cur
+		f(&next)
+		return fleet.TopicChange{Topic: next, Current: &cur}
+	}
+	with := func(f func(*fleet.TopicRequest)) fleet.TopicChange { return from(cur, f) }
+	long := cur // a day of one-minute segments
+	long.RetentionMs = 24 * time.Hour.Milliseconds()
+	// 3 brokers with the default limits: room for 53,333 segments each.
+	brokers := []fleet.BrokerBudget{{Broker: 1}, {Broker: 2}, {Broker: 3}}
+	for _, tc := range []struct {
+		name     string
+		existing int
+		change   fleet.TopicChange
+		refuse   string
+	}{
+		{"partitions within the plan", 130, with(func(t *fleet.TopicRequest) { t.Partitions = 200 }), ""},
+		{"partitions over the plan", 150, with(func(t *fleet.TopicRequest) { t.Partitions = 200 }),
+			"topic wabash-1.a: 100 partitions would take tenant wabash-1 to 250, over plan basic-0's 240"},
+		{"partitions over the budget", 100, from(long, func(t *fleet.TopicRequest) { t.Partitions = 140 }),
+			"topic wabash-1.a: its replicas need ~57640 more segments on broker 1, which has room for 53333"},
+		{"retention within the budget", 100, with(func(t *fleet.TopicRequest) { t.RetentionMs = 12 * time.Hour.Milliseconds() }), ""},
+		{"retention over the budget", 100, with(func(t *fleet.TopicRequest) { t.RetentionMs = 24 * time.Hour.Milliseconds() }),
+			"topic wabash-1.a: its replicas need ~108000 more segments"},
+		{"retention out of the plan's bounds", 100, with(func(t *fleet.TopicRequest) { t.RetentionMs = time.Hour.Milliseconds() }),
+			"retention 1h0m0s is outside plan basic-0's bounds"},
+		{"a shorter retention needs no room", 100, from(long, func(t *fleet.TopicRequest) { t.RetentionMs = 12 * time.Hour.Milliseconds() }), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := fleet.TopicBatch{Plans: map[string]fleet.TenantPlan{"wabash-1": basic0(t)}, Existing: map[string]int{"wabash-1": tc.existing}, Brokers: brokers}
+			v := b.DecideChanges([]fleet.TopicChange{tc.change})
+			require.Len(t, v, 1)
+			if tc.refuse == "" {
+				assert.Empty(t, v[0].Reason)
+			} else {
+				assert.Contains(t, v[0].Reason, tc.refuse)
+			}
+		})
+	}
+}

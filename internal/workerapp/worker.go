@@ -117,6 +117,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Operator:     operator,
 		Tenants:      kp,
 		Topics:       kp,
+		TopicChanges: kp,
 		Log:          cfg.Log,
 		PollInterval: cfg.PollInterval,
 		Sensors:      activities.NewSensors(),
