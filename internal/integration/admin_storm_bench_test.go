@@ -27,9 +27,9 @@ func BenchmarkAdminStorm(b *testing.B) {
 		lane, straight, paced = "lane-a", "storm-b", "storm-c"
 		// pacedClients stays at the controller model's crash threshold.
 		pacedClients = 40
-		superPass      = "bench-superuser-secret"
-		tenants        = 50
-		perTenant      = 10
+		superPass    = "bench-superuser-secret"
+		tenants      = 50
+		perTenant    = 10
 	)
 	for b.Loop() {
 		stack := startStackWith(b, fastFleet(
