@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -297,13 +299,24 @@ func Cancel(ctx context.Context, c client.Client, cluster string, req workflows.
 // control sends an update to the cluster's entity (a request, a control)
 // and waits for its answer; a validator's rejection (resume when not
 // paused, a broker not in the cluster, ...) is ErrRefused: nothing changed.
+//
+// Under a storm of requests (the admin lane's tenants asking at once) an
+// update may wait longer than the SDK's 60 s call to be admitted; it is
+// then asked again under the same update id, which Temporal deduplicates,
+// until ctx ends: the request neither fails for the crowd nor runs twice.
 func control(ctx context.Context, c client.Client, cluster, update string, arg, answer any) error {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	opts := client.UpdateWorkflowOptions{
+		UpdateID:     uuid.NewString(),
 		WorkflowID:   workflows.ClusterWorkflowID(cluster),
 		UpdateName:   update,
 		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	}
+	h, err := c.UpdateWorkflow(ctx, opts)
+	var slow *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	for err != nil && errors.As(err, &slow) && ctx.Err() == nil {
+		h, err = c.UpdateWorkflow(ctx, opts)
+	}
 	if err == nil {
 		err = h.Get(ctx, answer)
 	}
