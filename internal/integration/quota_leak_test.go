@@ -2,7 +2,10 @@ package integration_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -12,22 +15,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/metrics"
+	"github.com/kfleet/kfleet/internal/secrets"
 	"github.com/kfleet/kfleet/workflows"
 )
 
 const (
 	// leakPerThrottle: 8 MiB of old gen per throttled response, so that
-	// a handful of producers over their quota fill the 6 GiB heap within
-	// a minute or so, well before the test's budget ends, and kfleet has
-	// to act first.
+	// a few tenants over their quota fill the 6 GiB heap within a minute
+	// or so, well before the test's budget ends, and kfleet has to act
+	// first.
 	leakPerThrottle = 8 << 20
-	// leakQuota is the <default> user's producer_byte_rate: a basic
-	// tenant's.
-	leakQuota     = 64 << 10
-	leakProducers = 4
+	// leakTenants are created; the ones whose topic the same broker
+	// leads turn aggressive, each with leakProducersEach producers.
+	leakTenants       = 6
+	leakProducersEach = 2
 )
 
 // oldGen is broker's old-gen use as kfleet's heap guard reads it.
@@ -39,37 +46,72 @@ func oldGen(ctx context.Context, t *testing.T, stack *devstack.Stack, broker int
 }
 
 // TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver: the seeds' second
-// story (KAFKA-4725). Tenants keep producing over their quota to a
-// partition one broker leads; every throttled response leaks old gen on
-// that broker (the fleet's quota-path leak), which climbs tick after tick.
-// kfleet's heap guard restarts that broker alone, through a gated roll,
-// before the OutOfMemoryError the leak would end in.
+// story (KAFKA-4725). Six basic-0 tenants are created through kfleet on a
+// SASL+ACL cluster (a producer_byte_rate of 64 KiB/s each, set by kfleet),
+// each with a one-partition topic made through the admin lane. The
+// tenants whose topics one broker leads (at least two of six, over three
+// brokers) keep producing as fast as they are let, far over their quota;
+// every throttled response leaks old gen on that broker (the fleet's
+// quota-path leak), which climbs tick after tick. kfleet's heap guard
+// restarts that broker alone, through a gated roll, before the
+// OutOfMemoryError the leak would end in, judged by the fleet's audit.
 func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 	t.Parallel() // mostly waiting: beside the other long tests
-	stack := startSelfHealingStack(t, localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
-		QuotaLeak: localfleet.QuotaLeakConfig{Enabled: true, BytesPerThrottle: leakPerThrottle}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	const superPass = "leak-superuser-secret"
+	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3, Topics: []localfleet.TopicConfig{},
+		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true,
+		QuotaLeak: localfleet.QuotaLeakConfig{Enabled: true, BytesPerThrottle: leakPerThrottle}}), func(o *devstack.StackOptions) {
+		o.Health = selfHealingPolicy
+		o.NotifyOut = io.Discard
+		o.Secrets = "file:" + t.TempDir()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	watching(ctx, t, stack, "local-a", 3)
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Specs["local-a"].Bootstrap...))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	created, err := adm.CreateTopic(ctx, 1, 3, nil, "tenants")
-	require.NoError(t, err)
-	require.NoError(t, created.Err)
-	md, err := adm.Metadata(ctx, "tenants")
-	require.NoError(t, err)
-	leaker := md.Topics["tenants"].Partitions[0].Leader
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
-		Entity: kadm.ClientQuotaEntity{{Type: "user"}}, // <default>: every anonymous tenant
-		Ops:    []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: leakQuota}},
-	}})
-	require.NoError(t, err)
-	for _, r := range res {
-		require.NoError(t, r.Err, r.ErrMessage)
+	waitStatus(ctx, t, stack, "local-a", 30*time.Second, "the brokers' disks are known", func(st workflows.ClusterStatus) bool {
+		return workflows.TenantRoom(st).DiskBytes > 0
+	})
+	notFound := func(err error) bool { return errors.Is(err, secrets.ErrNotFound) }
+	creds := map[string]fleet.TenantCredentials{}
+	var topics []fleet.TopicRequest
+	for i := range leakTenants {
+		name := fmt.Sprintf("leak-%05d", i+1)
+		_, op, err := entity.CreateTenant(ctx, stack.Client, "local-a", workflows.TenantCreateParams{Plan: "basic-0", Name: name}, "alice", "")
+		require.NoError(t, err)
+		res, _, err := entity.Follow[workflows.TenantResult](ctx, stack.Client, "local-a", op.ID, 50*time.Millisecond, func(entity.Progress) {})
+		require.NoError(t, err)
+		creds[name], err = entity.FetchHandout(ctx, stack.Secrets, notFound, "local-a", name, res.Handout.User)
+		require.NoError(t, err)
+		topics = append(topics, fleet.TopicRequest{Tenant: name, Name: name + ".events", Partitions: 1})
 	}
+	raw, err := json.Marshal(workflows.TopicAdminParams{Action: "create", Topics: topics})
+	require.NoError(t, err)
+	op, err := entity.Request(ctx, stack.Client, "local-a", workflows.Request{Kind: workflows.OpTopicAdmin, RequestedBy: "alice", Params: raw})
+	require.NoError(t, err)
+	_, _, err = entity.Follow[activities.TopicBatchResult](ctx, stack.Client, "local-a", op.ID, 50*time.Millisecond, func(entity.Progress) {})
+	require.NoError(t, err)
+
+	// The broker leading the most tenants' topics; its tenants turn
+	// aggressive.
+	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
+		Bootstrap: stack.Specs["local-a"].Bootstrap}))
+	md, err := adm.Metadata(ctx)
+	require.NoError(t, err)
+	led := map[int32][]string{}
+	for _, tp := range topics {
+		p, ok := md.Topics[tp.Name].Partitions[0]
+		require.True(t, ok, tp.Name)
+		led[p.Leader] = append(led[p.Leader], tp.Tenant)
+	}
+	var leaker int32
+	for b, ts := range led {
+		if len(ts) > len(led[leaker]) {
+			leaker = b
+		}
+	}
+	aggressive := led[leaker]
+	require.GreaterOrEqual(t, len(aggressive), 2)
+	t.Logf("broker %d leads the topics of %v", leaker, aggressive)
 	base := oldGen(ctx, t, stack, leaker)
 
 	// The tenants produce as fast as they are let, until kfleet stops
@@ -78,20 +120,19 @@ func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 	produceCtx, stopProducing := context.WithCancel(ctx)
 	defer stopProducing()
 	var wg sync.WaitGroup
-	for i := range leakProducers {
-		p, err := kgo.NewClient(kgo.SeedBrokers(stack.Specs["local-a"].Bootstrap...), kgo.DefaultProduceTopic("tenants"),
-			kgo.ClientID(fmt.Sprintf("tenant-%d", i)),
-			kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
-		require.NoError(t, err)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer p.Close()
-			value := make([]byte, 1<<10)
-			for produceCtx.Err() == nil {
-				p.Produce(produceCtx, &kgo.Record{Value: value}, func(*kgo.Record, error) {})
-			}
-		}()
+	for _, name := range aggressive {
+		for i := range leakProducersEach {
+			p := tenantClient(t, creds[name], kgo.DefaultProduceTopic(name+".events"), kgo.ClientID(fmt.Sprintf("%s-%d", name, i)),
+				kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				value := make([]byte, 1<<10)
+				for produceCtx.Err() == nil {
+					p.Produce(produceCtx, &kgo.Record{Value: value}, func(*kgo.Record, error) {})
+				}
+			}()
+		}
 	}
 	// Watched closely: the fast fleet has the broker back within a
 	// fraction of a second. The tenants stop at once, but a client
@@ -100,7 +141,11 @@ func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 	throttled := func() int64 {
 		stats, err := stack.Fleet.QuotaStats("local-a")
 		assert.NoError(t, err) // also called from the watcher: no FailNow
-		return stats["ANONYMOUS"].Brokers[leaker].ProduceThrottled
+		var n int64
+		for _, name := range aggressive {
+			n += stats[name].Brokers[leaker].ProduceThrottled
+		}
+		return n
 	}
 	var throttledAtStop int64
 	wg.Add(1)
@@ -132,12 +177,12 @@ func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 	assert.Greater(t, peak, base, "old gen climbed under throttling")
 	assert.Positive(t, throttledAtStop)
 
-	op := finished(ctx, t, stack, "local-a", workflows.OpRollingRestart, time.Minute)
-	require.Equal(t, workflows.StatusSucceeded, op.Status, op.Error)
-	assert.Equal(t, []int32{leaker}, op.Brokers)
-	assert.Equal(t, "kfleet-health", op.RequestedBy)
-	assert.Contains(t, op.Reason, "climbing")
-	t.Logf("op: %s", op.Reason)
+	roll := finished(ctx, t, stack, "local-a", workflows.OpRollingRestart, time.Minute)
+	require.Equal(t, workflows.StatusSucceeded, roll.Status, roll.Error)
+	assert.Equal(t, []int32{leaker}, roll.Brokers)
+	assert.Equal(t, "kfleet-health", roll.RequestedBy)
+	assert.Contains(t, roll.Reason, "climbing")
+	t.Logf("op: %s", roll.Reason)
 	// The new process retains only what it throttled itself.
 	after, late := oldGen(ctx, t, stack, leaker)-base, throttled()-throttledAtStop
 	t.Logf("after the restart: old gen base + %d MiB, %d throttled produces since the stop", after>>20, late)
