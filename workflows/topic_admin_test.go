@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -23,6 +24,8 @@ type TopicAdminSuite struct {
 	testsuite.WorkflowTestSuite
 	env     *testsuite.TestWorkflowEnvironment
 	batches []activities.TopicBatchInput
+	// batchedAt is when each batch's activity ran (the test clock).
+	batchedAt []time.Time
 }
 
 func TestTopicAdmin(t *testing.T) { suite.Run(t, new(TopicAdminSuite)) }
@@ -30,10 +33,11 @@ func TestTopicAdmin(t *testing.T) { suite.Run(t, new(TopicAdminSuite)) }
 func (s *TopicAdminSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	stubSensing(s.env, nil)
-	s.batches = nil
+	s.batches, s.batchedAt = nil, nil
 	s.env.RegisterWorkflow(workflows.TopicAdminWorkflow)
 	s.env.OnActivity(acts.TopicBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.TopicBatchInput) (activities.TopicBatchResult, error) {
 		s.batches = append(s.batches, in)
+		s.batchedAt = append(s.batchedAt, s.env.Now())
 		return activities.TopicBatchResult{Requested: len(in.Topics), Done: len(in.Topics) - 1, Requests: 2, Throttled: 1, ThrottledMillis: 1200,
 			Refused: []activities.TopicRefusal{{Topic: in.Topics[0].Name, Reason: "topic " + in.Topics[0].Name + ": its replicas need ~6 more segments"}}}, nil
 	}).Maybe()
@@ -123,4 +127,39 @@ func (s *TopicAdminSuite) status() workflows.ClusterStatus {
 	var st workflows.ClusterStatus
 	s.Require().NoError(v.Get(&st))
 	return st
+}
+
+// The admin lane is held while a roll runs: a creation asked for in the
+// middle of a rolling restart is admitted and queued, and its batch starts
+// only once the roll has ended (a controller that moves mid-batch would
+// leave it half-done).
+func (s *TopicAdminSuite) TestHeldWhileARollRuns() {
+	var rollEnded time.Time
+	s.env.OnWorkflow(workflows.RollingRestartWorkflow, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, _ workflows.RollingRestartInput) (workflows.RollingRestartResult, error) {
+			err := workflow.Sleep(ctx, 10*time.Minute)
+			rollEnded = workflow.Now(ctx)
+			return workflows.RollingRestartResult{}, err
+		})
+	state := &workflows.ClusterState{Tenants: []workflows.TenantState{{Name: "wabash-1", Plan: tenantPlan("basic-0")}}}
+	var roll, create answer
+	s.update(time.Minute, workflows.UpdateRequest, workflows.Request{Kind: workflows.OpRollingRestart, RequestedBy: "bob"}, &roll)
+	s.update(2*time.Minute, workflows.UpdateRequest, topicReq("create", topicOf("wabash-1", "a", 3)), &create)
+	var during workflows.ClusterStatus
+	s.env.RegisterDelayedCallback(func() { during = s.status() }, 5*time.Minute)
+	var st workflows.ClusterStatus
+	s.env.RegisterDelayedCallback(func() { st = s.status(); s.env.CancelWorkflow() }, 30*time.Minute)
+	stubSelfHealing(s.env)
+	s.env.ExecuteWorkflow(workflows.ClusterWorkflow, workflows.ClusterInput{Spec: testSpec(), State: state})
+
+	s.Require().NoError(roll.err)
+	s.Require().NoError(create.err)
+	s.Require().NotNil(during.Running)
+	s.Equal(workflows.OpRollingRestart, during.Running.Kind)
+	s.Require().Len(during.Queue, 1, "the batch waits behind the roll")
+	s.Equal(workflows.OpTopicAdmin, during.Queue[0].Kind)
+	s.Require().False(rollEnded.IsZero(), "the roll ran")
+	s.Require().Len(s.batchedAt, 1, "the batch ran after the roll")
+	s.False(s.batchedAt[0].Before(rollEnded), "batch started %s, roll ended %s", s.batchedAt[0], rollEnded)
+	s.Require().Len(st.History, 2)
 }
