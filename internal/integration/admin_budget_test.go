@@ -39,8 +39,7 @@ func TestIntegrationAdminLaneRefusesTopicsOverTheMapBudget(t *testing.T) {
 		tenant         = "deep-00001"
 	)
 	stack := startStackWith(t, fastFleet(
-		localfleet.ClusterConfig{ID: lane, Brokers: 3, Topics: []localfleet.TopicConfig{}, SegmentsPerBroker: 1000,
-			SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true},
+		secured(localfleet.ClusterConfig{ID: lane, Brokers: 3, SegmentsPerBroker: 1000}, superPass),
 		localfleet.ClusterConfig{ID: straight, Brokers: 3, Topics: []localfleet.TopicConfig{}, SegmentsPerBroker: 1000},
 	), func(o *devstack.StackOptions) {
 		o.NotifyOut = io.Discard
@@ -86,8 +85,7 @@ func TestIntegrationAdminLaneRefusesTopicsOverTheMapBudget(t *testing.T) {
 			assert.Contains(t, h.Outcome, "which has room for 74 within 80% of nofile and vm.max_map_count")
 		}
 	}
-	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
-		Bootstrap: stack.Specs[lane].Bootstrap}))
+	adm := superAdmin(t, stack, lane, superPass)
 	listed, err := adm.ListTopics(ctx)
 	require.NoError(t, err)
 	assert.Contains(t, listed, tenant+".plain")

@@ -39,9 +39,7 @@ func TestIntegrationAdminLaneBreadth(t *testing.T) {
 		superPass = "breadth-superuser-secret"
 		tenant    = "breadth-00001"
 	)
-	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: cluster, Brokers: 3, Topics: []localfleet.TopicConfig{},
-		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true},
-	), func(o *devstack.StackOptions) {
+	stack := startStackWith(t, fastFleet(secured(localfleet.ClusterConfig{ID: cluster, Brokers: 3}, superPass)), func(o *devstack.StackOptions) {
 		o.NotifyOut = io.Discard
 		o.Secrets = "file:" + t.TempDir()
 	})
@@ -125,8 +123,7 @@ func TestIntegrationAdminLaneBreadth(t *testing.T) {
 	require.NoError(t, err)
 
 	// Groups: an idle one (offsets committed, no member) and a live one.
-	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
-		Bootstrap: stack.Specs[cluster].Bootstrap}))
+	adm := superAdmin(t, stack, cluster, superPass)
 	offsets := kadm.Offsets{}
 	offsets.Add(kadm.Offset{Topic: name("a"), Partition: 0, At: 0, LeaderEpoch: -1})
 	_, err = adm.CommitOffsets(ctx, name("idle"), offsets)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -44,8 +43,7 @@ func TestIntegrationAdminLaneRidesOutTheStorm(t *testing.T) {
 	stack := startStackWith(t, fastFleet(
 		// 10 brokers: room for 55 basic-0 tenants (4,000 partition
 		// replicas a broker; 240 partitions a tenant, replicated 3 times).
-		localfleet.ClusterConfig{ID: lane, Brokers: 10, Topics: []localfleet.TopicConfig{},
-			SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true},
+		secured(localfleet.ClusterConfig{ID: lane, Brokers: 10}, superPass),
 		localfleet.ClusterConfig{ID: straight, Brokers: 3, Topics: []localfleet.TopicConfig{}},
 	), func(o *devstack.StackOptions) {
 		o.NotifyOut = io.Discard
@@ -54,8 +52,7 @@ func TestIntegrationAdminLaneRidesOutTheStorm(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	names := stormTenants(ctx, t, stack, lane, tenants)
-	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
-		Bootstrap: stack.Specs[lane].Bootstrap}))
+	adm := superAdmin(t, stack, lane, superPass)
 	limitMutations(ctx, t, adm, "admin", mutationRate)
 
 	storm := runLaneStorm(ctx, t, stack, lane, names, perTenant, perRequest, refusers)

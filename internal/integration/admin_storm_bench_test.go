@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/kfleet/kfleet/internal/devstack"
-	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
@@ -33,8 +30,7 @@ func BenchmarkAdminStorm(b *testing.B) {
 	)
 	for b.Loop() {
 		stack := startStackWith(b, fastFleet(
-			localfleet.ClusterConfig{ID: lane, Brokers: 10, Topics: []localfleet.TopicConfig{},
-				SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true},
+			secured(localfleet.ClusterConfig{ID: lane, Brokers: 10}, superPass),
 			localfleet.ClusterConfig{ID: straight, Brokers: 3, Topics: []localfleet.TopicConfig{}},
 			localfleet.ClusterConfig{ID: paced, Brokers: 3, Topics: []localfleet.TopicConfig{}},
 		), func(o *devstack.StackOptions) {
@@ -44,8 +40,7 @@ func BenchmarkAdminStorm(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		names := stormTenants(ctx, b, stack, lane, tenants)
 		storm := runLaneStorm(ctx, b, stack, lane, names, perTenant, perTenant, 0)
-		adm := kadm.NewClient(tenantClient(b, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
-			Bootstrap: stack.Specs[lane].Bootstrap}))
+		adm := superAdmin(b, stack, lane, superPass)
 		listed, err := adm.ListTopics(ctx)
 		if err != nil {
 			b.Fatal(err)

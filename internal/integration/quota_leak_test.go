@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kfleet/kfleet/activities"
@@ -58,9 +57,8 @@ func oldGen(ctx context.Context, t *testing.T, stack *devstack.Stack, broker int
 func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 	t.Parallel() // mostly waiting: beside the other long tests
 	const superPass = "leak-superuser-secret"
-	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3, Topics: []localfleet.TopicConfig{},
-		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}, ACLs: true,
-		QuotaLeak: localfleet.QuotaLeakConfig{Enabled: true, BytesPerThrottle: leakPerThrottle}}), func(o *devstack.StackOptions) {
+	stack := startStackWith(t, fastFleet(secured(localfleet.ClusterConfig{ID: "local-a", Brokers: 3,
+		QuotaLeak: localfleet.QuotaLeakConfig{Enabled: true, BytesPerThrottle: leakPerThrottle}}, superPass)), func(o *devstack.StackOptions) {
 		o.Health = selfHealingPolicy
 		o.NotifyOut = io.Discard
 		o.Secrets = "file:" + t.TempDir()
@@ -93,8 +91,7 @@ func TestIntegrationQuotaLeakIsRestartedBeforeItFallsOver(t *testing.T) {
 
 	// The broker leading the most tenants' topics; its tenants turn
 	// aggressive.
-	adm := kadm.NewClient(tenantClient(t, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
-		Bootstrap: stack.Specs["local-a"].Bootstrap}))
+	adm := superAdmin(t, stack, "local-a", superPass)
 	md, err := adm.Metadata(ctx)
 	require.NoError(t, err)
 	led := map[int32][]string{}

@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/localfleet"
 )
 
 // What the tenant test needs around the stack: clients that authenticate
@@ -138,4 +141,22 @@ func kcatIsolation(ctx context.Context, t *testing.T, creds fleet.TenantCredenti
 	out, err = run("", "-C", "-t", b+".events", "-o", "beginning", "-e", "-q")
 	require.True(t, err != nil || strings.Contains(out, "authoriz"), "kcat as %s reads %s's topic: %s", a, b, out)
 	require.NotContains(t, out, "b1", "kcat as %s got %s's record", a, b)
+}
+
+// secured turns SASL/SCRAM and ACLs on in cfg, with "admin" as the super
+// user, and seeds no topic: a multi-tenant cluster as the tenants' tests
+// use it.
+func secured(cfg localfleet.ClusterConfig, superPass string) localfleet.ClusterConfig {
+	cfg.SASL = localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: superPass}
+	cfg.ACLs = true
+	if cfg.Topics == nil {
+		cfg.Topics = []localfleet.TopicConfig{}
+	}
+	return cfg
+}
+
+// superAdmin is an admin client of cluster logged in as its super user.
+func superAdmin(tb testing.TB, stack *devstack.Stack, cluster, superPass string) *kadm.Client {
+	return kadm.NewClient(tenantClient(tb, fleet.TenantCredentials{User: "admin", Password: superPass, Mechanism: fleet.TenantSASLMechanism,
+		Bootstrap: stack.Specs[cluster].Bootstrap}))
 }
