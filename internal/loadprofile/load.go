@@ -63,17 +63,20 @@ func (tr *tenantRun) client(opts ...kgo.Opt) (*kgo.Client, error) {
 // produce writes the tenant's records at its rate, acks=all and
 // idempotent (franz-go's defaults, stated so they stay), and waits for
 // every acknowledgement. Records are keyed by their sequence number,
-// which the consumer reads back.
+// which the consumer reads back. Batches go uncompressed: the values are
+// windows of one random buffer, which a compressor would shrink to
+// nothing, and the quotas must count the bytes the profile asked for.
 func (tr *tenantRun) produce(ctx context.Context, payload []byte) error {
 	defer tr.producerDone.Store(true)
 	cl, err := tr.client(kgo.DefaultProduceTopic(tr.topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchMaxBytes(1<<20))
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	l := tr.t.Load
 	sizes := l.RecordSizes()
+	offsets := rand.New(rand.NewPCG(l.Seed, 2))
 	start := time.Now()
 	tr.mu.Lock()
 	tr.first = start
@@ -92,7 +95,8 @@ func (tr *tenantRun) produce(ctx context.Context, payload []byte) error {
 		size := sizes()
 		sent := time.Now()
 		tr.produced.Add(1)
-		cl.Produce(ctx, &kgo.Record{Key: key, Value: payload[:size]}, func(_ *kgo.Record, err error) {
+		off := offsets.IntN(len(payload) - size + 1)
+		cl.Produce(ctx, &kgo.Record{Key: key, Value: payload[off : off+size]}, func(_ *kgo.Record, err error) {
 			now := time.Now()
 			if err != nil {
 				tr.produceErrs.Add(1)
@@ -178,7 +182,7 @@ func (tr *tenantRun) report() (TenantReport, []time.Duration) {
 // taken offline once half the records are acknowledged.
 func (r *Runner) Load(ctx context.Context, p Profile, tenants []Tenant, round int, offline bool) (Report, error) {
 	p = p.withDefaults()
-	payload := make([]byte, maxRecordBytes)
+	payload := make([]byte, 2*maxRecordBytes)
 	rng := rand.New(rand.NewPCG(p.Seed, uint64(round)))
 	for i := range payload {
 		payload[i] = byte(rng.Uint32()) // incompressible, as real payloads mostly are
