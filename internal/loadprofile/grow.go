@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -111,7 +112,7 @@ func (r *Runner) Grow(ctx context.Context, p Profile, tenants []Tenant, opt Grow
 		made, err := r.CreateTenants(ctx, loads)
 		tenants = append(tenants, made...)
 		if errors.Is(err, ErrTenantRefused) {
-			res.Limit = Limit{Tenants: len(tenants), Name: LimitPlacement, Detail: err.Error()}
+			res.Limit = Limit{Tenants: len(tenants), Name: LimitPlacement, Detail: firstLine(err)}
 			return res, nil
 		}
 		if err != nil {
@@ -128,7 +129,7 @@ func (r *Runner) Grow(ctx context.Context, p Profile, tenants []Tenant, opt Grow
 		}
 		err = r.CreateTopics(ctx, loaded, round, p.Partitions)
 		if errors.Is(err, ErrTopicRefused) {
-			res.Limit = Limit{Tenants: len(tenants), Name: LimitAdminLane, Detail: err.Error()}
+			res.Limit = Limit{Tenants: len(tenants), Name: LimitAdminLane, Detail: firstLine(err)}
 			return res, nil
 		}
 		if err != nil {
@@ -184,4 +185,11 @@ func judge(rep Report, opt GrowOptions) (Limit, bool) {
 		return Limit{Name: LimitHost, Detail: fmt.Sprintf("%d of %d unthrottled tenant(s) under %.0f%% of their asked rate", slow, paced, 100*opt.MinPace)}, true
 	}
 	return Limit{}, false
+}
+
+// firstLine is the first of joined errors: the concurrent creations of a
+// round refused for the same reason.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
