@@ -74,5 +74,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newScheduleCommand(&g))
 	root.AddCommand(newTenantCommand(&g)) // tenant.go
 	root.AddCommand(newTopicCommand(&g))  // topic.go
+	root.AddCommand(newLoadCommand(&g))   // load.go
 	return root
 }
