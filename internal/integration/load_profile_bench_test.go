@@ -19,12 +19,13 @@ import (
 // cluster sized by placement's rule for them, broker 2 crashed mid-run
 // and recovered by kfleet; then 10 tenants more a round until a limit is
 // hit. KFLEET_BENCH_LOAD_TENANTS and KFLEET_BENCH_LOAD_MESSAGES change
-// the scale. It reports throughput, lost records, p99 produce latency
+// the scale, KFLEET_BENCH_LOAD_BROKERS the cluster's size (more room
+// lets grow reach a limit other than placement's). It reports throughput, lost records, p99 produce latency
 // and the tenants at the limit, and logs every round's table.
 func BenchmarkLoadProfile(b *testing.B) {
 	tenants, messages := envInt("KFLEET_BENCH_LOAD_TENANTS", 50), envInt("KFLEET_BENCH_LOAD_MESSAGES", 1_000_000)
 	profile := loadprofile.NewProfile(tenants, messages, 14)
-	brokers := brokersFor(b, profile)
+	brokers := envInt("KFLEET_BENCH_LOAD_BROKERS", brokersFor(b, profile))
 	for range b.N {
 		const cluster = "load-bench"
 		began := time.Now()
@@ -60,6 +61,7 @@ func BenchmarkLoadProfile(b *testing.B) {
 		b.ReportMetric(rep.Totals.MsgsPerSec, "msgs/s")
 		b.ReportMetric(float64(rep.Totals.Lost), "lost")
 		b.ReportMetric(rep.Totals.Latency.P99, "p99_ms")
+		b.ReportMetric(rep.Totals.LatencyWithinPlan.P99, "p99_within_plan_ms")
 		b.ReportMetric(float64(rep.Totals.TenantsThrottled), "tenants_throttled")
 		if o := rep.Offline; o != nil && !o.BackAt.IsZero() {
 			b.ReportMetric(o.BackAt.Sub(o.DownAt).Seconds(), "broker_back_s")

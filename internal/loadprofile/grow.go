@@ -21,7 +21,8 @@ const (
 	// LimitProduceErrors: more than GrowOptions.MaxErrorRate of the
 	// records failed to produce.
 	LimitProduceErrors = "produce errors over the error budget"
-	// LimitLatency: the round's p99 produce latency over the SLO.
+	// LimitLatency: the round's p99 produce latency over the SLO, of the
+	// tenants the brokers did not throttle (Totals.LatencyWithinPlan).
 	LimitLatency = "p99 produce latency over the SLO"
 	// LimitQuota: more than GrowOptions.MaxBreachShare of the tenants not
 	// driven past their plan were throttled: the cluster is squeezing
@@ -145,7 +146,8 @@ func (r *Runner) Grow(ctx context.Context, p Profile, tenants []Tenant, opt Grow
 			res.Limit = l
 			return res, nil
 		}
-		r.logf("round %d: %d tenant(s), no limit yet (%.0f msgs/s, p99 %.0f ms)", round, len(tenants), rep.Totals.MsgsPerSec, rep.Totals.Latency.P99)
+		r.logf("round %d: %d tenant(s), no limit yet (%.0f msgs/s, p99 %.0f ms within plans)", round, len(tenants), rep.Totals.MsgsPerSec,
+			rep.Totals.LatencyWithinPlan.P99)
 	}
 	res.Limit = Limit{Tenants: len(tenants), Name: LimitNone, Detail: fmt.Sprintf("%d tenant(s) tried", opt.MaxTenants)}
 	return res, nil
@@ -177,8 +179,8 @@ func judge(rep Report, opt GrowOptions) (Limit, bool) {
 		return Limit{Name: LimitLost, Detail: fmt.Sprintf("%d record(s) acknowledged and not read back", s.Lost)}, true
 	case sent > 0 && float64(s.ProduceErrors) > opt.MaxErrorRate*float64(sent):
 		return Limit{Name: LimitProduceErrors, Detail: fmt.Sprintf("%d of %d record(s) failed (budget %.2f%%)", s.ProduceErrors, sent, 100*opt.MaxErrorRate)}, true
-	case s.Latency.P99 > float64(opt.P99.Milliseconds()):
-		return Limit{Name: LimitLatency, Detail: fmt.Sprintf("p99 %.0f ms over the SLO of %s", s.Latency.P99, opt.P99)}, true
+	case s.LatencyWithinPlan.P99 > float64(opt.P99.Milliseconds()):
+		return Limit{Name: LimitLatency, Detail: fmt.Sprintf("p99 %.0f ms of the tenants within their plans, over the SLO of %s", s.LatencyWithinPlan.P99, opt.P99)}, true
 	case within > 0 && float64(breached) > opt.MaxBreachShare*float64(within):
 		return Limit{Name: LimitQuota, Detail: fmt.Sprintf("%d of %d tenant(s) within their plans throttled", breached, within)}, true
 	case paced > 0 && slow*2 > paced:

@@ -254,14 +254,14 @@ func (r *Runner) Load(ctx context.Context, p Profile, tenants []Tenant, round in
 	}
 	consumers.Wait()
 
-	var all []time.Duration
+	lats := make([][]time.Duration, len(runs))
 	var last time.Time
-	for _, tr := range runs {
+	for i, tr := range runs {
 		tr.mu.Lock()
 		last = maxTime(last, tr.last)
 		tr.mu.Unlock()
-		t, lat := tr.report()
-		all = append(all, lat...)
+		var t TenantReport
+		t, lats[i] = tr.report()
 		rep.Tenants = append(rep.Tenants, t)
 	}
 	if offlineDone != nil {
@@ -278,7 +278,7 @@ func (r *Runner) Load(ctx context.Context, p Profile, tenants []Tenant, round in
 			}
 		}
 	}
-	rep.Totals = total(rep.Tenants, all, rep.Seconds)
+	rep.Totals = total(rep.Tenants, lats, rep.Seconds)
 	return rep, errors.Join(perr...)
 }
 

@@ -59,7 +59,7 @@ func sampleReport() Report {
 		{Tenant: "c-00003", Kind: KindRandom, Plan: "basic-1", Asked: 1000, Acked: 999, Consumed: 998, Lost: 1, ProduceErrors: 1},
 	}
 	return Report{Cluster: "load-a", Profile: NewProfile(3, 1356, 14), Round: 1, Seconds: 12, Tenants: tenants,
-		Totals: total(tenants, ms(1, 2, 3, 400), 12),
+		Totals: total(tenants, [][]time.Duration{ms(1, 2), ms(400), ms(3)}, 12),
 		Offline: &OfflineReport{Broker: 2, DownAt: down, Recovery: "op-12", Status: "succeeded", Outcome: "cause unknown, 1 start(s)",
 			RecoveryStartedAt: down.Add(3500 * time.Millisecond), RecoveryEndedAt: down.Add(11 * time.Second), BackAt: down.Add(9600 * time.Millisecond)}}
 }
@@ -67,7 +67,7 @@ func sampleReport() Report {
 func TestLoadReportTotals(t *testing.T) {
 	s := sampleReport().Totals
 	assert.Equal(t, Totals{Tenants: 3, Acked: 1355, AckedBytes: 6_000 + 4<<20, Consumed: 1354, Lost: 1, ProduceErrors: 1, MsgsPerSec: 1355.0 / 12,
-		Latency: Latency{P50: 2, P95: 400, P99: 400, Max: 400}, ThrottleMs: 3000, QuotaBreaches: 5, TenantsThrottled: 1}, s)
+		Latency: Latency{P50: 2, P95: 400, P99: 400, Max: 400}, LatencyWithinPlan: Latency{P50: 2, P95: 3, P99: 3, Max: 3}, ThrottleMs: 3000, QuotaBreaches: 5, TenantsThrottled: 1}, s)
 }
 
 func TestLoadReportTable(t *testing.T) {
@@ -79,7 +79,7 @@ func TestLoadReportTable(t *testing.T) {
 		"TENANT", "P99ms", "BREACHES",
 		"a-00001        tiny  basic-0   100/100",
 		"TOTAL",
-		"tenants with quota breaches: 1 of 3",
+		"tenants with quota breaches: 1 of 3; produce latency of the others: p50 2.0 ms, p95 3.0 ms, p99 3.0 ms",
 		"broker 2 offline at 16:00:00.000; kfleet's recovery op-12 started +3.5 s, succeeded +11.0 s (cause unknown, 1 start(s)); running again +9.6 s",
 	} {
 		assert.Contains(t, out, want)
@@ -119,7 +119,8 @@ func TestLoadJudge(t *testing.T) {
 		{"a record lost", round(Totals{Acked: 2000, Lost: 1}, ok, ok), LimitLost},
 		{"errors over the budget", round(Totals{Acked: 2000, ProduceErrors: 3}, ok, ok), LimitProduceErrors},
 		{"errors within the budget", round(Totals{Acked: 2000, ProduceErrors: 1}, ok, ok), ""},
-		{"p99 over the SLO", round(Totals{Acked: 2000, Latency: Latency{P99: 2500}}, ok, ok), LimitLatency},
+		{"p99 over the SLO", round(Totals{Acked: 2000, LatencyWithinPlan: Latency{P99: 2500}}, ok, ok), LimitLatency},
+		{"throttled tenants' latency is their plan's", round(Totals{Acked: 2000, Latency: Latency{P99: 20_000}}, ok, ok), ""},
 		{"tenants within their plans throttled", round(Totals{Acked: 2000}, ok, TenantReport{Kind: KindRandom, QuotaBreaches: 1}), LimitQuota},
 		{"asked rates not kept", round(Totals{Acked: 2000}, TenantReport{Kind: KindRandom, Rate: 100, MsgsPerSec: 20, Seconds: 10},
 			TenantReport{Kind: KindTiny, Rate: 10, MsgsPerSec: 3, Seconds: 10}), LimitHost},
