@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -66,14 +67,31 @@ func (tr *tenantRun) client(opts ...kgo.Opt) (*kgo.Client, error) {
 // which the consumer reads back. Batches go uncompressed: the values are
 // windows of one random buffer, which a compressor would shrink to
 // nothing, and the quotas must count the bytes the profile asked for.
-func (tr *tenantRun) produce(ctx context.Context, payload []byte) error {
+func (tr *tenantRun) produce(ctx context.Context, payload []byte, ready *sync.WaitGroup, begin <-chan struct{}) error {
 	defer tr.producerDone.Store(true)
 	cl, err := tr.client(kgo.DefaultProduceTopic(tr.topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
+		ready.Done()
 		return err
 	}
 	defer cl.Close()
+	// Logged in and the topic's metadata loaded before the clock starts:
+	// with every tenant's clients connecting at once, SCRAM's key
+	// derivation alone would otherwise be most of a short round's latency.
+	err = cl.Ping(ctx)
+	if err == nil {
+		_, err = kadmTopic(ctx, cl, tr.topic)
+	}
+	ready.Done()
+	if err != nil {
+		return fmt.Errorf("tenant %s: connect: %w", tr.t.Name, err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-begin:
+	}
 	l := tr.t.Load
 	sizes := l.RecordSizes()
 	offsets := rand.New(rand.NewPCG(l.Seed, 2))
@@ -211,7 +229,9 @@ func (r *Runner) Load(ctx context.Context, p Profile, tenants []Tenant, round in
 		offlineDone = make(chan *OfflineReport, 1)
 		go func() { offlineDone <- r.takeOffline(lctx, runs, asked) }()
 	}
-	var producers, consumers sync.WaitGroup
+	var producers, consumers, ready sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(len(runs))
 	perr := make([]error, len(runs))
 	cancels := make([]context.CancelFunc, len(runs))
 	for i, tr := range runs {
@@ -228,9 +248,13 @@ func (r *Runner) Load(ctx context.Context, p Profile, tenants []Tenant, round in
 		producers.Add(1)
 		go func() {
 			defer producers.Done()
-			perr[i] = tr.produce(lctx, payload)
+			perr[i] = tr.produce(lctx, payload, &ready, start)
 		}()
 	}
+	ready.Wait()
+	rep.Started = time.Now()
+	r.logf("round %d: every producer logged in, go", round)
+	close(start)
 	producers.Wait()
 	r.logf("round %d: producers done in %.1f s", round, time.Since(rep.Started).Seconds())
 	drain := r.Drain
@@ -287,4 +311,14 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// kadmTopic asks for the topic's metadata, so the producer knows its
+// partitions' leaders before its first record.
+func kadmTopic(ctx context.Context, cl *kgo.Client, topic string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, t)
+	return req.RequestWith(ctx, cl)
 }
