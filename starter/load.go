@@ -126,6 +126,13 @@ func runLoad(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.C
 	}
 	rep, tenants, err := r.Run(ctx, p)
 	if err != nil {
+		if len(tenants) > 0 {
+			names := make([]string, len(tenants))
+			for i, t := range tenants {
+				names[i] = t.Name
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "tenants created before the error (they stay on %s): %s\n", f.cluster, strings.Join(names, ", "))
+		}
 		return err
 	}
 	if skipped != "" {
