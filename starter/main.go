@@ -75,5 +75,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newTenantCommand(&g)) // tenant.go
 	root.AddCommand(newTopicCommand(&g))  // topic.go
 	root.AddCommand(newGroupCommand(&g))  // group.go
+	root.AddCommand(newLoadCommand(&g))   // load.go
 	return root
 }
