@@ -60,9 +60,8 @@ func (w logWriter) Write(p []byte) (int, error) {
 // harness's Runner on it, ready to run.
 func loadStack(t testing.TB, cluster string, brokers int, volumeGiB int32) (*devstack.Stack, *loadprofile.Runner) {
 	t.Helper()
-	stack := startStackWith(t, fastFleet(localfleet.ClusterConfig{ID: cluster, Brokers: brokers, Topics: []localfleet.TopicConfig{},
-		SASL: localfleet.SASLConfig{Enabled: true, Superuser: "admin", SuperuserPassword: "load-superuser-secret"}, ACLs: true,
-		Volume: localfleet.VolumeConfig{SizeGiB: volumeGiB}}), func(o *devstack.StackOptions) {
+	stack := startStackWith(t, fastFleet(secured(localfleet.ClusterConfig{ID: cluster, Brokers: brokers,
+		Volume: localfleet.VolumeConfig{SizeGiB: volumeGiB}}, "load-superuser-secret")), func(o *devstack.StackOptions) {
 		o.Health, o.NotifyOut = selfHealingPolicy, io.Discard
 		o.Secrets = "file:" + t.TempDir()
 	})
