@@ -139,7 +139,14 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:0"
 	}
-	fleetCfg := withAdminPasswords(opts.Fleet)
+	keep, err := secrets.NewFileStore(filepath.Join(opts.Dir, "fleet-superusers"))
+	if err != nil {
+		return s, err
+	}
+	fleetCfg, err := withAdminPasswords(ctx, opts.Fleet, keep)
+	if err != nil {
+		return s, err
+	}
 	if s.Fleet, err = localfleet.Start(ctx, fleetCfg, localfleet.Options{
 		ZooKeeper: s.ZooKeeper.Addr,
 		DataDir:   filepath.Join(opts.Dir, "fleet"),
