@@ -93,6 +93,19 @@ func CaughtUp(voter, leader QuorumReplica, fetchTimeout time.Duration) bool {
 	return leader.LastCaughtUp.Sub(voter.LastCaughtUp) <= fetchTimeout
 }
 
+// QuorumVerdict is the quorum gate's answer for restarting one node.
+type QuorumVerdict struct {
+	Safe   bool   `json:"safe"`
+	Reason string `json:"reason"`
+	// Voters is the quorum's size, CaughtUp the voters caught up without
+	// the node, Majority how many must be.
+	Voters   int `json:"voters"`
+	CaughtUp int `json:"caughtUp"`
+	Majority int `json:"majority"`
+	// Lagging are the voters, other than the node, not caught up.
+	Lagging []int32 `json:"lagging,omitempty"`
+}
+
 // QuorumSafeWithout decides whether restarting node keeps the quorum
 // available: without it, the caught-up voters must still be a majority of
 // all voters (the restarted node still counts as a voter: the quorum's
@@ -101,34 +114,43 @@ func CaughtUp(voter, leader QuorumReplica, fetchTimeout time.Duration) bool {
 // reason says how many voters are caught up and, on refusal, names each
 // lagging voter and its lag.
 func QuorumSafeWithout(q Quorum, node int32, fetchTimeout time.Duration) (bool, string) {
+	v := JudgeQuorumWithout(q, node, fetchTimeout)
+	return v.Safe, v.Reason
+}
+
+// JudgeQuorumWithout is QuorumSafeWithout with its counts.
+func JudgeQuorumWithout(q Quorum, node int32, fetchTimeout time.Duration) QuorumVerdict {
+	v := QuorumVerdict{Voters: len(q.Voters), Majority: len(q.Voters)/2 + 1}
 	leader, ok := q.LeaderReplica()
 	if !ok {
-		return false, fmt.Sprintf("the quorum has no leader (epoch %d): no controller may restart until one is elected", q.Epoch)
+		v.Reason = fmt.Sprintf("the quorum has no leader (epoch %d): no controller may restart until one is elected", q.Epoch)
+		return v
+	}
+	var lagging []string
+	for _, r := range sortedReplicas(q.Voters) {
+		if r.ID == node {
+			continue
+		}
+		if CaughtUp(r, leader, fetchTimeout) {
+			v.CaughtUp++
+			continue
+		}
+		v.Lagging = append(v.Lagging, r.ID)
+		lagging = append(lagging, voterLag(r, leader, q.HighWatermark))
 	}
 	if !q.IsVoter(node) {
-		return true, fmt.Sprintf("node %d is not a quorum voter", node)
+		v.Safe, v.Reason = true, fmt.Sprintf("node %d is not a quorum voter", node)
+		return v
 	}
-	need := len(q.Voters)/2 + 1
-	caught := 0
-	var lagging []string
-	for _, v := range sortedReplicas(q.Voters) {
-		if v.ID == node {
-			continue
-		}
-		if CaughtUp(v, leader, fetchTimeout) {
-			caught++
-			continue
-		}
-		lagging = append(lagging, voterLag(v, leader, q.HighWatermark))
-	}
-	summary := fmt.Sprintf("without controller %d, %d of %d voters are caught up (a majority is %d)", node, caught, len(q.Voters), need)
-	if caught >= need {
-		return true, summary
+	v.Reason = fmt.Sprintf("without controller %d, %d of %d voters are caught up (a majority is %d)", node, v.CaughtUp, v.Voters, v.Majority)
+	if v.CaughtUp >= v.Majority {
+		v.Safe = true
+		return v
 	}
 	if len(lagging) > 0 {
-		summary += ": " + strings.Join(lagging, "; ")
+		v.Reason += ": " + strings.Join(lagging, "; ")
 	}
-	return false, summary
+	return v
 }
 
 // voterLag says how far a voter is behind: offsets behind the leader's log

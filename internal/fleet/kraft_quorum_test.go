@@ -158,3 +158,13 @@ func TestJudgeFencing(t *testing.T) {
 	assert.Equal(t, fleet.FencingVerdict{}, fleet.JudgeFencing([]fleet.BrokerFencing{{ID: 1}}, nil, []int32{1}))
 	assert.Equal(t, 11*time.Second, fleet.BrokerSessionTimeout+fleet.UncleanLossSlack, "issue #15: detection within the session timeout + 2 s")
 }
+
+func TestJudgeQuorumWithoutCounts(t *testing.T) {
+	q := quorum(voter(3001, 0, 0), voter(3002, 0, 0), voter(3003, time.Minute, 1), voter(3004, time.Minute, 9))
+	v := fleet.JudgeQuorumWithout(q, 3002, fleet.QuorumFetchTimeout)
+	assert.Equal(t, fleet.QuorumVerdict{Safe: false, Voters: 5, CaughtUp: 2, Majority: 3, Lagging: []int32{3003, 3004}, Reason: v.Reason}, v)
+	v = fleet.JudgeQuorumWithout(q, 3003, fleet.QuorumFetchTimeout)
+	assert.True(t, v.Safe)
+	assert.Equal(t, 3, v.CaughtUp)
+	assert.Equal(t, []int32{3004}, v.Lagging)
+}
