@@ -333,3 +333,21 @@ func TestMetadataVersionSupportFindsAGhost(t *testing.T) {
 	assert.Equal(t, []int32{4}, v.Ghosts)
 	assert.Contains(t, v.Err().Error(), "broker 4 did not report what it supports and is a ghost")
 }
+
+// A cluster that speaks DescribeCluster below v2 (Kafka before 4.0) cannot
+// say who is fenced: an error, never "nobody is fenced".
+func TestBrokerFencingNeedsV2(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(int16(kmsg.DescribeCluster), 1)
+	a, err := Dial("kraft-f", c.ListenAddrs(), kgo.MaxVersions(vs))
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	_, err = a.BrokerFencing(ctx)
+	require.Error(t, err)
+	assert.Equal(t, "cluster kraft-f: describe cluster: answered v1, fencing needs v2 (Kafka 4.0 or later)", err.Error())
+}
