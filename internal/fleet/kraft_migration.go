@@ -152,8 +152,11 @@ func CheckPreflight(brokers []int32, f PreflightFacts) []Blocker {
 type OpImpact int
 
 const (
+	// ImpactUnknown is a kind that declared none: refused mid-migration,
+	// so a kind that forgets is held, not let through.
+	ImpactUnknown OpImpact = iota
 	// ImpactAdmin: topics, tenants, quotas, checks: no node restarts.
-	ImpactAdmin OpImpact = iota
+	ImpactAdmin
 	// ImpactBrokerRoll: restarts brokers with their current config.
 	ImpactBrokerRoll
 	// ImpactControllerRoll: restarts controllers with their current config.
