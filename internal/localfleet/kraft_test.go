@@ -2,11 +2,14 @@ package localfleet_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -361,4 +364,77 @@ func TestIntegrationKRaftLagAndPartition(t *testing.T) {
 		require.NoError(t, err)
 		return q.CaughtUp == 3
 	}, 5*time.Second, 20*time.Millisecond)
+}
+
+func TestIntegrationKRaftHTTPAndZooKeeper(t *testing.T) {
+	cc := testCluster("local-k")
+	cc.KRaft = &localfleet.KRaftConfig{Controllers: 3, Timing: kraftTiming}
+	f, z := startFleet(t, localfleet.Config{Clusters: []localfleet.ClusterConfig{cc, testCluster("local-z")}})
+	base := f.Endpoints().API
+	call := func(method, path string, out any) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(testContext(t), method, base+path, nil)
+		require.NoError(t, err)
+		req.Header.Set(localfleet.WhoHeader, "operator")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		if out != nil {
+			if q, ok := out.(*localfleet.QuorumStatus); ok {
+				*q = localfleet.QuorumStatus{} // omitted fields must not keep old values
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+		}
+		return resp.StatusCode
+	}
+
+	// A KRaft cluster registers nothing in ZooKeeper; the ZooKeeper
+	// cluster beside it does as before.
+	ep := f.Endpoints()
+	assert.Empty(t, ep.Clusters["local-k"].ZooKeeper)
+	assert.Len(t, ep.Clusters["local-k"].Controllers, 3)
+	conn, _, err := zk.Connect([]string{z.Addr}, 4*time.Second, zk.WithLogger(discardLogger{}))
+	require.NoError(t, err)
+	defer conn.Close()
+	exists, _, err := conn.Exists("/kfleet/local-k")
+	require.NoError(t, err)
+	assert.False(t, exists, "no chroot for the KRaft cluster")
+	ids, _, err := conn.Children("/kfleet/local-z/brokers/ids")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"1", "2", "3"}, ids)
+
+	var q localfleet.QuorumStatus
+	require.Equal(t, http.StatusOK, call("GET", "/v1/clusters/local-k/quorum", &q))
+	assert.Equal(t, int32(3000), q.Leader)
+	assert.Equal(t, "3.9-IV0", q.MetadataVersion)
+	require.Len(t, q.Voters, 3)
+
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/controllers/3001/faults/lag-voter", &q))
+	assert.True(t, q.Voters[1].Lagged)
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/quorum/faults/heal", &q))
+	assert.False(t, q.Voters[1].Lagged)
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/controllers/3002/stop", &q))
+	assert.Equal(t, localfleet.StateStopped, q.Voters[2].State)
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/controllers/3002/start", &q))
+	assert.Equal(t, localfleet.StateRunning, q.Voters[2].State)
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/controllers/3002/faults/crash", &q))
+	assert.Equal(t, localfleet.StateCrashed, q.Voters[2].State)
+
+	var apiErr struct{ Error string }
+	assert.Equal(t, http.StatusNotFound, call("POST", "/v1/clusters/local-k/controllers/7/stop", &apiErr))
+	assert.Equal(t, http.StatusBadRequest, call("POST", "/v1/clusters/local-k/controllers/3000/faults/lag-voter", &apiErr), "the leader cannot lag")
+	assert.Equal(t, http.StatusBadRequest, call("POST", "/v1/clusters/local-k/quorum/faults/melt", &apiErr))
+	assert.Equal(t, http.StatusBadRequest, call("GET", "/v1/clusters/local-z/quorum", &apiErr))
+	assert.Contains(t, apiErr.Error, "not a KRaft cluster")
+
+	audit := f.Audit("local-k")
+	var who []string
+	for _, ev := range audit {
+		if ev.Broker == 3002 {
+			who = append(who, string(ev.Kind)+"/"+ev.Who)
+		}
+	}
+	assert.Equal(t, []string{"controller-stop/operator", "controller-stopped/operator", "controller-start/operator",
+		"controller-started/operator", "controller-crash/operator"}, who)
+	assert.Empty(t, f.Violations("local-k"))
 }
