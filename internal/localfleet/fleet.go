@@ -325,8 +325,9 @@ type ClusterEndpoints struct {
 
 // ControllerEndpoint is one KRaft controller's identity and address.
 type ControllerEndpoint struct {
-	ID      int32  `json:"id"`
-	Address string `json:"address"`
+	ID         int32  `json:"id"`
+	InstanceID string `json:"instanceId"` // its host (kraft_hosts.go)
+	Address    string `json:"address"`
 }
 
 // SASLEndpoint says how a cluster authenticates clients.
@@ -370,7 +371,7 @@ func (f *Fleet) Endpoints() Endpoints {
 		if c.kr != nil {
 			ce.ZooKeeper = ""
 			for _, ctl := range c.kr.controllers {
-				ce.Controllers = append(ce.Controllers, ControllerEndpoint{ID: ctl.id, Address: ctl.listener.addr()})
+				ce.Controllers = append(ce.Controllers, ControllerEndpoint{ID: ctl.id, InstanceID: ctl.instanceID, Address: ctl.listener.addr()})
 			}
 		}
 		if c.cfg.SASL.Enabled {

@@ -37,8 +37,9 @@ const ViolationQuorumLost ViolationKind = "quorum-lost"
 
 // controller is one KRaft controller node.
 type controller struct {
-	id       int32
-	listener *ctrlListener
+	id         int32
+	instanceID string // its host (kraft_hosts.go)
+	listener   *ctrlListener
 
 	// opMu serializes this controller's lifecycle transitions.
 	opMu sync.Mutex
@@ -69,7 +70,7 @@ func (c *cluster) newKRaft(now time.Time) error {
 		if len(k.ControllerPorts) > 0 {
 			port = k.ControllerPorts[i]
 		}
-		ctl := &controller{id: id, state: StateStopped, version: k.Version}
+		ctl := &controller{id: id, instanceID: controllerInstanceID(c.id, id), state: StateStopped, version: k.Version}
 		ctl.listener = newCtrlListener(c, id, port)
 		ks.controllers = append(ks.controllers, ctl)
 		ids = append(ids, id)

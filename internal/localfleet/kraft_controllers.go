@@ -85,7 +85,7 @@ func (f *Fleet) StartController(ctx context.Context, cluster string, id int32, w
 	if err != nil {
 		return err
 	}
-	return c.startController(ctx, ctl, who)
+	return c.startController(ctx, ctl, who, "")
 }
 
 // InjectQuorumFault injects lag-voter (on voter), partition-leader or
@@ -169,7 +169,10 @@ func (c *cluster) stopController(ctl *controller, who string, clean bool) error 
 	return nil
 }
 
-func (c *cluster) startController(ctx context.Context, ctl *controller, who string) error {
+// startController starts controller ctl on its host; version, when not
+// empty, is the Kafka version it starts with (kfleet-StartBroker's), which
+// a running controller refuses (ErrRunningMismatch).
+func (c *cluster) startController(ctx context.Context, ctl *controller, who, version string) error {
 	ctl.opMu.Lock()
 	defer ctl.opMu.Unlock()
 	if err := c.checkOpen(); err != nil {
@@ -177,8 +180,24 @@ func (c *cluster) startController(ctx context.Context, ctl *controller, who stri
 	}
 	c.mu.Lock()
 	if ctl.state == StateRunning {
+		running := ctl.version
 		c.mu.Unlock()
+		if version != "" && version != running {
+			return fmt.Errorf("localfleet: cluster %q: controller %d: %w: version %s requested, it runs %s",
+				c.id, ctl.id, ErrRunningMismatch, version, running)
+		}
 		return nil
+	}
+	if st := c.hosts.instanceState(ctl.instanceID); st != InstanceRunning {
+		c.mu.Unlock()
+		return fmt.Errorf("localfleet: cluster %q: controller %d: start: %w: instance %s is %s",
+			c.id, ctl.id, ErrInstanceNotRunning, ctl.instanceID, st)
+	}
+	if version != "" {
+		if err := c.setControllerVersionLocked(ctl, version); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 	}
 	prev := ctl.state
 	ctl.state = StateStarting
@@ -227,8 +246,10 @@ type QuorumStatus struct {
 // VoterStatus is one controller in a QuorumStatus.
 type VoterStatus struct {
 	ID           int32     `json:"id"`
+	InstanceID   string    `json:"instanceId"`
 	Address      string    `json:"address"`
 	State        State     `json:"state"`
+	Version      string    `json:"version"`
 	LogEndOffset int64     `json:"logEndOffset"`
 	LastFetch    time.Time `json:"lastFetch"`
 	LastCaughtUp time.Time `json:"lastCaughtUp"`
@@ -252,7 +273,7 @@ func (f *Fleet) Quorum(cluster string) (QuorumStatus, error) {
 		MetadataVersion: kraft.MetadataVersionName(mv), MetadataVersionLevel: mv, CaughtUp: caught, Majority: majority}
 	for _, v := range m.Voters() {
 		ctl := c.controllerByID(v.ID)
-		st.Voters = append(st.Voters, VoterStatus{ID: v.ID, Address: ctl.listener.addr(), State: ctl.state,
+		st.Voters = append(st.Voters, VoterStatus{ID: v.ID, InstanceID: ctl.instanceID, Address: ctl.listener.addr(), State: ctl.state, Version: ctl.version,
 			LogEndOffset: v.LogEndOffset, LastFetch: v.LastFetch, LastCaughtUp: v.LastCaughtUp, Lagged: v.Lagged, Partitioned: v.Partitioned})
 	}
 	return st, nil

@@ -327,6 +327,9 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		}
 		return ""
 	}
+	if c, ctl, ok := s.f.hostedController(instance); ok {
+		return s.f.controllerDocument(ctx, c, ctl, cmd.document, who, param) // kraft_hosts.go
+	}
 	switch cmd.document {
 	case cloud.DocConfigureBroker:
 		return s.f.configureBroker(instance, param, who)
