@@ -197,3 +197,32 @@ func TestPartitionedLeaderResigns(t *testing.T) {
 		t.Fatalf("old leader did not rejoin as a follower: %+v", vs)
 	}
 }
+
+func TestFiveVoters(t *testing.T) {
+	tests := []struct {
+		name       string
+		down       []int32
+		wantLeader bool
+		wantCaught int
+	}{
+		{name: "two followers down", down: []int32{2, 3}, wantLeader: true, wantCaught: 3},
+		{name: "leader and a follower down", down: []int32{1, 2}, wantLeader: true, wantCaught: 3},
+		{name: "three down", down: []int32{1, 2, 3}, wantLeader: false, wantCaught: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New(testTiming, []int32{1, 2, 3, 4, 5}, 21, t0)
+			run(m, 0, 900*time.Millisecond)
+			for _, id := range tc.down {
+				mustStop(t, m, id, false)
+			}
+			run(m, time.Second, 6*time.Second)
+			if l, _ := m.Leader(); (l != NoLeader) != tc.wantLeader {
+				t.Fatalf("leader %d, want a leader: %v", l, tc.wantLeader)
+			}
+			if n, maj := m.CaughtUpWithout(-1); n != tc.wantCaught || maj != 3 {
+				t.Fatalf("caught up %d of majority %d, want %d of 3", n, maj, tc.wantCaught)
+			}
+		})
+	}
+}
