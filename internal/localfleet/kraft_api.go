@@ -310,9 +310,10 @@ func (c *cluster) answerUnregisterBroker(req *request, who string) ([]byte, erro
 	return req.encodeResponse(resp), nil
 }
 
-// answerUpdateFeatures applies metadata.version updates through the model;
-// other features in the same request are refused (the model keeps only
-// metadata.version; send them on their own to reach kfake's).
+// answerUpdateFeatures applies metadata.version updates through the model.
+// A request that also names other features is refused as a whole, as
+// Kafka applies a request's updates all or none (the model keeps only
+// metadata.version; sent on their own, the others reach kfake's).
 func (c *cluster) answerUpdateFeatures(req *request, who string) ([]byte, error) {
 	kreq, err := req.decode()
 	if err != nil {
@@ -322,13 +323,14 @@ func (c *cluster) answerUpdateFeatures(req *request, who string) ([]byte, error)
 	resp := r.ResponseKind().(*kmsg.UpdateFeaturesResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	mixed := slices.ContainsFunc(r.FeatureUpdates, func(u kmsg.UpdateFeaturesRequestFeatureUpdate) bool { return u.Feature != featureMetadataVersion })
 	for _, u := range r.FeatureUpdates {
 		res := kmsg.NewUpdateFeaturesResponseResult()
 		res.Feature = u.Feature
 		var msg string
-		if u.Feature != featureMetadataVersion {
+		if mixed {
 			res.ErrorCode = kerr.InvalidUpdateVersion.Code
-			msg = fmt.Sprintf("cluster %s: feature %s cannot be updated with metadata.version in the local fleet", c.id, u.Feature)
+			msg = fmt.Sprintf("cluster %s: the local fleet updates metadata.version only on its own, not with other features (%s)", c.id, u.Feature)
 		} else {
 			up := kraft.Update{Level: u.MaxVersionLevel, ValidateOnly: r.ValidateOnly,
 				AllowDowngrade: (r.Version == 0 && u.AllowDowngrade) || (r.Version >= 1 && u.UpgradeType >= 2)}

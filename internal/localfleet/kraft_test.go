@@ -280,11 +280,30 @@ func TestIntegrationKRaftFeaturesGhost(t *testing.T) {
 	assert.Equal(t, int16(21), av.FinalizedFeatures[i].MaxVersionLevel)
 	assert.Positive(t, av.FinalizedFeaturesEpoch)
 
+	// metadata.version with another feature: refused as a whole.
+	mixed := kmsg.NewPtrUpdateFeaturesRequest()
+	for _, name := range []string{"metadata.version", "transaction.version"} {
+		u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+		u.Feature, u.MaxVersionLevel, u.UpgradeType = name, 21, 1
+		mixed.FeatureUpdates = append(mixed.FeatureUpdates, u)
+	}
+	mr := brokerRequest[*kmsg.UpdateFeaturesResponse](t, cl, mixed)
+	assert.Equal(t, kerr.InvalidUpdateVersion.Code, mr.ErrorCode)
+	assert.Contains(t, aws.ToString(mr.ErrorMessage), "metadata.version only on its own")
+
+	// A running broker unregistered registers again at its next heartbeat.
+	registered := len(kraftEvents(f, "local-k", "kraft-registered"))
+	unreg.BrokerID = 1
+	ur = brokerRequest[*kmsg.UnregisterBrokerResponse](t, cl, unreg)
+	assert.Equal(t, int16(0), ur.ErrorCode)
+	require.Eventually(t, func() bool { return len(kraftEvents(f, "local-k", "kraft-registered")) == registered+1 }, 5*time.Second, 20*time.Millisecond)
+	waitFenced(t, f, "local-k", map[int32]bool{1: false})
+
 	// A downgrade needs its flag.
 	code, msg = updateMV(t, cl, 20)
 	assert.Equal(t, kerr.InvalidUpdateVersion.Code, code)
 	assert.Contains(t, msg, "downgrades are not allowed")
-	assert.Len(t, kraftEvents(f, "local-k", "kraft-unregistered"), 1)
+	assert.Len(t, kraftEvents(f, "local-k", "kraft-unregistered"), 2)
 	assert.Len(t, kraftEvents(f, "local-k", "kraft-feature"), 1)
 }
 
@@ -419,6 +438,8 @@ func TestIntegrationKRaftHTTPAndZooKeeper(t *testing.T) {
 	assert.Equal(t, localfleet.StateRunning, q.Voters[2].State)
 	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/controllers/3002/faults/crash", &q))
 	assert.Equal(t, localfleet.StateCrashed, q.Voters[2].State)
+	require.Equal(t, http.StatusOK, call("POST", "/v1/clusters/local-k/quorum/faults/partition-leader", &q))
+	assert.True(t, q.Voters[0].Partitioned)
 
 	var apiErr struct{ Error string }
 	assert.Equal(t, http.StatusNotFound, call("POST", "/v1/clusters/local-k/controllers/7/stop", &apiErr))
