@@ -343,6 +343,9 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		if !ok { // moved on meanwhile (another host took it over)
 			return "kafka started\n", nil
 		}
+		if c.kr != nil {
+			return fmt.Sprintf("broker %d started\nlistening on %s (registered with the KRaft controllers)\n", b.id, b.proxy.addr()), nil
+		}
 		return fmt.Sprintf("broker %d started\nlistening on %s (advertised in /brokers/ids/%d under %s)\n", b.id, b.proxy.addr(), b.id, c.zkRoot), nil
 	}
 	c, b, hosted := s.f.hostedBroker(instance)
