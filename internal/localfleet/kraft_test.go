@@ -160,6 +160,14 @@ func TestIntegrationKRaftQuorumShape(t *testing.T) {
 	require.Len(t, q.Voters, 3)
 	leader := client(t, q.Voters[0].Address)
 	assert.Equal(t, int32(3000), describeQuorum(t, leader).LeaderID)
+	cav := brokerRequest[*kmsg.ApiVersionsResponse](t, leader, kmsg.NewPtrApiVersionsRequest())
+	keys := map[int16]int16{}
+	for _, k := range cav.ApiKeys {
+		keys[k.ApiKey] = k.MaxVersion
+	}
+	assert.Equal(t, map[int16]int16{18: 4, 55: 2, 57: 2, 60: 2, 64: 0}, keys, "a controller serves the controller-facing APIs only")
+	require.Len(t, cav.FinalizedFeatures, 1)
+	assert.Equal(t, int16(21), cav.FinalizedFeatures[0].MaxVersionLevel)
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	rt := kmsg.NewDescribeQuorumRequestTopic()
 	rt.Topic, rt.Partitions = "__cluster_metadata", []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
