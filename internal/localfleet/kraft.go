@@ -181,8 +181,10 @@ func (c *cluster) kraftRegisterLocked(b *broker, now time.Time) error {
 }
 
 // kraftRegister is a starting broker's registration: it waits for an
-// active controller as a Kafka broker does at startup, up to the session
-// timeout, and fails the start without one.
+// active controller as a Kafka broker does at startup, and fails the
+// start without one. Kafka waits initial.broker.registration.timeout.ms
+// (60 s); the fleet waits the session timeout, so a test sees the failure
+// within its fast timing.
 func (c *cluster) kraftRegister(b *broker) error {
 	deadline := time.Now().Add(c.cfg.KRaft.Timing.Session)
 	for {

@@ -20,14 +20,14 @@ var ErrUnknownController = errors.New("unknown controller")
 
 // Quorum faults (InjectQuorumFault).
 const (
-	// QuorumFaultLagVoter: the voter stops fetching from the leader (a
-	// slow disk, a GC storm): its log end offset and last caught-up time
-	// stop moving, as DescribeQuorum shows, until heal.
+	// QuorumFaultLagVoter: the voter falls behind the leader (a slow
+	// disk, a GC storm): it still fetches, but its log end offset and last
+	// caught-up time stop moving, as DescribeQuorum shows, until heal.
 	QuorumFaultLagVoter FaultKind = "lag-voter"
 	// QuorumFaultPartitionLeader: the leader loses every follower; after
-	// the fetch timeout and the election timeout the rest elect a new
-	// leader at a new epoch and the old leader resigns, as it cannot reach
-	// a majority. Heal lets it rejoin as a follower.
+	// the fetch timeout it resigns, as it hears from no majority
+	// (check-quorum), and after the election timeout the rest elect a new
+	// leader at a new epoch. Heal lets it rejoin as a follower.
 	QuorumFaultPartitionLeader FaultKind = "partition-leader"
 	// QuorumFaultHeal ends every lag and partition.
 	QuorumFaultHeal FaultKind = "heal"
@@ -107,7 +107,7 @@ func (f *Fleet) InjectQuorumFault(cluster string, kind FaultKind, voter int32, w
 		}
 		detail = fmt.Sprintf("lag-voter %d", voter)
 	case QuorumFaultPartitionLeader:
-		leader, err := m.PartitionLeader(now)
+		leader, err := m.PartitionLeader()
 		if err != nil {
 			return fmt.Errorf("localfleet: cluster %q: %w: partition-leader: %w", cluster, ErrBadFault, err)
 		}

@@ -469,3 +469,36 @@ func TestIntegrationKRaftHTTPAndZooKeeper(t *testing.T) {
 		"controller-started/operator", "controller-crash/operator"}, who)
 	assert.Empty(t, f.Violations("local-k"))
 }
+
+func TestIntegrationKRaftStartWithoutQuorum(t *testing.T) {
+	f := startKRaft(t, localfleet.KRaftConfig{})
+	ctx := testContext(t)
+	require.NoError(t, f.StopBroker(ctx, "local-k", 3, "test"))
+	require.NoError(t, f.CrashController(ctx, "local-k", 3001, "test"))
+	require.NoError(t, f.CrashController(ctx, "local-k", 3002, "test"))
+	require.Len(t, f.Violations("local-k"), 1, "the second crash lost the quorum")
+
+	// The leader hears from no majority: it resigns after the fetch
+	// timeout (check-quorum), and no election can win.
+	require.Eventually(t, func() bool {
+		q, err := f.Quorum("local-k")
+		require.NoError(t, err)
+		return q.Leader == -1
+	}, 5*time.Second, 20*time.Millisecond)
+	began := time.Now()
+	err := f.StartBroker(ctx, "local-k", 3, "test")
+	require.ErrorContains(t, err, "no active controller")
+	assert.GreaterOrEqual(t, time.Since(began), kraftTiming.Session)
+	st, _ := f.Status("local-k")
+	assert.Equal(t, localfleet.StateFailed, st.Brokers[2].State)
+	assert.NotEmpty(t, kraftEvents(f, "local-k", "kraft-no-quorum"), "elections without a majority")
+
+	require.NoError(t, f.StartController(ctx, "local-k", 3001, "test"))
+	require.Eventually(t, func() bool {
+		q, err := f.Quorum("local-k")
+		require.NoError(t, err)
+		return q.Leader >= 0
+	}, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, f.StartBroker(ctx, "local-k", 3, "test"))
+	waitFenced(t, f, "local-k", map[int32]bool{3: false})
+}

@@ -192,9 +192,9 @@ func (m *Model) StartVoter(id int32, now time.Time) error {
 	return nil
 }
 
-// LagVoter makes voter id stop fetching (a slow disk, a GC storm): its
-// log end offset and last caught-up time stop moving. A lagging leader
-// is not modelled: the fault applies to followers.
+// LagVoter makes voter id fall behind (a slow disk, a GC storm): it still
+// fetches, but its log end offset and last caught-up time stop moving. A
+// lagging leader is not modelled: the fault applies to followers.
 func (m *Model) LagVoter(id int32) error {
 	v, err := m.voter(id)
 	if err != nil {
@@ -208,16 +208,15 @@ func (m *Model) LagVoter(id int32) error {
 }
 
 // PartitionLeader cuts the leader off from every other voter: the
-// followers stop fetching, and after their fetch timeout and the election
-// timeout the rest elect a new leader; the old one resigns then, as it
-// has not heard from a majority (check-quorum).
-func (m *Model) PartitionLeader(now time.Time) (int32, error) {
+// followers stop fetching; after the fetch timeout the old leader resigns,
+// as it has not heard from a majority (check-quorum), and after the
+// election timeout the rest elect a new leader.
+func (m *Model) PartitionLeader() (int32, error) {
 	if m.leader == NoLeader {
 		return NoLeader, ErrNoLeader
 	}
 	v, _ := m.voter(m.leader)
 	v.Partitioned = true
-	m.electAt = now.Add(m.t.FetchTimeout + m.t.Election)
 	return v.ID, nil
 }
 
@@ -246,15 +245,13 @@ func (m *Model) Append(n int64, now time.Time) {
 // and unfencing. Events are in the order they happened.
 func (m *Model) Advance(now time.Time) []Event {
 	var evs []Event
-	if m.leader != NoLeader {
-		ldr, _ := m.voter(m.leader)
-		if ldr.Partitioned && !m.electAt.IsZero() && !now.Before(m.electAt) {
-			// Check-quorum: no fetches from a majority for the fetch
-			// timeout, so the partitioned leader resigns and the rest
-			// elect among themselves.
-			evs = append(evs, m.loseLeader(now, true, "cannot reach a majority of voters")...)
-			m.electAt = now
-		}
+	if m.leader != NoLeader && !m.heardFromMajority(now) {
+		// Check-quorum: a leader that has not had fetches from a
+		// majority within the fetch timeout (its followers are down or
+		// cut off) resigns; the rest elect after the election timeout
+		// if they are a majority. Kafka's leader waits 1.5 fetch
+		// timeouts; the model uses one, the followers' own timeout.
+		evs = append(evs, m.loseLeader(now, true, "no fetch from a majority of voters within the fetch timeout")...)
 	}
 	if m.leader != NoLeader {
 		m.replicate(now)
@@ -266,7 +263,21 @@ func (m *Model) Advance(now time.Time) []Event {
 	return evs
 }
 
-// replicate is one round of fetches from the leader.
+// heardFromMajority is whether the leader and the voters that fetched from
+// it within the fetch timeout are a majority.
+func (m *Model) heardFromMajority(now time.Time) bool {
+	n := 0
+	for _, v := range m.voters {
+		if v.ID == m.leader || now.Sub(v.LastFetch) <= m.t.FetchTimeout {
+			n++
+		}
+	}
+	return n >= m.majority()
+}
+
+// replicate is one round of fetches from the leader. A lagged voter
+// fetches but does not catch up: its last fetch moves, its log end offset
+// and last caught-up time do not.
 func (m *Model) replicate(now time.Time) {
 	ldr, _ := m.voter(m.leader)
 	if now.Sub(m.lastAppend) >= noOpInterval {
@@ -275,11 +286,14 @@ func (m *Model) replicate(now time.Time) {
 	}
 	ldr.LastFetch, ldr.LastCaughtUp = now, now
 	for _, v := range m.voters {
-		if v == ldr || !reachable(v) || v.Lagged || ldr.Partitioned {
+		if v == ldr || !reachable(v) || ldr.Partitioned {
 			continue
 		}
-		v.LogEndOffset = ldr.LogEndOffset
-		v.LastFetch, v.LastCaughtUp = now, now
+		v.LastFetch = now
+		if !v.Lagged {
+			v.LogEndOffset = ldr.LogEndOffset
+			v.LastCaughtUp = now
+		}
 	}
 	// The high watermark is the highest offset a majority has.
 	leos := make([]int64, 0, len(m.voters))

@@ -53,8 +53,10 @@ func TestQuorumElections(t *testing.T) {
 			until: 2 * time.Second, wantLeader: 2, wantEpoch: 2},
 		{name: "two voters down: no quorum", act: func(t *testing.T, m *Model) { mustStop(t, m, 1, false); mustStop(t, m, 2, false) },
 			until: 10 * time.Second, wantLeader: NoLeader, wantEpoch: 1, wantNoQuorm: true},
+		{name: "both followers crash: the leader resigns (check-quorum)", act: func(t *testing.T, m *Model) { mustStop(t, m, 2, false); mustStop(t, m, 3, false) },
+			until: 10 * time.Second, wantLeader: NoLeader, wantEpoch: 1, wantNoQuorm: true},
 		{name: "partitioned leader: the rest elect", act: func(t *testing.T, m *Model) {
-			if id, err := m.PartitionLeader(at(time.Second)); err != nil || id != 1 {
+			if id, err := m.PartitionLeader(); err != nil || id != 1 {
 				t.Fatalf("PartitionLeader = %d, %v", id, err)
 			}
 		}, until: 4 * time.Second, wantLeader: 2, wantEpoch: 2},
@@ -182,7 +184,7 @@ func TestStartVoterRejoins(t *testing.T) {
 func TestPartitionedLeaderResigns(t *testing.T) {
 	m := New(testTiming, []int32{1, 2, 3}, 21, t0)
 	run(m, 0, 900*time.Millisecond)
-	if _, err := m.PartitionLeader(at(time.Second)); err != nil {
+	if _, err := m.PartitionLeader(); err != nil {
 		t.Fatal(err)
 	}
 	evs := run(m, time.Second, 4*time.Second)
