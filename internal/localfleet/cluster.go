@@ -119,6 +119,10 @@ type cluster struct {
 	audit      []Event
 	violations []Violation
 	closed     bool
+
+	// kr is the KRaft quorum (kraft.go); nil in ZooKeeper mode. Set at
+	// start, never replaced; its contents are guarded by mu.
+	kr *kraftState
 }
 
 // rackPtr is the broker's rack as Kafka responses carry it: nil without
@@ -241,14 +245,22 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 	if err := c.seedTopics(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.prepareZooKeeper(); err != nil {
+	if cfg.KRaft != nil {
+		// Controllers instead of ZooKeeper: nothing is registered there.
+		c.mu.Lock()
+		err := c.newKRaft(time.Now())
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	} else if err := c.prepareZooKeeper(); err != nil {
 		return nil, err
 	}
 	for _, b := range c.brokerList() {
 		if err := b.proxy.open(); err != nil {
 			return nil, err
 		}
-		conn, err := c.register(b)
+		conn, err := c.registerBroker(b)
 		if err != nil {
 			return nil, err
 		}
@@ -276,6 +288,11 @@ func startCluster(ctx context.Context, life context.Context, wg *sync.WaitGroup,
 // starts (0: a free port, kept across restarts).
 func (c *cluster) newBroker(id int32, instanceID, rack string, port int) *broker {
 	b := &broker{id: id, instanceID: instanceID, rack: rack, state: StateStopped}
+	if c.cfg.KRaft != nil {
+		// A KRaft broker's version decides the metadata.version levels it
+		// supports, so it is known from the start.
+		b.version = c.cfg.KRaft.Version
+	}
 	b.proxy = newProxy(c, id, port)
 	b.rt = newRuntime(c.cfg, time.Now())
 	return b
@@ -363,6 +380,7 @@ func (c *cluster) close() {
 		}
 		b.opMu.Unlock()
 	}
+	c.closeKRaft()
 	c.mu.Lock()
 	c.closed = true
 	c.controller = -1

@@ -59,6 +59,9 @@ type ClusterConfig struct {
 	// every broker: each throttled response retains old gen until the
 	// broker restarts. Off by default.
 	QuotaLeak QuotaLeakConfig `yaml:"quotaLeak,omitempty" json:"quotaLeak,omitempty"`
+	// KRaft, when set, makes the cluster a KRaft cluster: controllers
+	// instead of ZooKeeper (kraft_config.go). Nil: ZooKeeper mode.
+	KRaft *KRaftConfig `yaml:"kraft,omitempty" json:"kraft,omitempty"`
 }
 
 // SASLConfig enables SASL/SCRAM on a cluster's listeners, with one seeded
@@ -203,6 +206,10 @@ func (c Config) withDefaults() Config {
 		if cl.SASL.Enabled && cl.SASL.Mechanism == "" {
 			cl.SASL.Mechanism = SCRAMSHA512
 		}
+		if cl.KRaft != nil {
+			k := cl.KRaft.withDefaults()
+			cl.KRaft = &k
+		}
 		out.Clusters[i] = cl
 	}
 	return out
@@ -294,6 +301,19 @@ func (c Config) Validate() error {
 		}
 		if cl.SegmentsPerBroker < 0 {
 			bad("segmentsPerBroker must not be negative, got %d", cl.SegmentsPerBroker)
+		}
+		if cl.KRaft != nil {
+			for _, err := range cl.KRaft.validate() {
+				bad("%v", err)
+			}
+			for _, p := range cl.KRaft.ControllerPorts {
+				if p < 1 || p > 65535 {
+					bad("controller port %d out of range", p)
+				} else if other, dup := ports[p]; dup {
+					bad("controller port %d already used by cluster %q", p, other)
+				}
+				ports[p] = cl.ID
+			}
 		}
 		if cl.QuotaLeak.BytesPerThrottle < 0 {
 			bad("quotaLeak.bytesPerThrottle must not be negative, got %d", cl.QuotaLeak.BytesPerThrottle)

@@ -518,6 +518,12 @@ func (c *cluster) crash(b *broker, who, detail string, lines []string) error {
 	}
 	conn, link := b.zk, b.rt.link
 	b.zk, b.rt.link = nil, nil
+	if c.kr != nil {
+		// KRaft: the heartbeats stop; the controller fences it after
+		// the session timeout and then handles the failure
+		// (advanceQuorum).
+		c.kraftCrashedLocked(b)
+	}
 	c.mu.Unlock()
 
 	b.proxy.close()
@@ -575,13 +581,21 @@ func (c *cluster) awaitExpiry(b *broker, dead *zk.Conn) {
 	if !c.awaitUnregistered(b, "crash: watch registration") {
 		return
 	}
+	c.log.Warn().Int32("broker", b.id).Msg("zookeeper expired the crashed broker's session; controller handles the broker failure")
+	c.brokerFailed(b, "controller failover after crash")
+}
 
+// brokerFailed is the controller handling the failure of a broker that
+// went away uncleanly, once it knows (its ZooKeeper session expired, or
+// KRaft fenced it): b leaves every ISR, leaderless partitions get a
+// leader from their running in-sync replicas, and the controller moves if
+// b held it. what names the election in error logs.
+func (c *cluster) brokerFailed(b *broker, what string) {
 	c.mu.Lock()
 	if c.closed || b.state == StateRunning {
 		c.mu.Unlock()
 		return
 	}
-	c.log.Warn().Int32("broker", b.id).Msg("zookeeper expired the crashed broker's session; controller handles the broker failure")
 	c.leaveISRLocked(b.id)
 	for _, part := range c.partitionsLocked() {
 		if part.leader >= 0 {
@@ -595,7 +609,7 @@ func (c *cluster) awaitExpiry(b *broker, dead *zk.Conn) {
 		}
 	}
 	c.mu.Unlock()
-	c.moveController(b.id, "controller failover after crash")
+	c.moveController(b.id, what)
 }
 
 // awaitUnregistered waits, through a watch in a session of its own, until

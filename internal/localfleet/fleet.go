@@ -318,6 +318,16 @@ type ClusterEndpoints struct {
 	// password is in the fleet configuration, never here.
 	SASL *SASLEndpoint `json:"sasl,omitempty"`
 	ACLs bool          `json:"acls,omitempty"` // ACLs are enforced
+	// Controllers are a KRaft cluster's controller listeners (ZooKeeper
+	// is then empty: the cluster has none).
+	Controllers []ControllerEndpoint `json:"controllers,omitempty"`
+}
+
+// ControllerEndpoint is one KRaft controller's identity and address.
+type ControllerEndpoint struct {
+	ID         int32  `json:"id"`
+	InstanceID string `json:"instanceId"` // its host (kraft_hosts.go)
+	Address    string `json:"address"`
 }
 
 // SASLEndpoint says how a cluster authenticates clients.
@@ -358,6 +368,12 @@ func (f *Fleet) Endpoints() Endpoints {
 	}
 	for _, c := range f.clusterList() {
 		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot, ACLs: c.cfg.ACLs}
+		if c.kr != nil {
+			ce.ZooKeeper = ""
+			for _, ctl := range c.kr.controllers {
+				ce.Controllers = append(ce.Controllers, ControllerEndpoint{ID: ctl.id, InstanceID: ctl.instanceID, Address: ctl.listener.addr()})
+			}
+		}
 		if c.cfg.SASL.Enabled {
 			ce.SASL = &SASLEndpoint{Mechanism: c.cfg.SASL.Mechanism, Superuser: c.cfg.SASL.Superuser}
 		}

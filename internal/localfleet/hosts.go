@@ -253,6 +253,7 @@ func newHosts(cfg Config, now func() time.Time) *hosts {
 			h.addInstanceLocked(in)
 			h.addVolumeLocked(v)
 		}
+		h.addControllerHostsLocked(cc, t) // KRaft controllers' hosts (kraft_hosts.go)
 	}
 	return h
 }

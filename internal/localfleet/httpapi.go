@@ -45,7 +45,8 @@ func (f *Fleet) handler() http.Handler {
 	mux.HandleFunc("POST /v1/clusters/{id}/brokers/{broker}/faults/{fault}", f.faultHandler) // faults.go
 	mux.HandleFunc("GET /v1/clusters/{id}/brokers/{broker}/metrics", f.metricsHandler(true)) // metrics.go
 	mux.HandleFunc("GET /v1/clusters/{id}/brokers/{broker}/metrics/node", f.metricsHandler(false))
-	f.hostRoutes(mux) // volume and fill-disk (hosts.go)
+	f.hostRoutes(mux)  // volume and fill-disk (hosts.go)
+	f.kraftRoutes(mux) // KRaft quorum and controllers (kraft_http.go)
 	return mux
 }
 
@@ -54,6 +55,9 @@ type ClusterStatus struct {
 	Cluster    string         `json:"cluster"`
 	Controller int32          `json:"controller"`
 	Brokers    []BrokerStatus `json:"brokers"`
+	// ActiveController is a KRaft cluster's quorum leader (-1 without
+	// one); absent in ZooKeeper mode.
+	ActiveController *int32 `json:"activeController,omitempty"`
 }
 
 // BrokerStatus is one broker in a ClusterStatus.
@@ -65,6 +69,9 @@ type BrokerStatus struct {
 	Version    string `json:"version,omitempty"`
 	// InterBrokerProtocolVersion is what the broker last started with.
 	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
+	// Fenced is whether a KRaft broker is fenced (or not registered);
+	// always false in ZooKeeper mode.
+	Fenced bool `json:"fenced,omitempty"`
 }
 
 func (f *Fleet) clusterStatus(id string) ClusterStatus {
@@ -75,10 +82,14 @@ func (f *Fleet) clusterStatus(id string) ClusterStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := ClusterStatus{Cluster: id, Controller: c.controller}
+	if c.kr != nil {
+		leader, _ := c.kr.model.Leader()
+		st.ActiveController = &leader
+	}
 	for _, b := range c.brokers {
 		st.Brokers = append(st.Brokers, BrokerStatus{
 			ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), State: b.state, Version: b.version,
-			InterBrokerProtocolVersion: b.ibp,
+			InterBrokerProtocolVersion: b.ibp, Fenced: c.fencedLocked(b),
 		})
 	}
 	return st

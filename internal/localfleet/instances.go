@@ -210,6 +210,8 @@ func (f *Fleet) changeInstance(instanceID string, tr instanceTransition, who str
 			crashErr = c.crash(b, who, fmt.Sprintf("%s: instance %s %s", faultOf(tr), instanceID, tr.via), []string{
 				kafkaLine(time.Now(), "INFO", fmt.Sprintf("[kfleet] instance %s %s: process killed, no controlled shutdown", instanceID, tr.via), serverLogger),
 			})
+		} else if c, ctl, ok := f.hostedController(instanceID); ok {
+			crashErr = c.stopController(ctl, who, false) // a KRaft controller's host (kraft_hosts.go)
 		}
 	}
 	if tr.via == InstancePending {

@@ -54,6 +54,11 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 	b.state = StateStopping
 	b.gen++
 	c.recordLocked(b, EventStop, who)
+	if c.kr != nil {
+		// KRaft: the broker's heartbeat asks for a controlled shutdown
+		// and the controller moves its leadership.
+		c.kraftWantShutdownLocked(b, who)
+	}
 	c.leaveISRLocked(b.id)
 	c.mu.Unlock()
 
@@ -72,6 +77,9 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 	b.proxy.close()
 	c.mu.Lock()
 	b.state = StateStopped
+	if c.kr != nil {
+		c.kraftStoppedLocked(b, who) // fenced cleanly
+	}
 	c.recordLocked(b, EventStopped, who)
 	c.mu.Unlock()
 	return nil
@@ -197,7 +205,7 @@ func (c *cluster) goLive(b *broker, who string) error {
 	if err := b.proxy.open(); err != nil {
 		return fail(err)
 	}
-	conn, err := c.register(b)
+	conn, err := c.registerBroker(b)
 	if err != nil {
 		b.proxy.close()
 		return fail(err)

@@ -198,6 +198,12 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		}
 		defer done()
 	}
+	if c.kr != nil {
+		// KRaft APIs kfake has none of (kraft_api.go).
+		if out, ok, err := s.answerKRaft(req); ok {
+			return out, err
+		}
+	}
 	switch kmsg.Key(req.key) {
 	case kmsg.SASLAuthenticate:
 		// kfake drops a failed authentication; Kafka answers it
@@ -293,7 +299,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 	if !expectResponse {
 		return nil, nil
 	}
-	return c.rewriteResponse(req, resp)
+	return c.rewriteResponseFor(req, resp, s.p.broker)
 }
 
 // toKfakeNodeID rewrites the broker id an ApiVersions request names into

@@ -15,6 +15,12 @@ import (
 // rewriteResponse returns the response frame for req, rewritten when it
 // describes cluster state.
 func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
+	return c.rewriteResponseFor(req, raw, -1)
+}
+
+// rewriteResponseFor is rewriteResponse for a response broker sends (-1:
+// unknown), which a KRaft broker's ApiVersions features depend on.
+func (c *cluster) rewriteResponseFor(req *request, raw []byte, broker int32) ([]byte, error) {
 	switch kmsg.Key(req.key) {
 	case kmsg.Metadata, kmsg.DescribeCluster, kmsg.FindCoordinator, kmsg.Produce, kmsg.Fetch, kmsg.ApiVersions:
 	default:
@@ -34,6 +40,14 @@ func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
 	case *kmsg.MetadataResponse:
 		c.rewriteMetadata(req, r)
 	case *kmsg.DescribeClusterResponse:
+		if c.kr != nil && r.ErrorCode == 0 {
+			kreq, err := req.decode()
+			if err != nil {
+				return nil, err
+			}
+			c.describeClusterKRaft(kreq.(*kmsg.DescribeClusterRequest), r)
+			break
+		}
 		c.rewriteDescribeCluster(r)
 	case *kmsg.FindCoordinatorResponse:
 		c.rewriteFindCoordinator(req, r)
@@ -55,6 +69,9 @@ func (c *cluster) rewriteResponse(req *request, raw []byte) ([]byte, error) {
 			if kmsg.Key(r.ApiKeys[i].ApiKey) == kmsg.SASLHandshake {
 				r.ApiKeys[i].MinVersion = 0
 			}
+		}
+		if c.kr != nil {
+			c.rewriteApiVersionsKRaft(r, broker)
 		}
 	}
 	return req.encodeResponse(resp), nil

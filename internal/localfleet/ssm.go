@@ -327,6 +327,9 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		}
 		return ""
 	}
+	if c, ctl, ok := s.f.hostedController(instance); ok {
+		return s.f.controllerDocument(ctx, c, ctl, cmd.document, who, param) // kraft_hosts.go
+	}
 	switch cmd.document {
 	case cloud.DocConfigureBroker:
 		return s.f.configureBroker(instance, param, who)
@@ -339,6 +342,9 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		c, b, ok := s.f.hostedBroker(instance)
 		if !ok { // moved on meanwhile (another host took it over)
 			return "kafka started\n", nil
+		}
+		if c.kr != nil {
+			return fmt.Sprintf("broker %d started\nlistening on %s (registered with the KRaft controllers)\n", b.id, b.proxy.addr()), nil
 		}
 		return fmt.Sprintf("broker %d started\nlistening on %s (advertised in /brokers/ids/%d under %s)\n", b.id, b.proxy.addr(), b.id, c.zkRoot), nil
 	}

@@ -273,3 +273,12 @@ func (c *cluster) publishController() error {
 type zkLogger struct{ log zerolog.Logger }
 
 func (l zkLogger) Printf(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
+
+// registerBroker registers a starting broker: in ZooKeeper (its session is
+// returned), or in KRaft mode with the active controller (no session).
+func (c *cluster) registerBroker(b *broker) (*zk.Conn, error) {
+	if c.kr != nil {
+		return nil, c.kraftRegister(b)
+	}
+	return c.register(b)
+}
