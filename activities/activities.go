@@ -142,6 +142,9 @@ type Activities struct {
 	LogDirs   LogDirReader
 	// Reassigner moves partitions between brokers (rebalance.go).
 	Reassigner Reassigner
+	// KRaft reads a KRaft cluster's quorum and finalizes its
+	// metadata.version (kraft.go).
+	KRaft KRaftAdmin
 	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
 	// and deletion (provision*.go, teardown.go).
 	EC2          Provisioner

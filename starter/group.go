@@ -58,7 +58,7 @@ func newGroupDeleteCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ask(cmd, g, f.cluster, req, f.wait)
+			return askJudged(cmd, g, f.cluster, req, f.wait, refusedIn(req))
 		},
 	}
 	f.register(cmd, true)

@@ -103,7 +103,7 @@ With --wait, follows the expansion until it ends and prints its outcome.`,
 				if err != nil {
 					return err
 				}
-				return admitted(ctx, cmd, g, c, cluster, op, wait)
+				return admitted(ctx, cmd, g, c, cluster, op, wait, nil)
 			})
 		},
 	}
@@ -137,7 +137,7 @@ and prints its outcome.`,
 				if err != nil {
 					return err
 				}
-				return admitted(ctx, cmd, g, c, cluster, op, wait)
+				return admitted(ctx, cmd, g, c, cluster, op, wait, nil)
 			})
 		},
 	}
@@ -152,6 +152,12 @@ and prints its outcome.`,
 // dialled), asks the cluster's entity for it and prints what it admitted
 // (admitted).
 func ask(cmd *cobra.Command, g *globalFlags, cluster string, req workflows.Request, wait bool) error {
+	return askJudged(cmd, g, cluster, req, wait, nil)
+}
+
+// askJudged is ask whose operation, once it succeeded, judge reads from
+// its result (nil: the operation's status is the answer).
+func askJudged(cmd *cobra.Command, g *globalFlags, cluster string, req workflows.Request, wait bool, judge func(json.RawMessage) error) error {
 	k, err := workflows.KindNamed(req.Kind)
 	if err != nil {
 		return exitError{exitBadInput, err}
@@ -164,14 +170,14 @@ func ask(cmd *cobra.Command, g *globalFlags, cluster string, req workflows.Reque
 		if err != nil {
 			return err
 		}
-		return admitted(ctx, cmd, g, c, cluster, op, wait)
+		return admitted(ctx, cmd, g, c, cluster, op, wait, judge)
 	})
 }
 
 // admitted prints the operation the entity admitted and, with wait,
 // follows it until it ends: exit 0 when it succeeded (with its outcome), 1
-// when it failed or was cancelled.
-func admitted(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, wait bool) error {
+// when it failed or was cancelled, or when judge finds its result wanting.
+func admitted(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, op workflows.Operation, wait bool, judge func(json.RawMessage) error) error {
 	out := g.progressOut(cmd)
 	verb := "queued"
 	if op.Existing {
@@ -183,14 +189,20 @@ func admitted(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.
 			fmt.Fprintf(out, "follow it with: bin/starter status --cluster %s\n", cluster)
 		})
 	}
-	_, final, err := entity.Follow[json.RawMessage](ctx, c, cluster, op.ID, time.Second, func(p entity.Progress) {
+	res, final, err := entity.Follow[json.RawMessage](ctx, c, cluster, op.ID, time.Second, func(p entity.Progress) {
 		fmt.Fprintf(out, "%s  %s\n", time.Now().Format(time.TimeOnly), describeProgress(p))
 	})
 	if err != nil {
 		return err
 	}
-	return g.emit(cmd, operationAnswer{Operation: final}, func(out io.Writer) {
+	err = g.emit(cmd, operationAnswer{Operation: final}, func(out io.Writer) {
 		fmt.Fprintf(out, "%s %s of %s %s in %s%s\n", final.Kind, final.ID, cluster, final.Status,
 			round(final.FinishedAt.Sub(final.StartedAt)), entity.Suffix(": ", final.Outcome, ""))
 	})
+	if err == nil && judge != nil {
+		if err = judge(res); err != nil {
+			err = exitError{exitFailed, err}
+		}
+	}
+	return err
 }

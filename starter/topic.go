@@ -86,7 +86,7 @@ func newTopicCreateCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ask(cmd, g, f.cluster, req, f.wait)
+			return askJudged(cmd, g, f.cluster, req, f.wait, refusedIn(req))
 		},
 	}
 	f.register(cmd)
@@ -110,7 +110,7 @@ func newTopicDeleteCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ask(cmd, g, f.cluster, req, f.wait)
+			return askJudged(cmd, g, f.cluster, req, f.wait, refusedIn(req))
 		},
 	}
 	f.register(cmd)
@@ -137,7 +137,7 @@ func newTopicAddPartitionsCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ask(cmd, g, f.cluster, req, f.wait)
+			return askJudged(cmd, g, f.cluster, req, f.wait, refusedIn(req))
 		},
 	}
 	f.register(cmd)
@@ -164,10 +164,35 @@ func newTopicRetentionCommand(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ask(cmd, g, f.cluster, req, f.wait)
+			return askJudged(cmd, g, f.cluster, req, f.wait, refusedIn(req))
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().DurationVar(&retention, "retention", 0, "retention.ms as a duration, within the plan's bounds")
 	return cmd
+}
+
+// refusedIn judges a finished batch for the request's own topics (the
+// batch carries other requests' too): one the batch refused makes the
+// command fail with the reason, though the batch succeeded.
+func refusedIn(req workflows.Request) func(json.RawMessage) error {
+	var p workflows.TopicAdminParams
+	_ = json.Unmarshal(req.Params, &p) // built by this command: it decodes
+	mine := map[string]bool{}
+	for _, t := range p.Topics {
+		mine[t.Name] = true
+	}
+	return func(raw json.RawMessage) error {
+		var res activities.TopicBatchResult
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("read the batch's result: %w", err)
+		}
+		var errs []error
+		for _, r := range res.Refused {
+			if mine[r.Topic] {
+				errs = append(errs, errors.New(r.Reason))
+			}
+		}
+		return errors.Join(errs...)
+	}
 }

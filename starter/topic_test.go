@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -93,6 +95,37 @@ func TestTopicAndGroupRequests(t *testing.T) {
 			verb, err := k.VerbOf(req)
 			require.NoError(t, err)
 			assert.Equal(t, tc.verb, verb)
+		})
+	}
+}
+
+// A batch that succeeded but refused one of this request's topics fails
+// the command with the reason; other requests' refusals in the same batch
+// are not this command's.
+func TestRefusedInJudgesOnlyTheRequestsTopics(t *testing.T) {
+	raw, err := json.Marshal(workflows.TopicAdminParams{Action: "create", Topics: []fleet.TopicRequest{{Tenant: "wabash-1", Name: "wabash-1.a", Partitions: 1}}})
+	require.NoError(t, err)
+	judge := refusedIn(workflows.Request{Kind: workflows.OpTopicAdmin, Params: raw})
+	tests := []struct {
+		name    string
+		refused []activities.TopicRefusal
+		want    string
+	}{
+		{"none refused", nil, ""},
+		{"another request's topic refused", []activities.TopicRefusal{{Topic: "ohio-2.b", Reason: "over ohio-2's plan"}}, ""},
+		{"this request's topic refused", []activities.TopicRefusal{{Topic: "ohio-2.b", Reason: "x"}, {Topic: "wabash-1.a", Reason: "topic wabash-1.a: its replicas need ~361 more segments"}},
+			"topic wabash-1.a: its replicas need ~361 more segments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := json.Marshal(activities.TopicBatchResult{Requested: 2, Refused: tt.refused})
+			require.NoError(t, err)
+			err = judge(res)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.EqualError(t, err, tt.want)
 		})
 	}
 }

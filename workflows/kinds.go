@@ -94,6 +94,10 @@ type Kind interface {
 	// Destructive kinds take brokers down or change hosts: asked from
 	// chat, a second person approves them.
 	Destructive() bool
+	// Impact is what the kind does to the cluster as a migration to
+	// KRaft cares: mid-migration the entity admits only what the phase
+	// allows (fleet.AllowedInPhase).
+	Impact() fleet.OpImpact
 	// Schedulable kinds may be a cluster's maintenance window.
 	Schedulable() bool
 	// Decisions are what a human may answer when it waits for one (nil:
@@ -195,8 +199,11 @@ type admission struct {
 type kind[P, In, Res any] struct {
 	name, slug, verb, summary string
 	lane                      Lane
-	destructive, schedulable  bool
-	decisions                 []string
+	// impact is what the kind does to the cluster as a ZooKeeper-to-KRaft
+	// migration cares (fleet.AllowedInPhase): every kind declares it.
+	impact                   fleet.OpImpact
+	destructive, schedulable bool
+	decisions                []string
 	// actions are the kind's verbs when it has several (verb ""), and
 	// actionOf the action of a request's parameters.
 	actions  []ActionVerb
@@ -230,14 +237,15 @@ type kind[P, In, Res any] struct {
 	progress func(op Operation, query func(string) json.RawMessage) []string
 }
 
-func (k *kind[P, In, Res]) Name() string         { return k.name }
-func (k *kind[P, In, Res]) Verb() string         { return k.verb }
-func (k *kind[P, In, Res]) Summary() string      { return k.summary }
-func (k *kind[P, In, Res]) Lane() Lane           { return k.lane }
-func (k *kind[P, In, Res]) Destructive() bool    { return k.destructive }
-func (k *kind[P, In, Res]) Schedulable() bool    { return k.schedulable }
-func (k *kind[P, In, Res]) Decisions() []string  { return slices.Clone(k.decisions) }
-func (k *kind[P, In, Res]) workflowSlug() string { return k.slug }
+func (k *kind[P, In, Res]) Name() string           { return k.name }
+func (k *kind[P, In, Res]) Verb() string           { return k.verb }
+func (k *kind[P, In, Res]) Summary() string        { return k.summary }
+func (k *kind[P, In, Res]) Lane() Lane             { return k.lane }
+func (k *kind[P, In, Res]) Destructive() bool      { return k.destructive }
+func (k *kind[P, In, Res]) Impact() fleet.OpImpact { return k.impact }
+func (k *kind[P, In, Res]) Schedulable() bool      { return k.schedulable }
+func (k *kind[P, In, Res]) Decisions() []string    { return slices.Clone(k.decisions) }
+func (k *kind[P, In, Res]) workflowSlug() string   { return k.slug }
 
 func (k *kind[P, In, Res]) DecisionWorkflows(op Operation) []string {
 	if k.deciders == nil {
@@ -334,6 +342,14 @@ func (k *kind[P, In, Res]) admit(a admission, req Request) (Operation, bool, err
 	for _, b := range req.Brokers {
 		if _, ok := a.spec.Broker(b); !ok {
 			return Operation{}, false, fmt.Errorf("broker %d is not in cluster %s (brokers %v)", b, a.spec.ID, a.spec.BrokerIDs())
+		}
+	}
+	// Mid-migration the phase decides what may run (OPERATIONS.md
+	// "KRaft"): no metadata.version change, no membership change, rolls
+	// with the phase's config. Specs without a migration are unaffected.
+	if a.spec.Mode() == fleet.ModeMigrating {
+		if ok, why := fleet.AllowedInPhase(k.impact, a.spec.KRaft.Phase); !ok {
+			return Operation{}, false, fmt.Errorf("cluster %s: %s: %s", a.spec.ID, k.name, why)
 		}
 	}
 	if k.check != nil {

@@ -20,6 +20,7 @@ var cleanerKind = &kind[CleanerParams, CleanerHealthInput, CleanerHealthResult]{
 	verb:         "cleaner-check",
 	summary:      "check the log cleaner now; restart, gated, the brokers whose cleaner is dead or stuck",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactBrokerRoll,
 	schedulable:  true,
 	decisions:    []string{DecisionResume, DecisionSkip, DecisionAbort},
 	workflowName: "CleanerHealthWorkflow",

@@ -27,6 +27,7 @@ var deleteKind = &kind[DeleteParams, DeleteClusterInput, DeleteClusterResult]{
 	verb:         "delete",
 	summary:      "delete the cluster: terminate its hosts, delete its data volumes and ZooKeeper chroot, end its entity; a second person approves, and it is refused while topics or tenants remain unless the approver forces it",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactDelete,
 	destructive:  true,
 	decisions:    []string{DecisionResume, DecisionAbort},
 	workflowName: "DeleteClusterWorkflow",

@@ -30,6 +30,7 @@ var expansionKind = &kind[ExpansionParams, VolumeExpansionInput, VolumeExpansion
 	verb:         "expand",
 	summary:      "grow a broker's data volume now (ModifyVolume, then the filesystem, online); refused inside EBS's 6-hour cool-down",
 	lane:         LaneUrgent,
+	impact:       fleet.ImpactAdmin,
 	destructive:  true,
 	workflowName: "VolumeExpansionWorkflow",
 	workflow:     VolumeExpansionWorkflow,

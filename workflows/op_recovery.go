@@ -22,6 +22,7 @@ var recoveryKind = &kind[RecoveryParams, RecoveryInput, RecoveryResult]{
 	slug:         OpRecovery,
 	summary:      "bring back a broker lost without a controlled shutdown (started by the broker watch, once per loss)",
 	lane:         LaneUrgent,
+	impact:       fleet.ImpactRecovery,
 	decisions:    []string{DecisionResume, DecisionAbort},
 	workflowName: "RecoveryWorkflow",
 	workflow:     RecoveryWorkflow,

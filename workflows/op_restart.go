@@ -24,6 +24,7 @@ var restartKind = &kind[RestartParams, RollingRestartInput, RollingRestartResult
 	verb:         "restart",
 	summary:      "rolling restart, one broker (or one batch of brokers sharing no partition) at a time, the controller last",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactBrokerRoll,
 	destructive:  true,
 	schedulable:  true,
 	decisions:    []string{DecisionResume, DecisionSkip, DecisionAbort},

@@ -245,6 +245,7 @@ var tenantCreateKind = &kind[TenantCreateParams, TenantInput, TenantResult]{
 	verb:         "tenant-create",
 	summary:      "create a tenant on a plan: a generated name, its prefix, a SCRAM-SHA-512 user, ACLs PREFIXED on its prefix only and the plan's quotas; its password is handed out once through the secret source",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	workflowName: "TenantCreateWorkflow",
 	workflow:     TenantCreateWorkflow,
 	validate: func(req Request, p TenantCreateParams) error {
@@ -289,6 +290,7 @@ var tenantRotateKind = &kind[TenantRotateParams, TenantInput, TenantResult]{
 	verb:         "tenant-rotate",
 	summary:      "rotate a tenant's credential: a new SCRAM user with the same ACLs and quotas, its password handed out once; the old user is removed after a grace (default 24h)",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	workflowName: "TenantRotateWorkflow",
 	workflow:     TenantRotateWorkflow,
 	validate: func(req Request, p TenantRotateParams) error {
@@ -329,6 +331,7 @@ var tenantChangePlanKind = &kind[TenantChangePlanParams, TenantInput, TenantResu
 	verb:         "tenant-change-plan",
 	summary:      "move a tenant to another plan: its users' quotas and its limits; refused if its prefix is over the new plan's partitions or retention bounds, or the cluster has no room",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	workflowName: "TenantChangePlanWorkflow",
 	workflow:     TenantChangePlanWorkflow,
 	validate: func(req Request, p TenantChangePlanParams) error {
@@ -374,6 +377,7 @@ var tenantDeleteKind = &kind[TenantDeleteParams, TenantInput, TenantResult]{
 	verb:         "tenant-delete",
 	summary:      "delete a tenant: its users cut off (ACLs, SCRAM credentials, quotas), its prefix's topics and groups deleted, then verified gone",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	destructive:  true,
 	workflowName: "TenantDeleteWorkflow",
 	workflow:     TenantDeleteWorkflow,
@@ -409,6 +413,7 @@ var tenantRetireKind = &kind[TenantRetireParams, TenantInput, TenantResult]{
 	slug:         "tenant-retire",
 	summary:      "remove a tenant's rotated-out user once its grace ended (kfleet asks for it itself)",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	workflowName: "TenantRetireUserWorkflow",
 	workflow:     TenantRetireUserWorkflow,
 	refuse:       "kfleet removes a rotated-out user by itself once its rotation's grace ended: ask for a rotation (tenant-rotate) instead",

@@ -83,6 +83,7 @@ var topicAdminKind = &kind[TopicAdminParams, TopicAdminInput, activities.TopicBa
 	},
 	actionOf:     func(p TopicAdminParams) string { return p.Action },
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactAdmin,
 	workflowName: "TopicAdminWorkflow",
 	workflow:     TopicAdminWorkflow,
 	validate: func(req Request, p TopicAdminParams) error {

@@ -33,6 +33,7 @@ var upgradeKind = &kind[UpgradeParams, RollingUpgradeInput, RollingUpgradeResult
 	verb:         "upgrade",
 	summary:      "rolling upgrade to a Kafka version: binaries with inter.broker.protocol.version pinned, then a roll that bumps it",
 	lane:         LaneMaintenance,
+	impact:       fleet.ImpactBinaryUpgrade,
 	destructive:  true,
 	decisions:    []string{DecisionResume, DecisionSkip, DecisionAbort},
 	workflowName: "RollingUpgradeWorkflow",

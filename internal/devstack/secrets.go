@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -43,18 +44,33 @@ func AdminSecretName(cluster string) string { return "kfleet/" + cluster + "/adm
 // StackOptions.Secrets is empty: a file store in the state folder.
 func DefaultSecrets(dir string) string { return "file:" + filepath.Join(dir, "secrets") }
 
-// withAdminPasswords returns cfg with a fresh random superuser password
-// for every SASL cluster that has none. cfg's clusters are copied, so the
-// caller's configuration keeps no password.
-func withAdminPasswords(cfg localfleet.Config) localfleet.Config {
+// withAdminPasswords returns cfg with a superuser password for every SASL
+// cluster that has none: the one kept in keep from an earlier start (the
+// fleet's data folder keeps its SCRAM users across restarts, so a new
+// password would lock kfleet and the fleet itself out), else a fresh random
+// one, kept there. cfg's clusters are copied, so the caller's
+// configuration keeps no password.
+func withAdminPasswords(ctx context.Context, cfg localfleet.Config, keep secrets.Source) (localfleet.Config, error) {
 	cfg.Clusters = slices.Clone(cfg.Clusters)
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		if c.SASL.Enabled && c.SASL.SuperuserPassword == "" {
+		if !c.SASL.Enabled || c.SASL.SuperuserPassword != "" {
+			continue
+		}
+		kept, err := keep.Get(ctx, c.ID)
+		switch {
+		case err == nil:
+			c.SASL.SuperuserPassword = string(kept)
+		case errors.Is(err, secrets.ErrNotFound):
 			c.SASL.SuperuserPassword = rand.Text() // 26 base32 characters: 130 bits
+			if err := keep.Put(ctx, c.ID, []byte(c.SASL.SuperuserPassword)); err != nil {
+				return cfg, fmt.Errorf("cluster %s: keep its superuser password: %w", c.ID, err)
+			}
+		default:
+			return cfg, fmt.Errorf("cluster %s: read its kept superuser password: %w", c.ID, err)
 		}
 	}
-	return cfg
+	return cfg, nil
 }
 
 // openSecrets opens the stack's secret source (the fleet's Secrets

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/rs/zerolog"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/kfleet/kfleet/activities"
@@ -139,7 +140,14 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	if httpAddr == "" {
 		httpAddr = "127.0.0.1:0"
 	}
-	fleetCfg := withAdminPasswords(opts.Fleet)
+	keep, err := secrets.NewFileStore(filepath.Join(opts.Dir, "fleet-superusers"))
+	if err != nil {
+		return s, err
+	}
+	fleetCfg, err := withAdminPasswords(ctx, opts.Fleet, keep)
+	if err != nil {
+		return s, err
+	}
 	if s.Fleet, err = localfleet.Start(ctx, fleetCfg, localfleet.Options{
 		ZooKeeper: s.ZooKeeper.Addr,
 		DataDir:   filepath.Join(opts.Dir, "fleet"),
@@ -175,7 +183,7 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	for id, spec := range s.Specs {
 		spec.Health = opts.Health
 		s.Specs[id] = spec
-		if err = entity.RegisterCluster(ctx, s.Client, spec, entity.WithEventBudget(opts.EventBudget)); err != nil {
+		if err = registerWhenServed(ctx, s.Client, spec, opts.EventBudget); err != nil {
 			return s, err
 		}
 	}
@@ -326,6 +334,25 @@ func (s *Stack) Close() {
 	if s.Temporal != nil {
 		if err := s.Temporal.Stop(); err != nil {
 			log.Warn().Err(err).Msg("stop temporal")
+		}
+	}
+}
+
+// registerWhenServed registers a cluster's entity. A dev server that has
+// just registered its default namespace may still answer "namespace not
+// found" from a service whose namespace cache has not refreshed yet (seen
+// on a loaded machine): asked again until ctx ends.
+func registerWhenServed(ctx context.Context, c client.Client, spec fleet.ClusterSpec, budget int) error {
+	for {
+		err := entity.RegisterCluster(ctx, c, spec, entity.WithEventBudget(budget))
+		var nf *serviceerror.NamespaceNotFound
+		if err == nil || !errors.As(err, &nf) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

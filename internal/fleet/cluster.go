@@ -19,7 +19,7 @@ type ClusterSpec struct {
 	// Bootstrap lists host:port addresses of the cluster's brokers.
 	Bootstrap []string `json:"bootstrap" yaml:"bootstrap"`
 	// ZooKeeper is the ensemble connect string with the cluster's chroot,
-	// e.g. "zk1:2181,zk2:2181/kafka/prod-a".
+	// e.g. "zk1:2181,zk2:2181/kafka/prod-a"; empty for a KRaft cluster.
 	ZooKeeper string       `json:"zookeeper" yaml:"zookeeper"`
 	Brokers   []BrokerSpec `json:"brokers" yaml:"brokers"`
 	// Health tunes the entity's health loop and self-healing; zero
@@ -34,6 +34,9 @@ type ClusterSpec struct {
 	// Security is how kfleet authenticates to the cluster (SASL, TLS,
 	// ZooKeeper digest), by secret names (security.go); zero: plaintext.
 	Security Security `json:"security,omitzero" yaml:"security,omitempty"`
+	// KRaft is the cluster's KRaft side (kraft.go); nil: a ZooKeeper
+	// cluster, as every spec written before KRaft support is.
+	KRaft *KRaftSpec `json:"kraft,omitempty" yaml:"kraft,omitempty"`
 }
 
 // BrokerSpec ties a broker id to the host it runs on.
@@ -57,9 +60,7 @@ func (s ClusterSpec) Validate() error {
 	if len(s.Bootstrap) == 0 {
 		errs = append(errs, errors.New("bootstrap: at least one broker address is required"))
 	}
-	if s.ZooKeeper == "" {
-		errs = append(errs, errors.New("zookeeper: connect string is required"))
-	}
+	errs = append(errs, s.validateMode()...)
 	if len(s.Brokers) == 0 {
 		errs = append(errs, errors.New("brokers: at least one broker is required"))
 	}

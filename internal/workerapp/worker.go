@@ -107,6 +107,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Specs:        entity.Operator{Client: c},
 		LogDirs:      kp,
 		Reassigner:   kp,
+		KRaft:        kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
