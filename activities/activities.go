@@ -22,7 +22,9 @@ type KafkaReader interface {
 	ElectPreferredLeaders(ctx context.Context, spec fleet.ClusterSpec, partitions []fleet.Partition) error
 }
 
-// Registrations reads broker registrations from the cluster's ZooKeeper.
+// Registrations reads broker registrations: from the cluster's ZooKeeper
+// (*zookeeper.Pool), or a KRaft cluster's from its brokers' fencing
+// (fencingRegistrations; Activities.registrations picks).
 type Registrations interface {
 	BrokerIDs(ctx context.Context, spec fleet.ClusterSpec) ([]int32, error)
 	WaitBrokerRegistered(ctx context.Context, spec fleet.ClusterSpec, broker int32, interval time.Duration, tick func()) error
@@ -145,6 +147,10 @@ type Activities struct {
 	// KRaft reads a KRaft cluster's quorum and finalizes its
 	// metadata.version (kraft.go).
 	KRaft KRaftAdmin
+	// Fencing is a KRaft cluster's registrations (registrations.go):
+	// sensing and recovery read it where a ZooKeeper cluster's come from
+	// ZooKeeper; nil refuses KRaft clusters.
+	Fencing Fencing
 	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
 	// and deletion (provision*.go, teardown.go).
 	EC2          Provisioner

@@ -126,7 +126,11 @@ func (a *Activities) recovering(ctx context.Context, spec fleet.ClusterSpec, bro
 }
 
 func (a *Activities) snapshot(ctx context.Context, spec fleet.ClusterSpec) (fleet.Snapshot, error) {
-	registered, err := a.ZooKeeper.BrokerIDs(ctx, spec)
+	regs, err := a.registrations(spec)
+	if err != nil {
+		return fleet.Snapshot{}, err
+	}
+	registered, err := regs.BrokerIDs(ctx, spec)
 	if err != nil {
 		return fleet.Snapshot{}, err
 	}
@@ -208,12 +212,17 @@ func (a *Activities) runOnBroker(ctx context.Context, in BrokerInput, document s
 }
 
 // WaitBrokerRegistered blocks until the broker is registered in ZooKeeper
-// again, heartbeating while it waits.
+// again (a KRaft broker: registered and unfenced), heartbeating while it
+// waits.
 func (a *Activities) WaitBrokerRegistered(ctx context.Context, in BrokerInput) error {
 	if _, err := in.host(); err != nil {
 		return err
 	}
-	return a.ZooKeeper.WaitBrokerRegistered(ctx, in.Spec, in.Broker, a.pollInterval(), func() {
+	regs, err := a.registrations(in.Spec)
+	if err != nil {
+		return err
+	}
+	return regs.WaitBrokerRegistered(ctx, in.Spec, in.Broker, a.pollInterval(), func() {
 		activity.RecordHeartbeat(ctx, "waiting for registration")
 	})
 }

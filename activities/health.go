@@ -66,7 +66,8 @@ func (a *Activities) observeHealth(ctx context.Context, spec fleet.ClusterSpec, 
 		})
 	}
 	var zkErr error
-	if a.Ensemble != nil {
+	// A KRaft cluster has no ZooKeeper to ask (its quorum is DescribeQuorum's).
+	if a.Ensemble != nil && spec.Mode() != fleet.ModeKRaft {
 		// Ensemble reports unreachable servers in their entries; its only
 		// error is a connect string it cannot parse.
 		wg.Go(func() { rep.ZooKeeper, zkErr = a.Ensemble.ServerHealth(ctx, spec) })

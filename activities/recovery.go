@@ -179,6 +179,7 @@ func (a *Activities) SetHostLimit(ctx context.Context, in LimitInput) error {
 
 // BrokerObservation is a broker's state as recovery waits on it.
 type BrokerObservation struct {
+	// Registered: under /brokers/ids, or for a KRaft broker unfenced.
 	Registered bool   `json:"registered"`
 	Process    string `json:"process,omitempty"` // as Diagnosis.Process
 	// Recovering and LogsLeft come from the broker's metrics (state
@@ -193,7 +194,8 @@ type BrokerObservation struct {
 }
 
 // ObserveBroker reads, without touching it, whether the broker is
-// registered in ZooKeeper, its service state and its log recovery progress.
+// registered in ZooKeeper (a KRaft broker: registered and unfenced), its
+// service state and its log recovery progress.
 func (a *Activities) ObserveBroker(ctx context.Context, in BrokerInput) (BrokerObservation, error) {
 	host, err := in.host()
 	if err != nil {
@@ -207,7 +209,11 @@ func (a *Activities) ObserveBroker(ctx context.Context, in BrokerInput) (BrokerO
 // resumes from, so they pass their own tick).
 func (a *Activities) observe(ctx context.Context, in BrokerInput, host fleet.BrokerSpec, tick func()) (BrokerObservation, error) {
 	var obs BrokerObservation
-	ids, err := a.ZooKeeper.BrokerIDs(ctx, in.Spec)
+	regs, err := a.registrations(in.Spec)
+	if err != nil {
+		return BrokerObservation{}, err
+	}
+	ids, err := regs.BrokerIDs(ctx, in.Spec)
 	if err != nil {
 		return BrokerObservation{}, fmt.Errorf("cluster %s broker %d: %w", in.Spec.ID, in.Broker, err)
 	}

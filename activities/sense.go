@@ -42,8 +42,8 @@ const (
 // SenseReport is what a sensing run tells the entity when it ends.
 type SenseReport struct {
 	Why string `json:"why"`
-	// Registered are the broker ids under /brokers/ids, ascending, when
-	// Why is SenseRegistrations.
+	// Registered are the broker ids under /brokers/ids (a KRaft cluster:
+	// the unfenced brokers), ascending, when Why is SenseRegistrations.
 	Registered []int32   `json:"registered,omitempty"`
 	ObservedAt time.Time `json:"observedAt"`
 	// Health is the last tick's observation, with what it gives concern
@@ -64,7 +64,9 @@ type SenseProgress struct {
 }
 
 // Sense is a cluster's long-lived sensing, on the sensing task queue: it
-// blocks on a ZooKeeper watch of /brokers/ids and runs the health tick
+// blocks on a ZooKeeper watch of /brokers/ids (a KRaft cluster: polls its
+// brokers' fencing every HealthPolicy.FencingPoll, registered meaning
+// unfenced) and runs the health tick
 // (scrape every broker and ZooKeeper server, judge the trends) every
 // spec.Health.Interval, and it returns only when the entity must hear of
 // something — the registered set differs from in.Known (at once: crash
@@ -89,8 +91,12 @@ func (a *Activities) Sense(ctx context.Context, in SenseInput) (SenseReport, err
 			return err
 		}
 	}
+	regs, err := a.registrations(in.Spec)
+	if err != nil {
+		return SenseReport{}, err
+	}
 	if in.Initial {
-		ids, err := a.ZooKeeper.BrokerIDs(ctx, in.Spec)
+		ids, err := regs.BrokerIDs(ctx, in.Spec)
 		if err != nil {
 			return SenseReport{}, err
 		}
@@ -99,8 +105,9 @@ func (a *Activities) Sense(ctx context.Context, in SenseInput) (SenseReport, err
 
 	registered := make(chan watchResult, 1)
 	go func() {
-		// The watch needs no tick: the loop below heartbeats.
-		ids, err := a.ZooKeeper.WaitBrokersChanged(ctx, in.Spec, in.Known, 24*time.Hour, func() {})
+		// The watch needs no tick: the loop below heartbeats. A KRaft
+		// cluster's is a poll of its fencing (registrations.go).
+		ids, err := regs.WaitBrokersChanged(ctx, in.Spec, in.Known, 24*time.Hour, func() {})
 		registered <- watchResult{ids, err}
 	}()
 

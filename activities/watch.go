@@ -59,15 +59,19 @@ func (a *Activities) WatchBrokers(ctx context.Context, in WatchInput) (BrokerCha
 		case <-ctx.Done():
 		}
 	}()
+	regs, err := a.registrations(in.Spec)
+	if err != nil {
+		return BrokerChange{}, err
+	}
 	if in.Initial {
-		ids, err := a.ZooKeeper.BrokerIDs(ctx, in.Spec)
+		ids, err := regs.BrokerIDs(ctx, in.Spec)
 		if err != nil {
 			return BrokerChange{}, err
 		}
 		return BrokerChange{Registered: ids, ObservedAt: time.Now()}, nil
 	}
 	heartbeat := fmt.Sprintf("watching %d registered brokers", len(in.Known))
-	ids, err := a.ZooKeeper.WaitBrokersChanged(ctx, in.Spec, in.Known, a.pollInterval(), func() {
+	ids, err := regs.WaitBrokersChanged(ctx, in.Spec, in.Known, a.pollInterval(), func() {
 		activity.RecordHeartbeat(ctx, heartbeat)
 	})
 	if err != nil {

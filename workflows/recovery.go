@@ -153,7 +153,7 @@ func recoverBroker(ctx workflow.Context, in RecoveryInput) (RecoveryResult, erro
 		return r.res, err
 	}
 	r.notify(ctx, activities.SeverityWarning, fmt.Sprintf("Recovering broker %d", in.Broker),
-		fmt.Sprintf("Broker %d of %s left ZooKeeper at %s without a controlled shutdown.", in.Broker, in.Spec.ID, in.LostAt.Format(time.RFC3339)))
+		fmt.Sprintf("Broker %d of %s %s at %s without a controlled shutdown.", in.Broker, in.Spec.ID, lostFrom(in.Spec), in.LostAt.Format(time.RFC3339)))
 	back, err := r.grace(ctx)
 	if err == nil && !back {
 		err = r.bringBack(ctx)
@@ -493,4 +493,13 @@ func (in RecoveryInput) withDefaults() RecoveryInput {
 		in.InstanceStartTimeout = 10 * time.Minute
 	}
 	return in
+}
+
+// lostFrom says how a lost broker was seen leaving: its ZooKeeper
+// registration vanished, or (KRaft) the controller fenced it.
+func lostFrom(spec fleet.ClusterSpec) string {
+	if spec.Mode() == fleet.ModeKRaft {
+		return "was fenced by the KRaft controller"
+	}
+	return "left ZooKeeper"
 }

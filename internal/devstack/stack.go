@@ -205,17 +205,33 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	return s, nil
 }
 
-// SpecsFromFleet turns what the fleet serves into kfleet cluster specs.
+// SpecsFromFleet turns what the fleet serves into kfleet cluster specs. A
+// KRaft cluster (one with controllers) gets a KRaft spec with its
+// controllers and their listeners as the quorum bootstrap, and no
+// ZooKeeper connect string (it has none).
 func SpecsFromFleet(ep localfleet.Endpoints) map[string]fleet.ClusterSpec {
 	specs := make(map[string]fleet.ClusterSpec, len(ep.Clusters))
 	for id, c := range ep.Clusters {
-		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper, Security: securityOf(id, c)}
+		spec := fleet.ClusterSpec{ID: id, Bootstrap: c.Bootstrap, ZooKeeper: c.ZooKeeper, Security: securityOf(id, c), KRaft: kraftOf(c)}
 		for _, b := range c.Brokers {
 			spec.Brokers = append(spec.Brokers, fleet.BrokerSpec{ID: b.ID, InstanceID: b.InstanceID, Rack: b.Rack, MetricsURL: b.MetricsURL})
 		}
 		specs[id] = spec
 	}
 	return specs
+}
+
+// kraftOf is a fleet cluster's KRaft spec; nil for a ZooKeeper cluster.
+func kraftOf(c localfleet.ClusterEndpoints) *fleet.KRaftSpec {
+	if len(c.Controllers) == 0 {
+		return nil
+	}
+	k := &fleet.KRaftSpec{Mode: fleet.ModeKRaft}
+	for _, ctl := range c.Controllers {
+		k.Controllers = append(k.Controllers, fleet.ControllerSpec{ID: ctl.ID, InstanceID: ctl.InstanceID})
+		k.QuorumBootstrap = append(k.QuorumBootstrap, ctl.Address)
+	}
+	return k
 }
 
 // StartWorker starts the in-process worker (again, after StopWorker).

@@ -43,6 +43,12 @@ type HealthPolicy struct {
 	// sensing activity's heartbeat timeout. Its heartbeats are most of
 	// what an idle cluster costs (SensingBeat). Default 5 min.
 	SensingHeartbeat time.Duration `json:"sensingHeartbeat,omitempty" yaml:"sensingHeartbeat,omitempty"`
+	// FencingPoll is how often the sensing of a KRaft cluster asks for its
+	// brokers' fencing (it has no ZooKeeper watch to block on): about the
+	// brokers' heartbeat interval, so that a crash is reported within
+	// BrokerSessionTimeout + UncleanLossSlack. Default
+	// BrokerHeartbeatInterval; tests with fast timing shorten it.
+	FencingPoll time.Duration `json:"fencingPoll,omitempty" yaml:"fencingPoll,omitempty"`
 	// Disabled turns the health loop off (losses still start recoveries).
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 }
@@ -79,6 +85,7 @@ func (p HealthPolicy) WithDefaults() HealthPolicy {
 	def(&p.HeapHorizon, DefaultHeapHorizon)
 	def(&p.RecoveryGrace, DefaultRecoveryGrace)
 	def(&p.SensingHeartbeat, DefaultSensingHeartbeat)
+	def(&p.FencingPoll, BrokerHeartbeatInterval)
 	if p.DiskExpandPercent <= 0 {
 		p.DiskExpandPercent = DefaultDiskExpandPercent
 	}
@@ -108,11 +115,14 @@ func (p HealthPolicy) SensingBeat() time.Duration {
 // Validate rejects thresholds that cannot work together.
 func (p HealthPolicy) Validate() error {
 	var errs []error
-	if p.Interval < 0 || p.VolumeCooldown < 0 || p.CleanerStaleAfter < 0 || p.HeapHorizon < 0 || p.RecoveryGrace < 0 || p.SensingHeartbeat < 0 {
+	if p.Interval < 0 || p.VolumeCooldown < 0 || p.CleanerStaleAfter < 0 || p.HeapHorizon < 0 || p.RecoveryGrace < 0 || p.SensingHeartbeat < 0 || p.FencingPoll < 0 {
 		errs = append(errs, errors.New("health: durations must not be negative"))
 	}
 	if p.Interval > 0 && p.Interval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("health.interval %s: want at least 100ms", p.Interval))
+	}
+	if p.FencingPoll > 0 && p.FencingPoll < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("health.fencingPoll %s: want at least 100ms", p.FencingPoll))
 	}
 	if p.SensingHeartbeat > 0 && p.SensingHeartbeat < 2*time.Second {
 		errs = append(errs, fmt.Errorf("health.sensingHeartbeat %s: want at least 2s", p.SensingHeartbeat))

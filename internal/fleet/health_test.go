@@ -136,6 +136,9 @@ func TestHealthPolicyValidate(t *testing.T) {
 	assert.ErrorContains(t, fleet.HealthPolicy{DiskExpandPercent: 92}.Validate(), "must be above")
 	assert.ErrorContains(t, fleet.HealthPolicy{Interval: time.Millisecond}.Validate(), "at least 100ms")
 	assert.ErrorContains(t, fleet.HealthPolicy{RecoveryGrace: -time.Second}.Validate(), "negative")
+	assert.ErrorContains(t, fleet.HealthPolicy{FencingPoll: 10 * time.Millisecond}.Validate(), "fencingPoll 10ms: want at least 100ms")
+	assert.ErrorContains(t, fleet.HealthPolicy{FencingPoll: -time.Second}.Validate(), "negative")
+	assert.Equal(t, fleet.BrokerHeartbeatInterval, fleet.HealthPolicy{}.WithDefaults().FencingPoll, "KRaft sensing polls at the heartbeat interval")
 	s := spec3()
 	s.Health.DiskEscalatePercent = 150
 	assert.ErrorContains(t, s.Validate(), "below 100")

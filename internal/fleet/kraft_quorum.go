@@ -247,6 +247,22 @@ type BrokerFencing struct {
 	WantShutdown bool `json:"wantShutdown,omitempty"`
 }
 
+// Unfenced returns the ids of the brokers that are registered and not
+// fenced, ascending: a KRaft cluster's equivalent of ZooKeeper's
+// /brokers/ids. A fenced broker is still registered, but it holds no
+// leadership and no ISR place until it heartbeats again, so for sensing and
+// recovery it is as gone as a broker whose znode vanished.
+func Unfenced(brokers []BrokerFencing) []int32 {
+	ids := make([]int32, 0, len(brokers))
+	for _, b := range brokers {
+		if !b.Fenced {
+			ids = append(ids, b.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // FencingVerdict sorts a cluster's fenced brokers for sensing.
 type FencingVerdict struct {
 	// Unclean are fenced brokers nobody stopped: kfleet is not stopping

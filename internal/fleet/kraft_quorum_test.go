@@ -159,6 +159,25 @@ func TestJudgeFencing(t *testing.T) {
 	assert.Equal(t, 11*time.Second, fleet.BrokerSessionTimeout+fleet.UncleanLossSlack, "issue #15: detection within the session timeout + 2 s")
 }
 
+func TestUnfenced(t *testing.T) {
+	cases := []struct {
+		name    string
+		brokers []fleet.BrokerFencing
+		want    []int32
+	}{
+		{"none registered", nil, []int32{}},
+		{"all unfenced, unsorted", []fleet.BrokerFencing{{ID: 3}, {ID: 1}, {ID: 2}}, []int32{1, 2, 3}},
+		{"a crashed broker is fenced", []fleet.BrokerFencing{{ID: 1}, {ID: 2, Fenced: true}, {ID: 3}}, []int32{1, 3}},
+		{"a controlled stop is fenced too", []fleet.BrokerFencing{{ID: 1, Fenced: true, WantShutdown: true}, {ID: 2}}, []int32{2}},
+		{"all fenced", []fleet.BrokerFencing{{ID: 1, Fenced: true}, {ID: 2, Fenced: true}}, []int32{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			assert.Equal(t, c.want, fleet.Unfenced(c.brokers))
+		})
+	}
+}
+
 func TestJudgeQuorumWithoutCounts(t *testing.T) {
 	q := quorum(voter(3001, 0, 0), voter(3002, 0, 0), voter(3003, time.Minute, 1), voter(3004, time.Minute, 9))
 	v := fleet.JudgeQuorumWithout(q, 3002, fleet.QuorumFetchTimeout)

@@ -108,6 +108,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		LogDirs:      kp,
 		Reassigner:   kp,
 		KRaft:        kp,
+		Fencing:      kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
