@@ -104,6 +104,7 @@ func (h *activityHarness) broker(t *testing.T, activity any, b int32) error {
 // TestIntegrationActivitiesAgainstTheFleet walks one broker restart step by
 // step through the real activities and checks what each one sees.
 func TestIntegrationActivitiesAgainstTheFleet(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startActivityHarness(t)
 	ctx := context.Background()
 

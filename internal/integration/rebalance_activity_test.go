@@ -27,6 +27,7 @@ import (
 // and the dead attempt's copies are not made again — every throttle
 // cleared, and no violation.
 func TestIntegrationRebalanceTakesOverFromADeadAttempt(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startActivityHarness(t, func(c *localfleet.ClusterConfig) {
 		c.Brokers, c.Racks = 4, 2
 		c.Topics = []localfleet.TopicConfig{{Name: "events", Partitions: 8}, {Name: "orders", Partitions: 12}}

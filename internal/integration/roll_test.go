@@ -96,6 +96,7 @@ func TestIntegrationRollingRestart(t *testing.T) {
 // TestIntegrationBadRequestsChangeNothing: an unknown cluster or a broker
 // that is not in the cluster gets a clear error and no broker is touched.
 func TestIntegrationBadRequestsChangeNothing(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	stack := startStack(t, fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

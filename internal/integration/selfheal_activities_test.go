@@ -57,6 +57,7 @@ func applicationErrorType(err error) string {
 // cleaner, uncleanable partitions, a broker that is down and the
 // standalone ZooKeeper; the humans are told through the webhook.
 func TestIntegrationSelfHealActivitiesHealth(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startSelfHealHarness(t)
 	ctx := context.Background()
 	require.NoError(t, h.fleet.InjectFault(ctx, "local-a", 1, localfleet.Fault{Kind: localfleet.FaultKillCleaner}, "test"))
@@ -130,6 +131,7 @@ func TestIntegrationSelfHealActivitiesHealth(t *testing.T) {
 // loop the way recovery does: diagnose, raise vm.max_map_count, start,
 // observe; and diagnoses hosts that are gone.
 func TestIntegrationSelfHealActivitiesRecovery(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startSelfHealHarness(t, func(c *localfleet.ClusterConfig) {
 		// A crash loop needs ~36,000 segments: recover them in seconds.
 		c.Timing.RecoveryPerSegment = 100 * time.Microsecond
@@ -219,6 +221,7 @@ func TestIntegrationSelfHealActivitiesRecovery(t *testing.T) {
 // step by step, checks what EC2 and the broker see, and meets EBS's
 // cool-down.
 func TestIntegrationSelfHealActivitiesVolume(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startSelfHealHarness(t, func(c *localfleet.ClusterConfig) {
 		c.Volume = localfleet.VolumeConfig{SizeGiB: 100, UsedPercent: 85, Modifying: 300 * time.Millisecond, Optimizing: 500 * time.Millisecond}
 	})
@@ -303,6 +306,7 @@ func TestIntegrationSelfHealActivitiesVolume(t *testing.T) {
 // broker's disk: the quota is set through the Kafka protocol, where
 // DescribeClientQuotas shows it, and it caps the tenant's fill rate.
 func TestIntegrationSelfHealActivitiesThrottle(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startSelfHealHarness(t)
 	ctx := context.Background()
 	const broker = 2

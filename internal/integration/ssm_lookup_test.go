@@ -94,6 +94,7 @@ func (h *activityHarness) runRetried(t *testing.T, id, activity string, in any) 
 // another step's command is not followed; a command that failed is sent
 // again; bad input sends nothing and asks SSM nothing.
 func TestIntegrationActivitiesStepFindsItsCommand(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h := startActivityHarness(t)
 	ctx := context.Background()
 	runner := &crashAfterSend{HostRunner: h.acts.Hosts}

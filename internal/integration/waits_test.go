@@ -48,6 +48,7 @@ func crashLoopHarness(t *testing.T) (*activityHarness, activities.BrokerInput) {
 // the start one wait reports log recovery and the next one lasts until the
 // broker is registered, never touching it.
 func TestIntegrationRecoveryWaitActivitiesAgainstTheFleet(t *testing.T) {
+	t.Parallel() // its own fleet and stack; nothing it asserts depends on the machine being idle
 	h, bin := crashLoopHarness(t)
 
 	began := time.Now()
