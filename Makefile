@@ -79,7 +79,8 @@ chaos: deps
 
 bench: deps
 	@# In-process benchmarks run for the usual second; a whole stack once each
-	@# (BenchmarkClustersPerWorker: 2,000 clusters, ~15 min; BenchmarkIdleCost: 10 min).
+	@# (BenchmarkClustersPerWorker: 2,000 clusters, ~15 min; BenchmarkIdleCost: 10 min;
+	@# BenchmarkLoadProfile: 50 tenants and a million messages, ~2 min; BenchmarkAdminStorm: ~1.5 min).
 	$(GO) test -run '^$$' -bench . ./internal/chatops/ ./internal/fleet/
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -timeout 90m -run '^$$' -bench . -benchtime 1x ./internal/localfleet/ ./internal/integration/
 
