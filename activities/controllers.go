@@ -124,11 +124,20 @@ func (a *Activities) WaitControllerCaughtUp(ctx context.Context, in CaughtUpInpu
 	}
 	p, _ := resume[caughtUpProgress](ctx)
 	var res ControllerCaughtUp
+	failures := 0
 	err := a.poll(ctx, in.PollInterval, time.Time{}, func() (bool, error) {
 		q, err := a.KRaft.DescribeQuorum(ctx, in.Spec)
 		if err != nil {
-			return false, err
+			// The request may meet a controller just restarted or the
+			// leader that just resigned: try again at the next poll, and
+			// give up only after a few in a row.
+			if failures++; failures >= maxFencingFailures {
+				return false, err
+			}
+			p.Last = err.Error()
+			return false, nil
 		}
+		failures = 0
 		p.Checks++
 		done, why := controllerCaughtUpSince(q, in.Controller, p.Since)
 		p.Last = why

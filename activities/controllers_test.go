@@ -2,6 +2,8 @@ package activities_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +25,21 @@ type quorumSeq struct {
 	fakeKRaft
 	mu      sync.Mutex
 	quorums []fleet.Quorum
-	calls   int
+	// fail fails the calls of these indices (a request that met a
+	// controller just stopped).
+	fail  []int
+	calls int
 }
 
 func (f *quorumSeq) DescribeQuorum(context.Context, fleet.ClusterSpec) (fleet.Quorum, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	q := f.quorums[min(f.calls, len(f.quorums)-1)]
+	i := f.calls
 	f.calls++
-	return q, nil
+	if slices.Contains(f.fail, i) {
+		return fleet.Quorum{}, errors.New("NOT_LEADER_OR_FOLLOWER")
+	}
+	return f.quorums[min(i, len(f.quorums)-1)], nil
 }
 
 // quorumAt is a three-voter quorum led by leader at the leader's time t,
@@ -100,6 +108,7 @@ func TestWaitControllerCaughtUp(t *testing.T) {
 		name    string
 		node    int32
 		quorums []fleet.Quorum
+		fail    []int
 		checks  int
 		leader  int32
 	}{
@@ -112,7 +121,7 @@ func TestWaitControllerCaughtUp(t *testing.T) {
 				quorumAt(t0, 3000, map[int32]time.Duration{3001: 800 * ms}),
 				quorumAt(t0.Add(500*ms), 3000, map[int32]time.Duration{3001: 1300 * ms}),
 				quorumAt(t0.Add(time.Second), 3000, nil),
-			}, 3, 3000,
+			}, nil, 3, 3000,
 		},
 		{
 			"no leader yet, then caught up", 3002,
@@ -120,16 +129,21 @@ func TestWaitControllerCaughtUp(t *testing.T) {
 				{Leader: -1, Epoch: 5, Voters: quorumAt(t0, 3000, nil).Voters},
 				quorumAt(t0.Add(time.Second), 3000, map[int32]time.Duration{3002: 5 * time.Second}),
 				quorumAt(t0.Add(2*time.Second), 3000, nil),
-			}, 3, 3000,
+			}, nil, 3, 3000,
 		},
 		{
 			"elected leader after its restart", 3001,
-			[]fleet.Quorum{quorumAt(t0, 3001, nil)}, 2, 3001,
+			[]fleet.Quorum{quorumAt(t0, 3001, nil)}, nil, 2, 3001,
+		},
+		{
+			"failed reads are tried again", 3001,
+			[]fleet.Quorum{quorumAt(t0, 3000, nil), quorumAt(t0, 3000, nil), quorumAt(t0, 3000, nil), quorumAt(t0.Add(time.Second), 3000, nil)},
+			[]int{1, 2}, 2, 3000,
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			k := &quorumSeq{quorums: c.quorums}
+			k := &quorumSeq{quorums: c.quorums, fail: c.fail}
 			v, err := controllerActs(t, nil, k).ExecuteActivity(acts.WaitControllerCaughtUp,
 				activities.CaughtUpInput{ControllerInput: activities.ControllerInput{Spec: kraftUnitSpec(), Controller: c.node}})
 			require.NoError(t, err)
@@ -139,6 +153,14 @@ func TestWaitControllerCaughtUp(t *testing.T) {
 			assert.Equal(t, c.leader, res.Leader)
 		})
 	}
+	// Three failed reads in a row end the attempt, naming the controller;
+	// Temporal retries it.
+	k := &quorumSeq{quorums: []fleet.Quorum{quorumAt(t0, 3000, nil)}, fail: []int{0, 1, 2}}
+	_, err := controllerActs(t, nil, k).ExecuteActivity(acts.WaitControllerCaughtUp,
+		activities.CaughtUpInput{ControllerInput: activities.ControllerInput{Spec: kraftUnitSpec(), Controller: 3001}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cluster unit-k controller 3001: wait until caught up")
+	assert.Contains(t, err.Error(), "NOT_LEADER_OR_FOLLOWER")
 }
 
 func TestWaitQuorumGate(t *testing.T) {

@@ -113,7 +113,9 @@ func (r *roll) restartNextController(ctx workflow.Context) error {
 	}{
 		{StepCtlStop, time.Duration(fleet.GracePeriodSeconds(0))*time.Second + time.Minute, a.StopController, in, &res.Stop},
 		{StepCtlStart, 10 * time.Minute, a.StartController, in, &res.Start},
-		{StepCtlCaughtUp, 30 * time.Minute, a.WaitControllerCaughtUp, activities.CaughtUpInput{ControllerInput: in, PollInterval: r.in.GatePollInterval}, &res.CatchUp},
+		// Polled at the worker's pace (about a second), not the gates':
+		// a controller catches up within a few fetches.
+		{StepCtlCaughtUp, 30 * time.Minute, a.WaitControllerCaughtUp, activities.CaughtUpInput{ControllerInput: in}, &res.CatchUp},
 	}
 	// Past its gate a controller is finished even if the roll is
 	// cancelled: one left down would cost the quorum its margin.
