@@ -79,6 +79,11 @@ func (a *Activities) runOnController(ctx context.Context, in ControllerInput, do
 	return nil
 }
 
+// quorumReadPatience is how long a quorum read may keep failing in a wait
+// before the attempt fails: a crash's detection and an election (fetch
+// timeout + election timeout) with room to spare.
+const quorumReadPatience = 2 * (fleet.QuorumFetchTimeout + fleet.QuorumElectionTimeout)
+
 // CaughtUpInput asks WaitControllerCaughtUp to wait for a restarted
 // controller.
 type CaughtUpInput struct {
@@ -124,14 +129,19 @@ func (a *Activities) WaitControllerCaughtUp(ctx context.Context, in CaughtUpInpu
 	}
 	p, _ := resume[caughtUpProgress](ctx)
 	var res ControllerCaughtUp
-	failures := 0
+	var failures int
+	var failingSince time.Time
 	err := a.poll(ctx, in.PollInterval, time.Time{}, func() (bool, error) {
 		q, err := a.KRaft.DescribeQuorum(ctx, in.Spec)
 		if err != nil {
-			// The request may meet a controller just restarted or the
-			// leader that just resigned: try again at the next poll, and
-			// give up only after a few in a row.
-			if failures++; failures >= maxFencingFailures {
+			// Right after the active controller's restart there is no
+			// leader to answer (NOT_LEADER_OR_FOLLOWER) until the
+			// election: try again at the next poll, and give up only
+			// after a few failures in a row that outlast an election.
+			if failures++; failures == 1 {
+				failingSince = time.Now()
+			}
+			if failures >= maxFencingFailures && time.Since(failingSince) > quorumReadPatience {
 				return false, err
 			}
 			p.Last = err.Error()
