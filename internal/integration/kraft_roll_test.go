@@ -133,6 +133,9 @@ func TestIntegrationKRaftRoll(t *testing.T) {
 	assert.Equal(t, workflows.StatusSucceeded, last.Status, last.Error)
 	assert.Equal(t, "3 controller(s) then 6 broker(s) restarted", last.Outcome)
 	assert.Empty(t, st.Losses, "kfleet's own restarts are no losses")
+	// The replay tests keep this roll's history replaying (the
+	// controllers' branch behind its GetVersion).
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "rolling_restart_kraft.json"})
 	t.Logf("roll of 3 controllers and 6 brokers took %s; controllers done %s after the start, first broker stop %s after the last controller was up; new leader %d at epoch %d",
 		took.Round(time.Millisecond), a.lastCtlUp.Sub(began).Round(time.Millisecond), a.firstBrokerStop.Sub(a.lastCtlUp).Round(time.Millisecond), q.Leader, q.Epoch)
 }
