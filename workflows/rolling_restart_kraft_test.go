@@ -213,3 +213,32 @@ func (s *RollingRestartSuite) TestKRaftRollRecordedBeforeControllersRollsBrokers
 	s.Len(res.Brokers, 3)
 	s.Empty(res.Controllers)
 }
+
+func (s *RollingRestartSuite) TestKRaftSkipAtTheQuorumGateLeavesThatControllerAlone() {
+	restarted := map[int32]bool{}
+	s.env.OnActivity(acts.DescribeQuorum, mock.Anything, mock.Anything).Return(quorumLedBy(3000, 3002), nil)
+	s.env.OnActivity(acts.CheckQuorumGate, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.QuorumInput) (fleet.QuorumVerdict, error) {
+		return fleet.QuorumVerdict{Safe: in.Node != 3002, Reason: fmt.Sprintf("controller %d", in.Node)}, nil
+	})
+	s.env.OnActivity(acts.WaitQuorumGate, mock.Anything, mock.Anything).After(10*time.Minute).
+		Return(activities.QuorumGateWait{Verdict: fleet.QuorumVerdict{Reason: "still lagging"}, TimedOut: true}, nil).Once()
+	s.recordControllerSteps(restarted)
+	s.env.OnActivity(acts.CheckRestartGates, mock.Anything, mock.Anything).Return(s.gatesOpen(3000))
+	s.recordSteps()
+	var skip error
+	s.decide(time.Hour, workflows.Decision{Action: workflows.DecisionSkip, By: "alice"}, &skip, nil)
+
+	in := workflows.RollingRestartInput{Spec: kraftTestSpec(), OperationID: "op1", RequestedBy: "alice", GateTimeout: 10 * time.Minute}
+	s.env.ExecuteWorkflow(workflows.RollingRestartWorkflow, in)
+
+	s.NoError(skip)
+	s.Require().NoError(s.env.GetWorkflowError())
+	var res workflows.RollingRestartResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Equal([]int32{3002}, res.SkippedControllers)
+	s.Require().Len(res.Controllers, 2)
+	s.Equal(int32(3001), res.Controllers[0].Controller)
+	s.Equal(int32(3000), res.Controllers[1].Controller, "the active controller still last")
+	s.Len(res.Brokers, 3)
+	s.NotContains(s.calls, "StopController:3002")
+}
