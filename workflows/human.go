@@ -21,10 +21,21 @@ type Pause struct {
 	Step   string    `json:"step"`
 	Reason string    `json:"reason"`
 	Since  time.Time `json:"since"`
+	// Controller: Broker is a KRaft controller's node id (a KRaft roll
+	// pauses at its controllers before its brokers).
+	Controller bool `json:"controller,omitempty"`
 	// CanSkip is true at a roll's gate: the broker was not touched yet.
 	// After a step failed the broker may be down, and skipping it would
 	// leave it so.
 	CanSkip bool `json:"canSkip"`
+}
+
+// node names the node paused at: "broker 2", "controller 3001".
+func (p Pause) node() string {
+	if p.Controller {
+		return fmt.Sprintf("controller %d", p.Broker)
+	}
+	return fmt.Sprintf("broker %d", p.Broker)
 }
 
 // Decision is a human's answer to a paused operation (the decide update).
@@ -88,7 +99,7 @@ func (g *humanGate) validate(_ workflow.Context, d Decision) error {
 	case d.Action == DecisionSkip && !g.skips:
 		return fmt.Errorf("the %s has nothing to skip: resume (try again) or abort", g.what)
 	case d.Action == DecisionSkip && !p.CanSkip:
-		return fmt.Errorf("broker %d cannot be skipped: %s failed after it was touched; resume (retry) or abort", p.Broker, p.Step)
+		return fmt.Errorf("%s cannot be skipped: %s failed after it was touched; resume (retry) or abort", p.node(), p.Step)
 	case d.Action == DecisionUndo && !g.undoes:
 		return fmt.Errorf("the %s has nothing to undo: resume (try again) or abort", g.what)
 	case d.Action == DecisionUndo:
@@ -130,7 +141,7 @@ func (g *humanGate) ask(ctx workflow.Context, p Pause) (Decision, error) {
 	workflow.GetLogger(ctx).Info("human decision", "Cluster", g.cluster, "Broker", p.Broker, "Action", d.Action, "By", d.By)
 	if d.Action == DecisionAbort {
 		return d, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("cluster %s: %s aborted by %s at broker %d (%s): %s", g.cluster, g.what, d.By, p.Broker, p.Reason, d.Reason), ErrTypeAbortedByHuman, nil)
+			fmt.Sprintf("cluster %s: %s aborted by %s at %s (%s): %s", g.cluster, g.what, d.By, p.node(), p.Reason, d.Reason), ErrTypeAbortedByHuman, nil)
 	}
 	return d, nil
 }

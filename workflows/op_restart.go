@@ -49,12 +49,19 @@ var restartKind = &kind[RestartParams, RollingRestartInput, RollingRestartResult
 		return fmt.Sprintf("Rolling restart of **%s** (%s)", spec.ID, brokersPhrase(spec, op.Brokers))
 	},
 	report: func(res RollingRestartResult, _ error) Report {
-		if len(res.Brokers) == 0 && len(res.Skipped) == 0 {
+		if len(res.Brokers) == 0 && len(res.Skipped) == 0 && len(res.Controllers) == 0 && len(res.SkippedControllers) == 0 {
 			return Report{}
 		}
 		s := fmt.Sprintf("%d broker(s) restarted", len(res.Brokers))
+		if len(res.Controllers) > 0 || len(res.SkippedControllers) > 0 {
+			// A KRaft roll: its controllers went first.
+			s = fmt.Sprintf("%d controller(s) then ", len(res.Controllers)) + s
+		}
 		if len(res.Skipped) > 0 {
 			s += fmt.Sprintf(", skipped %v", res.Skipped)
+		}
+		if len(res.SkippedControllers) > 0 {
+			s += fmt.Sprintf(", skipped controller(s) %v", res.SkippedControllers)
 		}
 		return Report{Outcome: s}
 	},

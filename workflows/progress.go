@@ -22,8 +22,15 @@ func rollLines(raw json.RawMessage) []string {
 		return nil
 	}
 	s := fmt.Sprintf("%d/%d brokers done", len(r.Done), len(r.Done)+len(r.Remaining))
+	if n := len(r.ControllersDone) + len(r.ControllersRemaining) + len(r.ControllersSkipped); n > 0 {
+		s = fmt.Sprintf("%d/%d controllers done, ", len(r.ControllersDone), n) + s
+	}
 	if r.Current >= 0 && r.Paused == nil {
-		s += fmt.Sprintf(", broker %d: %s", r.Current, r.Step)
+		node := "broker"
+		if r.Node == NodeController {
+			node = NodeController
+		}
+		s += fmt.Sprintf(", %s %d: %s", node, r.Current, r.Step)
 	}
 	if len(r.Blockers) > 0 {
 		s += " [" + strings.Join(r.Blockers, "; ") + "]"
@@ -87,8 +94,8 @@ func upgradeLines(op Operation, query func(string) json.RawMessage) []string {
 
 // pauseLine says why an operation waits for a human and what it takes.
 func pauseLine(p Pause, answers []string) string {
-	return fmt.Sprintf("PAUSED at broker %d (%s) since %s: %s [decide: %s]",
-		p.Broker, p.Step, p.Since.UTC().Format(time.TimeOnly), p.Reason, strings.Join(answers, "|"))
+	return fmt.Sprintf("PAUSED at %s (%s) since %s: %s [decide: %s]",
+		p.node(), p.Step, p.Since.UTC().Format(time.TimeOnly), p.Reason, strings.Join(answers, "|"))
 }
 
 func decodeProgress(raw json.RawMessage, v any) bool {

@@ -43,6 +43,10 @@ type RollingRestartResult struct {
 	Brokers []BrokerRestart `json:"brokers"`
 	// Skipped are brokers a human chose to leave alone.
 	Skipped []int32 `json:"skipped,omitempty"`
+	// Controllers are a KRaft cluster's controllers, restarted before its
+	// brokers, in order; SkippedControllers those a human left alone.
+	Controllers        []ControllerRestart `json:"controllers,omitempty"`
+	SkippedControllers []int32             `json:"skippedControllers,omitempty"`
 }
 
 // BrokerRestart is one broker's restart with each step's duration.
@@ -73,6 +77,13 @@ type RollProgress struct {
 	Blockers []string `json:"blockers,omitempty"`
 	// Paused is set while the roll waits for a human decision.
 	Paused *Pause `json:"paused,omitempty"`
+	// Node is NodeController while Current is a KRaft controller; empty
+	// for a broker.
+	Node string `json:"node,omitempty"`
+	// A KRaft roll's controllers, which go before its brokers.
+	ControllersDone      []int32 `json:"controllersDone,omitempty"`
+	ControllersRemaining []int32 `json:"controllersRemaining,omitempty"`
+	ControllersSkipped   []int32 `json:"controllersSkipped,omitempty"`
 }
 
 // Roll steps, as shown in progress and the UI.
@@ -98,7 +109,8 @@ const (
 
 // RollingRestartWorkflow restarts a cluster's brokers one at a time, the
 // controller last, opening every gate of OPERATIONS.md on a fresh snapshot
-// right before each broker:
+// right before each broker (a KRaft cluster's controllers go first, one at
+// a time, each gated on the quorum: rolling_restart_kraft.go):
 //
 //  1. pick the next broker (controller last) and check the gates;
 //     while a gate is shut, wait in one heartbeating activity that polls;
@@ -130,6 +142,11 @@ func RollingRestartWorkflow(ctx workflow.Context, in RollingRestartInput) (Rolli
 	}
 	if err := r.human.register(ctx); err != nil {
 		return RollingRestartResult{}, err
+	}
+	if r.rollsControllers(ctx) {
+		if err := r.rollControllers(ctx); err != nil {
+			return r.result, err
+		}
 	}
 	for len(r.progress.Remaining) > 0 {
 		if err := r.restartNext(ctx); err != nil {
@@ -370,12 +387,7 @@ func permanentBlocker(blockers []fleet.Blocker) bool {
 // ask pauses the roll at broker until a human decides (human.go); it
 // returns the decision, or an error when the human aborted.
 func (r *roll) ask(ctx workflow.Context, broker int32, step, reason string, canSkip bool) (Decision, error) {
-	r.progress.Step, r.progress.Current = StepPaused, broker
-	d, err := r.human.ask(ctx, Pause{Broker: broker, Step: step, Reason: reason, CanSkip: canSkip})
-	if err == nil {
-		r.progress.Step = step
-	}
-	return d, err
+	return r.askAt(ctx, Pause{Broker: broker, Step: step, Reason: reason, CanSkip: canSkip})
 }
 
 // page tells the on-call channel that the roll waits for a decision.
@@ -388,7 +400,7 @@ func (r *roll) page(ctx workflow.Context, p Pause) {
 		choices = "resume|skip|abort"
 	}
 	notifyHumans(ctx, activities.Notification{Cluster: r.in.Spec.ID, Broker: p.Broker, Severity: activities.SeverityPage,
-		Title:     fmt.Sprintf("Roll paused at broker %d", p.Broker),
+		Title:     "Roll paused at " + p.node(),
 		Text:      fmt.Sprintf("%s (%s). Nothing else is touched until someone decides: `starter decide --cluster %s %s`.", p.Reason, p.Step, r.in.Spec.ID, choices),
 		Operation: workflow.GetInfo(ctx).WorkflowExecution.ID})
 }
@@ -439,14 +451,21 @@ func waitContext(ctx workflow.Context, timeout time.Duration, summary string, at
 func (r *roll) setDetails(ctx workflow.Context) {
 	p := r.progress
 	details := fmt.Sprintf("**%s** rolling restart `%s`: %d/%d brokers done.", r.in.Spec.ID, r.in.OperationID, len(p.Done), len(p.Done)+len(p.Remaining))
+	if n := len(p.ControllersDone) + len(p.ControllersRemaining) + len(p.ControllersSkipped); n > 0 {
+		details += fmt.Sprintf(" %d/%d controllers done.", len(p.ControllersDone), n)
+	}
 	if pause := r.human.paused; pause != nil {
-		details += fmt.Sprintf("\n\n**PAUSED** at broker %d (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort", pause.Broker, pause.Step, pause.Reason, r.in.Spec.ID)
+		details += fmt.Sprintf("\n\n**PAUSED** at %s (%s): %s\n\nDecide with `starter decide --cluster %s resume|abort", pause.node(), pause.Step, pause.Reason, r.in.Spec.ID)
 		if pause.CanSkip {
 			details += "|skip"
 		}
 		details += "`."
 	} else if p.Current >= 0 {
-		details += fmt.Sprintf(" Broker %d: %s.", p.Current, p.Step)
+		node := "Broker"
+		if p.Node == NodeController {
+			node = "Controller"
+		}
+		details += fmt.Sprintf(" %s %d: %s.", node, p.Current, p.Step)
 		if p.Step == StepWaitGates {
 			details += " Live progress: the wait activity's heartbeat."
 		}

@@ -39,9 +39,15 @@ func HealthBlockers(spec ClusterSpec, s Snapshot) []Blocker {
 			out = append(out, Blocker{Gate: GateHealthy, Reason: fmt.Sprintf(format, args...)})
 		}
 	}
+	// Where a broker registers: a KRaft cluster's snapshot holds its
+	// unfenced brokers (Unfenced), so a fenced one reads as unregistered.
+	where := "in ZooKeeper"
+	if spec.Mode() == ModeKRaft {
+		where = "with the KRaft controller, or is fenced"
+	}
 	for _, id := range spec.BrokerIDs() {
 		if !s.IsRegistered(id) {
-			add("broker %d is not registered in ZooKeeper", id)
+			add("broker %d is not registered %s", id, where)
 		}
 	}
 	for _, p := range s.Partitions {

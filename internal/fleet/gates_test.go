@@ -54,6 +54,19 @@ func TestHealthBlockers(t *testing.T) {
 	}
 }
 
+// TestHealthBlockersOfAKRaftCluster: a KRaft cluster's brokers register
+// with its controller, and a fenced one counts as not registered.
+func TestHealthBlockersOfAKRaftCluster(t *testing.T) {
+	spec := spec3()
+	spec.ZooKeeper = ""
+	spec.KRaft = &fleet.KRaftSpec{QuorumBootstrap: []string{"c:9093"}, Controllers: []fleet.ControllerSpec{
+		{ID: 3000, InstanceID: "i-c0"}, {ID: 3001, InstanceID: "i-c1"}, {ID: 3002, InstanceID: "i-c2"}}}
+	fenced := fleet.Snapshot{Registered: fleet.Unfenced([]fleet.BrokerFencing{{ID: 1}, {ID: 2, Fenced: true}, {ID: 3}})}
+	got := fleet.HealthBlockers(spec, fenced)
+	require.Len(t, got, 1)
+	assert.Equal(t, "broker 2 is not registered with the KRaft controller, or is fenced", got[0].Reason)
+}
+
 func TestHealthBlockersAreBounded(t *testing.T) {
 	s := fleet.Snapshot{Registered: []int32{1, 2, 3}}
 	for p := range int32(500) {
