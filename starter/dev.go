@@ -12,6 +12,7 @@ import (
 
 	"github.com/kfleet/kfleet/internal/chatops"
 	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/fleet"
 	"github.com/kfleet/kfleet/internal/localfleet"
 	"github.com/kfleet/kfleet/internal/logging"
 	"github.com/kfleet/kfleet/internal/secrets"
@@ -41,6 +42,8 @@ func newDevCommand() *cobra.Command {
 			// clusters are: SASL/SCRAM and ACLs, its admin password made
 			// now and kept in the secret source only.
 			cfg.Clusters = append(cfg.Clusters, devstack.SecuredCluster())
+			// And one without ZooKeeper, as every Kafka 4 cluster is.
+			cfg.Clusters = append(cfg.Clusters, devstack.KRaftCluster())
 			if fleetFile != "" {
 				var err error
 				if cfg, err = localfleet.LoadConfig(fleetFile); err != nil {
@@ -76,7 +79,7 @@ func newDevCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&stateDir, "state-dir", ".kfleet", "local state folder (Temporal sqlite, ZooKeeper and fleet data, logs)")
-	f.StringVar(&fleetFile, "fleet", "", "fleet file (YAML); default: local-a (3 brokers), local-b (6 over 3 racks) and local-s (3, SASL/SCRAM and ACLs)")
+	f.StringVar(&fleetFile, "fleet", "", "fleet file (YAML); default: local-a (3 brokers), local-b (6 over 3 racks), local-s (3, SASL/SCRAM and ACLs) and local-k (KRaft: 3 controllers, 3 brokers)")
 	f.StringVar(&opts.Secrets, "secrets", os.Getenv(secrets.EnvVar), "secret source: file:DIR, or aws for the local fleet's Secrets Manager (default $"+secrets.EnvVar+", else file:<state-dir>/secrets)")
 	f.StringVar(&temporal, "temporal", "bin/temporal", "temporal CLI binary")
 	f.IntVar(&opts.TemporalPort, "temporal-port", 7233, "Temporal frontend port")
@@ -116,7 +119,11 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		spec := s.Specs[id]
-		fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
+		if spec.Mode() == fleet.ModeKRaft {
+			fmt.Fprintf(out, "  cluster %-8s bootstrap %v, KRaft: controllers %v at %v\n", id, spec.Bootstrap, spec.ControllerIDs(), spec.KRaft.QuorumBootstrap)
+		} else {
+			fmt.Fprintf(out, "  cluster %-8s bootstrap %v, zookeeper %s\n", id, spec.Bootstrap, spec.ZooKeeper)
+		}
 		if c := ep.Clusters[id]; c.SASL != nil {
 			fmt.Fprintf(out, "  %-16s %s as %s, ACLs %v; credentials in secret %s\n", "", c.SASL.Mechanism, c.SASL.Superuser,
 				map[bool]string{true: "on", false: "off"}[c.ACLs], spec.Security.SASL.CredentialsSecret)
@@ -152,12 +159,21 @@ func assignBrokerPorts(cfg *localfleet.Config, base int) {
 	next := base
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		if len(c.BrokerPorts) > 0 {
-			continue
+		if len(c.BrokerPorts) == 0 {
+			for range c.Brokers {
+				c.BrokerPorts = append(c.BrokerPorts, next)
+				next++
+			}
 		}
-		for range c.Brokers {
-			c.BrokerPorts = append(c.BrokerPorts, next)
-			next++
+	}
+	// Controllers after every broker, so the brokers' ports stay what
+	// they were before KRaft clusters existed.
+	for i := range cfg.Clusters {
+		if k := cfg.Clusters[i].KRaft; k != nil && len(k.ControllerPorts) == 0 {
+			for range k.Controllers {
+				k.ControllerPorts = append(k.ControllerPorts, next)
+				next++
+			}
 		}
 	}
 }

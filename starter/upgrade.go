@@ -110,13 +110,25 @@ func printRoll(out io.Writer, title string, r workflows.RollingRestartResult) {
 	printBrokers(out, "    ", r)
 }
 
-// printBrokers lists a roll's brokers with each step's duration, and the
-// brokers a human skipped.
+// printBrokers lists a roll's KRaft controllers (restarted first) and
+// brokers with each step's duration, and those a human skipped.
 func printBrokers(out io.Writer, indent string, r workflows.RollingRestartResult) {
+	for _, c := range r.Controllers {
+		active := ""
+		if c.WasActive {
+			active = " (active)"
+		}
+		fmt.Fprintf(out, "%sKRaft controller %d%s: %s (quorum gate %s, stop %s, start %s, caught up %s)\n",
+			indent, c.Controller, active, round(c.Total), round(c.GateWait), round(c.Stop), round(c.Start), round(c.CatchUp))
+	}
+	for _, c := range r.SkippedControllers {
+		fmt.Fprintf(out, "%sKRaft controller %d: skipped by a human\n", indent, c)
+	}
+	kraft := len(r.Controllers)+len(r.SkippedControllers) > 0
 	for _, b := range r.Brokers {
 		ctl := ""
-		if b.WasController {
-			ctl = " (controller)"
+		if b.WasController && !kraft {
+			ctl = " (controller)" // ZooKeeper mode's controller broker
 		}
 		fmt.Fprintf(out, "%sbroker %d%s: %s (gates %s, stop %s, start %s, register %s, ISR %s, election %s)\n",
 			indent, b.Broker, ctl, round(b.Total), round(b.GateWait), round(b.Stop), round(b.Start), round(b.Register), round(b.CatchUp), round(b.Elect))

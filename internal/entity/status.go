@@ -139,7 +139,15 @@ func RenderStatus(w io.Writer, rep StatusReport, opts RenderOptions) {
 	fmt.Fprintf(w, "cluster %s: %d brokers %v\n", spec.ID, len(spec.Brokers), spec.BrokerIDs())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  bootstrap\t%s\n", strings.Join(spec.Bootstrap, ", "))
-	fmt.Fprintf(tw, "  zookeeper\t%s\n", spec.ZooKeeper)
+	switch spec.Mode() {
+	case fleet.ModeKRaft:
+		fmt.Fprintf(tw, "  kraft\tcontrollers %v at %s\n", spec.ControllerIDs(), strings.Join(spec.KRaft.QuorumBootstrap, ", "))
+	case fleet.ModeMigrating:
+		fmt.Fprintf(tw, "  zookeeper\t%s\n", spec.ZooKeeper)
+		fmt.Fprintf(tw, "  kraft\tmigrating, phase %s; controllers %v\n", spec.KRaft.Phase, spec.ControllerIDs())
+	default:
+		fmt.Fprintf(tw, "  zookeeper\t%s\n", spec.ZooKeeper)
+	}
 	if sec := spec.Security.String(); sec != "" {
 		fmt.Fprintf(tw, "  security\t%s\n", sec) // secret names only
 	}

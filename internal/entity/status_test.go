@@ -58,3 +58,33 @@ func TestRenderStatus(t *testing.T) {
 		assert.Contains(t, out, want)
 	}
 }
+
+// A KRaft cluster's status names its controllers and their listeners,
+// not an empty ZooKeeper string; a migrating one both, with its phase.
+func TestRenderStatusOfKRaftClusters(t *testing.T) {
+	controllers := []fleet.ControllerSpec{{ID: 3000, InstanceID: "i-c0"}, {ID: 3001, InstanceID: "i-c1"}, {ID: 3002, InstanceID: "i-c2"}}
+	brokers := []fleet.BrokerSpec{{ID: 1}, {ID: 2}, {ID: 3}}
+	for _, tt := range []struct {
+		name string
+		spec fleet.ClusterSpec
+		want []string
+	}{
+		{"kraft", fleet.ClusterSpec{ID: "local-k", Bootstrap: []string{"b:9092"}, Brokers: brokers,
+			KRaft: &fleet.KRaftSpec{Controllers: controllers, QuorumBootstrap: []string{"c0:9093", "c1:9093"}}},
+			[]string{"kraft      controllers [3000 3001 3002] at c0:9093, c1:9093"}},
+		{"migrating", fleet.ClusterSpec{ID: "local-a", Bootstrap: []string{"b:9092"}, ZooKeeper: "z:2181/a", Brokers: brokers,
+			KRaft: &fleet.KRaftSpec{Mode: fleet.ModeMigrating, Phase: 2, Controllers: controllers}},
+			[]string{"zookeeper  z:2181/a", "kraft      migrating, phase 2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			entity.RenderStatus(&b, entity.StatusReport{ClusterStatus: workflows.ClusterStatus{Spec: tt.spec}}, entity.RenderOptions{})
+			for _, want := range tt.want {
+				assert.Contains(t, b.String(), want)
+			}
+			if tt.name == "kraft" {
+				assert.NotContains(t, b.String(), "zookeeper")
+			}
+		})
+	}
+}
