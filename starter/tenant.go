@@ -224,6 +224,18 @@ func tenantRequest(f tenantFlags, kind string, params any) (workflows.Request, e
 
 // askTenant asks for a checked tenant request on f's cluster and follows
 // it.
+// askTenantOutcome asks for a tenant operation that hands nothing out,
+// follows it and prints its outcome.
+func askTenantOutcome(cmd *cobra.Command, g *globalFlags, cluster string, req workflows.Request) error {
+	return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
+		_, final, err := askTenant(ctx, cmd, g, c, cluster, req)
+		if err != nil {
+			return err
+		}
+		return g.emit(cmd, tenantAnswer{Cluster: cluster, Operation: &final}, func(out io.Writer) { fmt.Fprintln(out, final.Outcome) })
+	})
+}
+
 func askTenant(ctx context.Context, cmd *cobra.Command, g *globalFlags, c client.Client, cluster string, req workflows.Request) (workflows.TenantResult, workflows.Operation, error) {
 	op, err := entity.Request(ctx, c, cluster, req)
 	if err != nil {
@@ -295,13 +307,7 @@ topic's retention is outside the plan's bounds, or the cluster has no room.
 			if err != nil {
 				return err
 			}
-			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				_, final, err := askTenant(ctx, cmd, g, c, f.cluster, req)
-				if err != nil {
-					return err
-				}
-				return g.emit(cmd, tenantAnswer{Cluster: f.cluster, Operation: &final}, func(out io.Writer) { fmt.Fprintln(out, final.Outcome) })
-			})
+			return askTenantOutcome(cmd, g, f.cluster, req)
 		},
 	}
 	f.register(cmd, true)
@@ -328,13 +334,7 @@ left fails the deletion. (Asked in chat, a second person approves it.)
 			if err != nil {
 				return err
 			}
-			return withClient(cmd, g, func(ctx context.Context, c client.Client) error {
-				_, final, err := askTenant(ctx, cmd, g, c, f.cluster, req)
-				if err != nil {
-					return err
-				}
-				return g.emit(cmd, tenantAnswer{Cluster: f.cluster, Operation: &final}, func(out io.Writer) { fmt.Fprintln(out, final.Outcome) })
-			})
+			return askTenantOutcome(cmd, g, f.cluster, req)
 		},
 	}
 	f.register(cmd, true)
