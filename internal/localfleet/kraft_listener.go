@@ -50,11 +50,10 @@ func (l *ctrlListener) open() error {
 	if l.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, strconv.Itoa(l.fixedAt)))
+	ln, err := listenKeepingPort(&l.fixedAt)
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: controller %d: listen: %w", l.c.id, l.id, err)
 	}
-	l.fixedAt = ln.Addr().(*net.TCPAddr).Port
 	l.ln = ln
 	l.wg.Add(1)
 	go l.accept(ln)

@@ -51,6 +51,18 @@ func (p *proxy) port() int {
 
 func (p *proxy) addr() string { return net.JoinHostPort(proxyHost, strconv.Itoa(p.port())) }
 
+// listenKeepingPort listens on *port (0: a free one) and keeps the port it
+// got there, so that a node started again listens where it did, as a real
+// broker or controller keeps its listener address.
+func listenKeepingPort(port *int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, strconv.Itoa(*port)))
+	if err != nil {
+		return nil, err
+	}
+	*port = ln.Addr().(*net.TCPAddr).Port
+	return ln, nil
+}
+
 // open starts listening on the broker's port (the same one across
 // restarts, as a real broker keeps its listener address).
 func (p *proxy) open() error {
@@ -59,11 +71,10 @@ func (p *proxy) open() error {
 	if p.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, strconv.Itoa(p.fixedAt)))
+	ln, err := listenKeepingPort(&p.fixedAt)
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: listen: %w", p.c.id, p.broker, err)
 	}
-	p.fixedAt = ln.Addr().(*net.TCPAddr).Port
 	p.ln = ln
 	p.sessions.Add(1)
 	go p.accept(ln)
