@@ -180,11 +180,18 @@ func TestIntegrationRecoveryReplacesATerminatedHost(t *testing.T) {
 	rack := rackOf(ctx, t, stack, 2)
 	auditFrom := len(stack.Fleet.Audit("local-a"))
 
+	// The entity is paused while broker 2 is away, so that everything
+	// written meanwhile is written before its recovery can move the host
+	// (on a loaded machine the producer raced the recovery).
+	_, err = entity.Pause(ctx, stack.Client, "local-a", workflows.PauseRequest{By: "test", Reason: "write while broker 2 is away"})
+	require.NoError(t, err)
 	terminated := time.Now()
 	_, err = fleetEC2(stack).TerminateInstance(ctx, old)
 	require.NoError(t, err)
 	lost(ctx, t, stack, 2)
 	meanwhile := p.produce(ctx, 20, 10_000) // broker 2 misses these
+	_, err = entity.Resume(ctx, stack.Client, "local-a", workflows.ResumeRequest{By: "test"})
+	require.NoError(t, err)
 
 	op := finished(ctx, t, stack, "local-a", workflows.OpRecovery, 2*time.Minute)
 	require.Equal(t, workflows.StatusSucceeded, op.Status, op.Error)
