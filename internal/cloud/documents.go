@@ -64,7 +64,10 @@ const (
 	// Parameters: ClusterId, BrokerId, ZooKeeperConnect (host:port,...
 	// ending with the chroot /kfleet/<ClusterId>), DataVolumeId (the
 	// attached EBS volume for log.dirs), Rack (optional; default the
-	// instance's availability zone).
+	// instance's availability zone). A KRaft cluster's broker has no
+	// ZooKeeperConnect and gets QuorumVoters and KafkaClusterId instead
+	// (process.roles=broker, node.id, the data volume formatted with the
+	// cluster id).
 	DocConfigureBroker = "kfleet-ConfigureBroker"
 	// DocConfigureZooKeeper makes a launched host (tagged
 	// kfleet:role=zookeeper) a member of its cluster's ensemble: it writes
@@ -77,6 +80,43 @@ const (
 	// Parameters: ClusterId, MyId (1..255), Servers (the ensemble,
 	// "<myid>=<host>,<myid>=<host>,...").
 	DocConfigureZooKeeper = "kfleet-ConfigureZooKeeper"
+	// DocConfigureController makes a launched host (tagged
+	// kfleet:role=controller, kfleet:node-id) a KRaft controller of a
+	// cluster, before DocStartBroker starts it there: it writes
+	// server.properties with process.roles=controller, node.id,
+	// controller.quorum.voters and the CONTROLLER listener, and formats
+	// the metadata log directory with the Kafka cluster id and
+	// metadata.version when it is blank (kafka-storage format). With a
+	// ZooKeeperConnect it is a migration controller
+	// (zookeeper.metadata.migration.enable=true, zookeeper.connect; KIP-866
+	// phase 1). Prints the controller's address as
+	// "controllerAddress=<host>:<port>" (ControllerAddress reads it).
+	// Idempotent: the same configuration again changes nothing. Refused
+	// while a controller runs there with another configuration, and when
+	// the log directory was formatted with another cluster id or node id.
+	// Parameters: ClusterId, NodeId, Rack (optional), QuorumVoters,
+	// KafkaClusterId, MetadataVersion, ZooKeeperConnect (optional).
+	DocConfigureController = "kfleet-ConfigureController"
+)
+
+// Metadata modes a node starts in (DocStartBroker's MetadataMode): the
+// ZooKeeper-to-KRaft migration (KIP-866) changes them one roll at a time.
+const (
+	// MetadataModeKeep: start with the configured mode (the default).
+	MetadataModeKeep = ""
+	// MetadataModeZooKeeper: a plain ZooKeeper-mode broker: the migration
+	// flag and the quorum settings are removed (a rollback from phase 2).
+	MetadataModeZooKeeper = "zookeeper"
+	// MetadataModeMigration: a ZooKeeper-mode broker with
+	// zookeeper.metadata.migration.enable=true, controller.quorum.voters
+	// and controller.listener.names (phase 2); it registers with the
+	// KRaft controllers too.
+	MetadataModeMigration = "migration"
+	// MetadataModeKRaft: on a broker, process.roles=broker, node.id =
+	// broker.id, zookeeper.connect and the migration flag removed (phase
+	// 3); on a controller, the migration flag and zookeeper.connect
+	// removed (phase 4, finalization).
+	MetadataModeKRaft = "kraft"
 )
 
 // Parameter names of the documents above.
@@ -99,23 +139,39 @@ const (
 	// kfleet-ConfigureZooKeeper's.
 	ParamMyID    = "MyId"
 	ParamServers = "Servers"
+	// KRaft's: kfleet-ConfigureController's, and kfleet-StartBroker's
+	// MetadataMode and QuorumVoters (the migration's rolls).
+	// ParamQuorumVoters is controller.quorum.voters,
+	// "<node id>@<host>:<port>,...".
+	ParamNodeID          = "NodeId"
+	ParamQuorumVoters    = "QuorumVoters"
+	ParamKafkaClusterID  = "KafkaClusterId"
+	ParamMetadataVersion = "MetadataVersion"
+	ParamMetadataMode    = "MetadataMode"
 )
 
 // DocumentParameters is every document's parameters, as deploy/ssm
 // declares them (a fresh map each call).
 func DocumentParameters() map[string][]string {
 	return map[string][]string{
-		DocStopBroker:         {ParamGracePeriodSeconds},
-		DocStartBroker:        {ParamVersion, ParamInterBrokerProtocolVersion},
-		DocBrokerStatus:       nil,
-		DocGrowFilesystem:     {ParamTargetSizeGiB},
-		DocSetSysctl:          {ParamName, ParamValue},
-		DocTailLog:            {ParamLines},
-		DocHostLimits:         nil,
-		DocConfigureBroker:    {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID},
+		DocStopBroker:     {ParamGracePeriodSeconds},
+		DocStartBroker:    {ParamVersion, ParamInterBrokerProtocolVersion, ParamMetadataMode, ParamQuorumVoters},
+		DocBrokerStatus:   nil,
+		DocGrowFilesystem: {ParamTargetSizeGiB},
+		DocSetSysctl:      {ParamName, ParamValue},
+		DocTailLog:        {ParamLines},
+		DocHostLimits:     nil,
+		DocConfigureBroker: {ParamClusterID, ParamBrokerID, ParamRack, ParamZooKeeperConnect, ParamDataVolumeID,
+			ParamQuorumVoters, ParamKafkaClusterID},
 		DocConfigureZooKeeper: {ParamClusterID, ParamMyID, ParamServers},
+		DocConfigureController: {ParamClusterID, ParamNodeID, ParamRack, ParamQuorumVoters,
+			ParamKafkaClusterID, ParamMetadataVersion, ParamZooKeeperConnect},
 	}
 }
+
+// ControllerAddress reads the address kfleet-ConfigureController prints
+// ("controllerAddress=<host>:<port>"); "" when it printed none.
+func ControllerAddress(stdout string) string { return printedValue(stdout, "controllerAddress=") }
 
 // ZooKeeperChroot is a cluster's ZooKeeper chroot: every broker of the
 // cluster registers under it (its zookeeper.connect ends with it).
@@ -123,10 +179,14 @@ func ZooKeeperChroot(cluster string) string { return "/kfleet/" + cluster }
 
 // ZooKeeperClientAddress reads the client address kfleet-ConfigureZooKeeper
 // prints ("clientAddress=<host>:<port>"); "" when it printed none.
-func ZooKeeperClientAddress(stdout string) string {
+func ZooKeeperClientAddress(stdout string) string { return printedValue(stdout, "clientAddress=") }
+
+// printedValue is the rest of the first line of stdout that starts with
+// key.
+func printedValue(stdout, key string) string {
 	for _, line := range strings.Split(stdout, "\n") {
-		if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "clientAddress="); ok {
-			return addr
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key); ok {
+			return v
 		}
 	}
 	return ""

@@ -27,7 +27,11 @@ const (
 	TagRole       = "kfleet:role"
 	RoleBroker    = "broker"
 	RoleZooKeeper = "zookeeper"
-	RoleKafkaData = "kafka-data"
+	// RoleController is a KRaft controller's host, tagged with TagNodeID
+	// (not TagBrokerID: nothing that looks for brokers finds it).
+	RoleController = "controller"
+	TagNodeID      = "kfleet:node-id"
+	RoleKafkaData  = "kafka-data"
 	// TagRequestedBy names who asked for a resource (a workflow, an
 	// operator), for audits; the local fleet records it as the launch's
 	// or the volume's requester.
