@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,6 +269,26 @@ func TestIntegrationMigrationPhases(t *testing.T) {
 		}
 	}
 	produce()
+	// A producer runs through every roll.
+	bg, _ := kafkaClient(t, m.f, m.cluster, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("orders"))
+	var bgOK, bgFailed atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if err := bg.ProduceSync(ctx, &kgo.Record{Value: []byte("bg")}).FirstErr(); err != nil {
+				bgFailed.Add(1)
+			} else {
+				bgOK.Add(1)
+			}
+		}
+	}()
 
 	md := metadata(t, adm)
 	want := 1 // retention.ms
@@ -309,7 +330,7 @@ func TestIntegrationMigrationPhases(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, created.Err)
 	require.Eventually(t, func() bool { _, ok := m.znode("/brokers/topics/payments"); return ok }, 5*time.Second, 20*time.Millisecond)
-	assert.Positive(t, m.status().DualWrites)
+	require.Eventually(t, func() bool { return m.status().DualWrites > 0 }, 5*time.Second, 20*time.Millisecond)
 	resp, err := http.Get(m.f.Endpoints().API + "/v1/clusters/local-m/migration")
 	require.NoError(t, err)
 	var viaHTTP localfleet.MigrationStatus
@@ -362,12 +383,24 @@ func TestIntegrationMigrationPhases(t *testing.T) {
 	assert.False(t, ok)
 	assert.Equal(t, last, m.status().LastZooKeeperWrite)
 
-	// Every record is there.
+	// Every record is there, and can be read.
+	close(stop)
+	<-done
+	assert.Zero(t, bgFailed.Load(), "no produce failed through the rolls")
+	assert.Greater(t, bgOK.Load(), int64(100))
 	offsets, err := adm.ListEndOffsets(ctx, "orders")
 	require.NoError(t, err)
 	var total int64
 	offsets.Each(func(o kadm.ListedOffset) { total += o.Offset })
-	assert.Equal(t, int64(produced), total)
+	assert.Equal(t, int64(produced)+bgOK.Load(), total)
+	consumer, _ := kafkaClient(t, m.f, m.cluster, kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var read int64
+	for read < total {
+		fetches := consumer.PollFetches(ctx)
+		require.NoError(t, fetches.Err())
+		read += int64(fetches.NumRecords())
+	}
+	assert.Equal(t, total, read)
 	assert.Empty(t, m.f.Violations(m.cluster))
 }
 
