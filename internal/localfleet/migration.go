@@ -120,9 +120,12 @@ func (c *cluster) kraftRegisteredLocked(b *broker) bool {
 // kraftAnswers is whether the brokers answer as KRaft brokers do
 // (DescribeQuorum, DescribeCluster from the quorum's registrations,
 // features in ApiVersions): in a KRaft cluster, and in a migrating one
-// once the KRaft controller is the cluster's controller.
+// once the KRaft controller is the cluster's controller; in dual-write
+// only while it leads (a rollback stops the controllers, and the
+// ZooKeeper brokers answer as such again).
 func (c *cluster) kraftAnswers() bool {
-	if c.quorum() == nil {
+	ks := c.quorum()
+	if ks == nil {
 		return false
 	}
 	if c.cfg.KRaft != nil {
@@ -131,8 +134,11 @@ func (c *cluster) kraftAnswers() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch c.zkm.state {
-	case MigrationDualWrite, MigrationKRaft, MigrationReleased:
+	case MigrationKRaft, MigrationReleased:
 		return true
+	case MigrationDualWrite:
+		leader, _ := ks.model.Leader()
+		return leader != kraft.NoLeader
 	}
 	return false
 }

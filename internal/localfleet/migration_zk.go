@@ -94,6 +94,55 @@ func (c *cluster) zkControllerElected(conn *zk.Conn) {
 	c.mu.Unlock()
 }
 
+// rewriteClusterID puts the Kafka cluster id into Metadata and
+// DescribeCluster responses, as Kafka answers them: a ZooKeeper
+// cluster's /cluster/id, a KRaft cluster's formatted id (kfake has its
+// own).
+func (c *cluster) rewriteClusterID(resp kmsg.Response) {
+	id := c.advertisedClusterID()
+	if id == "" {
+		return
+	}
+	switch r := resp.(type) {
+	case *kmsg.MetadataResponse:
+		r.ClusterID = &id
+	case *kmsg.DescribeClusterResponse:
+		r.ClusterID = id
+	}
+}
+
+// advertisedClusterID is the Kafka cluster id the brokers answer with;
+// "" while unknown (kfake's then).
+func (c *cluster) advertisedClusterID() string {
+	if ks := c.quorum(); ks != nil {
+		return ks.clusterID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.zkm.clusterID
+}
+
+// kfakeClusterID is the cluster id kfake was started with (cluster.go).
+func (c *cluster) kfakeClusterID() string { return "kfleet-" + c.id }
+
+// toKfakeClusterID translates the cluster id a KIP-1242 ApiVersions
+// request names: a client names the id the brokers advertise, kfake
+// checks it against its own.
+func (c *cluster) toKfakeClusterID(req *request) error {
+	kreq, err := req.decode()
+	if err != nil {
+		return err
+	}
+	av := kreq.(*kmsg.ApiVersionsRequest)
+	if av.ClusterID == nil || *av.ClusterID != c.advertisedClusterID() {
+		return nil // bootstrapping, or another cluster's: kfake says so
+	}
+	id := c.kfakeClusterID()
+	av.ClusterID = &id
+	req.reencode(av)
+	return nil
+}
+
 // isMetadataChange is whether a request changes the cluster's metadata
 // (what a dual-writing controller writes to ZooKeeper too).
 func isMetadataChange(key int16) bool {

@@ -279,6 +279,9 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 				if err := toKfakeNodeID(req, s.p.broker); err != nil {
 					return nil, err
 				}
+				if err := c.toKfakeClusterID(req); err != nil { // migration_zk.go
+					return nil, err
+				}
 			}
 		case kmsg.SASLHandshake, kmsg.SASLAuthenticate:
 			s.observeSASL(req)

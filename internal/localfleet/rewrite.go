@@ -74,6 +74,7 @@ func (c *cluster) rewriteResponseFor(req *request, raw []byte, broker int32) ([]
 			c.rewriteApiVersionsKRaft(r, broker)
 		}
 	}
+	c.rewriteClusterID(resp) // migration_zk.go
 	return req.encodeResponse(resp), nil
 }
 
