@@ -147,6 +147,10 @@ type Activities struct {
 	// KRaft reads a KRaft cluster's quorum and finalizes its
 	// metadata.version (kraft.go).
 	KRaft KRaftAdmin
+	// MigrationZK and Entities serve the ZooKeeper-to-KRaft migration
+	// (migration.go).
+	MigrationZK MigrationZooKeeper
+	Entities    MigrationEntity
 	// Fencing is a KRaft cluster's registrations (registrations.go):
 	// sensing and recovery read it where a ZooKeeper cluster's come from
 	// ZooKeeper; nil refuses KRaft clusters.

@@ -109,6 +109,8 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Reassigner:   kp,
 		KRaft:        kp,
 		Fencing:      kp,
+		MigrationZK:  zp,
+		Entities:     operator,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
