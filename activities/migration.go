@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -410,4 +411,56 @@ func (a *Activities) WaitOperationEnded(ctx context.Context, in WaitOperationInp
 		return st, waitFailed(err, "cluster %s: wait for operation %s", in.Cluster, in.OperationID)
 	}
 	return st, nil
+}
+
+// ControllerPlacement is where phase 1 puts one controller.
+type ControllerPlacement struct {
+	Node         int32  `json:"node"`
+	AZ           string `json:"az"`
+	InstanceType string `json:"instanceType"`
+}
+
+// PlaceControllersInput asks where count controllers of the spec's
+// cluster go.
+type PlaceControllersInput struct {
+	Spec  fleet.ClusterSpec `json:"spec"`
+	Count int               `json:"count"`
+}
+
+// FirstControllerID is the node id of a cluster's first KRaft controller;
+// the others follow it. Far above any broker id kfleet gives, so a
+// controller never takes a broker's (node.id = broker.id after phase 3).
+const FirstControllerID = 3000
+
+// PlaceControllers spreads the controllers over the zones of the
+// cluster's broker hosts, round-robin, on the brokers' instance type. It
+// only reads.
+func (a *Activities) PlaceControllers(ctx context.Context, in PlaceControllersInput) ([]ControllerPlacement, error) {
+	if a.EC2 == nil {
+		return nil, badInput(fmt.Errorf("cluster %s: this worker has no EC2 client", in.Spec.ID))
+	}
+	if in.Count != 3 && in.Count != 5 {
+		return nil, badInput(fmt.Errorf("cluster %s: %d controllers: want 3 or 5", in.Spec.ID, in.Count))
+	}
+	hosts, err := a.EC2.FindInstances(ctx, cloud.InstanceFilter{Cluster: in.Spec.ID, Role: cloud.RoleBroker, States: []string{"running"}})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: find its broker hosts: %w", in.Spec.ID, err)
+	}
+	var zones []string
+	itype := ""
+	for _, h := range hosts {
+		if !slices.Contains(zones, h.AZ) {
+			zones = append(zones, h.AZ)
+		}
+		itype = cmp.Or(itype, h.InstanceType)
+	}
+	if len(zones) == 0 {
+		return nil, badInput(fmt.Errorf("cluster %s: no running broker host found to place the controllers beside", in.Spec.ID))
+	}
+	slices.Sort(zones)
+	out := make([]ControllerPlacement, in.Count)
+	for i := range out {
+		out[i] = ControllerPlacement{Node: int32(FirstControllerID + i), AZ: zones[i%len(zones)], InstanceType: itype}
+	}
+	return out, nil
 }

@@ -61,6 +61,7 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 		workflows.OpTenantDelete:     workflows.LaneMaintenance,
 		workflows.OpTenantRetire:     workflows.LaneMaintenance,
 		workflows.OpTopicAdmin:       workflows.LaneMaintenance,
+		workflows.OpMigrationPhase:   workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -97,4 +100,69 @@ func (o Operator) SetMigrationSpec(ctx context.Context, cluster string, from fle
 // Operation implements activities.MigrationEntity.
 func (o Operator) Operation(ctx context.Context, cluster, opID string) (activities.OperationState, error) {
 	return Operation(ctx, o.Client, cluster, opID)
+}
+
+// StartMigration starts the cluster's migration to KRaft (its preflight
+// runs at once) and returns its workflow ID; a migration of the cluster
+// already running is returned as it is. The cluster must be registered.
+func StartMigration(ctx context.Context, c client.Client, in workflows.MigrationInput) (string, error) {
+	if _, err := ClusterStatus(ctx, c, in.Cluster); err != nil {
+		return "", err
+	}
+	wid := workflows.MigrationWorkflowID(in.Cluster)
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       wid,
+		TaskQueue:                workflows.QueueFromEnv(),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            fmt.Sprintf("Migration of **%s** from ZooKeeper to KRaft, asked by %s", in.Cluster, in.RequestedBy),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.AttrClusterID.ValueSet(in.Cluster),
+			workflows.AttrOperation.ValueSet(workflows.OpMigrationPhase),
+		),
+	}, workflows.MigrationWorkflow, in)
+	if err != nil {
+		return "", fmt.Errorf("cluster %s: start its migration: %w", in.Cluster, err)
+	}
+	return wid, nil
+}
+
+// MigrationStatus queries the cluster's migration; a finished one
+// answers with its result.
+func MigrationStatus(ctx context.Context, c client.Client, cluster string) (workflows.MigrationState, error) {
+	var st workflows.MigrationState
+	wid := workflows.MigrationWorkflowID(cluster)
+	v, err := c.QueryWorkflow(ctx, wid, "", workflows.QueryMigration)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return st, fmt.Errorf("cluster %s: %w: no migration was started (starter migrate start)", cluster, fleet.ErrRefused)
+		}
+		return st, fmt.Errorf("cluster %s: migration: %w", cluster, err)
+	}
+	return st, v.Get(&st)
+}
+
+// DecideMigration sends a human's decision to the cluster's migration and
+// returns its state once the decision is taken up. A decision that does
+// not fit (a stale phase, the requester approving) is fleet.ErrRefused.
+func DecideMigration(ctx context.Context, c client.Client, cluster string, d workflows.MigrationDecision) (workflows.MigrationState, error) {
+	var st workflows.MigrationState
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.MigrationWorkflowID(cluster),
+		UpdateName:   workflows.UpdateMigrationDecide,
+		Args:         []any{d},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &st)
+	}
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.As(err, &appErr):
+		return st, fmt.Errorf("cluster %s: migration: %w: %s", cluster, fleet.ErrRefused, appErr.Message())
+	default:
+		return st, fmt.Errorf("cluster %s: migration: %w", cluster, err)
+	}
 }

@@ -232,8 +232,11 @@ func CheckMigrationStep(spec ClusterSpec, phase MigrationPhase, rollback bool) e
 		return fmt.Errorf("migration phase %d: want 1 to %d", phase, PhaseFinalize)
 	case mode == ModeKRaft:
 		return fmt.Errorf("cluster %s is a KRaft cluster: there is nothing to migrate", spec.ID)
-	case rollback && mode != ModeMigrating:
+	case rollback && mode != ModeMigrating && phase != PhaseControllers:
+		// Phase 1's rollback from a ZooKeeper cluster removes what a
+		// phase 1 that failed half-way left (controllers' hosts).
 		return fmt.Errorf("cluster %s is not migrating: there is nothing to roll back", spec.ID)
+	case rollback && mode != ModeMigrating:
 	case rollback && phase != current:
 		return fmt.Errorf("cluster %s is in migration phase %s: only that phase can be rolled back, not %s", spec.ID, current, phase)
 	case rollback && !phase.CanRollBack():
@@ -244,6 +247,19 @@ func CheckMigrationStep(spec ClusterSpec, phase MigrationPhase, rollback bool) e
 		return fmt.Errorf("cluster %s is in migration phase %s: phase %s must come first", spec.ID, current, current+1)
 	}
 	return nil
+}
+
+// Voters is controller.quorum.voters of k's controllers:
+// "<id>@<address>,..." with each controller's QuorumBootstrap address
+// (the two lists are in the same order).
+func (k KRaftSpec) Voters() string {
+	var out []string
+	for i, c := range k.Controllers {
+		if i < len(k.QuorumBootstrap) {
+			out = append(out, fmt.Sprintf("%d@%s", c.ID, k.QuorumBootstrap[i]))
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // MigrationZnodes is what ZooKeeper holds of a cluster's migration.
