@@ -133,7 +133,13 @@ func (m *migrationStep) wait() activities.MigrationWaitInput {
 // setStage tells the entity the cluster is at kraft's stage now.
 func (m *migrationStep) setStage(ctx workflow.Context, kraft *fleet.KRaftSpec) error {
 	in := activities.SetMigrationSpecInput{Cluster: m.spec.ID, From: m.spec.MigrationStage(), KRaft: kraft}
-	return workflow.ExecuteActivity(m.actx(ctx, 2*time.Minute), a.SetMigrationSpec, in).Get(ctx, &m.spec)
+	// Into a fresh spec: a KRaft side the answer omits is gone.
+	var spec fleet.ClusterSpec
+	if err := workflow.ExecuteActivity(m.actx(ctx, 2*time.Minute), a.SetMigrationSpec, in).Get(ctx, &spec); err != nil {
+		return err
+	}
+	m.spec = spec
+	return nil
 }
 
 // migrating is the spec's KRaft side at phase, with its controllers.
