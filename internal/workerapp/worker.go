@@ -109,6 +109,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Reassigner:   kp,
 		KRaft:        kp,
 		Fencing:      kp,
+		Controllers:  kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
