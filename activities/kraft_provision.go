@@ -25,6 +25,9 @@ import (
 type ControllerReads interface {
 	QuorumFromControllers(ctx context.Context, spec fleet.ClusterSpec) (fleet.Quorum, error)
 	BrokersFromControllers(ctx context.Context, spec fleet.ClusterSpec) ([]kafka.NodeEndpoint, error)
+	// ControllersFromControllers returns the Kafka cluster id and the
+	// running controllers' addresses.
+	ControllersFromControllers(ctx context.Context, spec fleet.ClusterSpec) (string, []kafka.NodeEndpoint, error)
 }
 
 // ControllerNodeInput configures one KRaft controller on its host.

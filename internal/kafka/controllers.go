@@ -148,3 +148,37 @@ func quorumOf(cluster string, resp *kmsg.DescribeQuorumResponse) (fleet.Quorum, 
 	}
 	return fleet.Quorum{}, fmt.Errorf("cluster %s: describe quorum: no answer for %s-0", cluster, metadataTopic)
 }
+
+// ControllersFromControllers returns the cluster's Kafka cluster id and
+// its running controllers with their addresses (DescribeCluster v1+ with
+// the controllers' endpoint type, KIP-919, sent to the first controller
+// that answers).
+func (p *Pool) ControllersFromControllers(ctx context.Context, spec fleet.ClusterSpec) (string, []NodeEndpoint, error) {
+	a, err := p.controllerAdmin(spec)
+	if err != nil {
+		return "", nil, err
+	}
+	var errs []error
+	for _, b := range a.client.SeedBrokers() {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.EndpointType = 2 // controllers
+		resp, err := req.RequestWith(ctx, b)
+		if err == nil {
+			err = errorWithMessage(resp.ErrorCode, resp.ErrorMessage)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", nil, fmt.Errorf("cluster %s: describe the controllers: %w", spec.ID, ctx.Err())
+			}
+			errs = append(errs, err)
+			continue
+		}
+		out := make([]NodeEndpoint, 0, len(resp.Brokers))
+		for _, c := range resp.Brokers {
+			out = append(out, NodeEndpoint{ID: c.NodeID, Address: net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))})
+		}
+		slices.SortFunc(out, func(x, y NodeEndpoint) int { return int(x.ID - y.ID) })
+		return resp.ClusterID, out, nil
+	}
+	return "", nil, fmt.Errorf("cluster %s: no controller of %v described the controllers: %w", spec.ID, spec.KRaft.QuorumBootstrap, errors.Join(errs...))
+}
