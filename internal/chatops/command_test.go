@@ -203,7 +203,7 @@ func TestVerbs(t *testing.T) {
 			destructive = append(destructive, v)
 		}
 	}
-	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbAbort,
+	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbReplaceController, chatops.VerbAbort,
 		chatops.VerbDelete, chatops.VerbTenantDelete, chatops.VerbTopicDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
@@ -228,10 +228,38 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 		}
 	}
 	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete,
-		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance,
+		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance, chatops.VerbReplaceController,
 		chatops.VerbTenantCreate, chatops.VerbTenantRotate, chatops.VerbTenantChangePlan, chatops.VerbTenantDelete,
 		chatops.VerbTopicCreate, chatops.VerbTopicDelete, chatops.VerbTopicPartitions, chatops.VerbTopicRetention, chatops.VerbGroupDelete} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}
+}
+
+func TestReplaceControllerGrammar(t *testing.T) {
+	cases := []struct {
+		text, want, err string
+	}{
+		{"replace-controller orders 3001", "replace-controller orders 3001", ""},
+		{"replace-controller  orders   0", "replace-controller orders 0", ""},
+		{"replace-controller orders", "", "missing controller node id"},
+		{"replace-controller orders -1", "", "non-negative integer controller node id"},
+		{"replace-controller orders 3001 3002", "", "unexpected"},
+		{"replace-controller orders x", "", "non-negative integer"},
+	}
+	for _, c := range cases {
+		t.Run(c.text, func(t *testing.T) {
+			cmd, err := chatops.Parse(c.text)
+			if c.err != "" {
+				assert.ErrorContains(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, cmd.String())
+			assert.NoError(t, cmd.Validate())
+			assert.True(t, cmd.Verb.Destructive(), "a controller's host replacement needs approval in chat")
+		})
+	}
+	bad := chatops.Command{Verb: chatops.VerbReplaceController, Cluster: "orders", Node: 3001, Force: true}
+	assert.ErrorContains(t, bad.Validate(), "fields of another verb")
 }
