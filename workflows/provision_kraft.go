@@ -38,10 +38,10 @@ const (
 	PhaseQuorum      = "waiting for the controllers' quorum (a leader, every voter caught up)"
 )
 
-// provisionKRaftVersion is the GetVersion change that added KRaft plans:
+// VersionProvisionKRaft is the GetVersion change that added KRaft plans:
 // only a KRaft plan's provisioning calls it, so a ZooKeeper plan's records
 // the same commands as before.
-const provisionKRaftVersion = "provision-kraft"
+const VersionProvisionKRaft = "provision-kraft"
 
 // kraftState is what a KRaft provisioning made of its controllers.
 type kraftState struct {
@@ -56,7 +56,7 @@ type kraftState struct {
 
 // buildKRaft launches and configures a KRaft cluster, phase by phase.
 func (p *provisioning) buildKRaft(ctx workflow.Context) error {
-	workflow.GetVersion(ctx, provisionKRaftVersion, workflow.DefaultVersion, 1)
+	workflow.GetVersion(ctx, VersionProvisionKRaft, workflow.DefaultVersion, 1)
 	plan, who := p.plan, p.reason(ctx)
 	ks := &p.st.kraft
 	if ks.hosts == nil {
