@@ -123,7 +123,9 @@ func (r *replacingController) run(ctx workflow.Context, res *ReplaceControllerRe
 	in := r.in
 	who := fmt.Sprintf("kfleet %s %s requested by %s", OpReplaceController, in.OperationID, in.RequestedBy)
 	ctl := activities.ControllerInput{Spec: in.Spec, Controller: in.Node, Reason: who}
-	opts := func(timeout time.Duration, summary string) workflow.Context { return provisionContext(ctx, timeout, summary) }
+	opts := func(timeout time.Duration, summary string) workflow.Context {
+		return provisionContext(ctx, timeout, summary)
+	}
 
 	var plan activities.ControllerReplacementPlan
 	if err := r.step(ctx, "planning the replacement", func(ctx workflow.Context) error {
