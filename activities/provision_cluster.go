@@ -76,6 +76,9 @@ func (a *Activities) CheckProvisionPlan(ctx context.Context, plan fleet.ClusterP
 	if plan.ZooKeeperInstanceType != plan.InstanceType {
 		types = append(types, plan.ZooKeeperInstanceType)
 	}
+	if plan.KRaft != nil && !slices.Contains(types, plan.KRaft.InstanceType) {
+		types = append(types, plan.KRaft.InstanceType) // the controllers' hosts
+	}
 	offered, err := a.EC2.InstanceTypeZones(ctx, types)
 	if err != nil {
 		return PlanCheck{}, err
