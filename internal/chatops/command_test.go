@@ -263,3 +263,20 @@ func TestReplaceControllerGrammar(t *testing.T) {
 	bad := chatops.Command{Verb: chatops.VerbReplaceController, Cluster: "orders", Node: 3001, Force: true}
 	assert.ErrorContains(t, bad.Validate(), "fields of another verb")
 }
+
+func TestCreateKRaftGrammar(t *testing.T) {
+	cmd, err := chatops.Parse("create korders brokers=3 zones=us-east-1a,us-east-1b,us-east-1c version=4.0.0 metadata=4.0-IV3 controllers=5")
+	require.NoError(t, err)
+	require.NotNil(t, cmd.Plan.KRaft)
+	assert.Equal(t, 5, cmd.Plan.KRaft.Controllers)
+	assert.Equal(t, "4.0-IV3", cmd.Plan.KRaft.MetadataVersion)
+	assert.Equal(t, "create korders brokers=3 zones=us-east-1a,us-east-1b,us-east-1c version=4.0.0 controllers=5 metadata=4.0-IV3", cmd.String())
+	require.NoError(t, cmd.Validate())
+	zk, err := chatops.Parse("create orders brokers=3 zones=us-east-1a version=3.7.1")
+	require.NoError(t, err)
+	assert.Nil(t, zk.Plan.KRaft, "no controllers=: a ZooKeeper cluster")
+	_, err = chatops.Parse("create korders brokers=3 zones=us-east-1a version=4.0.0 metadata=latest")
+	assert.ErrorContains(t, err, "want a metadata.version like 4.0-IV3")
+	_, err = chatops.Parse("create korders brokers=3 zones=us-east-1a version=4.0.0 controllers=three")
+	assert.ErrorContains(t, err, "want a number of KRaft controllers")
+}
