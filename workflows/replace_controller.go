@@ -21,8 +21,8 @@ import (
 //     cluster id and the controller's address;
 //  2. gate: without the controller, the quorum's caught-up voters must
 //     still be a majority (fleet.JudgeQuorumWithout) — whether it runs or
-//     is down already, the question is the others'. Refused, nothing is
-//     touched;
+//     is down already, the question is the others' — at two reads a
+//     fetch timeout apart. Refused, nothing is touched;
 //  3. stop its Kafka through its host if the host runs;
 //  4. launch the new host in its zone, tagged as the controller;
 //  5. configure the same node id with the same voters and cluster id
@@ -135,11 +135,25 @@ func (r *replacingController) run(ctx workflow.Context, res *ReplaceControllerRe
 	}
 	res.Old, res.OldState = plan.Old, plan.OldState
 
-	if err := r.step(ctx, "checking the quorum without it", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(opts(time.Minute, fmt.Sprintf("quorum gate without controller %d", in.Node)), a.CheckQuorumGate,
-			activities.QuorumInput{Spec: in.Spec, Node: in.Node}).Get(ctx, &res.Gate)
-	}); err != nil {
-		return err
+	// The gate is read twice, a fetch timeout (and a fetch) apart: a voter
+	// that stopped just before the first read still looks caught up in
+	// it (its last caught-up time is within a fetch timeout of the
+	// leader's), and only the second sees it behind.
+	for i := range 2 {
+		if i > 0 {
+			if !res.Gate.Safe {
+				break
+			}
+			if err := workflow.Sleep(ctx, fleet.QuorumFetchTimeout+time.Second); err != nil {
+				return err
+			}
+		}
+		if err := r.step(ctx, "checking the quorum without it", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(opts(time.Minute, fmt.Sprintf("quorum gate without controller %d", in.Node)), a.CheckQuorumGate,
+				activities.QuorumInput{Spec: in.Spec, Node: in.Node}).Get(ctx, &res.Gate)
+		}); err != nil {
+			return err
+		}
 	}
 	if !res.Gate.Safe {
 		if plan.Existing == "" {

@@ -18,8 +18,10 @@ import (
 
 // replaceWorld is what the replacement's activities answer and saw.
 type replaceWorld struct {
-	plan     activities.ControllerReplacementPlan
-	gate     fleet.QuorumVerdict
+	plan activities.ControllerReplacementPlan
+	gate fleet.QuorumVerdict
+	// gates, when set, are the gate's answers in turn.
+	gates    []fleet.QuorumVerdict
 	calls    []string
 	launched activities.ControllerLaunchInput
 	caughtUp activities.CaughtUpInput
@@ -40,6 +42,11 @@ func ctlReplaceEnv(t *testing.T, w *replaceWorld) *testsuite.TestWorkflowEnviron
 	})
 	env.OnActivity(acts.CheckQuorumGate, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.QuorumInput) (fleet.QuorumVerdict, error) {
 		call("gate")
+		if len(w.gates) > 0 {
+			g := w.gates[0]
+			w.gates = w.gates[1:]
+			return g, nil
+		}
 		return w.gate, nil
 	})
 	env.OnActivity(acts.StopController, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ControllerInput) error {
@@ -96,7 +103,7 @@ func TestReplaceController(t *testing.T) {
 	unsafe := fleet.QuorumVerdict{Voters: 3, CaughtUp: 1, Majority: 2, Lagging: []int32{3002}, Reason: "without controller 3001, 1 of 3 voters are caught up (a majority is 2): 3002 lags"}
 	base := activities.ControllerReplacementPlan{Old: "i-c1", OldState: "running", Launch: activities.LaunchTemplate{AZ: "us-east-1b"},
 		Rack: "us-east-1b", OldAddress: "127.0.0.1:19001", KafkaClusterID: "abc"}
-	full := []string{"plan", "gate", "stop", "launch", "configure", "start", "caught-up", "retire", "set-spec"}
+	full := []string{"plan", "gate", "gate", "stop", "launch", "configure", "start", "caught-up", "retire", "set-spec"}
 	cases := []struct {
 		name      string
 		plan      func(p activities.ControllerReplacementPlan) activities.ControllerReplacementPlan
@@ -104,21 +111,24 @@ func TestReplaceController(t *testing.T) {
 		wantCalls []string
 		wantErr   string
 		adopted   bool
+		gates     []fleet.QuorumVerdict
 	}{
-		{"reachable: stopped, replaced, old host terminated", nil, safe, full, "", false},
+		{"reachable: stopped, replaced, old host terminated", nil, safe, full, "", false, nil},
 		{"already down: not stopped, the gate is about the others", func(p activities.ControllerReplacementPlan) activities.ControllerReplacementPlan {
 			p.OldState, p.OldAddress = "terminated", ""
 			return p
-		}, safe, []string{"plan", "gate", "launch", "configure", "start", "caught-up", "retire", "set-spec"}, "", false},
-		{"quorum not safe without it: refused, nothing touched", nil, unsafe, []string{"plan", "gate"}, "refused, nothing touched", false},
+		}, safe, []string{"plan", "gate", "gate", "launch", "configure", "start", "caught-up", "retire", "set-spec"}, "", false, nil},
+		{"quorum not safe without it: refused, nothing touched", nil, unsafe, []string{"plan", "gate"}, "refused, nothing touched", false, nil},
+		{"a voter stopped just before the first read: the second refuses", nil, safe, []string{"plan", "gate", "gate"}, "refused, nothing touched", false,
+			[]fleet.QuorumVerdict{safe, unsafe}},
 		{"a re-run finds the new host: not stopped again, not launched again", func(p activities.ControllerReplacementPlan) activities.ControllerReplacementPlan {
 			p.Existing = "i-earlier"
 			return p
-		}, safe, []string{"plan", "gate", "launch", "configure", "start", "caught-up", "retire", "set-spec"}, "", true},
+		}, safe, []string{"plan", "gate", "gate", "launch", "configure", "start", "caught-up", "retire", "set-spec"}, "", true, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			w := &replaceWorld{plan: base, gate: c.gate}
+			w := &replaceWorld{plan: base, gate: c.gate, gates: c.gates}
 			if c.plan != nil {
 				w.plan = c.plan(base)
 			}
@@ -172,7 +182,7 @@ func TestReplaceControllerResumesAFailedStart(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.NotNil(t, paused.Paused)
 	assert.Contains(t, paused.Paused.Reason, "kafka failed to start")
-	assert.Equal(t, []string{"plan", "gate", "stop", "launch", "configure", "start", "start", "caught-up", "retire", "set-spec"}, w.calls)
+	assert.Equal(t, []string{"plan", "gate", "gate", "stop", "launch", "configure", "start", "start", "caught-up", "retire", "set-spec"}, w.calls)
 }
 
 // The kind: KRaft clusters only, a controller of the spec, the same
