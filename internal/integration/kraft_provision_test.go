@@ -252,9 +252,33 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	assert.Equal(t, terminated, terminated2, "a refused replacement terminates nothing")
 	noViolations(t, stack, cluster) // the refusal took nothing down: the quorum kept its majority
 
+	// Deleting it (forced: a topic remains) terminates every host it has
+	// — its controllers' too, the replaced one's new host among them —
+	// and deletes its volumes; no ZooKeeper is asked.
+	require.NoError(t, stack.Fleet.StartController(ctx, cluster, other, "integration-test"))
+	id, err := entity.Propose(ctx, stack.Client, deleteAction(cluster), []string{"bob"}, "kdel")
+	require.NoError(t, err)
+	ans, err := entity.Approve(ctx, stack.Client, id, workflows.ApprovalDecision{By: "bob", Approve: true, Force: true})
+	require.NoError(t, err)
+	require.Equal(t, workflows.ApprovalApproved, ans.Status, ans.Error)
+	_, deleted, _ := entity.Follow[workflows.DeleteClusterResult](ctx, stack.Client, cluster, ans.Submitted.OperationID, 200*time.Millisecond, func(entity.Progress) {})
+	require.Equal(t, workflows.StatusSucceeded, deleted.Status, deleted.Error)
+	t.Logf("deleted: %s", deleted.Outcome)
+	live, err := fleetEC2(stack).FindInstances(ctx, cloud.InstanceFilter{Cluster: cluster, States: []string{"pending", "running", "stopping", "stopped"}})
+	require.NoError(t, err)
+	assert.Empty(t, live, "no host of the cluster is left")
+	vols, err := fleetEC2(stack).FindVolumes(ctx, cloud.VolumeFilter{Cluster: cluster, Role: cloud.RoleKafkaData, States: []string{"creating", "available", "in-use"}})
+	require.NoError(t, err)
+	assert.Empty(t, vols, "no data volume of the cluster is left")
+	_, terminated = kraftLaunches(stack.Fleet, cluster)
+	want := map[string]int{"controller 3000": 1, "controller 3001": 1, "controller 3002": 1, "broker 1": 1, "broker 2": 1, "broker 3": 1}
+	want[host] = 2 // the replaced host and its replacement
+	assert.Equal(t, want, terminated, "every host terminated once")
+
 	recordHistories(ctx, t, stack.Client, map[string]string{
 		workflows.ProvisionWorkflowID(cluster): "provision_kraft.json",
 		done.WorkflowID:                        "replace_controller.json",
+		deleted.WorkflowID:                     "delete_cluster_kraft.json",
 	})
 }
 
@@ -369,7 +393,9 @@ func TestIntegrationKRaftProvisionSurvivesWorkerKills(t *testing.T) {
 	launched, _ := kraftLaunches(stack.Fleet, cluster)
 	assert.Equal(t, map[string]int{"controller 3000": 1, "controller 3001": 1, "controller 3002": 1, "broker 1": 1, "broker 2": 1, "broker 3": 1}, launched,
 		"one instance per host through %d kills", kills)
-	for node, docs := range stack.Fleet.CommandCounts(cluster) {
+	counts := stack.Fleet.CommandCounts(cluster)
+	assert.Len(t, counts, 6, "commands went to 3 controllers and 3 brokers")
+	for node, docs := range counts {
 		if node >= fleet.ControllerIDBase {
 			assert.Equal(t, 1, docs[cloud.DocConfigureController], "controller %d: configure commands", node)
 		} else {
