@@ -155,6 +155,9 @@ type Activities struct {
 	// sensing and recovery read it where a ZooKeeper cluster's come from
 	// ZooKeeper; nil refuses KRaft clusters.
 	Fencing Fencing
+	// Controllers reads a KRaft cluster through its controllers, before
+	// any broker exists (kraft_provision.go).
+	Controllers ControllerReads
 	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
 	// and deletion (provision*.go, teardown.go).
 	EC2          Provisioner

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/kfleet/kfleet/internal/cloud"
@@ -125,71 +124,6 @@ func (a *Activities) CheckMigrationPreflight(ctx context.Context, cluster string
 	return res, nil
 }
 
-// ControllerHostInput is one KRaft controller's host: its configuration
-// (ConfigureControllerHost) or its retirement (RetireControllerHosts).
-type ControllerHostInput struct {
-	Cluster    string `json:"cluster"`
-	Node       int32  `json:"node"`
-	InstanceID string `json:"instanceId"`
-	Rack       string `json:"rack,omitempty"`
-	// Voters is controller.quorum.voters ("id@host:port,...").
-	Voters          string `json:"voters"`
-	KafkaClusterID  string `json:"kafkaClusterId"`
-	MetadataVersion string `json:"metadataVersion"`
-	// ZooKeeper makes it a migration controller (zookeeper.connect).
-	ZooKeeper string `json:"zookeeper,omitempty"`
-	Reason    string `json:"reason"`
-}
-
-// ConfigureControllerHost runs kfleet-ConfigureController on the host and
-// returns the controller's address. The document is idempotent (the same
-// configuration again changes nothing), and a retry follows the command
-// already sent.
-func (a *Activities) ConfigureControllerHost(ctx context.Context, in ControllerHostInput) (string, error) {
-	if in.Cluster == "" || in.InstanceID == "" || in.Voters == "" || in.KafkaClusterID == "" || in.MetadataVersion == "" {
-		return "", badInput(fmt.Errorf("cluster %s controller %d: instance, voters, Kafka cluster id and metadata.version are required", in.Cluster, in.Node))
-	}
-	params := map[string]string{
-		cloud.ParamClusterID: in.Cluster, cloud.ParamNodeID: strconv.Itoa(int(in.Node)), cloud.ParamRack: in.Rack,
-		cloud.ParamQuorumVoters: in.Voters, cloud.ParamKafkaClusterID: in.KafkaClusterID,
-		cloud.ParamMetadataVersion: in.MetadataVersion, cloud.ParamZooKeeperConnect: in.ZooKeeper,
-	}
-	res, err := a.runOnce(ctx, in.InstanceID, cloud.DocConfigureController, params, in.Reason)
-	if err != nil {
-		return "", fmt.Errorf("cluster %s controller %d: %w", in.Cluster, in.Node, err)
-	}
-	addr := cloud.ControllerAddress(res.Stdout)
-	if addr == "" {
-		return "", badInput(fmt.Errorf("cluster %s controller %d: %s printed no controllerAddress= line", in.Cluster, in.Node, cloud.DocConfigureController))
-	}
-	return addr, nil
-}
-
-// RetireControllerHosts terminates every live host of the cluster's
-// controller in.Node (a rollback's last step) and returns their ids; none
-// left is done already.
-func (a *Activities) RetireControllerHosts(ctx context.Context, in ControllerHostInput) ([]string, error) {
-	if a.EC2 == nil {
-		return nil, badInput(fmt.Errorf("cluster %s controller %d: this worker has no EC2 client", in.Cluster, in.Node))
-	}
-	hosts, err := a.EC2.FindInstances(ctx, cloud.InstanceFilter{Cluster: in.Cluster, Role: cloud.RoleController, States: liveStates})
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s controller %d: find its hosts: %w", in.Cluster, in.Node, err)
-	}
-	var gone []string
-	for _, h := range hosts {
-		if h.Tags[cloud.TagNodeID] != strconv.Itoa(int(in.Node)) {
-			continue
-		}
-		if _, err := a.EC2.TerminateInstance(ctx, h.ID); err != nil {
-			return gone, fmt.Errorf("cluster %s controller %d: terminate %s: %w", in.Cluster, in.Node, h.ID, err)
-		}
-		a.Log.Info().Str("cluster", in.Cluster).Int32("controller", in.Node).Str("instance", h.ID).Msg("controller host terminated")
-		gone = append(gone, h.ID)
-	}
-	return gone, nil
-}
-
 // MigrationWaitInput is a wait of a migration phase.
 type MigrationWaitInput struct {
 	Spec         fleet.ClusterSpec `json:"spec"`
@@ -237,36 +171,6 @@ func (a *Activities) pollUntil(ctx context.Context, in MigrationWaitInput, what 
 		return badInput(fmt.Errorf("cluster %s: %s: not after %s (%d checks): %s", in.Spec.ID, what, in.Timeout, p.Checks, p.Last))
 	}
 	return nil
-}
-
-// WaitQuorumFormed waits until the new controllers have a leader and every
-// one of them is a caught-up voter.
-func (a *Activities) WaitQuorumFormed(ctx context.Context, in MigrationWaitInput) (fleet.Quorum, error) {
-	if err := a.kraftSpec(in.Spec); err != nil {
-		return fleet.Quorum{}, err
-	}
-	var q fleet.Quorum
-	err := a.pollUntil(ctx, in, "wait for the controllers' quorum", func() (bool, string, error) {
-		var err error
-		if q, err = a.KRaft.DescribeQuorum(ctx, in.Spec); err != nil {
-			return false, "", err
-		}
-		if q.Leader < 0 {
-			return false, "no leader elected yet", nil
-		}
-		leader, _ := q.LeaderReplica()
-		for _, id := range in.Spec.ControllerIDs() {
-			i := slices.IndexFunc(q.Voters, func(r fleet.QuorumReplica) bool { return r.ID == id })
-			switch {
-			case i < 0:
-				return false, fmt.Sprintf("controller %d is not a voter", id), nil
-			case id != q.Leader && !fleet.CaughtUp(q.Voters[i], leader, fleet.QuorumFetchTimeout):
-				return false, fmt.Sprintf("controller %d has not caught up with leader %d", id, q.Leader), nil
-			}
-		}
-		return true, "", nil
-	})
-	return q, err
 }
 
 // WaitDualWrite waits until the KRaft leader has taken /controller,
@@ -427,11 +331,6 @@ type PlaceControllersInput struct {
 	Count int               `json:"count"`
 }
 
-// FirstControllerID is the node id of a cluster's first KRaft controller;
-// the others follow it. Far above any broker id kfleet gives, so a
-// controller never takes a broker's (node.id = broker.id after phase 3).
-const FirstControllerID = 3000
-
 // PlaceControllers spreads the controllers over the zones of the
 // cluster's broker hosts, round-robin, on the brokers' instance type. It
 // only reads.
@@ -460,7 +359,7 @@ func (a *Activities) PlaceControllers(ctx context.Context, in PlaceControllersIn
 	slices.Sort(zones)
 	out := make([]ControllerPlacement, in.Count)
 	for i := range out {
-		out[i] = ControllerPlacement{Node: int32(FirstControllerID + i), AZ: zones[i%len(zones)], InstanceType: itype}
+		out[i] = ControllerPlacement{Node: int32(fleet.ControllerIDBase + i), AZ: zones[i%len(zones)], InstanceType: itype}
 	}
 	return out, nil
 }

@@ -166,7 +166,7 @@ func (a *Activities) LaunchHost(ctx context.Context, in HostInput) (ProvisionedH
 			spec.BrokerID = in.N
 		case cloud.RoleController:
 			// A controller runs Kafka: the brokers' image.
-			tags[cloud.TagNodeID] = strconv.Itoa(int(in.N))
+			spec.NodeID = in.N
 		default:
 			tags[cloud.TagZooKeeperID] = strconv.Itoa(int(in.N))
 			image = cmp.Or(cfg.ZooKeeperImageID, image)
@@ -207,9 +207,10 @@ func (a *Activities) findHost(ctx context.Context, in HostInput) (*cloud.Instanc
 	if err != nil {
 		return nil, err
 	}
-	numberTag := map[string]string{cloud.RoleZooKeeper: cloud.TagZooKeeperID, cloud.RoleController: cloud.TagNodeID}[in.Role]
 	all = slices.DeleteFunc(all, func(i cloud.Instance) bool {
-		return numberTag != "" && i.Tags[numberTag] != strconv.Itoa(int(in.N))
+		n := strconv.Itoa(int(in.N))
+		return in.Role == cloud.RoleZooKeeper && i.Tags[cloud.TagZooKeeperID] != n ||
+			in.Role == cloud.RoleController && i.Tags[cloud.TagNodeID] != n
 	})
 	if len(all) == 0 {
 		return nil, nil

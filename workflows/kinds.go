@@ -128,7 +128,7 @@ type Kind interface {
 
 // kinds is the table of every operation kind, in the order help lists them.
 var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind, addBrokersKind, removeBrokerKind, rebalanceKind, deleteKind,
-	tenantCreateKind, tenantRotateKind, tenantChangePlanKind, tenantDeleteKind, tenantRetireKind, topicAdminKind, migrationPhaseKind}
+	tenantCreateKind, tenantRotateKind, tenantChangePlanKind, tenantDeleteKind, tenantRetireKind, topicAdminKind, replaceControllerKind, migrationPhaseKind}
 
 // Kinds lists every operation kind.
 func Kinds() []Kind { return slices.Clone(kinds) }

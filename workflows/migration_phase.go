@@ -37,6 +37,11 @@ type MigrationPhaseResult struct {
 	Retired []string `json:"retired,omitempty"`
 }
 
+// migrationPlan tags the hosts a migration launches (cloud.TagPlan): one
+// plan per cluster, so a phase 1 asked again adopts the hosts it launched
+// and a rollback terminates exactly those.
+const migrationPlan = "kraft-migration"
+
 // MigrationPhaseProgress is what the progress query of a step answers.
 type MigrationPhaseProgress struct {
 	Step string `json:"step"`
@@ -206,7 +211,7 @@ func (m *migrationStep) provisionControllers(ctx workflow.Context) error {
 		// half-way adopts the hosts it launched; the token is the step's,
 		// so a phase 1 after a rollback launches new ones.
 		in := activities.HostInput{Cluster: m.spec.ID, Role: cloud.RoleController, N: p.Node, AZ: p.AZ, InstanceType: p.InstanceType,
-			Plan: "kraft-migration", Token: fmt.Sprintf("%s-ctl-%d", m.in.OperationID, p.Node), RequestedBy: m.in.RequestedBy}
+			Plan: migrationPlan, Token: fmt.Sprintf("%s-ctl-%d", m.in.OperationID, p.Node), RequestedBy: m.in.RequestedBy}
 		if err := workflow.ExecuteActivity(m.actx(ctx, 20*time.Minute), a.LaunchHost, in).Get(ctx, &hosts[i]); err != nil {
 			return err
 		}
@@ -216,35 +221,31 @@ func (m *migrationStep) provisionControllers(ctx workflow.Context) error {
 	for i, p := range places {
 		voters = append(voters, fmt.Sprintf("%d@%s:9093", p.Node, hosts[i].PrivateIP))
 	}
+	nodes := make([]activities.ControllerNodeInput, len(places))
 	for i, p := range places {
 		m.step(ctx, fmt.Sprintf("configuring controller %d (cluster id %s, metadata.version %s)", p.Node, pre.Znodes.ClusterID, m.in.Step.MetadataVersion))
-		in := activities.ControllerHostInput{Cluster: m.spec.ID, Node: p.Node, InstanceID: hosts[i].ID, Rack: p.AZ,
-			Voters: strings.Join(voters, ","), KafkaClusterID: pre.Znodes.ClusterID, MetadataVersion: m.in.Step.MetadataVersion,
+		nodes[i] = activities.ControllerNodeInput{Cluster: m.spec.ID, InstanceID: hosts[i].ID, NodeID: p.Node, Rack: p.AZ,
+			QuorumVoters: strings.Join(voters, ","), KafkaClusterID: pre.Znodes.ClusterID, MetadataVersion: m.in.Step.MetadataVersion,
 			ZooKeeper: m.spec.ZooKeeper, Reason: m.reason()}
 		var addr string
-		if err := workflow.ExecuteActivity(m.actx(ctx, 5*time.Minute), a.ConfigureControllerHost, in).Get(ctx, &addr); err != nil {
+		if err := workflow.ExecuteActivity(m.actx(ctx, 5*time.Minute), a.ConfigureControllerNode, nodes[i]).Get(ctx, &addr); err != nil {
 			return err
 		}
 		k.QuorumBootstrap = append(k.QuorumBootstrap, addr)
 	}
-	planned := m.spec
-	planned.KRaft = k // phase 0 with controllers: planned, not yet the entity's
-	for _, p := range places {
-		m.step(ctx, fmt.Sprintf("starting controller %d", p.Node))
-		in := activities.ControllerInput{Spec: planned, Controller: p.Node, Reason: m.reason()}
-		if err := workflow.ExecuteActivity(m.actx(ctx, 10*time.Minute), a.StartController, in).Get(ctx, nil); err != nil {
+	for _, n := range nodes {
+		m.step(ctx, fmt.Sprintf("starting controller %d", n.NodeID))
+		if err := workflow.ExecuteActivity(m.actx(ctx, 10*time.Minute), a.StartControllerHost, n).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
 	m.step(ctx, "waiting for the controllers' quorum")
-	formed := planned
-	formed.KRaft = &fleet.KRaftSpec{Mode: fleet.ModeMigrating, Phase: fleet.PhaseControllers, Controllers: k.Controllers,
-		QuorumBootstrap: k.QuorumBootstrap, MetadataVersion: k.MetadataVersion}
-	wait := activities.MigrationWaitInput{Spec: formed, Timeout: m.in.Step.WaitTimeout}
+	wait := activities.QuorumFormedInput{Cluster: m.spec.ID, QuorumBootstrap: k.QuorumBootstrap, Voters: m.specOf(k).ControllerIDs()}
 	if err := workflow.ExecuteActivity(m.waitCtx(ctx), a.WaitQuorumFormed, wait).Get(ctx, nil); err != nil {
 		return err
 	}
-	return m.setStage(ctx, formed.KRaft)
+	k.Phase = fleet.PhaseControllers
+	return m.setStage(ctx, k)
 }
 
 // dualWrite is phase 2.
@@ -319,19 +320,24 @@ func (m *migrationStep) rollback(ctx workflow.Context, phase fleet.MigrationPhas
 	if err := m.stopControllers(ctx); err != nil {
 		return err
 	}
-	for id := int32(activities.FirstControllerID); id < activities.FirstControllerID+5; id++ {
-		m.step(ctx, fmt.Sprintf("terminating controller %d's hosts", id))
-		var gone []string
-		in := activities.ControllerHostInput{Cluster: m.spec.ID, Node: id, Reason: m.reason()}
-		if err := workflow.ExecuteActivity(m.actx(ctx, 5*time.Minute), a.RetireControllerHosts, in).Get(ctx, &gone); err != nil {
-			return err
-		}
-		m.res.Retired = append(m.res.Retired, gone...)
+	m.step(ctx, "terminating the controllers' hosts")
+	var gone activities.Removed
+	in := activities.RemoveInput{Cluster: m.spec.ID, Role: cloud.RoleController, Plan: migrationPlan}
+	if err := workflow.ExecuteActivity(m.actx(ctx, 20*time.Minute), a.TerminateHosts, in).Get(ctx, &gone); err != nil {
+		return err
 	}
+	m.res.Retired = gone.IDs
 	if m.spec.Mode() == fleet.ModeZooKeeper {
 		return nil // a phase 1 that failed before the entity knew of it
 	}
 	return m.setStage(ctx, nil)
+}
+
+// specOf is the spec with KRaft side k.
+func (m *migrationStep) specOf(k *fleet.KRaftSpec) fleet.ClusterSpec {
+	spec := m.spec
+	spec.KRaft = k
+	return spec
 }
 
 // stopControllers stops the spec's controllers (a stopped one is left

@@ -61,12 +61,9 @@ func newPhaseEnv(t *testing.T, spec fleet.ClusterSpec, blockers []fleet.Blocker)
 		p.log = append(p.log, "zookeeper controller elected")
 		return 2, nil
 	}).Maybe()
-	p.env.OnActivity(acts.RetireControllerHosts, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ControllerHostInput) ([]string, error) {
-		if in.Node > 3002 {
-			return nil, nil
-		}
-		p.log = append(p.log, fmt.Sprintf("retire controller %d", in.Node))
-		return []string{fmt.Sprintf("i-c%d", in.Node-3000)}, nil
+	p.env.OnActivity(acts.TerminateHosts, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RemoveInput) (activities.Removed, error) {
+		p.log = append(p.log, fmt.Sprintf("terminate %s hosts of plan %s", in.Role, in.Plan))
+		return activities.Removed{Removed: 3, IDs: []string{"i-c0", "i-c1", "i-c2"}}, nil
 	}).Maybe()
 	return p
 }
@@ -109,7 +106,7 @@ func TestRollbackFromDualWriteFollowsTheRunbook(t *testing.T) {
 		"roll [1 2 3] into zookeeper",
 		"zookeeper controller elected",
 		"stop controller 3000", "stop controller 3001", "stop controller 3002", // stopped already: no-ops on the hosts
-		"retire controller 3000", "retire controller 3001", "retire controller 3002",
+		"terminate controller hosts of plan kraft-migration",
 		"stage migrating 1-controllers -> zookeeper",
 	}, p.log)
 	require.Equal(t, fleet.ModeZooKeeper, res.Stage.Mode)

@@ -111,6 +111,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		Fencing:      kp,
 		MigrationZK:  zp,
 		Entities:     operator,
+		Controllers:  kp,
 		Quotas:       kp,
 		Ensemble:     zookeeper.Ensemble{},
 		EC2:          ec2,
