@@ -155,7 +155,9 @@ func describeMigrationOp(op Operation) string {
 
 // migrationRollWorkflowID is a migration step's roll into metadata mode
 // (a step runs at most one roll per mode).
-func migrationRollWorkflowID(stepWorkflowID, mode string) string { return stepWorkflowID + "/roll-" + mode }
+func migrationRollWorkflowID(stepWorkflowID, mode string) string {
+	return stepWorkflowID + "/roll-" + mode
+}
 
 // CheckMigrationParams refuses a migration's parameters on their face,
 // before anything starts.
