@@ -257,8 +257,10 @@ func (mg *migration) run(ctx workflow.Context, d MigrationDecision, p MigrationP
 		cur.OperationID = sub.OperationID
 		wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 30 * 24 * time.Hour,
-			HeartbeatTimeout:    2 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{NonRetryableErrorTypes: []string{activities.ErrTypeBadInput}},
+			// It heartbeats at every poll: a wait whose worker died is
+			// taken up again within ten polls.
+			HeartbeatTimeout: max(10*mg.in.PollInterval, 10*time.Second),
+			RetryPolicy:      &temporal.RetryPolicy{NonRetryableErrorTypes: []string{activities.ErrTypeBadInput}},
 		})
 		err = workflow.ExecuteActivity(wctx, a.WaitOperationEnded,
 			activities.WaitOperationInput{Cluster: mg.in.Cluster, OperationID: sub.OperationID, PollInterval: mg.in.PollInterval}).Get(ctx, &end)

@@ -118,7 +118,8 @@ func (m *migrationStep) step(ctx workflow.Context, s string) {
 func (m *migrationStep) actx(ctx workflow.Context, timeout time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
-		HeartbeatTimeout:    30 * time.Second,
+		// As a recovery's: a step whose worker died is retried soon.
+		HeartbeatTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10,
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadInput},
