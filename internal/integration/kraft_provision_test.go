@@ -186,10 +186,13 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 		done.Outcome, rep.Gate.Reason, l.acked.Load(), l.failed.Load())
 
 	// The fleet's account: one new instance, the old one terminated.
-	launched, terminated := kraftLaunches(stack.Fleet, cluster)
 	host := "controller " + strconv.Itoa(int(node))
+	require.Eventually(t, func() bool {
+		_, terminated := kraftLaunches(stack.Fleet, cluster)
+		return terminated[host] == 1
+	}, 10*time.Second, 100*time.Millisecond, "its old instance is terminated (shutting down takes a while)")
+	launched, terminated := kraftLaunches(stack.Fleet, cluster)
 	assert.Equal(t, 2, launched[host], "one new instance for %s", host)
-	assert.Equal(t, 1, terminated[host], "its old instance terminated")
 	assert.Equal(t, old.InstanceID, rep.Old)
 	assert.NotEqual(t, rep.Old, rep.New)
 	assert.True(t, rep.Stopped, "a reachable controller is stopped first")
@@ -412,4 +415,99 @@ func TestIntegrationKRaftProvisionSurvivesWorkerKills(t *testing.T) {
 	watching(ctx, t, stack, cluster, 3)
 	noViolations(t, stack, cluster)
 	t.Logf("created through %d worker kills", kills)
+}
+
+// TestIntegrationKRaftControllerReplacementSurvivesWorkerKills replaces a
+// controller's host while the only worker is killed with SIGKILL at
+// random moments: one new instance for the controller (the fleet's EC2
+// audit, no duplicate-instance violation), the old one terminated, the
+// controller's host replaced once in the fleet's account, and never a
+// quorum-lost moment.
+func TestIntegrationKRaftControllerReplacementSurvivesWorkerKills(t *testing.T) {
+	t.Parallel()
+	rng, _ := chaosRand(t)
+	slow := localfleet.EC2Timing{Pending: 1500 * time.Millisecond, Stopping: 200 * time.Millisecond, ShuttingDown: 500 * time.Millisecond,
+		VolumeCreating: 200 * time.Millisecond, Attaching: 100 * time.Millisecond, Detaching: 100 * time.Millisecond}
+	stack := kraftProvisionStack(t, slow)
+	workers := startWorkerProcesses(t, stack, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const cluster = "kswap"
+	_, err := entity.Provision(ctx, stack.Client, kraftOrdersPlan(cluster), "chaos")
+	require.NoError(t, err)
+	_, err = entity.FollowProvision(ctx, stack.Client, cluster, 100*time.Millisecond, func(workflows.ProvisionProgress) {})
+	require.NoError(t, err, "worker logs in %s", workers.logs)
+	watching(ctx, t, stack, cluster, 3)
+	q, err := stack.Fleet.Quorum(cluster)
+	require.NoError(t, err)
+	node := q.Leader // the active controller: the quorum elects another leader while it moves
+	auditBefore := len(stack.Fleet.Audit(cluster))
+
+	raw, _ := json.Marshal(workflows.ReplaceControllerParams{Node: node})
+	op, err := entity.Request(ctx, stack.Client, cluster, workflows.Request{Kind: workflows.OpReplaceController, RequestedBy: "chaos", Params: raw})
+	require.NoError(t, err)
+	type answer struct {
+		res workflows.ReplaceControllerResult
+		op  workflows.Operation
+		err error
+	}
+	done := make(chan answer, 1)
+	steps := make(chan string, 100)
+	go func() {
+		last := ""
+		res, o, err := entity.Follow[workflows.ReplaceControllerResult](ctx, stack.Client, cluster, op.ID, 100*time.Millisecond, func(p entity.Progress) {
+			if line := strings.Join(p.Lines, "; "); line != last {
+				last = line
+				steps <- line
+			}
+		})
+		done <- answer{res, o, err}
+	}()
+	const maxKills = 4
+	kills, ready := 0, false
+	var a answer
+	for end := false; !end; {
+		select {
+		case a = <-done:
+			end = true
+		case line := <-steps:
+			t.Logf("progress: %s", line)
+			ready = true
+		case <-time.After(time.Duration(100+rng.IntN(600)) * time.Millisecond):
+			if ready && kills < maxKills {
+				workers.killAndRestart(0)
+				kills++
+				ready = false
+				t.Logf("kill %d", kills)
+			}
+		}
+	}
+	require.Equal(t, workflows.StatusSucceeded, a.op.Status, "%s (worker logs in %s)", a.op.Error, workers.logs)
+	t.Logf("controller %d (the active one) replaced through %d kills: %s", node, kills, a.op.Outcome)
+	require.Positive(t, kills, "the replacement ended before any kill")
+
+	host := "controller " + strconv.Itoa(int(node))
+	require.Eventually(t, func() bool {
+		_, terminated := kraftLaunches(stack.Fleet, cluster)
+		return terminated[host] == 1
+	}, 10*time.Second, 100*time.Millisecond, "its old instance is terminated (shutting down takes a while)")
+	launched, _ := kraftLaunches(stack.Fleet, cluster)
+	assert.Equal(t, 2, launched[host], "one new instance for %s through %d kills", host, kills)
+	replaced := 0
+	for _, e := range stack.Fleet.Audit(cluster)[auditBefore:] {
+		if e.Kind == localfleet.EventControllerHostReplaced {
+			replaced++
+		}
+	}
+	assert.Equal(t, 1, replaced, "the controller moved host once")
+	noViolations(t, stack, cluster)
+	q, err = stack.Fleet.Quorum(cluster)
+	require.NoError(t, err)
+	assert.Equal(t, 3, q.CaughtUp, "every voter caught up after the replacement")
+	es, err := entity.ClusterStatus(ctx, stack.Client, cluster)
+	require.NoError(t, err)
+	c, _ := es.Spec.Controller(node)
+	i := slices.IndexFunc(q.Voters, func(v localfleet.VoterStatus) bool { return v.ID == node })
+	require.GreaterOrEqual(t, i, 0)
+	assert.Equal(t, q.Voters[i].InstanceID, c.InstanceID, "the spec names the host the controller runs on")
 }
