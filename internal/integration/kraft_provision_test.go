@@ -85,6 +85,7 @@ func kraftLaunches(f *localfleet.Fleet, cluster string) (launched, terminated ma
 // never a quorum-lost moment, nothing acknowledged lost.
 func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	t.Parallel()
+	starter := buildStarterAsync(t) // the refusal below is asked through the CLI
 	stack := kraftProvisionStack(t, quickEC2)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -246,13 +247,11 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 		q, err := stack.Fleet.Quorum(cluster)
 		return err == nil && q.CaughtUp == 2
 	}, 20*time.Second, 100*time.Millisecond, "controller %d falls behind once stopped", other)
-	raw, _ = json.Marshal(workflows.ReplaceControllerParams{Node: q.Leader})
-	op, err = entity.Request(ctx, stack.Client, cluster, workflows.Request{Kind: workflows.OpReplaceController, RequestedBy: "integration-test", Params: raw})
-	require.NoError(t, err)
-	_, refused, _ := entity.Follow[workflows.ReplaceControllerResult](ctx, stack.Client, cluster, op.ID, 200*time.Millisecond, func(entity.Progress) {})
-	assert.Equal(t, workflows.StatusFailed, refused.Status)
-	assert.Contains(t, refused.Error, "refused, nothing touched")
-	t.Logf("refused: %s", refused.Error)
+	out, code := runStarter(t, <-starter, "replace-controller", "--address", stack.Temporal.Addr, "--cluster", cluster,
+		"--node", strconv.Itoa(int(q.Leader)), "--requested-by", "cli-test", "--wait")
+	assert.Equal(t, 1, code, "a refused replacement is a failed operation: %s", out)
+	assert.Contains(t, out, "refused, nothing touched")
+	t.Logf("starter replace-controller --node %d: exit %d: %s", q.Leader, code, strings.TrimSpace(out))
 	launched2, terminated2 := kraftLaunches(stack.Fleet, cluster)
 	assert.Equal(t, launched, launched2, "a refused replacement launches nothing")
 	assert.Equal(t, terminated, terminated2, "a refused replacement terminates nothing")
