@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
@@ -260,7 +261,25 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	// Deleting it (forced: a topic remains) terminates every host it has
 	// — its controllers' too, the replaced one's new host among them —
 	// and deletes its volumes; no ZooKeeper is asked.
-	require.NoError(t, stack.Fleet.StartController(ctx, cluster, other, "integration-test"))
+	// The stopped follower's host is then lost behind kfleet's back: its
+	// replacement stops nothing (the host is gone), and the gate asks
+	// about the others, who are caught up.
+	otherSpec, _ := spec.Controller(other)
+	_, err = fleetEC2(stack).TerminateInstance(ctx, otherSpec.InstanceID)
+	require.NoError(t, err)
+	raw, _ = json.Marshal(workflows.ReplaceControllerParams{Node: other})
+	op, err = entity.Request(ctx, stack.Client, cluster, workflows.Request{Kind: workflows.OpReplaceController, RequestedBy: "integration-test", Params: raw})
+	require.NoError(t, err)
+	lost, lostOp, err := entity.Follow[workflows.ReplaceControllerResult](ctx, stack.Client, cluster, op.ID, 200*time.Millisecond, func(entity.Progress) {})
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatusSucceeded, lostOp.Status, lostOp.Error)
+	assert.False(t, lost.Stopped, "a lost host is not stopped")
+	assert.Contains(t, []string{"shutting-down", "terminated", activities.InstanceNotFound}, lost.OldState)
+	t.Logf("lost controller %d replaced: %s", other, lostOp.Outcome)
+	q, err = stack.Fleet.Quorum(cluster)
+	require.NoError(t, err)
+	assert.Equal(t, 3, q.CaughtUp, "every voter caught up after the lost one's replacement")
+	noViolations(t, stack, cluster)
 	id, err := entity.Propose(ctx, stack.Client, deleteAction(cluster), []string{"bob"}, "kdel")
 	require.NoError(t, err)
 	ans, err := entity.Approve(ctx, stack.Client, id, workflows.ApprovalDecision{By: "bob", Approve: true, Force: true})
@@ -277,7 +296,8 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	assert.Empty(t, vols, "no data volume of the cluster is left")
 	_, terminated = kraftLaunches(stack.Fleet, cluster)
 	want := map[string]int{"controller 3000": 1, "controller 3001": 1, "controller 3002": 1, "broker 1": 1, "broker 2": 1, "broker 3": 1}
-	want[host] = 2 // the replaced host and its replacement
+	want[host] = 2                                   // the replaced host and its replacement
+	want["controller "+strconv.Itoa(int(other))] = 2 // the lost host and its replacement
 	assert.Equal(t, want, terminated, "every host terminated once")
 
 	recordHistories(ctx, t, stack.Client, map[string]string{
