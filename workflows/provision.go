@@ -65,16 +65,16 @@ type ProvisionProgress struct {
 	Done  int `json:"done"`
 	Total int `json:"total"`
 	// Hosts, Volumes and Started count what exists so far.
-	Hosts    int       `json:"hosts"`
-	Volumes  int       `json:"volumes"`
-	Started  int       `json:"started"`
+	Hosts   int `json:"hosts"`
+	Volumes int `json:"volumes"`
+	Started int `json:"started"`
 	// Controllers and ControllersStarted count a KRaft plan's
 	// controllers.
-	Controllers        int `json:"controllers,omitempty"`
-	ControllersStarted int `json:"controllersStarted,omitempty"`
-	Refusals []string  `json:"refusals,omitempty"`
-	Paused   *Pause    `json:"paused,omitempty"`
-	Since    time.Time `json:"since"`
+	Controllers        int       `json:"controllers,omitempty"`
+	ControllersStarted int       `json:"controllersStarted,omitempty"`
+	Refusals           []string  `json:"refusals,omitempty"`
+	Paused             *Pause    `json:"paused,omitempty"`
+	Since              time.Time `json:"since"`
 }
 
 // Provisioning phases, as progress shows them.
