@@ -45,23 +45,24 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 	for _, k := range workflows.Kinds() {
 		lanes[k.Name()] = k.Lane()
 	}
+	assert.Equal(t, workflows.LaneMaintenance, lanes[workflows.OpReplaceController])
+	delete(lanes, workflows.OpReplaceController)
 	assert.Equal(t, map[string]workflows.Lane{
-		workflows.OpRollingRestart:    workflows.LaneMaintenance,
-		workflows.OpRollingUpgrade:    workflows.LaneMaintenance,
-		workflows.OpCleanerHealth:     workflows.LaneMaintenance,
-		workflows.OpRecovery:          workflows.LaneUrgent,
-		workflows.OpVolumeExpansion:   workflows.LaneUrgent,
-		workflows.OpDeleteCluster:     workflows.LaneMaintenance,
-		workflows.OpAddBrokers:        workflows.LaneMaintenance,
-		workflows.OpRemoveBroker:      workflows.LaneMaintenance,
-		workflows.OpRebalance:         workflows.LaneMaintenance,
-		workflows.OpTenantCreate:      workflows.LaneMaintenance,
-		workflows.OpTenantRotate:      workflows.LaneMaintenance,
-		workflows.OpTenantChangePlan:  workflows.LaneMaintenance,
-		workflows.OpTenantDelete:      workflows.LaneMaintenance,
-		workflows.OpTenantRetire:      workflows.LaneMaintenance,
-		workflows.OpTopicAdmin:        workflows.LaneMaintenance,
-		workflows.OpReplaceController: workflows.LaneMaintenance,
+		workflows.OpRollingRestart:   workflows.LaneMaintenance,
+		workflows.OpRollingUpgrade:   workflows.LaneMaintenance,
+		workflows.OpCleanerHealth:    workflows.LaneMaintenance,
+		workflows.OpRecovery:         workflows.LaneUrgent,
+		workflows.OpVolumeExpansion:  workflows.LaneUrgent,
+		workflows.OpDeleteCluster:    workflows.LaneMaintenance,
+		workflows.OpAddBrokers:       workflows.LaneMaintenance,
+		workflows.OpRemoveBroker:     workflows.LaneMaintenance,
+		workflows.OpRebalance:        workflows.LaneMaintenance,
+		workflows.OpTenantCreate:     workflows.LaneMaintenance,
+		workflows.OpTenantRotate:     workflows.LaneMaintenance,
+		workflows.OpTenantChangePlan: workflows.LaneMaintenance,
+		workflows.OpTenantDelete:     workflows.LaneMaintenance,
+		workflows.OpTenantRetire:     workflows.LaneMaintenance,
+		workflows.OpTopicAdmin:       workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")
