@@ -65,6 +65,7 @@ func newRootCommand() *cobra.Command {
 		newChatopsCommand(&g),
 		newCreateCommand(&g),
 		newDeleteCommand(&g),
+		newReplaceControllerCommand(&g), // controller.go
 	)
 	root.AddCommand(newControlCommands(&g)...) // pause, resume, cancel
 

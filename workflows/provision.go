@@ -65,12 +65,16 @@ type ProvisionProgress struct {
 	Done  int `json:"done"`
 	Total int `json:"total"`
 	// Hosts, Volumes and Started count what exists so far.
-	Hosts    int       `json:"hosts"`
-	Volumes  int       `json:"volumes"`
-	Started  int       `json:"started"`
-	Refusals []string  `json:"refusals,omitempty"`
-	Paused   *Pause    `json:"paused,omitempty"`
-	Since    time.Time `json:"since"`
+	Hosts   int `json:"hosts"`
+	Volumes int `json:"volumes"`
+	Started int `json:"started"`
+	// Controllers and ControllersStarted count a KRaft plan's
+	// controllers.
+	Controllers        int       `json:"controllers,omitempty"`
+	ControllersStarted int       `json:"controllersStarted,omitempty"`
+	Refusals           []string  `json:"refusals,omitempty"`
+	Paused             *Pause    `json:"paused,omitempty"`
+	Since              time.Time `json:"since"`
 }
 
 // Provisioning phases, as progress shows them.
@@ -131,7 +135,8 @@ func ProvisionClusterWorkflow(ctx workflow.Context, in ProvisionInput) (Provisio
 	plan := in.Plan.WithDefaults()
 	p := &provisioning{in: in, plan: plan, fp: plan.Fingerprint(), st: newProvisionState(),
 		runTag: runTag(workflow.GetInfo(ctx).FirstRunID)}
-	p.progress = ProvisionProgress{Cluster: plan.ID, Plan: p.fp, Brokers: plan.Brokers, Phases: provisionSteps, Since: start}
+	p.progress = ProvisionProgress{Cluster: plan.ID, Plan: p.fp, Brokers: plan.Brokers, Phases: provisionSteps, Since: start,
+		Controllers: len(plan.ControllerIDs())}
 	p.gate = &humanGate{cluster: plan.ID, what: "provisioning", undoes: true, changed: p.changed,
 		page: func(ctx workflow.Context, pause Pause) {
 			notifyHumans(ctx, activities.Notification{Cluster: plan.ID, Severity: activities.SeverityPage,

@@ -114,8 +114,12 @@ func (p *provisioning) buildKRaft(ctx workflow.Context) error {
 				}
 				ks.addrs[id] = addr
 			}
-			return workflow.ExecuteActivity(provisionContext(ctx, 10*time.Minute, fmt.Sprintf("start controller %d", id)),
-				a.StartControllerHost, in).Get(ctx, nil)
+			if err := workflow.ExecuteActivity(provisionContext(ctx, 10*time.Minute, fmt.Sprintf("start controller %d", id)),
+				a.StartControllerHost, in).Get(ctx, nil); err != nil {
+				return err
+			}
+			p.progress.ControllersStarted++
+			return nil
 		}})
 	}
 	p.phase(ctx, 3, PhaseControllers, len(ctlSteps))

@@ -121,6 +121,7 @@ func (s *ProvisionSuite) TestProvisionsKRaftCluster() {
 	s.Equal(fleet.ModeKRaft, s.spec.Mode())
 	s.Equal([]int32{3000, 3001, 3002}, s.spec.ControllerIDs())
 	s.Equal(workflows.PhaseDone, s.progress().Phase)
+	s.Contains(workflows.ProvisionLines(s.progress())[0], "6 host(s) launched, 3 volume(s), 3/3 controller(s) started, 3/3 broker(s) started")
 }
 
 // A controller whose configuration fails pauses the provisioning; resume

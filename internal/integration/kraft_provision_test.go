@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/entity"
@@ -82,6 +83,7 @@ func kraftLaunches(f *localfleet.Fleet, cluster string) (launched, terminated ma
 // never a quorum-lost moment, nothing acknowledged lost.
 func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	t.Parallel()
+	starter := buildStarterAsync(t) // the refusal below is asked through the CLI
 	stack := kraftProvisionStack(t, quickEC2)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -186,10 +188,13 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 		done.Outcome, rep.Gate.Reason, l.acked.Load(), l.failed.Load())
 
 	// The fleet's account: one new instance, the old one terminated.
-	launched, terminated := kraftLaunches(stack.Fleet, cluster)
 	host := "controller " + strconv.Itoa(int(node))
+	require.Eventually(t, func() bool {
+		_, terminated := kraftLaunches(stack.Fleet, cluster)
+		return terminated[host] == 1
+	}, 10*time.Second, 100*time.Millisecond, "its old instance is terminated (shutting down takes a while)")
+	launched, terminated := kraftLaunches(stack.Fleet, cluster)
 	assert.Equal(t, 2, launched[host], "one new instance for %s", host)
-	assert.Equal(t, 1, terminated[host], "its old instance terminated")
 	assert.Equal(t, old.InstanceID, rep.Old)
 	assert.NotEqual(t, rep.Old, rep.New)
 	assert.True(t, rep.Stopped, "a reachable controller is stopped first")
@@ -240,13 +245,11 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 		q, err := stack.Fleet.Quorum(cluster)
 		return err == nil && q.CaughtUp == 2
 	}, 20*time.Second, 100*time.Millisecond, "controller %d falls behind once stopped", other)
-	raw, _ = json.Marshal(workflows.ReplaceControllerParams{Node: q.Leader})
-	op, err = entity.Request(ctx, stack.Client, cluster, workflows.Request{Kind: workflows.OpReplaceController, RequestedBy: "integration-test", Params: raw})
-	require.NoError(t, err)
-	_, refused, _ := entity.Follow[workflows.ReplaceControllerResult](ctx, stack.Client, cluster, op.ID, 200*time.Millisecond, func(entity.Progress) {})
-	assert.Equal(t, workflows.StatusFailed, refused.Status)
-	assert.Contains(t, refused.Error, "refused, nothing touched")
-	t.Logf("refused: %s", refused.Error)
+	out, code := runStarter(t, <-starter, "replace-controller", "--address", stack.Temporal.Addr, "--cluster", cluster,
+		"--node", strconv.Itoa(int(q.Leader)), "--requested-by", "cli-test", "--wait")
+	assert.Equal(t, 1, code, "a refused replacement is a failed operation: %s", out)
+	assert.Contains(t, out, "refused, nothing touched")
+	t.Logf("starter replace-controller --node %d: exit %d: %s", q.Leader, code, strings.TrimSpace(out))
 	launched2, terminated2 := kraftLaunches(stack.Fleet, cluster)
 	assert.Equal(t, launched, launched2, "a refused replacement launches nothing")
 	assert.Equal(t, terminated, terminated2, "a refused replacement terminates nothing")
@@ -255,7 +258,25 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	// Deleting it (forced: a topic remains) terminates every host it has
 	// — its controllers' too, the replaced one's new host among them —
 	// and deletes its volumes; no ZooKeeper is asked.
-	require.NoError(t, stack.Fleet.StartController(ctx, cluster, other, "integration-test"))
+	// The stopped follower's host is then lost behind kfleet's back: its
+	// replacement stops nothing (the host is gone), and the gate asks
+	// about the others, who are caught up.
+	otherSpec, _ := spec.Controller(other)
+	_, err = fleetEC2(stack).TerminateInstance(ctx, otherSpec.InstanceID)
+	require.NoError(t, err)
+	raw, _ = json.Marshal(workflows.ReplaceControllerParams{Node: other})
+	op, err = entity.Request(ctx, stack.Client, cluster, workflows.Request{Kind: workflows.OpReplaceController, RequestedBy: "integration-test", Params: raw})
+	require.NoError(t, err)
+	lost, lostOp, err := entity.Follow[workflows.ReplaceControllerResult](ctx, stack.Client, cluster, op.ID, 200*time.Millisecond, func(entity.Progress) {})
+	require.NoError(t, err)
+	require.Equal(t, workflows.StatusSucceeded, lostOp.Status, lostOp.Error)
+	assert.False(t, lost.Stopped, "a lost host is not stopped")
+	assert.Contains(t, []string{"shutting-down", "terminated", activities.InstanceNotFound}, lost.OldState)
+	t.Logf("lost controller %d replaced: %s", other, lostOp.Outcome)
+	q, err = stack.Fleet.Quorum(cluster)
+	require.NoError(t, err)
+	assert.Equal(t, 3, q.CaughtUp, "every voter caught up after the lost one's replacement")
+	noViolations(t, stack, cluster)
 	id, err := entity.Propose(ctx, stack.Client, deleteAction(cluster), []string{"bob"}, "kdel")
 	require.NoError(t, err)
 	ans, err := entity.Approve(ctx, stack.Client, id, workflows.ApprovalDecision{By: "bob", Approve: true, Force: true})
@@ -272,7 +293,8 @@ func TestIntegrationKRaftProvisionAndReplaceController(t *testing.T) {
 	assert.Empty(t, vols, "no data volume of the cluster is left")
 	_, terminated = kraftLaunches(stack.Fleet, cluster)
 	want := map[string]int{"controller 3000": 1, "controller 3001": 1, "controller 3002": 1, "broker 1": 1, "broker 2": 1, "broker 3": 1}
-	want[host] = 2 // the replaced host and its replacement
+	want[host] = 2                                   // the replaced host and its replacement
+	want["controller "+strconv.Itoa(int(other))] = 2 // the lost host and its replacement
 	assert.Equal(t, want, terminated, "every host terminated once")
 
 	recordHistories(ctx, t, stack.Client, map[string]string{
@@ -344,72 +366,3 @@ func startKRaftLoad(t *testing.T, bootstrap []string) *kraftLoad {
 }
 
 func (l *kraftLoad) halt() { l.stop(); l.wg.Wait() }
-
-// TestIntegrationKRaftProvisionSurvivesWorkerKills creates a KRaft cluster
-// while its only worker is killed with SIGKILL at random moments: no host
-// is launched twice (the fleet's EC2 audit, no duplicate-instance
-// violation), each controller configured and started by one command, and
-// the cluster ends registered with a healthy quorum.
-func TestIntegrationKRaftProvisionSurvivesWorkerKills(t *testing.T) {
-	t.Parallel()
-	rng, _ := chaosRand(t)
-	slow := localfleet.EC2Timing{Pending: 1500 * time.Millisecond, Stopping: 200 * time.Millisecond, ShuttingDown: 300 * time.Millisecond,
-		VolumeCreating: time.Second, Attaching: 500 * time.Millisecond, Detaching: 200 * time.Millisecond}
-	stack := kraftProvisionStack(t, slow)
-	workers := startWorkerProcesses(t, stack, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	const cluster = "kcrashy"
-	_, err := entity.Provision(ctx, stack.Client, kraftOrdersPlan(cluster), "chaos")
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	moved := make(chan string, 100)
-	go func() {
-		_, err := entity.FollowProvision(ctx, stack.Client, cluster, 100*time.Millisecond, func(p workflows.ProvisionProgress) {
-			moved <- strings.Join(workflows.ProvisionLines(p), "; ")
-		})
-		done <- err
-	}()
-	const maxKills = 5
-	kills, ready := 0, false
-	for end := false; !end; {
-		select {
-		case err := <-done:
-			require.NoError(t, err, "worker logs in %s", workers.logs)
-			end = true
-		case line := <-moved:
-			t.Logf("progress: %s", line)
-			ready = true
-		case <-time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond):
-			if ready && kills < maxKills {
-				workers.killAndRestart(0)
-				kills++
-				ready = false
-				t.Logf("kill %d", kills)
-			}
-		}
-	}
-	require.Positive(t, kills, "the provisioning ended before any kill")
-	launched, _ := kraftLaunches(stack.Fleet, cluster)
-	assert.Equal(t, map[string]int{"controller 3000": 1, "controller 3001": 1, "controller 3002": 1, "broker 1": 1, "broker 2": 1, "broker 3": 1}, launched,
-		"one instance per host through %d kills", kills)
-	counts := stack.Fleet.CommandCounts(cluster)
-	assert.Len(t, counts, 6, "commands went to 3 controllers and 3 brokers")
-	for node, docs := range counts {
-		if node >= fleet.ControllerIDBase {
-			assert.Equal(t, 1, docs[cloud.DocConfigureController], "controller %d: configure commands", node)
-		} else {
-			assert.Equal(t, 1, docs[cloud.DocConfigureBroker], "broker %d: configure commands", node)
-		}
-		assert.Equal(t, 1, docs[cloud.DocStartBroker], "node %d: start commands", node)
-	}
-	for _, v := range stack.Fleet.Violations(cluster) {
-		assert.NotEqual(t, localfleet.ViolationDuplicateInstance, v.Kind, v.Detail)
-	}
-	q, err := stack.Fleet.Quorum(cluster)
-	require.NoError(t, err)
-	assert.Equal(t, 3, q.CaughtUp)
-	watching(ctx, t, stack, cluster, 3)
-	noViolations(t, stack, cluster)
-	t.Logf("created through %d worker kills", kills)
-}
