@@ -54,6 +54,9 @@ type kraftState struct {
 	cfg         KRaftConfig
 	model       *kraft.Model
 	controllers []*controller // by id
+	// ghosts are registered brokers that are no broker of the cluster
+	// (kraft_ghost.go), with the dead port each registration keeps.
+	ghosts map[int32]int
 }
 
 // newKRaft builds the cluster's quorum: every controller up, the first
