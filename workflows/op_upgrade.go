@@ -15,6 +15,10 @@ import (
 // protocol pinned, then bumps the protocol (rolling_upgrade.go).
 const OpRollingUpgrade = "rolling-upgrade"
 
+// upgradeSlug names upgrades in their workflow IDs
+// (cluster/<id>/upgrade/<op>).
+const upgradeSlug = "upgrade"
+
 // ProtocolLevel is what the entity knows of the Kafka version and the
 // inter.broker.protocol.version its cluster's brokers run: from the spec
 // at registration, then from each upgrade kfleet ran.
@@ -35,7 +39,7 @@ type ProtocolLevel struct {
 
 var upgradeKind = &kind[UpgradeParams, RollingUpgradeInput, RollingUpgradeResult]{
 	name:         OpRollingUpgrade,
-	slug:         "upgrade",
+	slug:         upgradeSlug,
 	verb:         "upgrade",
 	summary:      "rolling upgrade to a Kafka version: binaries with inter.broker.protocol.version pinned, then a roll that bumps it",
 	lane:         LaneMaintenance,

@@ -151,7 +151,9 @@ func (u *kraftUpgrade) end(ctx workflow.Context, errType, msg string) (RollingUp
 // rollBinaries runs the KRaft roll (controllers first, then brokers) with
 // the new version as the upgrade's first phase.
 func (u *kraftUpgrade) rollBinaries(ctx workflow.Context) error {
-	self := workflow.GetInfo(ctx).WorkflowExecution.ID
+	// The roll's ID derives from the operation's, as the entity names the
+	// upgrade (not from the run's own, which a replay renames).
+	self := OperationWorkflowID(u.in.Spec.ID, upgradeSlug, u.in.OperationID)
 	u.progress.Phase, u.progress.PhaseNumber = UpgradePhaseBinaries, 1
 	u.progress.RollWorkflowID = UpgradePhaseWorkflowID(self, UpgradePhaseBinaries)
 	u.setDetails(ctx)
