@@ -1,0 +1,163 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kfleet/kfleet/internal/devstack"
+	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/fleet"
+	"github.com/kfleet/kfleet/internal/localfleet"
+	"github.com/kfleet/kfleet/internal/localfleet/kraft"
+	"github.com/kfleet/kfleet/workflows"
+)
+
+// BenchmarkKRaftRoll is BenchmarkRoll for a KRaft cluster (3 controllers,
+// then its brokers) with the fleet's default broker and KRaft timing
+// (heartbeat 2 s, session 9 s, fetch timeout 2 s): the roll through the
+// entity divided by the nodes' own time as the fleet's audit reports it
+// (brokerSideTime, plus each controller's stop and start). The rest is
+// kfleet's overhead, the quorum gates and the caught-up waits included.
+func BenchmarkKRaftRoll(b *testing.B) {
+	for _, brokers := range []int{3, 6} {
+		b.Run(fmt.Sprintf("controllers=3/brokers=%d", brokers), func(b *testing.B) {
+			cc := localfleet.ClusterConfig{ID: "bench", Brokers: brokers, KRaft: &localfleet.KRaftConfig{Controllers: 3}}
+			stack := startStack(b, localfleet.Config{Clusters: []localfleet.ClusterConfig{cc}})
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+				before := len(stack.Fleet.Audit("bench"))
+				began := time.Now()
+				op, err := entity.Request(ctx, stack.Client, "bench", batchedRestartReq("bench", 1))
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := entity.FollowOperation(ctx, stack.Client, "bench", op.ID, 100*time.Millisecond, func(entity.Progress) {})
+				if err != nil {
+					b.Fatal(err)
+				}
+				roll := time.Since(began)
+				cancel()
+				if len(res.Controllers) != 3 || len(res.Brokers) != brokers {
+					b.Fatalf("rolled %d controllers and %d brokers", len(res.Controllers), len(res.Brokers))
+				}
+				events := stack.Fleet.Audit("bench")[before:]
+				nodeSide := brokerSideTime(events) + controllerSideTime(events)
+				b.ReportMetric(roll.Seconds(), "roll-s")
+				b.ReportMetric(nodeSide.Seconds(), "broker-side-s")
+				b.ReportMetric(roll.Seconds()/nodeSide.Seconds(), "roll/broker-side")
+				b.ReportMetric(roll.Seconds()/float64(brokers+3), "s/node")
+				for _, v := range stack.Fleet.Violations("bench") {
+					b.Fatalf("violation %s: %s", v.Kind, v.Detail)
+				}
+			}
+		})
+	}
+}
+
+// controllerSideTime sums, per controller, stop→stopped and
+// start→started from the fleet's audit.
+func controllerSideTime(events []localfleet.Event) time.Duration {
+	var total time.Duration
+	began := map[int32]time.Time{}
+	for _, e := range events {
+		switch e.Kind {
+		case localfleet.EventControllerStop, localfleet.EventControllerStart:
+			began[e.Broker] = e.Time
+		case localfleet.EventControllerStopped, localfleet.EventControllerStarted:
+			if t, ok := began[e.Broker]; ok {
+				total += e.Time.Sub(t)
+				delete(began, e.Broker)
+			}
+		}
+	}
+	return total
+}
+
+// BenchmarkKRaftFencingToRecovery crashes a KRaft broker behind kfleet's
+// back with the fleet's default KRaft timing (session 9 s) and default
+// sensing (fencing polled every 2 s), a 2 s recovery grace, and reports
+// from the fleet's audit:
+//
+//   - fenced-s: crash to the controller fencing it (the session timeout);
+//   - fencing-to-start-s: the fencing to kfleet's first start of the
+//     broker (detection, the grace, the recovery's checks);
+//   - fencing-to-recovery-s: the fencing to the RecoveryWorkflow's start
+//     (the entity's account), whose target is the one of detection: the
+//     broker session timeout + 2 s after the crash, so 2 s after fencing;
+//   - fencing-to-lost-s: the fencing to the loss as sensing dated it
+//     (Operation.LostAt): how much of the above is sensing's poll;
+//   - crash-to-start-s: both together.
+func BenchmarkKRaftFencingToRecovery(b *testing.B) {
+	const grace = 2 * time.Second
+	cc := localfleet.ClusterConfig{ID: "bench", Brokers: 3, KRaft: &localfleet.KRaftConfig{Controllers: 3}}
+	stack := startStackWith(b, localfleet.Config{Clusters: []localfleet.ClusterConfig{cc}},
+		func(o *devstack.StackOptions) { o.Health = fleet.HealthPolicy{RecoveryGrace: grace} })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	waitIdle := func() {
+		for {
+			st, err := entity.ClusterStatus(ctx, stack.Client, "bench")
+			if err == nil && st.Watch != nil && len(st.Watch.Registered) == 3 && len(st.Watch.Missing) == 0 && len(st.Urgent) == 0 && len(st.Queue) == 0 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitIdle()
+	broker := int32(2)
+	for b.Loop() {
+		before := len(stack.Fleet.Audit("bench"))
+		done := 0
+		if st, err := entity.ClusterStatus(ctx, stack.Client, "bench"); err == nil {
+			done = len(st.History)
+		}
+		if err := stack.Fleet.Crash(ctx, "bench", broker, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		var op workflows.Operation
+		for op.FinishedAt.IsZero() {
+			time.Sleep(50 * time.Millisecond)
+			st, err := entity.ClusterStatus(ctx, stack.Client, "bench")
+			if err != nil || len(st.History) <= done {
+				continue
+			}
+			if i := slices.IndexFunc(st.History[done:], func(o workflows.Operation) bool { return o.Kind == workflows.OpRecovery }); i >= 0 {
+				op = st.History[done+i]
+			}
+		}
+		if op.Status != workflows.StatusSucceeded {
+			b.Fatalf("recovery %s: %s", op.Status, op.Error)
+		}
+		var crashed, fenced, started time.Time
+		for _, e := range stack.Fleet.Audit("bench")[before:] {
+			switch {
+			case e.Broker != broker:
+			case e.Kind == localfleet.EventCrash && crashed.IsZero():
+				crashed = e.Time
+			case e.Kind == localfleet.EventKind(kraft.EventFenced) && fenced.IsZero() && !crashed.IsZero():
+				fenced = e.Time
+			case e.Kind == localfleet.EventStart && started.IsZero() && !fenced.IsZero():
+				started = e.Time
+			}
+		}
+		if crashed.IsZero() || fenced.IsZero() || started.IsZero() {
+			b.Fatalf("audit of broker %d: crash %v, fenced %v, first start %v", broker, crashed, fenced, started)
+		}
+		b.ReportMetric(fenced.Sub(crashed).Seconds(), "fenced-s")
+		b.ReportMetric(started.Sub(fenced).Seconds(), "fencing-to-start-s")
+		b.ReportMetric(op.StartedAt.Sub(fenced).Seconds(), "fencing-to-recovery-s")
+		if !op.LostAt.IsZero() {
+			b.ReportMetric(op.LostAt.Sub(fenced).Seconds(), "fencing-to-lost-s")
+		}
+		b.ReportMetric(started.Sub(crashed).Seconds(), "crash-to-start-s")
+		b.ReportMetric(grace.Seconds(), "grace-s")
+		if v := stack.Fleet.Violations("bench"); len(v) > 0 {
+			b.Fatalf("violations: %+v", v)
+		}
+		broker = broker%3 + 1
+		waitIdle()
+	}
+}
