@@ -21,6 +21,8 @@ import (
 // entity divided by the nodes' own time as the fleet's audit reports it
 // (brokerSideTime, plus each controller's stop and start). The rest is
 // kfleet's overhead, the quorum gates and the caught-up waits included.
+// The roll's own account of its waits (gates, registration, controllers
+// catching up) and the brokers' started→unfenced are reported beside it.
 func BenchmarkKRaftRoll(b *testing.B) {
 	for _, brokers := range []int{3, 6} {
 		b.Run(fmt.Sprintf("controllers=3/brokers=%d", brokers), func(b *testing.B) {
@@ -49,6 +51,20 @@ func BenchmarkKRaftRoll(b *testing.B) {
 				b.ReportMetric(nodeSide.Seconds(), "broker-side-s")
 				b.ReportMetric(roll.Seconds()/nodeSide.Seconds(), "roll/broker-side")
 				b.ReportMetric(roll.Seconds()/float64(brokers+3), "s/node")
+				// Where the rest goes: the roll's own account of its waits.
+				var gates, register, ctlCatchUp time.Duration
+				for _, c := range res.Controllers {
+					gates += c.GateWait
+					ctlCatchUp += c.CatchUp
+				}
+				for _, r := range res.Brokers {
+					gates += r.GateWait
+					register += r.Register
+				}
+				b.ReportMetric(gates.Seconds(), "gates-s")
+				b.ReportMetric(register.Seconds(), "register-s")
+				b.ReportMetric(ctlCatchUp.Seconds(), "ctl-caught-up-s")
+				b.ReportMetric(unfenceTime(events).Seconds(), "started-to-unfenced-s")
 				for _, v := range stack.Fleet.Violations("bench") {
 					b.Fatalf("violation %s: %s", v.Kind, v.Detail)
 				}
@@ -70,6 +86,26 @@ func controllerSideTime(events []localfleet.Event) time.Duration {
 			if t, ok := began[e.Broker]; ok {
 				total += e.Time.Sub(t)
 				delete(began, e.Broker)
+			}
+		}
+	}
+	return total
+}
+
+// unfenceTime sums, per broker, started→unfenced from the fleet's audit:
+// a KRaft broker serves only once the controller unfences it, a
+// heartbeat interval after it registered.
+func unfenceTime(events []localfleet.Event) time.Duration {
+	var total time.Duration
+	started := map[int32]time.Time{}
+	for _, e := range events {
+		switch e.Kind {
+		case localfleet.EventStarted:
+			started[e.Broker] = e.Time
+		case localfleet.EventKind(kraft.EventUnfenced):
+			if t, ok := started[e.Broker]; ok {
+				total += e.Time.Sub(t)
+				delete(started, e.Broker)
 			}
 		}
 	}
