@@ -183,7 +183,9 @@ func (u *kraftUpgrade) finalize(ctx workflow.Context) string {
 	u.setDetails(ctx)
 	var ready activities.ReadyVerdict
 	rin := activities.ReadyInput{Spec: u.in.Spec, Target: u.up.MetadataVersion, Timeout: 5 * time.Minute}
-	rctx := waitContext(ctx, 2*rin.Timeout+time.Minute, "check every node runs the new binaries and is registered", 0)
+	// A few attempts: a cluster that cannot be read ends the upgrade
+	// with the reason rather than retrying without end.
+	rctx := waitContext(ctx, 2*rin.Timeout+time.Minute, "check every node runs the new binaries and is registered", 5)
 	if err := workflow.ExecuteActivity(rctx, a.WaitUpgradeReady, rin).Get(ctx, &ready); err != nil {
 		return "the readiness check failed: " + activityMessage(err)
 	}
