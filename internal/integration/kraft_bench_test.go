@@ -65,6 +65,16 @@ func BenchmarkKRaftRoll(b *testing.B) {
 					gates += r.GateWait
 					register += r.Register
 				}
+				for _, c := range res.Controllers {
+					b.Logf("controller %d (active %t): gate %s, stop %s, start %s, caught up %s, total %s", c.Controller, c.WasActive,
+						c.GateWait.Round(time.Millisecond), c.Stop.Round(time.Millisecond), c.Start.Round(time.Millisecond),
+						c.CatchUp.Round(time.Millisecond), c.Total.Round(time.Millisecond))
+				}
+				for _, r := range res.Brokers {
+					b.Logf("broker %d: gate %s, stop %s, start %s, register %s, ISR %s, election %s, total %s", r.Broker,
+						r.GateWait.Round(time.Millisecond), r.Stop.Round(time.Millisecond), r.Start.Round(time.Millisecond),
+						r.Register.Round(time.Millisecond), r.CatchUp.Round(time.Millisecond), r.Elect.Round(time.Millisecond), r.Total.Round(time.Millisecond))
+				}
 				b.ReportMetric(gates.Seconds(), "gates-s")
 				b.ReportMetric(register.Seconds(), "register-s")
 				b.ReportMetric(ctlCatchUp.Seconds(), "ctl-caught-up-s")
