@@ -111,6 +111,7 @@ func action(cmd chatops.Command, user string) activities.Action {
 	param(params, "instanceType", cmd.InstanceType)
 	param(params, "volumeGiB", cmd.VolumeGiB)
 	param(params, "throttleBytesPerSec", cmd.ThrottleBytesPerSec)
+	param(params, "node", cmd.Node)
 	// A tenant's plan (its limits are the catalog's: entity.Request
 	// resolves them), a rotation's grace, and the tenant, which a
 	// creation calls its name.

@@ -60,12 +60,14 @@ var verbSpecs = [...]verbSpec{
 	{VerbRemoveBroker, "remove-broker <cluster> <broker> [throttle=RATE]",
 		"move the broker's partitions off it, then terminate its host and delete its volume (needs approval)"},
 	{VerbRebalance, "rebalance <cluster> [throttle=RATE]", "move partitions until brokers' replica and leader counts are within 10% of each other"},
+	{VerbReplaceController, "replace-controller <cluster> <node>",
+		"replace a KRaft controller's host: refused unless the quorum keeps a caught-up majority without it (needs approval)"},
 	{VerbCleanerCheck, "cleaner-check <cluster>", "check the log cleaner, restart (gated) brokers whose cleaner is dead"},
 	{VerbPause, "pause <cluster> [reason...]", "no queued operation starts until resume"},
 	{VerbResume, "resume <cluster>", "queued operations start again"},
 	{VerbAbort, "abort <cluster> [operation-id]", "abort the operation waiting for a human (needs approval)"},
-	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P]",
-		"create a managed cluster: hosts, volumes, ZooKeeper, brokers, then register it"},
+	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P] [controllers=3|5] [metadata=MV]",
+		"create a managed cluster: hosts, volumes, ZooKeeper (or with controllers= a KRaft quorum), brokers, then register it"},
 	{VerbDelete, "delete <cluster> [force]", "delete the cluster's hosts, volumes and chroot (needs approval; refused while topics or tenants remain unless force)"},
 	{VerbTenantCreate, "tenant-create <cluster> <plan> [name=N]",
 		"create a tenant on a plan like basic-0; its password is fetched once with bin/starter tenant credentials, never shown in chat"},
@@ -166,6 +168,8 @@ type Command struct {
 	// ThrottleBytesPerSec is the replication throttle partitions move
 	// under (add-brokers, remove-broker, rebalance; 0: kfleet's default).
 	ThrottleBytesPerSec int64
+	// Node is a replace-controller's KRaft controller node id.
+	Node int32
 	// Tenant names a tenant (a create's name=, "" generates one);
 	// TenantPlan is a tenant's plan; Grace a rotation's grace, as typed.
 	Tenant     string
@@ -261,6 +265,8 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		return cmd, parseCreateOptions(&cmd, args) // command_create.go
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		return cmd, parseResizeArgs(&cmd, args) // command_resize.go
+	case VerbReplaceController:
+		return cmd, parseControllerArgs(&cmd, args) // command_controller.go
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		return cmd, parseTenantArgs(&cmd, args) // command_tenant.go
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
@@ -405,6 +411,11 @@ func (c Command) Validate() error {
 		}
 	case VerbDelete:
 		want.Force = c.Force
+	case VerbReplaceController:
+		want.Node = c.Node
+		if c.Node < 0 {
+			return fmt.Errorf("replace-controller: node %d is negative", c.Node)
+		}
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		again, err := reparseResize(c)
 		if err != nil {
@@ -441,7 +452,7 @@ func (c Command) equal(d Command) bool {
 		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
 		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace &&
 		c.Topic == d.Topic && c.Group == d.Group && c.Partitions == d.Partitions && c.ReplicationFactor == d.ReplicationFactor &&
-		c.Retention == d.Retention
+		c.Retention == d.Retention && c.Node == d.Node
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -488,6 +499,8 @@ func (c Command) String() string {
 		}
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		parts = append(parts, resizeArgs(c)...)
+	case VerbReplaceController:
+		parts = append(parts, strconv.Itoa(int(c.Node)))
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		parts = append(parts, tenantArgs(c)...)
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:

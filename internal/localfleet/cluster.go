@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -120,9 +121,13 @@ type cluster struct {
 	violations []Violation
 	closed     bool
 
-	// kr is the KRaft quorum (kraft.go); nil in ZooKeeper mode. Set at
-	// start, never replaced; its contents are guarded by mu.
-	kr *kraftState
+	// kr is the KRaft quorum (kraft.go, quorum()); nil in ZooKeeper mode
+	// until migration controllers start (controller_provision.go). Set
+	// once, never replaced; its contents are guarded by mu.
+	kr atomic.Pointer[kraftState]
+	// zkm is the brokers' metadata modes and the ZooKeeper-to-KRaft
+	// migration's progress (migration.go). Guarded by mu.
+	zkm zkMigration
 }
 
 // rackPtr is the broker's rack as Kafka responses carry it: nil without

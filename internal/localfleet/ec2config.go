@@ -25,6 +25,11 @@ type EC2Config struct {
 	// when their first provisioned broker starts (configured clusters have
 	// their own). Defaults as Timing's.
 	ClusterTiming Timing `yaml:"clusterTiming,omitempty" json:"clusterTiming,omitempty"`
+	// ControllerTiming is the quorum timing of KRaft quorums the fleet
+	// forms from provisioned controllers (a new KRaft cluster, or a
+	// ZooKeeper cluster's migration controllers). Defaults as
+	// KRaftConfig.Timing's.
+	ControllerTiming KRaftTiming `yaml:"controllerTiming,omitempty" json:"controllerTiming,omitempty"`
 }
 
 // EC2Timing is how long EC2 resources take between states. On AWS these
@@ -104,6 +109,7 @@ func (e EC2Config) withDefaults() EC2Config {
 		}
 	}
 	e.ClusterTiming = e.ClusterTiming.withDefaults()
+	e.ControllerTiming = KRaftConfig{Timing: e.ControllerTiming}.withDefaults().Timing
 	return e
 }
 

@@ -274,7 +274,7 @@ func (c *cluster) crash(b *broker, who, detail string, lines []string) error {
 	}
 	conn, link := b.zk, b.rt.link
 	b.zk, b.rt.link = nil, nil
-	if c.kr != nil {
+	if c.kraftRegisteredLocked(b) {
 		// KRaft: the heartbeats stop; the controller fences it after
 		// the session timeout and then handles the failure
 		// (advanceQuorum).

@@ -368,12 +368,7 @@ func (f *Fleet) Endpoints() Endpoints {
 	}
 	for _, c := range f.clusterList() {
 		ce := ClusterEndpoints{Bootstrap: c.bootstrap(), ZooKeeper: c.zkConnect + c.zkRoot, ACLs: c.cfg.ACLs}
-		if c.kr != nil {
-			ce.ZooKeeper = ""
-			for _, ctl := range c.kr.controllers {
-				ce.Controllers = append(ce.Controllers, ControllerEndpoint{ID: ctl.id, InstanceID: ctl.instanceID, Address: ctl.listener.addr()})
-			}
-		}
+		c.controllerEndpoints(&ce) // controller_provision.go
 		if c.cfg.SASL.Enabled {
 			ce.SASL = &SASLEndpoint{Mechanism: c.cfg.SASL.Mechanism, Superuser: c.cfg.SASL.Superuser}
 		}

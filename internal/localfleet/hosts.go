@@ -118,6 +118,9 @@ type instance struct {
 	// zk is a ZooKeeper node's configuration (zookeeper_hosts.go), nil
 	// until kfleet-ConfigureZooKeeper writes it.
 	zk *zkConf
+	// ctl is a KRaft controller's configuration (controller_provision.go),
+	// nil until kfleet-ConfigureController writes it.
+	ctl *controllerConf
 }
 
 // volume is one EBS volume and what its filesystem holds (volumes.go).

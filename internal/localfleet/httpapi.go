@@ -58,6 +58,9 @@ type ClusterStatus struct {
 	// ActiveController is a KRaft cluster's quorum leader (-1 without
 	// one); absent in ZooKeeper mode.
 	ActiveController *int32 `json:"activeController,omitempty"`
+	// Migration is the brokers' metadata modes and the
+	// ZooKeeper-to-KRaft migration's state (migration_takeover.go).
+	Migration *MigrationStatus `json:"migration,omitempty"`
 }
 
 // BrokerStatus is one broker in a ClusterStatus.
@@ -82,10 +85,11 @@ func (f *Fleet) clusterStatus(id string) ClusterStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := ClusterStatus{Cluster: id, Controller: c.controller}
-	if c.kr != nil {
-		leader, _ := c.kr.model.Leader()
+	if ks := c.quorum(); ks != nil {
+		leader, _ := ks.model.Leader()
 		st.ActiveController = &leader
 	}
+	c.migrationStatusInto(&st) // migration_takeover.go
 	for _, b := range c.brokers {
 		st.Brokers = append(st.Brokers, BrokerStatus{
 			ID: b.id, InstanceID: b.instanceID, Address: b.proxy.addr(), State: b.state, Version: b.version,

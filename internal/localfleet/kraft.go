@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/localfleet/kraft"
 )
 
@@ -37,15 +38,22 @@ const ViolationQuorumLost ViolationKind = "quorum-lost"
 
 // controller is one KRaft controller node.
 type controller struct {
-	id         int32
-	instanceID string // its host (kraft_hosts.go)
-	listener   *ctrlListener
+	id int32
 
 	// opMu serializes this controller's lifecycle transitions.
 	opMu sync.Mutex
 	// Guarded by cluster.mu.
-	state   State
-	version string
+	// instanceID is its host (kraft_hosts.go); a provisioned controller
+	// has none until its first host starts it, and a replacement host
+	// takes it over (controller_provision.go).
+	instanceID string
+	listener   *ctrlListener
+	state      State
+	version    string
+	// migration: zookeeper.metadata.migration.enable is set (a KIP-866
+	// migration controller, until its finalization restart).
+	migration bool
+	log       logRing // its server.log
 }
 
 // kraftState is a KRaft cluster's quorum: the model and the controllers.
@@ -54,18 +62,29 @@ type kraftState struct {
 	cfg         KRaftConfig
 	model       *kraft.Model
 	controllers []*controller // by id
+	// clusterID is the Kafka cluster id the metadata logs are formatted
+	// with (DescribeCluster's ClusterId).
+	clusterID string
 	// ghosts are registered brokers that are no broker of the cluster
 	// (kraft_ghost.go), with the dead port each registration keeps.
 	ghosts map[int32]int
 }
 
+// quorum is the cluster's KRaft quorum, nil while it has none.
+func (c *cluster) quorum() *kraftState { return c.kr.Load() }
+
 // newKRaft builds the cluster's quorum: every controller up, the first
 // one leading at epoch 1, metadata.version as configured.
 func (c *cluster) newKRaft(now time.Time) error {
 	k := *c.cfg.KRaft
+	if k.prov != nil {
+		// Formed by provisioned controllers (controller_provision.go).
+		_, err := c.formQuorumLocked(k)
+		return err
+	}
 	mv, _ := kraft.MetadataVersionLevel(k.MetadataVersion)
 	support, _ := kraft.SupportedBy(k.Version)
-	ks := &kraftState{cfg: k}
+	ks := &kraftState{cfg: k, clusterID: configuredClusterID(c.id)}
 	var ids []int32
 	for i := range k.Controllers {
 		id := int32(kraftControllerBase + i)
@@ -84,7 +103,7 @@ func (c *cluster) newKRaft(now time.Time) error {
 			return fmt.Errorf("localfleet: cluster %q: controller %d: %w", c.id, id, err)
 		}
 	}
-	c.kr = ks
+	c.kr.Store(ks)
 	for _, ctl := range ks.controllers {
 		if err := ctl.listener.open(); err != nil {
 			return err
@@ -121,21 +140,25 @@ func (c *cluster) advanceQuorum(now time.Time) {
 		c.mu.Unlock()
 		return
 	}
-	m := c.kr.model
+	m := c.quorum().model
 	// A running broker whose registration was removed (UnregisterBroker)
 	// registers again at its next heartbeat, told its epoch is stale.
 	if leader, _ := m.Leader(); leader != kraft.NoLeader {
 		for _, b := range c.brokers {
-			if _, ok := m.Broker(b.id); !ok && b.state == StateRunning {
-				c.kraftRegisterLocked(b, now)
+			if _, ok := m.Broker(b.id); !ok && c.wantsKRaftRegistrationLocked(b) {
+				_ = c.kraftRegisterLocked(b, now)
 			}
 		}
 	}
 	var lost []*broker
-	for _, ev := range m.Advance(now) {
+	evs := m.Advance(now)
+	c.advanceMigrationLocked(now) // migration_takeover.go
+	for _, ev := range evs {
 		c.auditKRaftLocked(ev, "kraft")
 		if ev.Kind == kraft.EventFenced && ev.Unclean {
-			if b := c.brokerByID(ev.Node); b != nil && b.state != StateRunning {
+			// A migrating ZooKeeper broker's loss is ZooKeeper's to
+			// notice (its session expires); a KRaft broker's is this.
+			if b := c.brokerByID(ev.Node); b != nil && b.state != StateRunning && c.brokerModeLocked(b) == cloud.MetadataModeKRaft {
 				lost = append(lost, b)
 			}
 		}
@@ -164,18 +187,23 @@ func (c *cluster) auditKRaftLocked(ev kraft.Event, who string) {
 // stays fenced until its first heartbeat after catching up. c.mu must be
 // held.
 func (c *cluster) kraftRegisterLocked(b *broker, now time.Time) error {
+	ks := c.quorum()
 	version := b.version
 	if version == "" {
-		version = c.kr.cfg.Version
+		version = ks.cfg.Version
 	}
 	support, ok := kraft.SupportedBy(version)
 	if !ok {
 		// An older release cannot run in KRaft mode as modelled; it
 		// registers supporting nothing newer than the cluster's level.
-		lvl := c.kr.model.Features().MetadataVersion
+		lvl := c.quorum().model.Features().MetadataVersion
 		support = kraft.Range{Min: kraft.MinMetadataVersion, Max: lvl}
 	}
-	ev, err := c.kr.model.Register(b.id, version, support, now)
+	register := ks.model.Register
+	if c.brokerModeLocked(b) == cloud.MetadataModeMigration {
+		register = ks.model.RegisterMigrating
+	}
+	ev, err := register(b.id, version, support, now)
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: %w", c.id, b.id, err)
 	}
@@ -189,7 +217,8 @@ func (c *cluster) kraftRegisterLocked(b *broker, now time.Time) error {
 // (60 s); the fleet waits the session timeout, so a test sees the failure
 // within its fast timing.
 func (c *cluster) kraftRegister(b *broker) error {
-	deadline := time.Now().Add(c.cfg.KRaft.Timing.Session)
+	timing := c.quorum().cfg.Timing
+	deadline := time.Now().Add(timing.Session)
 	for {
 		c.mu.Lock()
 		err := c.kraftRegisterLocked(b, time.Now())
@@ -197,7 +226,7 @@ func (c *cluster) kraftRegister(b *broker) error {
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		if sleep(c.life, c.cfg.KRaft.Timing.tick()) != nil {
+		if sleep(c.life, timing.tick()) != nil {
 			return err
 		}
 	}
@@ -206,7 +235,7 @@ func (c *cluster) kraftRegister(b *broker) error {
 // kraftWantShutdownLocked is a stopping broker's heartbeat asking for a
 // controlled shutdown. c.mu must be held.
 func (c *cluster) kraftWantShutdownLocked(b *broker, who string) {
-	ev, err := c.kr.model.WantShutdown(b.id, time.Now())
+	ev, err := c.quorum().model.WantShutdown(b.id, time.Now())
 	if err != nil {
 		c.log.Warn().Err(err).Int32("broker", b.id).Msg("want shutdown")
 		return
@@ -217,7 +246,7 @@ func (c *cluster) kraftWantShutdownLocked(b *broker, who string) {
 // kraftStoppedLocked fences broker b at the end of its controlled
 // shutdown. c.mu must be held.
 func (c *cluster) kraftStoppedLocked(b *broker, who string) {
-	if ev, ok := c.kr.model.Fence(b.id, time.Now()); ok {
+	if ev, ok := c.quorum().model.Fence(b.id, time.Now()); ok {
 		c.auditKRaftLocked(ev, who)
 	}
 }
@@ -226,26 +255,26 @@ func (c *cluster) kraftStoppedLocked(b *broker, who string) {
 // and the controller fences it after the session timeout. c.mu must be
 // held.
 func (c *cluster) kraftCrashedLocked(b *broker) {
-	c.kr.model.StopHeartbeats(b.id)
+	c.quorum().model.StopHeartbeats(b.id)
 }
 
 // fencedLocked is whether broker b is fenced (or not registered) in a
 // KRaft cluster; false in ZooKeeper mode. c.mu must be held.
 func (c *cluster) fencedLocked(b *broker) bool {
-	if c.kr == nil {
+	if c.quorum() == nil {
 		return false
 	}
-	r, ok := c.kr.model.Broker(b.id)
+	r, ok := c.quorum().model.Broker(b.id)
 	return !ok || r.Fenced
 }
 
 // controllerByID is controller id, nil when there is none. c.mu need not
 // be held: the controllers are fixed at start.
 func (c *cluster) controllerByID(id int32) *controller {
-	if c.kr == nil {
+	if c.quorum() == nil {
 		return nil
 	}
-	for _, ctl := range c.kr.controllers {
+	for _, ctl := range c.quorum().controllers {
 		if ctl.id == id {
 			return ctl
 		}
@@ -255,10 +284,10 @@ func (c *cluster) controllerByID(id int32) *controller {
 
 // closeKRaft closes the controllers' listeners.
 func (c *cluster) closeKRaft() {
-	if c.kr == nil {
+	if c.quorum() == nil {
 		return
 	}
-	for _, ctl := range c.kr.controllers {
+	for _, ctl := range c.quorum().controllers {
 		ctl.opMu.Lock()
 		ctl.listener.close()
 		c.mu.Lock()

@@ -98,7 +98,7 @@ func (c *cluster) answerControllerApiVersions(req *request, ctl int32) ([]byte, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.addFeaturesLocked(resp, c.kr.model.Features(), c.controllerSupportLocked(ctl))
+	c.addFeaturesLocked(resp, c.quorum().model.Features(), c.controllerSupportLocked(ctl))
 	return req.encodeResponse(resp), nil
 }
 
@@ -143,15 +143,15 @@ func (c *cluster) rewriteApiVersionsKRaft(r *kmsg.ApiVersionsResponse, broker in
 	slices.SortFunc(r.ApiKeys, func(a, b kmsg.ApiVersionsResponseApiKey) int { return int(a.ApiKey) - int(b.ApiKey) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	support := kraft.Range{Min: kraft.MinMetadataVersion, Max: c.kr.model.Features().MetadataVersion}
-	if reg, ok := c.kr.model.Broker(broker); ok {
+	support := kraft.Range{Min: kraft.MinMetadataVersion, Max: c.quorum().model.Features().MetadataVersion}
+	if reg, ok := c.quorum().model.Broker(broker); ok {
 		support = reg.Support
 	} else if b := c.brokerByID(broker); b != nil {
 		if r, ok := kraft.SupportedBy(b.version); ok {
 			support = r
 		}
 	}
-	c.addFeaturesLocked(r, c.kr.model.Features(), support)
+	c.addFeaturesLocked(r, c.quorum().model.Features(), support)
 }
 
 // millis is t in Unix milliseconds, -1 for "unknown" as Kafka reports it.
@@ -175,7 +175,7 @@ func (c *cluster) answerDescribeQuorum(req *request, ctl int32) ([]byte, error) 
 	resp := r.ResponseKind().(*kmsg.DescribeQuorumResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.kr.model
+	m := c.quorum().model
 	leader, epoch := m.Leader()
 	for _, t := range r.Topics {
 		rt := kmsg.NewDescribeQuorumResponseTopic()
@@ -199,7 +199,7 @@ func (c *cluster) answerDescribeQuorum(req *request, ctl int32) ([]byte, error) 
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	for _, ctl := range c.kr.controllers {
+	for _, ctl := range c.quorum().controllers {
 		n := kmsg.NewDescribeQuorumResponseNode()
 		n.NodeID = ctl.id
 		l := kmsg.NewDescribeQuorumResponseNodeListener()
@@ -214,7 +214,7 @@ func (c *cluster) answerDescribeQuorum(req *request, ctl int32) ([]byte, error) 
 // observers (the live registered brokers, which fetch the metadata log).
 // c.mu must be held.
 func (c *cluster) fillQuorumLocked(rp *kmsg.DescribeQuorumResponseTopicPartition) {
-	m := c.kr.model
+	m := c.quorum().model
 	rp.HighWatermark = m.HighWatermark()
 	var leo int64
 	for _, v := range m.Voters() {
@@ -256,12 +256,12 @@ func directoryID(cluster string, node int32) [16]byte {
 func (c *cluster) describeClusterKRaft(req *kmsg.DescribeClusterRequest, r *kmsg.DescribeClusterResponse) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r.ClusterID = "kfleet-" + c.id
+	r.ClusterID = c.quorum().clusterID
 	r.Brokers = r.Brokers[:0]
 	r.EndpointType = req.EndpointType
 	if req.EndpointType == 2 {
-		r.ControllerID, _ = c.kr.model.Leader()
-		for _, ctl := range c.kr.controllers {
+		r.ControllerID, _ = c.quorum().model.Leader()
+		for _, ctl := range c.quorum().controllers {
 			if ctl.state == StateRunning {
 				db := kmsg.NewDescribeClusterResponseBroker()
 				db.NodeID, db.Host, db.Port = ctl.id, proxyHost, int32(ctl.listener.port())
@@ -273,7 +273,7 @@ func (c *cluster) describeClusterKRaft(req *kmsg.DescribeClusterRequest, r *kmsg
 	// A KRaft broker names a live broker as the controller: clients
 	// cannot reach controllers, and brokers forward to the active one.
 	r.ControllerID = c.controller
-	for _, reg := range c.kr.model.Brokers() {
+	for _, reg := range c.quorum().model.Brokers() {
 		if reg.Fenced && !req.IncludeFencedBrokers {
 			continue
 		}
@@ -303,7 +303,7 @@ func (c *cluster) answerUnregisterBroker(req *request, who string) ([]byte, erro
 	resp := r.ResponseKind().(*kmsg.UnregisterBrokerResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ev, err := c.kr.model.Unregister(r.BrokerID, time.Now())
+	ev, err := c.quorum().model.Unregister(r.BrokerID, time.Now())
 	if err != nil {
 		code := kerr.BrokerIDNotRegistered.Code
 		if errors.Is(err, kraft.ErrNoLeader) {
@@ -341,7 +341,7 @@ func (c *cluster) answerUpdateFeatures(req *request, who string) ([]byte, error)
 		} else {
 			up := kraft.Update{Level: u.MaxVersionLevel, ValidateOnly: r.ValidateOnly,
 				AllowDowngrade: (r.Version == 0 && u.AllowDowngrade) || (r.Version >= 1 && u.UpgradeType >= 2)}
-			ev, err := c.kr.model.UpdateMetadataVersion(up, time.Now())
+			ev, err := c.quorum().model.UpdateMetadataVersion(up, time.Now())
 			switch {
 			case errors.Is(err, kraft.ErrNoLeader):
 				res.ErrorCode, msg = kerr.NotController.Code, fmt.Sprintf("cluster %s: %v", c.id, err)

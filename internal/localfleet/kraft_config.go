@@ -30,6 +30,10 @@ type KRaftConfig struct {
 	// empty picks free ports, kept across restarts.
 	ControllerPorts []int       `yaml:"controllerPorts,omitempty" json:"controllerPorts,omitempty"`
 	Timing          KRaftTiming `yaml:"timing,omitempty" json:"timing,omitempty"`
+
+	// prov is set for a quorum formed by provisioned controllers
+	// (controller_provision.go) rather than configured ones.
+	prov *provisionedQuorum
 }
 
 // KRaftTiming is the quorum's and the brokers' timing; zero means

@@ -38,7 +38,7 @@ func (f *Fleet) kraftCluster(cluster string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.kr == nil {
+	if c.quorum() == nil {
 		return nil, fmt.Errorf("localfleet: cluster %q: %w", cluster, ErrNotKRaft)
 	}
 	return c, nil
@@ -97,7 +97,7 @@ func (f *Fleet) InjectQuorumFault(cluster string, kind FaultKind, voter int32, w
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.kr.model
+	m := c.quorum().model
 	now := time.Now()
 	detail := string(kind)
 	switch kind {
@@ -133,10 +133,10 @@ func (c *cluster) stopController(ctl *controller, who string, clean bool) error 
 		c.mu.Unlock()
 		return nil
 	}
-	m := c.kr.model
+	m := c.quorum().model
 	if caught, majority := m.CaughtUpWithout(ctl.id); caught < majority {
 		c.violateLocked(ViolationQuorumLost, fmt.Sprintf(
-			"controller %d going down leaves %d caught-up voters of %d, a majority is %d", ctl.id, caught, len(c.kr.controllers), majority))
+			"controller %d going down leaves %d caught-up voters of %d, a majority is %d", ctl.id, caught, len(c.quorum().controllers), majority))
 	}
 	kind := EventControllerStop
 	if !clean {
@@ -218,7 +218,7 @@ func (c *cluster) startController(ctx context.Context, ctl *controller, who, ver
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.kr.model.StartVoter(ctl.id, time.Now()); err != nil {
+	if err := c.quorum().model.StartVoter(ctl.id, time.Now()); err != nil {
 		return fmt.Errorf("localfleet: cluster %q: controller %d: %w", c.id, ctl.id, err)
 	}
 	ctl.state = StateRunning
@@ -265,7 +265,7 @@ func (f *Fleet) Quorum(cluster string) (QuorumStatus, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.kr.model
+	m := c.quorum().model
 	leader, epoch := m.Leader()
 	mv := m.Features().MetadataVersion
 	caught, majority := m.CaughtUpWithout(-1)

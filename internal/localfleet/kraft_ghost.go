@@ -44,8 +44,9 @@ func (f *Fleet) AddGhost(cluster string, id int32, version, who string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	kr := c.quorum()
 	if version == "" {
-		version = c.kr.cfg.Version
+		version = kr.cfg.Version
 	}
 	support, ok := kraft.SupportedBy(version)
 	switch {
@@ -54,25 +55,25 @@ func (f *Fleet) AddGhost(cluster string, id int32, version, who string) error {
 	case c.brokerByID(id) != nil || c.controllerByID(id) != nil:
 		return fmt.Errorf("localfleet: cluster %q: ghost %d: %w: the id is one of the cluster's nodes", cluster, id, ErrGhost)
 	}
-	if _, registered := c.kr.model.Broker(id); registered {
+	if _, registered := kr.model.Broker(id); registered {
 		return fmt.Errorf("localfleet: cluster %q: ghost %d: %w: already registered", cluster, id, ErrGhost)
 	}
 	now := time.Now()
-	ev, err := c.kr.model.Register(id, version, support, now)
+	ev, err := kr.model.Register(id, version, support, now)
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: ghost %d: %w", cluster, id, err)
 	}
 	c.auditKRaftLocked(ev, who)
-	if ev, err := c.kr.model.WantShutdown(id, now); err == nil {
+	if ev, err := kr.model.WantShutdown(id, now); err == nil {
 		c.auditKRaftLocked(ev, who)
 	}
-	if ev, ok := c.kr.model.Fence(id, now); ok {
+	if ev, ok := kr.model.Fence(id, now); ok {
 		c.auditKRaftLocked(ev, who)
 	}
-	if c.kr.ghosts == nil {
-		c.kr.ghosts = map[int32]int{}
+	if kr.ghosts == nil {
+		kr.ghosts = map[int32]int{}
 	}
-	c.kr.ghosts[id] = port
+	kr.ghosts[id] = port
 	c.appendEventLocked(Event{Time: now, Broker: id, Kind: EventGhost, Who: who, Version: version,
 		Detail: fmt.Sprintf("broker %d (Kafka %s, metadata.version %s) decommissioned without UnregisterBroker: registered, fenced, not running", id, version, support)})
 	return nil
@@ -81,10 +82,11 @@ func (f *Fleet) AddGhost(cluster string, id int32, version, who string) error {
 // ghostPortLocked is ghost id's registered (dead) listener port; ok is
 // false for a node that is no ghost. c.mu must be held.
 func (c *cluster) ghostPortLocked(id int32) (int, bool) {
-	if c.kr == nil {
+	kr := c.quorum()
+	if kr == nil {
 		return 0, false
 	}
-	p, ok := c.kr.ghosts[id]
+	p, ok := kr.ghosts[id]
 	return p, ok
 }
 

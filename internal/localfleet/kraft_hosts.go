@@ -20,13 +20,6 @@ import (
 // kfleet-StartBroker with a version, kfleet-BrokerStatus), and stopping or
 // terminating the instance kills the controller as a crash does.
 
-// Tags of a controller's host. internal/cloud has no constants for them
-// yet: kfleet does not operate controllers' hosts so far.
-const (
-	roleController = "controller"
-	tagNodeID      = "kfleet:node-id"
-)
-
 // controllerInstanceID is controller id's host, stable across fleet runs.
 func controllerInstanceID(cluster string, id int32) string {
 	sum := sha256.Sum256([]byte("controller/" + cluster + "/" + strconv.Itoa(int(id))))
@@ -52,8 +45,8 @@ func (h *hosts) addControllerHostsLocked(cc ClusterConfig, t time.Time) {
 			tags: []ec2Tag{
 				{Key: "Name", Value: fmt.Sprintf("%s-controller-%d", cc.ID, id)},
 				{Key: cloud.TagCluster, Value: cc.ID},
-				{Key: tagNodeID, Value: strconv.Itoa(int(id))},
-				{Key: cloud.TagRole, Value: roleController},
+				{Key: cloud.TagNodeID, Value: strconv.Itoa(int(id))},
+				{Key: cloud.TagRole, Value: cloud.RoleController},
 			},
 		}
 		sum := sha256.Sum256([]byte("reservation/" + in.id))
@@ -65,14 +58,18 @@ func (h *hosts) addControllerHostsLocked(cc ClusterConfig, t time.Time) {
 // hostedController is the controller whose host instanceID is.
 func (f *Fleet) hostedController(instanceID string) (*cluster, *controller, bool) {
 	for _, c := range f.clusterList() {
-		if c.kr == nil {
+		ks := c.quorum()
+		if ks == nil {
 			continue
 		}
-		for _, ctl := range c.kr.controllers {
+		c.mu.Lock()
+		for _, ctl := range ks.controllers {
 			if ctl.instanceID == instanceID {
+				c.mu.Unlock()
 				return c, ctl, true
 			}
 		}
+		c.mu.Unlock()
 	}
 	return nil, nil, false
 }
@@ -86,17 +83,49 @@ func (f *Fleet) controllerDocument(ctx context.Context, c *cluster, ctl *control
 		}
 		return fmt.Sprintf("controller %d stopped\n", ctl.id), nil
 	case cloud.DocStartBroker:
+		if err := c.setControllerMode(ctl, param(cloud.ParamMetadataMode), who); err != nil { // migration.go
+			return "", err
+		}
 		if err := c.startController(ctx, ctl, who, param(cloud.ParamVersion)); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("controller %d started\nlistening on %s (%s)\n", ctl.id, ctl.listener.addr(), kraftControllerListener), nil
+		return c.controllerStartedOutput(ctl), nil
 	case cloud.DocBrokerStatus:
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return fmt.Sprintf("%s\nprocess.roles=controller\nnode.id=%d\nversion=%s\n", ctl.state, ctl.id, ctl.version), nil
+		return fmt.Sprintf("%s\nprocess.roles=controller\nnode.id=%d\nversion=%s\nmetadata.mode=%s\n%s",
+			ctl.state, ctl.id, ctl.version, controllerMode(ctl), c.controllerLogLocked(ctl)), nil
+	case cloud.DocTailLog:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.controllerLogLocked(ctl), nil
 	}
-	return "", fmt.Errorf("instance %s: %s: controller %d of cluster %q: the local fleet serves only %s, %s and %s on a controller's host",
-		ctl.instanceID, document, ctl.id, c.id, cloud.DocStopBroker, cloud.DocStartBroker, cloud.DocBrokerStatus)
+	return "", fmt.Errorf("instance %s: %s: controller %d of cluster %q: the local fleet serves only %s, %s, %s and %s on a controller's host",
+		c.hostOfController(ctl), document, ctl.id, c.id, cloud.DocStopBroker, cloud.DocStartBroker, cloud.DocBrokerStatus, cloud.DocTailLog)
+}
+
+// hostOfController is the instance controller ctl runs on.
+func (c *cluster) hostOfController(ctl *controller) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ctl.instanceID
+}
+
+// controllerStartedOutput is what kfleet-StartBroker prints on a
+// controller's host.
+func (c *cluster) controllerStartedOutput(ctl *controller) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("controller %d started\nlistening on %s (%s)\nmetadata.mode=%s\n", ctl.id, ctl.listener.addr(), kraftControllerListener, controllerMode(ctl))
+}
+
+// controllerMode is controller ctl's metadata mode, as BrokerStatus
+// prints it. c.mu must be held.
+func controllerMode(ctl *controller) string {
+	if ctl.migration {
+		return cloud.MetadataModeMigration
+	}
+	return cloud.MetadataModeKRaft
 }
 
 // setControllerVersionLocked makes controller ctl run Kafka version from
@@ -108,5 +137,5 @@ func (c *cluster) setControllerVersionLocked(ctl *controller, version string) er
 		return fmt.Errorf("localfleet: cluster %q: controller %d: Kafka %s cannot run a KRaft controller (3.7 to 4.0 are modelled)", c.id, ctl.id, version)
 	}
 	ctl.version = version
-	return c.kr.model.SetVoterSupport(ctl.id, r)
+	return c.quorum().model.SetVoterSupport(ctl.id, r)
 }

@@ -138,7 +138,10 @@ func TestIntegrationKRaftQuorumShape(t *testing.T) {
 	for _, b := range dc.Brokers {
 		assert.False(t, b.IsFenced, "broker %d", b.NodeID)
 	}
-	assert.Equal(t, "kfleet-local-k", dc.ClusterID)
+	kafkaID, err := f.ClusterID("local-k")
+	require.NoError(t, err)
+	assert.Len(t, kafkaID, 22, "a Kafka cluster id: a UUID in URL-safe base64")
+	assert.Equal(t, kafkaID, dc.ClusterID)
 	ctl := describeCluster(t, cl, false, 2)
 	assert.Equal(t, int32(3000), ctl.ControllerID)
 	assert.Len(t, ctl.Brokers, 3)

@@ -54,7 +54,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 	b.state = StateStopping
 	b.gen++
 	c.recordLocked(b, EventStop, who)
-	if c.kr != nil {
+	if c.kraftRegisteredLocked(b) {
 		// KRaft: the broker's heartbeat asks for a controlled shutdown
 		// and the controller moves its leadership.
 		c.kraftWantShutdownLocked(b, who)
@@ -77,7 +77,7 @@ func (c *cluster) stop(ctx context.Context, b *broker, who string) error {
 	b.proxy.close()
 	c.mu.Lock()
 	b.state = StateStopped
-	if c.kr != nil {
+	if c.kraftRegisteredLocked(b) {
 		c.kraftStoppedLocked(b, who) // fenced cleanly
 	}
 	c.recordLocked(b, EventStopped, who)

@@ -52,8 +52,12 @@ type brokerConf struct {
 	cluster    string
 	broker     int32
 	rack       string
-	zkConnect  string // servers and chroot, as written
+	zkConnect  string // servers and chroot, as written; "" for a KRaft broker
 	dataVolume string // the EBS volume log.dirs is on
+	// A KRaft broker's quorum (controller.quorum.voters) and the Kafka
+	// cluster id its log directory is formatted with; "" for a
+	// ZooKeeper broker.
+	voters, kafkaClusterID string
 }
 
 // Safe defaults of a managed cluster (OPERATIONS.md), written by
@@ -67,19 +71,22 @@ const (
 // properties renders server.properties as kfleet-ConfigureBroker writes
 // it on a host with privateIP.
 func (c brokerConf) properties(privateIP string) string {
-	lines := []string{
-		"broker.id=" + strconv.Itoa(int(c.broker)),
-		"broker.rack=" + c.rack,
-		"zookeeper.connect=" + c.zkConnect,
+	identity := []string{"broker.id=" + strconv.Itoa(int(c.broker)), "broker.rack=" + c.rack, "zookeeper.connect=" + c.zkConnect}
+	if c.zkConnect == "" {
+		identity = []string{"process.roles=broker", "node.id=" + strconv.Itoa(int(c.broker)), "broker.rack=" + c.rack,
+			"controller.quorum.voters=" + c.voters, "controller.listener.names=CONTROLLER",
+			"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"}
+	}
+	lines := append(identity,
 		"listeners=PLAINTEXT://0.0.0.0:9092",
-		"advertised.listeners=PLAINTEXT://" + privateIP + ":9092",
-		"log.dirs=" + logDir,
-		"default.replication.factor=" + strconv.Itoa(provisionedRF),
-		"min.insync.replicas=" + strconv.Itoa(provisionedMinISR),
-		"num.partitions=" + strconv.Itoa(provisionedNumPartitions),
+		"advertised.listeners=PLAINTEXT://"+privateIP+":9092",
+		"log.dirs="+logDir,
+		"default.replication.factor="+strconv.Itoa(provisionedRF),
+		"min.insync.replicas="+strconv.Itoa(provisionedMinISR),
+		"num.partitions="+strconv.Itoa(provisionedNumPartitions),
 		"unclean.leader.election.enable=false",
 		"auto.create.topics.enable=false",
-	}
+	)
 	return strings.Join(lines, "\n") + "\n"
 }
 
@@ -93,8 +100,10 @@ var configureBrokerPatterns = map[string]*regexp.Regexp{
 	cloud.ParamClusterID:        clusterIDPattern,
 	cloud.ParamBrokerID:         regexp.MustCompile(`^[0-9]{1,9}$`),
 	cloud.ParamRack:             regexp.MustCompile(`^([a-z0-9-]{1,64})?$`),
-	cloud.ParamZooKeeperConnect: zkConnectPattern,
+	cloud.ParamZooKeeperConnect: regexp.MustCompile(`^(` + strings.Trim(zkConnectPattern.String(), "^$") + `)?$`),
 	cloud.ParamDataVolumeID:     volumeIDPattern,
+	cloud.ParamQuorumVoters:     regexp.MustCompile(`^(` + strings.Trim(quorumVotersPattern.String(), "^$") + `)?$`),
+	cloud.ParamKafkaClusterID:   regexp.MustCompile(`^(` + strings.Trim(kafkaClusterIDPattern.String(), "^$") + `)?$`),
 }
 
 // setConfiguredZooKeeper writes the fleet's ensemble and each cluster's
@@ -103,7 +112,7 @@ func (h *hosts) setConfiguredZooKeeper(zk string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, in := range h.instances {
-		if in.conf != nil && in.conf.zkConnect == "" {
+		if in.conf != nil && in.conf.zkConnect == "" && in.conf.voters == "" {
 			in.conf.zkConnect = zk + cloud.ZooKeeperChroot(in.conf.cluster)
 			in.conf.rack = cmp.Or(in.conf.rack, in.az)
 		}
@@ -119,19 +128,34 @@ func (f *Fleet) configureBroker(instanceID string, param func(string) string, wh
 	conf := brokerConf{
 		cluster: param(cloud.ParamClusterID), broker: int32(id), rack: param(cloud.ParamRack),
 		zkConnect: param(cloud.ParamZooKeeperConnect), dataVolume: param(cloud.ParamDataVolumeID),
+		voters: param(cloud.ParamQuorumVoters), kafkaClusterID: param(cloud.ParamKafkaClusterID),
 	}
 	fail := func(format string, args ...any) (string, error) {
 		return "", fmt.Errorf("instance %s: configure cluster %q broker %d: "+format, append([]any{instanceID, conf.cluster, conf.broker}, args...)...)
 	}
-	if i := strings.IndexByte(conf.zkConnect, '/'); i < 0 || conf.zkConnect[i:] != cloud.ZooKeeperChroot(conf.cluster) {
-		return fail("zookeeper.connect %q must end with the cluster's chroot %s", conf.zkConnect, cloud.ZooKeeperChroot(conf.cluster))
+	switch {
+	case conf.zkConnect == "" && (conf.voters == "" || conf.kafkaClusterID == ""):
+		return fail("a broker without %s is a KRaft broker: %s and %s are required", cloud.ParamZooKeeperConnect, cloud.ParamQuorumVoters, cloud.ParamKafkaClusterID)
+	case conf.zkConnect != "" && (conf.voters != "" || conf.kafkaClusterID != ""):
+		return fail("a ZooKeeper broker takes no %s nor %s (the migration sets the quorum with %s)", cloud.ParamQuorumVoters, cloud.ParamKafkaClusterID, cloud.DocStartBroker)
+	case conf.zkConnect != "":
+		if i := strings.IndexByte(conf.zkConnect, '/'); i < 0 || conf.zkConnect[i:] != cloud.ZooKeeperChroot(conf.cluster) {
+			return fail("zookeeper.connect %q must end with the cluster's chroot %s", conf.zkConnect, cloud.ZooKeeperChroot(conf.cluster))
+		}
+	default:
+		if _, err := voterIDs(conf.voters); err != nil {
+			return fail("%v", err)
+		}
 	}
 	in, err := f.hosts.instance(instanceID)
 	if err != nil {
 		return "", err
 	}
-	if role, _ := tagValue(in.tags, cloud.TagRole); role == cloud.RoleZooKeeper {
+	switch role, _ := tagValue(in.tags, cloud.TagRole); role {
+	case cloud.RoleZooKeeper:
 		return fail("the instance is a ZooKeeper node (%s=%s): Kafka is not installed there", cloud.TagRole, role)
+	case cloud.RoleController:
+		return fail("the instance is a KRaft controller's host (%s=%s): configure it with %s", cloud.TagRole, role, cloud.DocConfigureController)
 	}
 	conf.rack = cmp.Or(conf.rack, in.az)
 	vol, err := f.hosts.volume(conf.dataVolume)
@@ -192,26 +216,38 @@ func (h *hosts) claim(volumeID string, owner dataRef) {
 	}
 }
 
+// startParams are kfleet-StartBroker's parameters.
+type startParams struct {
+	version, ibp string
+	mode, voters string // the metadata mode and quorum (migration.go)
+}
+
 // startOnHost runs kfleet-StartBroker on an instance: it starts the
 // broker that runs there, or makes the host a broker (join).
-func (f *Fleet) startOnHost(ctx context.Context, instanceID, who, version, ibp string) error {
+func (f *Fleet) startOnHost(ctx context.Context, instanceID, who string, p startParams) error {
 	if c, b, ok := f.hostedBroker(instanceID); ok {
-		return c.start(ctx, b, who, version, ibp, instanceID)
+		if err := c.setBrokerMode(b, p.mode, p.voters); err != nil {
+			return err
+		}
+		return c.start(ctx, b, who, p.version, p.ibp, instanceID)
 	}
-	return f.join(ctx, instanceID, who, version, ibp)
+	return f.join(ctx, instanceID, who, p)
 }
 
 // join starts Kafka on a configured host that is not its broker's current
 // host: the broker moves to it, or is added, or its cluster is created.
-func (f *Fleet) join(ctx context.Context, instanceID, who, version, ibp string) error {
+func (f *Fleet) join(ctx context.Context, instanceID, who string, p startParams) error {
 	c, b, err := f.adoptHost(ctx, instanceID, who)
 	if err != nil {
+		return err
+	}
+	if err := c.setBrokerMode(b, p.mode, p.voters); err != nil {
 		return err
 	}
 	// Kafka starts outside provMu: the brokers of a cluster being created
 	// start together, as on real hosts (start refuses a host its broker
 	// has left meanwhile).
-	return c.start(ctx, b, who, version, ibp, instanceID)
+	return c.start(ctx, b, who, p.version, p.ibp, instanceID)
 }
 
 // adoptHost makes a configured host its broker's (join), under provMu.
@@ -258,8 +294,14 @@ func (f *Fleet) adoptHost(ctx context.Context, instanceID, who string) (*cluster
 // defaults and the fleet's ClusterTiming. What was recorded for it
 // meanwhile (its resources' audit and violations) becomes its own.
 func (f *Fleet) clusterFor(ctx context.Context, conf brokerConf, who string) (*cluster, error) {
+	if conf.voters != "" {
+		return f.kraftClusterFor(conf) // controller_provision.go
+	}
 	if c, err := f.cluster(conf.cluster); err == nil {
 		if !f.gone(c) {
+			if c.cfg.KRaft != nil {
+				return nil, fmt.Errorf("localfleet: cluster %q: broker %d: the cluster is a KRaft cluster: a broker with zookeeper.connect cannot join it", c.id, conf.broker)
+			}
 			return c, nil
 		}
 		f.retire(c, who) // retire.go

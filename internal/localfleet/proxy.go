@@ -209,7 +209,7 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		}
 		defer done()
 	}
-	if c.kr != nil {
+	if c.kraftAnswers() {
 		// KRaft APIs kfake has none of (kraft_api.go).
 		if out, ok, err := s.answerKRaft(req); ok {
 			return out, err

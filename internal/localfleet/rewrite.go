@@ -40,7 +40,7 @@ func (c *cluster) rewriteResponseFor(req *request, raw []byte, broker int32) ([]
 	case *kmsg.MetadataResponse:
 		c.rewriteMetadata(req, r)
 	case *kmsg.DescribeClusterResponse:
-		if c.kr != nil && r.ErrorCode == 0 {
+		if c.kraftAnswers() && r.ErrorCode == 0 {
 			kreq, err := req.decode()
 			if err != nil {
 				return nil, err
@@ -70,7 +70,7 @@ func (c *cluster) rewriteResponseFor(req *request, raw []byte, broker int32) ([]
 				r.ApiKeys[i].MinVersion = 0
 			}
 		}
-		if c.kr != nil {
+		if c.kraftAnswers() {
 			c.rewriteApiVersionsKRaft(r, broker)
 		}
 	}

@@ -48,8 +48,10 @@ var ssmDocuments = cloud.DocumentParameters()
 // requiredParameters are the parameters without a default: SendCommand
 // refuses a command without them, as SSM does.
 var requiredParameters = map[string][]string{
-	cloud.DocConfigureBroker:    {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamZooKeeperConnect, cloud.ParamDataVolumeID},
+	cloud.DocConfigureBroker:    {cloud.ParamClusterID, cloud.ParamBrokerID, cloud.ParamDataVolumeID},
 	cloud.DocConfigureZooKeeper: {cloud.ParamClusterID, cloud.ParamMyID, cloud.ParamServers},
+	cloud.DocConfigureController: {cloud.ParamClusterID, cloud.ParamNodeID, cloud.ParamQuorumVoters,
+		cloud.ParamKafkaClusterID, cloud.ParamMetadataVersion},
 }
 
 // ssmError is an error in AWS's JSON protocol shape.
@@ -277,6 +279,8 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 			re, ok = configureBrokerPatterns[name]
 		case cloud.DocConfigureZooKeeper:
 			re, ok = configureZooKeeperPatterns[name]
+		case cloud.DocConfigureController:
+			re, ok = configureControllerPatterns[name]
 		}
 		if ok && !re.MatchString(values[0]) {
 			return ssmErr("InvalidParameters", "parameter %q must match %s, got %q", name, re, values[0])
@@ -289,6 +293,8 @@ func validateParameters(doc string, allowed []string, params map[string][]string
 var startBrokerPatterns = map[string]*regexp.Regexp{
 	cloud.ParamVersion:                    regexp.MustCompile(`^([0-9]+\.[0-9]+\.[0-9]+)?$`),
 	cloud.ParamInterBrokerProtocolVersion: regexp.MustCompile(`^([0-9]+\.[0-9]+(-IV[0-9]+)?)?$`),
+	cloud.ParamMetadataMode:               regexp.MustCompile(`^(zookeeper|migration|kraft)?$`),
+	cloud.ParamQuorumVoters:               regexp.MustCompile(`^(` + strings.Trim(quorumVotersPattern.String(), "^$") + `)?$`),
 }
 
 // run executes the command's document on one instance.
@@ -327,8 +333,22 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		}
 		return ""
 	}
+	if cmd.document == cloud.DocConfigureController {
+		return s.f.configureController(instance, param, who) // controller_provision.go
+	}
 	if c, ctl, ok := s.f.hostedController(instance); ok {
 		return s.f.controllerDocument(ctx, c, ctl, cmd.document, who, param) // kraft_hosts.go
+	}
+	if conf := s.f.hosts.controllerConf(instance); conf != nil {
+		// A configured controller host where no controller runs yet.
+		if cmd.document != cloud.DocStartBroker {
+			return s.f.controllerHostOutput(instance, cmd.document, *conf)
+		}
+		c, ctl, err := s.f.startControllerHost(ctx, instance, who, param(cloud.ParamVersion), param(cloud.ParamMetadataMode))
+		if err != nil {
+			return "", err
+		}
+		return c.controllerStartedOutput(ctl), nil
 	}
 	switch cmd.document {
 	case cloud.DocConfigureBroker:
@@ -336,17 +356,16 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 	case cloud.DocConfigureZooKeeper:
 		return s.f.configureZooKeeper(instance, param, who)
 	case cloud.DocStartBroker:
-		if err := s.f.startOnHost(ctx, instance, who, param(cloud.ParamVersion), param(cloud.ParamInterBrokerProtocolVersion)); err != nil {
+		start := startParams{version: param(cloud.ParamVersion), ibp: param(cloud.ParamInterBrokerProtocolVersion),
+			mode: param(cloud.ParamMetadataMode), voters: param(cloud.ParamQuorumVoters)}
+		if err := s.f.startOnHost(ctx, instance, who, start); err != nil {
 			return "", err
 		}
 		c, b, ok := s.f.hostedBroker(instance)
 		if !ok { // moved on meanwhile (another host took it over)
 			return "kafka started\n", nil
 		}
-		if c.kr != nil {
-			return fmt.Sprintf("broker %d started\nlistening on %s (registered with the KRaft controllers)\n", b.id, b.proxy.addr()), nil
-		}
-		return fmt.Sprintf("broker %d started\nlistening on %s (advertised in /brokers/ids/%d under %s)\n", b.id, b.proxy.addr(), b.id, c.zkRoot), nil
+		return c.brokerStartedOutput(b), nil
 	}
 	c, b, hosted := s.f.hostedBroker(instance)
 	if !hosted {
@@ -364,7 +383,13 @@ func (s *ssmService) execute(ctx context.Context, cmd *ssmCommand, instance stri
 		if err != nil {
 			return "", err
 		}
-		return s.f.brokerStatusOutput(ref, state)
+		out, err := s.f.brokerStatusOutput(ref, state)
+		if err != nil {
+			return "", err
+		}
+		// The mode the broker runs (or will start) in, after the state.
+		first, rest, _ := strings.Cut(out, "\n")
+		return first + "\n" + c.brokerModeLine(b) + rest, nil
 	case cloud.DocSetSysctl:
 		return s.f.setSysctl(ctx, ref, who, param(cloud.ParamName), param(cloud.ParamValue))
 	case cloud.DocTailLog:

@@ -75,6 +75,9 @@ func (c *cluster) prepareZooKeeper() error {
 			return fmt.Errorf("localfleet: cluster %q: create %s: %w", c.id, p, err)
 		}
 	}
+	if err := c.prepareClusterID(conn); err != nil { // migration_zk.go
+		return err
+	}
 	ids, _, err := conn.Children(c.zkPath("/brokers/ids"))
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: list broker ids: %w", c.id, err)
@@ -274,11 +277,5 @@ type zkLogger struct{ log zerolog.Logger }
 
 func (l zkLogger) Printf(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
 
-// registerBroker registers a starting broker: in ZooKeeper (its session is
-// returned), or in KRaft mode with the active controller (no session).
-func (c *cluster) registerBroker(b *broker) (*zk.Conn, error) {
-	if c.kr != nil {
-		return nil, c.kraftRegister(b)
-	}
-	return c.register(b)
-}
+// registerBroker (migration.go) registers a starting broker in its
+// metadata mode: in ZooKeeper, with the KRaft quorum, or both.

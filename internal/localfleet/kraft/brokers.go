@@ -17,8 +17,11 @@ type Broker struct {
 	Fenced  bool
 	// Alive is whether its process heartbeats; a registered broker that
 	// is not alive and never comes back is a "ghost".
-	Alive         bool
-	WantShutdown  bool
+	Alive        bool
+	WantShutdown bool
+	// ZkMigrating: a ZooKeeper-mode broker in a KIP-866 migration
+	// (RegisterMigrating), registered in ZooKeeper as well.
+	ZkMigrating   bool
 	RegisteredAt  time.Time
 	LastHeartbeat time.Time
 }
@@ -37,6 +40,19 @@ func (m *Model) Register(id int32, version string, support Range, now time.Time)
 	m.brokers[id] = b
 	return Event{Time: now, Kind: EventRegistered, Node: id, Epoch: m.epoch,
 		Detail: fmt.Sprintf("broker epoch %d, Kafka %s, metadata.version %s", b.Epoch, version, support)}, nil
+}
+
+// RegisterMigrating registers ZooKeeper broker id, started with
+// zookeeper.metadata.migration.enable, as a migrating ZooKeeper broker
+// (KIP-866 phase 2); it heartbeats as a KRaft broker does.
+func (m *Model) RegisterMigrating(id int32, version string, support Range, now time.Time) (Event, error) {
+	ev, err := m.Register(id, version, support, now)
+	if err != nil {
+		return ev, err
+	}
+	m.brokers[id].ZkMigrating = true
+	ev.Detail += ", migrating ZooKeeper broker"
+	return ev, nil
 }
 
 // Brokers is a copy of the registered brokers, by id.

@@ -43,6 +43,12 @@ type Voter struct {
 	LogEndOffset int64
 	LastFetch    time.Time // zero: never fetched
 	LastCaughtUp time.Time // zero: never caught up
+	// CatchingUp: its log was lost (ResetVoter) and it is copying the
+	// leader's from the beginning.
+	CatchingUp bool
+
+	catchUp   time.Duration // how long the copy takes (ResetVoter)
+	fetchFrom time.Time     // its first fetch after the reset
 }
 
 // EventKind names what the model reports from a change or from Advance.
@@ -287,6 +293,10 @@ func (m *Model) replicate(now time.Time) {
 	ldr.LastFetch, ldr.LastCaughtUp = now, now
 	for _, v := range m.voters {
 		if v == ldr || !reachable(v) || ldr.Partitioned {
+			continue
+		}
+		if v.CatchingUp {
+			m.fetchCatchingUp(v, ldr.LogEndOffset, now) // forming.go
 			continue
 		}
 		v.LastFetch = now
