@@ -238,3 +238,57 @@ func TestIntegrationKRaftUpgradeGhost(t *testing.T) {
 	assert.True(t, strings.HasPrefix(last.Outcome, "Kafka 4.0.0, metadata.version 4.0-IV3"), last.Outcome)
 	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "rolling_upgrade_kraft_ghost.json"})
 }
+
+// TestIntegrationKRaftUpgradeGhostKept (issue #15): the ghost's removal
+// declined (starter skip): the upgrade ends with the binaries rolled and
+// metadata.version unchanged and says so, in its operation's status and
+// outcome; the fleet's audit shows every node on 4.0.0, no unregistration
+// and no feature change, and the ghost still registered.
+func TestIntegrationKRaftUpgradeGhostKept(t *testing.T) {
+	t.Parallel()
+	const cluster, ghost = "local-kk", int32(7)
+	bin := buildStarterAsync(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	stack, spec := kraftUpgradeStack(ctx, t, cluster)
+	require.NoError(t, stack.Fleet.AddGhost(cluster, ghost, "3.9.0", "integration-test"))
+	starter, addr := <-bin, stack.Temporal.Addr
+	auditBefore := len(stack.Fleet.Audit(cluster))
+	op, err := entity.Request(ctx, stack.Client, cluster, kraftUpgradeReq("integration-test", "4.0.0", "4.0-IV3"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v, err := stack.Client.QueryWorkflow(ctx, op.WorkflowID, "", workflows.QueryProgress)
+		var p workflows.UpgradeProgress
+		return err == nil && v.Get(&p) == nil && p.Paused != nil
+	}, 2*time.Minute, 200*time.Millisecond, "the upgrade waits for a human")
+
+	out, code := runStarter(t, starter, "skip", "--address", addr, "--cluster", cluster, "--by", "carol", "--reason", "broker 7 comes back next week")
+	require.Equal(t, 0, code, out)
+
+	st := waitStatus(ctx, t, stack, cluster, time.Minute, "the upgrade ended", func(st workflows.ClusterStatus) bool {
+		return st.Running == nil && len(st.History) > 0
+	})
+	last := st.History[len(st.History)-1]
+	assert.Equal(t, workflows.StatusFailed, last.Status)
+	assert.Contains(t, last.Error, "binaries rolled to Kafka 4.0.0, metadata.version NOT finalized (unchanged at 3.9-IV0, target 4.0-IV3)")
+	assert.Contains(t, last.Error, "carol declined to unregister ghost broker 7")
+	assert.Contains(t, last.Outcome, "binaries rolled to Kafka 4.0.0; metadata.version unchanged at 3.9-IV0")
+
+	events := stack.Fleet.Audit(cluster)[auditBefore:]
+	starts := 0
+	for _, e := range events {
+		switch e.Kind {
+		case localfleet.EventStart, localfleet.EventControllerStart:
+			starts++
+			assert.Equal(t, "4.0.0", e.Version)
+		case localfleet.EventKind(kraft.EventUnregistered), localfleet.EventKind(kraft.EventFeature):
+			t.Errorf("nothing is unregistered or finalized without a yes: %+v", e)
+		}
+	}
+	assert.Equal(t, 6, starts, "every controller and broker restarted on the new release")
+	noViolations(t, stack, cluster)
+	assert.Equal(t, "3.9-IV0", finalizedMetadataVersion(ctx, t, spec))
+	q, err := stack.Fleet.Quorum(cluster)
+	require.NoError(t, err)
+	assert.Equal(t, "3.9-IV0", q.MetadataVersion)
+}
