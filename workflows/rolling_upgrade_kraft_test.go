@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/kfleet/kfleet/activities"
 	"github.com/kfleet/kfleet/workflows"
@@ -206,4 +207,23 @@ func (s *RollingUpgradeSuite) TestKRaftBadInputTouchesNothing() {
 			s.False(k.finalized)
 		})
 	}
+}
+
+// TestZooKeeperUpgradeNeverAsksAboutKRaft: a ZooKeeper cluster's upgrade
+// records exactly the commands it did before the KRaft path existed: no
+// GetVersion marker, none of its activities.
+func (s *RollingUpgradeSuite) TestZooKeeperUpgradeNeverAsksAboutKRaft() {
+	s.env.OnGetVersion(workflows.VersionKRaftUpgrade, workflow.DefaultVersion, 1).Never()
+	for _, activity := range []any{acts.CurrentMetadataVersion, acts.WaitUpgradeReady, acts.FinalizeMetadataVersion, acts.DescribeGhost, acts.UnregisterGhost} {
+		s.env.OnActivity(activity, mock.Anything, mock.Anything).Never()
+	}
+	s.mockRolls(s.env, "")
+	s.env.ExecuteWorkflow(workflows.RollingUpgradeWorkflow, upgradeInput("3.7.1", "3.6", ""))
+
+	s.Require().NoError(s.env.GetWorkflowError())
+	s.Len(s.rolls, 2, "binaries, then the protocol")
+	var res workflows.RollingUpgradeResult
+	s.Require().NoError(s.env.GetWorkflowResult(&res))
+	s.Empty(res.Mode)
+	s.Nil(res.MetadataVersion)
 }
