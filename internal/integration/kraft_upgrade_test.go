@@ -207,7 +207,13 @@ func TestIntegrationKRaftUpgradeGhost(t *testing.T) {
 	assert.Equal(t, "3.9-IV0", qs.MetadataVersion, "nothing finalized before the approval")
 	assert.Equal(t, "3.9-IV0", finalizedMetadataVersion(ctx, t, spec))
 
-	out, code := runStarter(t, starter, "approve", "--address", addr, "--cluster", cluster, "--by", "alice", "--reason", "broker 7 was decommissioned in 2025")
+	// What an operator sees: the pause, its reason, what it takes.
+	out, code := runStarter(t, starter, "status", "--address", addr, "--cluster", cluster)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "PAUSED at broker 7 (waiting for approval to unregister a ghost node)")
+	assert.Contains(t, out, "[decide: resume|skip|abort]")
+
+	out, code = runStarter(t, starter, "approve", "--address", addr, "--cluster", cluster, "--by", "alice", "--reason", "broker 7 was decommissioned in 2025")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "broker 7")
 
