@@ -165,21 +165,30 @@ func (a *Activities) upgradeReady(ctx context.Context, spec fleet.ClusterSpec, t
 	}
 	// The controllers cannot be asked through the brokers' listeners: the
 	// active one validates the level against every controller's support.
+	// A refusal naming a ghost is left to the finalization (which asks a
+	// human); any other means a node is not ready.
 	verdict := fleet.CheckFinalize(current, target, nodes)
-	if verdict.OK() && len(verdict.Ghosts) == 0 {
+	if !verdict.Done {
 		err := a.KRaft.UpdateMetadataVersion(ctx, spec, target.Level, true)
 		var refused *kafka.FeatureRefusedError
-		if errors.As(err, &refused) {
+		switch {
+		case errors.As(err, &refused) && !namesAny(refused.Message, verdict.Ghosts):
 			v.Reason = "the active controller would refuse it: " + refused.Error()
 			return v, nil
-		}
-		if err != nil {
+		case errors.As(err, &refused):
+		case err != nil:
 			return v, err
 		}
 	}
 	v.Ready = true
 	v.Reason = fmt.Sprintf("%d broker(s) registered and unfenced on binaries supporting %s; %d controller(s) caught-up voters", v.Brokers, target, v.Controllers)
 	return v, nil
+}
+
+// namesAny reports whether a controller's message names one of the
+// brokers ids ("broker 7 ").
+func namesAny(msg string, ids []int32) bool {
+	return slices.ContainsFunc(ids, func(id int32) bool { return strings.Contains(msg, fmt.Sprintf("broker %d ", id)) })
 }
 
 // GhostInput names a ghost (a registered node outside the spec) of a
@@ -232,7 +241,7 @@ func (a *Activities) DescribeGhost(ctx context.Context, in GhostInput) (Ghost, e
 	err = a.KRaft.UpdateMetadataVersion(ctx, in.Spec, target.Level, true)
 	var refused *kafka.FeatureRefusedError
 	switch {
-	case errors.As(err, &refused) && strings.Contains(refused.Message, fmt.Sprintf("broker %d ", in.Node)):
+	case errors.As(err, &refused) && namesAny(refused.Message, []int32{in.Node}):
 		g.Why = refused.Message
 		if m := kafkaRelease.FindStringSubmatch(refused.Message); m != nil {
 			g.LastVersion = m[1]

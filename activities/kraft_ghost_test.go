@@ -120,7 +120,10 @@ func TestWaitUpgradeReady(t *testing.T) {
 		want    string
 	}{
 		{"every node on the new binaries", registered, []fleet.NodeSupport{on40(1), on40(2), on40(3)}, "", true, "3 broker(s) registered and unfenced"},
-		{"a ghost does not stop readiness", append(registered, fleet.BrokerFencing{ID: 7, Fenced: true}), []fleet.NodeSupport{on40(1), on40(2), on40(3), {ID: 7}}, "", true, ""},
+		{"a ghost does not stop readiness", append(registered, fleet.BrokerFencing{ID: 7, Fenced: true}), []fleet.NodeSupport{on40(1), on40(2), on40(3), {ID: 7}},
+			"broker 7 (registered but not running, Kafka 3.9.0) does not support metadata.version 4.0-IV3", true, ""},
+		{"a ghost and a controller on old binaries", append(registered, fleet.BrokerFencing{ID: 7, Fenced: true}), []fleet.NodeSupport{on40(1), on40(2), on40(3), {ID: 7}},
+			"controller 3001 does not support metadata.version 4.0-IV3", false, "the active controller would refuse it"},
 		{"a broker on old binaries", registered, []fleet.NodeSupport{on40(1), on39(2), on40(3)}, "", false, "broker 2 supports up to level 21"},
 		{"a fenced broker", []fleet.BrokerFencing{{ID: 1}, {ID: 2, Fenced: true}, {ID: 3}}, []fleet.NodeSupport{on40(1), on40(2), on40(3)}, "", false, "broker 2 is fenced"},
 		{"a controller on old binaries", registered, []fleet.NodeSupport{on40(1), on40(2), on40(3)}, "controller 3001 does not support metadata.version 4.0-IV3", false, "the active controller would refuse it"},
