@@ -165,25 +165,7 @@ func waitMigration(ctx context.Context, c client.Client, cluster string, done fu
 	}
 }
 
+// printMigration is RenderMigration with the CLI's command to approve.
 func printMigration(out io.Writer, st workflows.MigrationState) {
-	fmt.Fprintf(out, "migration of %s to KRaft (asked by %s): %s; the cluster is %s\n", st.Cluster, st.RequestedBy, st.Status, st.Stage)
-	for _, b := range st.Blockers {
-		fmt.Fprintf(out, "  blocked: %s\n", b.Reason)
-	}
-	for _, s := range st.Steps {
-		line := fmt.Sprintf("  %s approved by %s: %s", s.Params, s.ApprovedBy, s.Status)
-		if !s.Ended.IsZero() {
-			line += fmt.Sprintf(" in %s", s.Ended.Sub(s.Started).Round(100*time.Millisecond))
-		}
-		fmt.Fprintln(out, line+entity.Suffix(" (", s.Outcome+s.Error, ")"))
-	}
-	if st.Status == workflows.MigrationAwaiting {
-		fmt.Fprintf(out, "  next: phase %s (starter migrate approve --cluster %s --phase %d)\n", st.Next, st.Cluster, int(st.Next))
-		if st.Rollback != "" {
-			fmt.Fprintf(out, "  rollback: %s\n", st.Rollback)
-		}
-	}
-	if st.Error != "" {
-		fmt.Fprintf(out, "  last error: %s\n", st.Error)
-	}
+	entity.RenderMigration(out, st, fmt.Sprintf("starter migrate approve --cluster %s --phase %d", st.Cluster, int(st.Next)))
 }

@@ -158,7 +158,7 @@ func (m *migrationStep) migrating(phase fleet.MigrationPhase) *fleet.KRaftSpec {
 // roll with every gate of one, as a child the entity's decide update
 // reaches.
 func (m *migrationStep) roll(ctx workflow.Context, mode string, nodes []int32) error {
-	id := migrationRollWorkflowID(m.in.WorkflowID, mode)
+	id := MigrationRollWorkflowID(m.in.WorkflowID, mode)
 	m.progress.RollWorkflowID = id
 	m.step(ctx, fmt.Sprintf("rolling %d node(s) into %s mode", len(nodes), mode))
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{

@@ -129,8 +129,8 @@ var migrationPhaseKind = &kind[MigrationParams, MigrationPhaseInput, MigrationPh
 	legacy:   func(Operation) MigrationParams { return MigrationParams{} },
 	describe: func(p MigrationParams) string { return p.String() },
 	deciders: func(op Operation) []string {
-		return []string{migrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeMigration), migrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeKRaft),
-			migrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeZooKeeper)}
+		return []string{MigrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeMigration), MigrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeKRaft),
+			MigrationRollWorkflowID(op.WorkflowID, cloud.MetadataModeZooKeeper)}
 	},
 	progress: func(op Operation, query func(string) json.RawMessage) []string {
 		var p MigrationPhaseProgress
@@ -153,9 +153,9 @@ func describeMigrationOp(op Operation) string {
 	return fmt.Sprintf("%s (%s)", op.ID, p)
 }
 
-// migrationRollWorkflowID is a migration step's roll into metadata mode
+// MigrationRollWorkflowID is a migration step's roll into metadata mode
 // (a step runs at most one roll per mode).
-func migrationRollWorkflowID(stepWorkflowID, mode string) string {
+func MigrationRollWorkflowID(stepWorkflowID, mode string) string {
 	return stepWorkflowID + "/roll-" + mode
 }
 

@@ -78,6 +78,8 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 		}
 		return fmt.Sprintf("creating %s: %d brokers over %s (plan %s, provisioning %s)", cmd.Cluster, cmd.Plan.Brokers,
 			strings.Join(cmd.Plan.AvailabilityZones, ", "), adm.Plan, adm.WorkflowID), adm.WorkflowID, nil
+	case chatops.VerbMigrateStart, chatops.VerbMigrateStatus, chatops.VerbMigrateApprove, chatops.VerbMigrateRollback, chatops.VerbMigrateAbandon:
+		return b.migrate(ctx, cmd, user) // migrate.go
 	}
 	// An operation that takes nothing down (cleaner-check, add-brokers,
 	// rebalance) is asked for now; a destructive one only once approved.

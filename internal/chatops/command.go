@@ -38,7 +38,8 @@ const (
 	VerbTenantRotate     Verb = "tenant-rotate"
 	VerbTenantChangePlan Verb = "tenant-change-plan"
 	VerbTenantDelete     Verb = "tenant-delete"
-	// The admin lane's verbs are in command_topic.go.
+	// The admin lane's verbs are in command_topic.go, the migration's in
+	// command_migrate.go.
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -80,6 +81,13 @@ var verbSpecs = [...]verbSpec{
 	{VerbTopicPartitions, "topic partitions <cluster> <tenant> <topic> <N>", "take a tenant's topic to N partitions in all (more than it has)"},
 	{VerbTopicRetention, "topic retention <cluster> <tenant> <topic> <duration>", "set a tenant's topic's retention.ms, like 6h, within its plan's bounds"},
 	{VerbGroupDelete, "group delete <cluster> <tenant> <group>", "delete a tenant's consumer group; refused while it has live members"},
+	{VerbMigrateStart, "migrate start <cluster> [controllers=3|5]",
+		"start the cluster's migration from ZooKeeper to KRaft: its preflight runs at once, then phase 1 awaits a second person's approval"},
+	{VerbMigrateStatus, "migrate status <cluster>", "where the cluster's migration is, and the phase awaiting approval"},
+	{VerbMigrateApprove, "migrate approve <cluster> <phase 1-4>",
+		"start the phase awaiting approval (1 controllers, 2 dual-write, 3 brokers-kraft, 4 finalize: no undo); not by who started the migration"},
+	{VerbMigrateRollback, "migrate rollback <cluster> [reason...]", "roll the cluster back to ZooKeeper from the phase it is in (until finalization)"},
+	{VerbMigrateAbandon, "migrate abandon <cluster> [reason...]", "end the migration where it is; a later migrate start resumes from the cluster's phase"},
 	{VerbHelp, "help", "this text"},
 }
 
@@ -151,7 +159,8 @@ type Command struct {
 	// MetadataVersion is a KRaft upgrade's target metadata.version, e.g.
 	// "4.0-IV3" (metadata=; "": the release's latest).
 	MetadataVersion string
-	// Reason is a pause's reason (may be empty).
+	// Reason is a pause's, or a migration's rollback's or abandon's,
+	// reason (may be empty).
 	Reason string
 	// OperationID is the operation an abort answers ("": the one waiting).
 	OperationID string
@@ -185,6 +194,10 @@ type Command struct {
 	Partitions        int
 	ReplicationFactor int
 	Retention         string
+	// Controllers is a migration's start's controllers= (0: the
+	// default, 3); Phase the phase a migrate-approve approves.
+	Controllers int
+	Phase       fleet.MigrationPhase
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -201,7 +214,7 @@ func Parse(text string) (Command, error) {
 	if len(fields) == 0 {
 		return Command{Verb: VerbHelp}, nil
 	}
-	verb, args := twoWordVerb(fields) // command_topic.go
+	verb, args := commandVerb(fields) // command_migrate.go
 	spec, ok := specOf(verb)
 	if !ok {
 		return Command{}, fmt.Errorf("unknown verb %s: want one of %s", quote(fields[0]), verbList())
@@ -271,6 +284,8 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		return cmd, parseTenantArgs(&cmd, args) // command_tenant.go
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
 		return cmd, parseTopicArgs(&cmd, args) // command_topic.go
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		return cmd, parseMigrateArgs(&cmd, args) // command_migrate.go
 	case VerbDelete:
 		if len(args) > 0 && args[0] == "force" {
 			cmd.Force, args = true, args[1:]
@@ -434,6 +449,12 @@ func (c Command) Validate() error {
 			return err
 		}
 		want = again
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		again, err := reparseMigrate(c)
+		if err != nil {
+			return err
+		}
+		want = again
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -452,7 +473,7 @@ func (c Command) equal(d Command) bool {
 		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
 		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace &&
 		c.Topic == d.Topic && c.Group == d.Group && c.Partitions == d.Partitions && c.ReplicationFactor == d.ReplicationFactor &&
-		c.Retention == d.Retention && c.Node == d.Node
+		c.Retention == d.Retention && c.Node == d.Node && c.Controllers == d.Controllers && c.Phase == d.Phase
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -505,6 +526,8 @@ func (c Command) String() string {
 		parts = append(parts, tenantArgs(c)...)
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
 		parts = append(parts, topicArgs(c)...)
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		parts = append(parts, migrateArgs(c)...)
 	}
 	return strings.Join(parts, " ")
 }

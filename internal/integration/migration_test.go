@@ -31,7 +31,7 @@ import (
 // zones with an RF-3 topic, registered as running Kafka 3.9.0 at
 // inter.broker.protocol.version 3.9 (the migration's release) unless
 // version says another.
-func migrationStack(t *testing.T, version, ibp string) *devstack.Stack {
+func migrationStack(t testing.TB, version, ibp string) *devstack.Stack {
 	t.Helper()
 	cfg := fastFleet(localfleet.ClusterConfig{ID: "local-a", Brokers: 3, Racks: 3,
 		Topics: []localfleet.TopicConfig{{Name: "events", Partitions: 6}}})
@@ -49,7 +49,7 @@ func migrationStack(t *testing.T, version, ibp string) *devstack.Stack {
 
 // startMigration starts local-a's migration as alice, fast, and waits for
 // its preflight's verdict.
-func startMigration(ctx context.Context, t *testing.T, stack *devstack.Stack) workflows.MigrationState {
+func startMigration(ctx context.Context, t testing.TB, stack *devstack.Stack) workflows.MigrationState {
 	t.Helper()
 	_, err := entity.StartMigration(ctx, stack.Client, workflows.MigrationInput{Cluster: "local-a", RequestedBy: "alice",
 		WaitTimeout: time.Minute, PollInterval: 200 * time.Millisecond})
@@ -59,7 +59,7 @@ func startMigration(ctx context.Context, t *testing.T, stack *devstack.Stack) wo
 	})
 }
 
-func migrationWhen(ctx context.Context, t *testing.T, stack *devstack.Stack, what string, ok func(workflows.MigrationState) bool) workflows.MigrationState {
+func migrationWhen(ctx context.Context, t testing.TB, stack *devstack.Stack, what string, ok func(workflows.MigrationState) bool) workflows.MigrationState {
 	t.Helper()
 	var last workflows.MigrationState
 	require.Eventually(t, func() bool {
@@ -75,7 +75,7 @@ func migrationWhen(ctx context.Context, t *testing.T, stack *devstack.Stack, wha
 
 // decide sends a decision to local-a's migration as bob (not alice, who
 // asked for it), retrying while a killed worker cannot answer.
-func decide(ctx context.Context, t *testing.T, stack *devstack.Stack, d workflows.MigrationDecision) {
+func decide(ctx context.Context, t testing.TB, stack *devstack.Stack, d workflows.MigrationDecision) {
 	t.Helper()
 	d.By = "bob"
 	require.Eventually(t, func() bool {
@@ -89,7 +89,7 @@ func decide(ctx context.Context, t *testing.T, stack *devstack.Stack, d workflow
 
 // stepDone waits until the migration has run n steps and awaits the next
 // decision (or ended), and fails on a failed step.
-func stepDone(ctx context.Context, t *testing.T, stack *devstack.Stack, n int) workflows.MigrationState {
+func stepDone(ctx context.Context, t testing.TB, stack *devstack.Stack, n int) workflows.MigrationState {
 	t.Helper()
 	st := migrationWhen(ctx, t, stack, fmt.Sprintf("step %d ends", n), func(st workflows.MigrationState) bool {
 		return len(st.Steps) >= n && st.Status != workflows.MigrationRunning

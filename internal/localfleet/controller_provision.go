@@ -383,6 +383,10 @@ func (f *Fleet) adoptControllerHost(ctx context.Context, instanceID, who string)
 	}
 	ctl.instanceID = instanceID
 	ctl.migration = conf.zkConnect != ""
+	if migrating && c.zkm.state == MigrationNone {
+		// Another attempt after a rollback: phase 1 again.
+		c.zkm.state, c.zkm.waitingLogged = MigrationWaiting, false
+	}
 	if old := ctl.listener; old.port() != conf.port {
 		ctl.listener = newCtrlListener(c, ctl.id, conf.port)
 	}

@@ -260,3 +260,36 @@ func slicesContainsKind(evs []localfleet.Event, kind localfleet.EventKind) bool 
 	}
 	return false
 }
+
+// A configured KRaft cluster's controller host replaced by a launched
+// one: configured with the cluster's Kafka cluster id and quorum, it
+// takes node 3001 over once the old host is gone, copies the metadata
+// log and the brokers stay unfenced throughout.
+func TestIntegrationConfiguredControllerHostReplacement(t *testing.T) {
+	t.Parallel()
+	f := startKRaft(t, localfleet.KRaftConfig{})
+	ctx := testContext(t)
+	p := newProvisioner(t, f)
+	kafkaID, err := f.ClusterID("local-k")
+	require.NoError(t, err)
+	old := f.Endpoints().Clusters["local-k"].Controllers[1]
+	require.Equal(t, int32(3001), old.ID)
+
+	_, err = p.ec2.TerminateInstance(ctx, old.InstanceID)
+	require.NoError(t, err)
+	repl := p.launchController(ctx, "local-k", 3001, "us-east-1b")
+	res, err := p.configureController(ctx, repl.ID, "local-k", 3001, kafkaID, "")
+	require.NoError(t, err)
+	addr := cloud.ControllerAddress(res.Stdout)
+	res, err = p.start(ctx, repl.ID)
+	require.NoError(t, err)
+	assert.Contains(t, res.Stdout, "controller 3001 started")
+	require.Eventually(t, func() bool {
+		q, err := f.Quorum("local-k")
+		require.NoError(t, err)
+		return q.CaughtUp == 3 && q.Voters[1].InstanceID == repl.ID && q.Voters[1].Address == addr
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, addr, f.Endpoints().Clusters["local-k"].Controllers[1].Address)
+	waitFenced(t, f, "local-k", map[int32]bool{1: false, 2: false, 3: false})
+	assert.Empty(t, f.Violations("local-k"))
+}

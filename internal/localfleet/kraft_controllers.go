@@ -134,7 +134,7 @@ func (c *cluster) stopController(ctl *controller, who string, clean bool) error 
 		return nil
 	}
 	m := c.quorum().model
-	if caught, majority := m.CaughtUpWithout(ctl.id); caught < majority {
+	if caught, majority := m.CaughtUpWithout(ctl.id); caught < majority && !c.quorumDispensableLocked() {
 		c.violateLocked(ViolationQuorumLost, fmt.Sprintf(
 			"controller %d going down leaves %d caught-up voters of %d, a majority is %d", ctl.id, caught, len(c.quorum().controllers), majority))
 	}

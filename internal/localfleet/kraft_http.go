@@ -9,6 +9,7 @@ import (
 // kraftRoutes serves KRaft clusters' quorum and controllers:
 //
 //	GET  /v1/clusters/{id}/quorum
+//	GET  /v1/clusters/{id}/migration (migration_takeover.go)
 //	POST /v1/clusters/{id}/controllers/{node}/stop|start
 //	POST /v1/clusters/{id}/controllers/{node}/faults/crash|lag-voter|heal
 //	POST /v1/clusters/{id}/quorum/faults/partition-leader|heal
@@ -29,6 +30,14 @@ func (f *Fleet) kraftRoutes(mux *http.ServeMux) {
 		default:
 			return f.InjectQuorumFault(id, kind, node, who)
 		}
+	}))
+	mux.HandleFunc("GET /v1/clusters/{id}/migration", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
+		st, err := f.Migration(id)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	}))
 	mux.HandleFunc("POST /v1/clusters/{id}/quorum/faults/{fault}", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
 		f.writeQuorum(w, id, f.InjectQuorumFault(id, FaultKind(r.PathValue("fault")), -1, whoOf(r)))

@@ -70,6 +70,15 @@ type zkMigration struct {
 	// hasVoters: the broker's server.properties has
 	// controller.quorum.voters.
 	hasVoters map[int32]bool
+	// zkLeader and zkLeaderEpoch are the KRaft controller /controller
+	// names (claimed at the takeover, then by each new leader).
+	zkLeader, zkLeaderEpoch int32
+	// dirty signals the dual-writer (nil until the takeover).
+	dirty chan struct{}
+	// dualWrites counts the metadata changes written to ZooKeeper.
+	dualWrites int
+	// finalizedEarly, stuck: the violations were recorded.
+	finalizedEarly, stuck bool
 }
 
 // brokerModeLocked is broker b's metadata mode: the one its process runs
@@ -133,6 +142,23 @@ func (c *cluster) kraftAnswers() bool {
 // held.
 func (c *cluster) zooKeeperReleasedLocked() bool {
 	return c.cfg.KRaft != nil || c.zkm.state == MigrationReleased
+}
+
+// quorumDispensableLocked is whether losing the quorum costs the cluster
+// no metadata: a migrating ZooKeeper cluster none of whose brokers is a
+// KRaft broker yet (phases 1 and 2), where ZooKeeper still holds the
+// metadata and stopping every controller is the rollback's first step.
+// c.mu must be held.
+func (c *cluster) quorumDispensableLocked() bool {
+	if c.cfg.KRaft != nil {
+		return false
+	}
+	for _, b := range c.brokers {
+		if b.state != StateDecommissioned && c.brokerModeLocked(b) == cloud.MetadataModeKRaft {
+			return false
+		}
+	}
+	return true
 }
 
 // registerBroker registers a starting broker in its configured mode: in

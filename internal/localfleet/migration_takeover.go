@@ -11,6 +11,9 @@ import (
 // Audited events of the migration (Broker is the controller or broker
 // concerned, 0 for the cluster).
 const (
+	// EventMigrationQuorum: a ZooKeeper cluster's first migration
+	// controller formed the migration quorum (phase 1).
+	EventMigrationQuorum EventKind = "migration-quorum"
 	// EventMigrationWaiting: the migration leader waits for the brokers
 	// to register ("No brokers are known to KRaft").
 	EventMigrationWaiting EventKind = "migration-waiting"
@@ -50,7 +53,7 @@ func (c *cluster) startMigrationQuorum(conf controllerConf, ids []int32, timing 
 		return nil, err
 	}
 	c.zkm.state = MigrationWaiting
-	c.appendEventLocked(Event{Broker: conf.node, Kind: EventKind("migration-quorum"), Who: who,
+	c.appendEventLocked(Event{Broker: conf.node, Kind: EventMigrationQuorum, Who: who,
 		Detail: fmt.Sprintf("migration controllers %v for ZooKeeper cluster %q (Kafka cluster id %s, metadata.version %s): phase 1",
 			ids, c.id, conf.kafkaClusterID, conf.metadataVersion)})
 	return ks, nil
@@ -63,8 +66,11 @@ func (c *cluster) advanceMigrationLocked(now time.Time) {
 	if c.cfg.KRaft != nil || ks == nil {
 		return
 	}
-	leader, _ := ks.model.Leader()
+	leader, epoch := ks.model.Leader()
 	if leader == kraft.NoLeader {
+		if c.zkm.state == MigrationDualWrite || c.zkm.state == MigrationKRaft {
+			c.advanceDualWriteLocked(now, leader, epoch)
+		}
 		return
 	}
 	ctl := c.controllerByID(leader)
@@ -85,6 +91,8 @@ func (c *cluster) advanceMigrationLocked(now time.Time) {
 			return
 		}
 		c.beginTakeoverLocked(ctl, now) // migration_dualwrite.go
+	case MigrationDualWrite, MigrationKRaft:
+		c.advanceDualWriteLocked(now, leader, epoch) // migration_failures.go
 	}
 }
 
@@ -116,6 +124,9 @@ type MigrationStatus struct {
 	// migration, kraft); a broker that does not run is listed by the
 	// mode it will start in.
 	Brokers map[string][]int32 `json:"brokers"`
+	// RegisteredWithKRaft are the brokers registered with the quorum
+	// (KRaft brokers and migrating ZooKeeper brokers), fenced or not.
+	RegisteredWithKRaft []int32 `json:"registeredWithKRaft,omitempty"`
 	// ZooKeeperInUse: some node of the cluster holds a ZooKeeper session
 	// or the cluster still depends on ZooKeeper (not released).
 	ZooKeeperInUse bool `json:"zookeeperInUse"`
@@ -127,6 +138,9 @@ type MigrationStatus struct {
 	// RecordsCopied counts the metadata records the takeover copied
 	// from ZooKeeper (topics, partitions, configs, ACLs).
 	RecordsCopied int `json:"recordsCopied"`
+	// DualWrites counts the metadata changes the controllers wrote to
+	// ZooKeeper since the takeover.
+	DualWrites int `json:"dualWrites"`
 	// MigrationControllers are the controllers still in migration mode.
 	MigrationControllers []int32 `json:"migrationControllers,omitempty"`
 }
@@ -135,7 +149,10 @@ type MigrationStatus struct {
 // held.
 func (c *cluster) migrationStatusLocked() MigrationStatus {
 	st := MigrationStatus{State: cmpOr(c.zkm.state, MigrationNone), KafkaClusterID: c.zkm.clusterID, Brokers: map[string][]int32{},
-		LastZooKeeperWrite: c.zkm.lastZKWrite, RecordsCopied: c.zkm.recordsCopied}
+		LastZooKeeperWrite: c.zkm.lastZKWrite, RecordsCopied: c.zkm.recordsCopied, DualWrites: c.zkm.dualWrites}
+	if st.State == migrationTakingOver {
+		st.State = MigrationWaiting // the brokers still have a ZooKeeper controller
+	}
 	if c.cfg.KRaft != nil {
 		st.KafkaClusterID = c.quorum().clusterID
 	}
@@ -153,6 +170,9 @@ func (c *cluster) migrationStatusLocked() MigrationStatus {
 		st.ZooKeeperSessions++
 	}
 	if ks := c.quorum(); ks != nil {
+		for _, reg := range ks.model.Brokers() {
+			st.RegisteredWithKRaft = append(st.RegisteredWithKRaft, reg.ID)
+		}
 		for _, ctl := range ks.controllers {
 			if ctl.migration {
 				st.MigrationControllers = append(st.MigrationControllers, ctl.id)

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 
+	"time"
+
 	"github.com/go-zookeeper/zk"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ZooKeeper znodes of a cluster that the migration reads and writes, as
@@ -71,6 +74,35 @@ func (c *cluster) prepareClusterID(conn *zk.Conn) error {
 	c.zkm.clusterID = node.ID
 	c.mu.Unlock()
 	return nil
+}
+
+// zkControllerElected is a ZooKeeper broker elected controller through
+// /controller: the election bumps /controller_epoch, which a rollback
+// from KRaft compares with the KRaft controller's epoch. Only clusters
+// that have had migration controllers count epochs this way; the others
+// keep the fleet's election as it was.
+func (c *cluster) zkControllerElected(conn *zk.Conn) {
+	if c.quorum() == nil {
+		return
+	}
+	if _, err := c.bumpControllerEpoch(conn); err != nil {
+		c.log.Warn().Err(err).Msg("bump /controller_epoch")
+		return
+	}
+	c.mu.Lock()
+	c.zkm.lastZKWrite = time.Now()
+	c.mu.Unlock()
+}
+
+// isMetadataChange is whether a request changes the cluster's metadata
+// (what a dual-writing controller writes to ZooKeeper too).
+func isMetadataChange(key int16) bool {
+	switch kmsg.Key(key) {
+	case kmsg.CreateTopics, kmsg.DeleteTopics, kmsg.CreatePartitions, kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs,
+		kmsg.CreateACLs, kmsg.DeleteACLs, kmsg.AlterPartitionAssignments:
+		return true
+	}
+	return false
 }
 
 // ClusterID is the Kafka cluster id of a cluster: a ZooKeeper cluster's

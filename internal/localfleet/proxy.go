@@ -209,6 +209,9 @@ func (s *session) handle(frame []byte) ([]byte, error) {
 		}
 		defer done()
 	}
+	if isMetadataChange(req.key) {
+		defer c.metadataChanged() // dual-write (migration_dualwrite.go)
+	}
 	if c.kraftAnswers() {
 		// KRaft APIs kfake has none of (kraft_api.go).
 		if out, ok, err := s.answerKRaft(req); ok {

@@ -261,6 +261,9 @@ func (c *cluster) publishController() error {
 	if conn == nil {
 		return nil
 	}
+	if c.zkControllerClaimedByKRaft(conn, id) { // migration_failures.go
+		return nil
+	}
 	data, err := json.Marshal(controllerRegistration{Version: 1, BrokerID: id, Timestamp: nowMillis()})
 	if err != nil {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: encode controller: %w", c.id, id, err)
@@ -268,6 +271,7 @@ func (c *cluster) publishController() error {
 	if err := createEphemeral(conn, c.zkPath("/controller"), data); err != nil {
 		return fmt.Errorf("localfleet: cluster %q: broker %d: publish /controller: %w", c.id, id, err)
 	}
+	c.zkControllerElected(conn) // migration_zk.go
 	c.log.Info().Int32("controller", id).Msg("controller elected")
 	return nil
 }
