@@ -107,6 +107,7 @@ func action(cmd chatops.Command, user string) activities.Action {
 	params := map[string]any{}
 	param(params, "maxBatch", cmd.MaxBatch)
 	param(params, "version", cmd.Version)
+	param(params, "metadataVersion", cmd.MetadataVersion)
 	param(params, "force", cmd.Force)
 	param(params, "count", cmd.Count)
 	param(params, "instanceType", cmd.InstanceType)

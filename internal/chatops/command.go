@@ -54,7 +54,7 @@ var verbSpecs = [...]verbSpec{
 	{VerbStatus, "status <cluster>", "the cluster's state"},
 	{VerbList, "list", "the registered clusters"},
 	{VerbRestart, "restart <cluster> [brokers=1,2] [batch=N]", "rolling restart, the controller last (needs a second person's approval)"},
-	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1 (needs approval)"},
+	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1; a KRaft cluster's then finalizes metadata.version, by default the release's latest, or metadata=4.0-IV3 after the version (needs approval)"},
 	{VerbExpand, "expand <cluster> <broker>", "grow a broker's data volume now (needs approval)"},
 	{VerbAddBrokers, "add-brokers <cluster> <count> [type=T] [volume=GiB] [throttle=RATE]",
 		"add brokers like the cluster's own (or of type T, with GiB volumes), then move partitions onto them; RATE is the replication throttle in bytes/s, like 10MiB, 512KiB or 1048576"},
@@ -156,6 +156,9 @@ type Command struct {
 	MaxBatch int
 	// Version is an upgrade's target Kafka version, e.g. "3.7.1".
 	Version string
+	// MetadataVersion is a KRaft upgrade's target metadata.version, e.g.
+	// "4.0-IV3" (metadata=; "": the release's latest).
+	MetadataVersion string
 	// Reason is a pause's, or a migration's rollback's or abandon's,
 	// reason (may be empty).
 	Reason string
@@ -248,6 +251,13 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 			return Command{}, err
 		}
 		cmd.Version, args = v.String(), args[1:]
+		if len(args) > 0 && strings.HasPrefix(args[0], "metadata=") {
+			m, err := fleet.ParseMetadataVersion(strings.TrimPrefix(args[0], "metadata="))
+			if err != nil {
+				return Command{}, err
+			}
+			cmd.MetadataVersion, args = m.Name, args[1:]
+		}
 	case VerbExpand:
 		if len(args) == 0 {
 			return Command{}, errors.New("missing broker")
@@ -385,9 +395,14 @@ func (c Command) Validate() error {
 			return fmt.Errorf("restart: batch %d: want 1 to %d (0: the default)", c.MaxBatch, MaxBatch)
 		}
 	case VerbUpgrade:
-		want.Version = c.Version
+		want.Version, want.MetadataVersion = c.Version, c.MetadataVersion
 		if _, err := fleet.ParseKafkaVersion(c.Version); err != nil {
 			return fmt.Errorf("upgrade: %w", err)
+		}
+		if c.MetadataVersion != "" {
+			if m, err := fleet.ParseMetadataVersion(c.MetadataVersion); err != nil || m.Name != c.MetadataVersion {
+				return fmt.Errorf("upgrade: metadata=%q: want a level name like 4.0-IV3", c.MetadataVersion)
+			}
 		}
 	case VerbExpand:
 		want.Brokers = c.Brokers
@@ -453,7 +468,7 @@ func (c Command) Validate() error {
 func (c Command) equal(d Command) bool {
 	return c.Verb == d.Verb && c.Cluster == d.Cluster && slices.Equal(c.Brokers, d.Brokers) &&
 		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
-		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
+		c.Version == d.Version && c.MetadataVersion == d.MetadataVersion && c.Reason == d.Reason && c.OperationID == d.OperationID &&
 		samePlan(c.Plan, d.Plan) && c.Force == d.Force && c.Count == d.Count && c.InstanceType == d.InstanceType &&
 		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
 		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace &&
@@ -482,6 +497,9 @@ func (c Command) String() string {
 		}
 	case VerbUpgrade:
 		parts = append(parts, c.Version)
+		if c.MetadataVersion != "" {
+			parts = append(parts, "metadata="+c.MetadataVersion)
+		}
 	case VerbExpand:
 		for _, b := range c.Brokers {
 			parts = append(parts, strconv.Itoa(int(b)))

@@ -31,6 +31,9 @@ func TestParse(t *testing.T) {
 		{"upgrade local-b 3.7.1", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "3.7.1"}},
 		// The grammar only: whether a ZooKeeper cluster may run 4.x is the upgrade's check.
 		{"upgrade local-b 4.0.0", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "4.0.0"}},
+		// A KRaft upgrade's target metadata.version; a release names its latest level.
+		{"upgrade local-k 4.0.0 metadata=4.0-IV3", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-k", Version: "4.0.0", MetadataVersion: "4.0-IV3"}},
+		{"upgrade local-k 4.0.0 metadata=3.9", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-k", Version: "4.0.0", MetadataVersion: "3.9-IV0"}},
 		{"expand local-a 2", chatops.Command{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{2}}},
 		{"cleaner-check local-a", chatops.Command{Verb: chatops.VerbCleanerCheck, Cluster: "local-a"}},
 		{"pause local-a", chatops.Command{Verb: chatops.VerbPause, Cluster: "local-a"}},
@@ -110,6 +113,8 @@ func TestParseRefuses(t *testing.T) {
 		{"upgrade local-a 3.07.1", `version "3.07.1": "07" has a leading zero; want major.minor.patch, like 3.7.1`},
 		{"upgrade local-a 3.7.1-rc1", `version "3.7.1-rc1"`},
 		{"upgrade local-a 3.7.1 now", `unexpected "now"`},
+		{"upgrade local-k 4.0.0 metadata=4.0-IV9", `metadata.version "4.0-IV9"`},
+		{"upgrade local-k 4.0.0 metadata=4.0-IV3 now", `unexpected "now"`},
 		{"expand local-a", "missing broker"},
 		{"expand local-a two", `broker "two"`},
 		{"expand local-a 1 2", `unexpected "2"`},
