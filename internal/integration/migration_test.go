@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -316,4 +317,19 @@ func TestIntegrationMigrationRollsBackFromDualWrite(t *testing.T) {
 	acked := load.acked.Load()
 	require.Positive(t, acked)
 	assert.Equal(t, acked, readAll(ctx, t, stack, "events", acked), "every acknowledged record is read back")
+
+	// The migration and its steps, for the replay tests.
+	histories := map[string]string{workflows.MigrationWorkflowID("local-a"): "migration_rolled_back.json"}
+	for _, op := range cs.History {
+		var p workflows.MigrationParams
+		if op.Kind != workflows.OpMigrationPhase || json.Unmarshal(op.Params, &p) != nil {
+			continue
+		}
+		name := fmt.Sprintf("migration_phase%d.json", p.Phase)
+		if p.Rollback {
+			name = fmt.Sprintf("migration_rollback%d.json", p.Phase)
+		}
+		histories[op.WorkflowID] = name
+	}
+	recordHistories(ctx, t, stack.Client, histories)
 }
