@@ -147,10 +147,17 @@ type Activities struct {
 	// KRaft reads a KRaft cluster's quorum and finalizes its
 	// metadata.version (kraft.go).
 	KRaft KRaftAdmin
+	// MigrationZK and Entities serve the ZooKeeper-to-KRaft migration
+	// (migration.go).
+	MigrationZK MigrationZooKeeper
+	Entities    MigrationEntity
 	// Fencing is a KRaft cluster's registrations (registrations.go):
 	// sensing and recovery read it where a ZooKeeper cluster's come from
 	// ZooKeeper; nil refuses KRaft clusters.
 	Fencing Fencing
+	// Controllers reads a KRaft cluster through its controllers, before
+	// any broker exists (kraft_provision.go).
+	Controllers ControllerReads
 	// EC2, Provisioning, Admin, Chroots and Registry serve provisioning
 	// and deletion (provision*.go, teardown.go).
 	EC2          Provisioner

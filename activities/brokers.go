@@ -161,6 +161,24 @@ type BrokerInput struct {
 	// server.properties before it starts (StartBroker, upgrades of a
 	// ZooKeeper-mode cluster); empty keeps the one configured.
 	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
+	// MetadataMode and QuorumVoters change the broker's metadata mode at
+	// this start (StartBroker; the ZooKeeper-to-KRaft migration's rolls);
+	// empty keeps it.
+	MetadataMode string `json:"metadataMode,omitempty"`
+	QuorumVoters string `json:"quorumVoters,omitempty"`
+}
+
+// startParams are kfleet-StartBroker's parameters for what a start
+// changes; none keeps the node as it is configured.
+func startParams(version, ibp, mode, voters string) map[string]string {
+	params := map[string]string{}
+	for k, v := range map[string]string{cloud.ParamVersion: version, cloud.ParamInterBrokerProtocolVersion: ibp,
+		cloud.ParamMetadataMode: mode, cloud.ParamQuorumVoters: voters} {
+		if v != "" {
+			params[k] = v
+		}
+	}
+	return params
 }
 
 func (in BrokerInput) host() (fleet.BrokerSpec, error) {
@@ -185,13 +203,7 @@ func (a *Activities) StopBroker(ctx context.Context, in BrokerInput) error {
 // StartBroker starts the broker through the host's kfleet-StartBroker
 // document. Starting a running broker is a no-op.
 func (a *Activities) StartBroker(ctx context.Context, in BrokerInput) error {
-	params := map[string]string{}
-	if in.Version != "" {
-		params[cloud.ParamVersion] = in.Version
-	}
-	if in.InterBrokerProtocolVersion != "" {
-		params[cloud.ParamInterBrokerProtocolVersion] = in.InterBrokerProtocolVersion
-	}
+	params := startParams(in.Version, in.InterBrokerProtocolVersion, in.MetadataMode, in.QuorumVoters)
 	return a.runOnBroker(ctx, in, cloud.DocStartBroker, params)
 }
 

@@ -28,6 +28,9 @@ type ControllerInput struct {
 	// Version is the Kafka version to start (StartController, upgrades);
 	// empty keeps the installed one.
 	Version string `json:"version,omitempty"`
+	// MetadataMode changes the controller's mode at this start
+	// (MetadataModeKRaft: the migration's finalization); empty keeps it.
+	MetadataMode string `json:"metadataMode,omitempty"`
 }
 
 // host is the controller's spec: its host's instance. A spec that is not
@@ -56,11 +59,7 @@ func (a *Activities) StopController(ctx context.Context, in ControllerInput) err
 // StartController starts the controller through its host's
 // kfleet-StartBroker document. Starting a running controller is a no-op.
 func (a *Activities) StartController(ctx context.Context, in ControllerInput) error {
-	params := map[string]string{}
-	if in.Version != "" {
-		params[cloud.ParamVersion] = in.Version
-	}
-	return a.runOnController(ctx, in, cloud.DocStartBroker, params)
+	return a.runOnController(ctx, in, cloud.DocStartBroker, startParams(in.Version, "", in.MetadataMode, ""))
 }
 
 func (a *Activities) runOnController(ctx context.Context, in ControllerInput, document string, params map[string]string) error {

@@ -131,3 +131,20 @@ func (a *Activities) FinalizeMetadataVersion(ctx context.Context, in FinalizeInp
 	a.Log.Info().Str("cluster", in.Spec.ID).Int16("from", current).Int16("to", target.Level).Msg("metadata.version finalized")
 	return res, nil
 }
+
+// CurrentMetadataVersion returns the cluster's finalized metadata.version
+// level, as its brokers report it: an upgrade refuses a target below it
+// before anything is rolled.
+func (a *Activities) CurrentMetadataVersion(ctx context.Context, in QuorumInput) (int16, error) {
+	if err := a.kraftSpec(in.Spec); err != nil {
+		return 0, err
+	}
+	current, _, err := a.KRaft.MetadataVersionSupport(ctx, in.Spec)
+	if err != nil {
+		return 0, fmt.Errorf("cluster %s: metadata.version: %w", in.Spec.ID, err)
+	}
+	if current == 0 {
+		return 0, fmt.Errorf("cluster %s: metadata.version: no broker reported the finalized level", in.Spec.ID)
+	}
+	return current, nil
+}

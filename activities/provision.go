@@ -97,8 +97,9 @@ func keepAlive(ctx context.Context, details any) (stop func()) {
 	return func() { close(stopped); <-done }
 }
 
-// HostInput asks for one host of a cluster: a broker's (N is its id) or a
-// ZooKeeper node's (N is its myid).
+// HostInput asks for one host of a cluster: a broker's (N is its id), a
+// ZooKeeper node's (N is its myid) or a KRaft controller's (N is its node
+// id).
 type HostInput struct {
 	Cluster      string `json:"cluster"`
 	Role         string `json:"role"`
@@ -113,8 +114,11 @@ type HostInput struct {
 }
 
 func (in HostInput) what() string {
-	if in.Role == cloud.RoleBroker {
+	switch in.Role {
+	case cloud.RoleBroker:
 		return fmt.Sprintf("cluster %s broker %d", in.Cluster, in.N)
+	case cloud.RoleController:
+		return fmt.Sprintf("cluster %s controller %d", in.Cluster, in.N)
 	}
 	return fmt.Sprintf("cluster %s ZooKeeper node %d", in.Cluster, in.N)
 }
@@ -157,9 +161,13 @@ func (a *Activities) LaunchHost(ctx context.Context, in HostInput) (ProvisionedH
 		tags := map[string]string{cloud.TagPlan: in.Plan, cloud.TagRequestedBy: in.RequestedBy}
 		spec := cloud.LaunchSpec{Cluster: in.Cluster, Role: in.Role, AZ: in.AZ, InstanceType: in.InstanceType, ClientToken: in.Token,
 			Tags: tags, SubnetID: cfg.SubnetIDs[in.AZ], SecurityGroupIDs: cfg.SecurityGroupIDs, InstanceProfile: cfg.InstanceProfile}
-		if in.Role == cloud.RoleBroker {
+		switch in.Role {
+		case cloud.RoleBroker:
 			spec.BrokerID = in.N
-		} else {
+		case cloud.RoleController:
+			// A controller runs Kafka: the brokers' image.
+			spec.NodeID = in.N
+		default:
 			tags[cloud.TagZooKeeperID] = strconv.Itoa(int(in.N))
 			image = cmp.Or(cfg.ZooKeeperImageID, image)
 		}
@@ -200,7 +208,9 @@ func (a *Activities) findHost(ctx context.Context, in HostInput) (*cloud.Instanc
 		return nil, err
 	}
 	all = slices.DeleteFunc(all, func(i cloud.Instance) bool {
-		return in.Role == cloud.RoleZooKeeper && i.Tags[cloud.TagZooKeeperID] != strconv.Itoa(int(in.N))
+		n := strconv.Itoa(int(in.N))
+		return in.Role == cloud.RoleZooKeeper && i.Tags[cloud.TagZooKeeperID] != n ||
+			in.Role == cloud.RoleController && i.Tags[cloud.TagNodeID] != n
 	})
 	if len(all) == 0 {
 		return nil, nil

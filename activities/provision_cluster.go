@@ -76,6 +76,9 @@ func (a *Activities) CheckProvisionPlan(ctx context.Context, plan fleet.ClusterP
 	if plan.ZooKeeperInstanceType != plan.InstanceType {
 		types = append(types, plan.ZooKeeperInstanceType)
 	}
+	if plan.KRaft != nil && !slices.Contains(types, plan.KRaft.InstanceType) {
+		types = append(types, plan.KRaft.InstanceType) // the controllers' hosts
+	}
 	offered, err := a.EC2.InstanceTypeZones(ctx, types)
 	if err != nil {
 		return PlanCheck{}, err
@@ -184,17 +187,28 @@ type BrokerHostInput struct {
 	// ZooKeeper is zookeeper.connect, ending with the cluster's chroot.
 	ZooKeeper    string `json:"zookeeper,omitempty"`
 	KafkaVersion string `json:"kafkaVersion,omitempty"`
-	Reason       string `json:"reason"`
+	// QuorumVoters and KafkaClusterID make a KRaft cluster's broker
+	// (ZooKeeper empty).
+	QuorumVoters   string `json:"quorumVoters,omitempty"`
+	KafkaClusterID string `json:"kafkaClusterId,omitempty"`
+	Reason         string `json:"reason"`
 }
 
 // ConfigureBrokerHost runs kfleet-ConfigureBroker on the host: its
 // server.properties (id, rack, ensemble, listeners, the safe defaults) and
 // its data volume mounted.
 func (a *Activities) ConfigureBrokerHost(ctx context.Context, in BrokerHostInput) error {
-	_, err := a.runOnce(ctx, in.InstanceID, cloud.DocConfigureBroker, map[string]string{
+	params := map[string]string{
 		cloud.ParamClusterID: in.Cluster, cloud.ParamBrokerID: strconv.Itoa(int(in.Broker)), cloud.ParamRack: in.Rack,
 		cloud.ParamZooKeeperConnect: in.ZooKeeper, cloud.ParamDataVolumeID: in.VolumeID,
-	}, in.Reason)
+	}
+	if in.QuorumVoters != "" || in.KafkaClusterID != "" {
+		if in.ZooKeeper != "" || in.QuorumVoters == "" || in.KafkaClusterID == "" {
+			return badInput(fmt.Errorf("cluster %s broker %d: a KRaft broker takes quorum voters and a Kafka cluster id, and no ZooKeeper", in.Cluster, in.Broker))
+		}
+		params[cloud.ParamQuorumVoters], params[cloud.ParamKafkaClusterID] = in.QuorumVoters, in.KafkaClusterID
+	}
+	_, err := a.runOnce(ctx, in.InstanceID, cloud.DocConfigureBroker, params, in.Reason)
 	if err != nil {
 		return fmt.Errorf("cluster %s broker %d (instance %s): configure: %w", in.Cluster, in.Broker, in.InstanceID, err)
 	}

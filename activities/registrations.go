@@ -21,11 +21,12 @@ type Fencing interface {
 const maxFencingFailures = 3
 
 // registrations is where the cluster's broker registrations are read: a
-// KRaft cluster's from its brokers' fencing, every other one's (ZooKeeper,
-// or migrating: its brokers register in ZooKeeper until the migration
-// ends) from ZooKeeper, as before KRaft existed.
+// KRaft cluster's from its brokers' fencing, and a migrating one's too
+// from dual-write on (every broker registered with the controllers, and
+// phase 3 takes them out of ZooKeeper); every other one's (ZooKeeper, a
+// migration before dual-write) from ZooKeeper, as before KRaft existed.
 func (a *Activities) registrations(spec fleet.ClusterSpec) (Registrations, error) {
-	if spec.Mode() != fleet.ModeKRaft {
+	if !spec.RegistersWithKRaft() {
 		return a.ZooKeeper, nil
 	}
 	if a.Fencing == nil {

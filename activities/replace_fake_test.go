@@ -98,6 +98,10 @@ func (f *fakeEC2) LaunchInstance(_ context.Context, spec cloud.LaunchSpec) (clou
 	f.n++
 	id := fmt.Sprintf("i-new%d", f.n)
 	tags := map[string]string{cloud.TagCluster: spec.Cluster, cloud.TagRole: spec.Role, cloud.TagBrokerID: strconv.Itoa(int(spec.BrokerID))}
+	if spec.Role == cloud.RoleController {
+		delete(tags, cloud.TagBrokerID)
+		tags[cloud.TagNodeID] = strconv.Itoa(int(spec.NodeID))
+	}
 	for k, v := range spec.Tags {
 		tags[k] = v
 	}

@@ -44,8 +44,8 @@ func (r *Removed) add(id string) {
 // until each is terminated (a broker's Kafka dies with its host; its data
 // volume is detached).
 func (a *Activities) TerminateHosts(ctx context.Context, in RemoveInput) (Removed, error) {
-	if in.Cluster == "" || (in.Role != cloud.RoleBroker && in.Role != cloud.RoleZooKeeper) {
-		return Removed{}, badInput(fmt.Errorf("terminate hosts of cluster %q: a cluster and a role (broker or zookeeper) are required, got role %q", in.Cluster, in.Role))
+	if in.Cluster == "" || (in.Role != cloud.RoleBroker && in.Role != cloud.RoleZooKeeper && in.Role != cloud.RoleController) {
+		return Removed{}, badInput(fmt.Errorf("terminate hosts of cluster %q: a cluster and a role (broker, zookeeper or controller) are required, got role %q", in.Cluster, in.Role))
 	}
 	hosts, err := a.EC2.FindInstances(ctx, cloud.InstanceFilter{Cluster: in.Cluster, Role: in.Role, BrokerID: in.Broker,
 		States: append(slices.Clone(liveStates), "shutting-down")})

@@ -88,9 +88,14 @@ left. Exit 0 once the cluster is registered; 1 if it failed or was undone.`,
 					return err
 				}
 				return g.emit(cmd, createAnswer{Admission: adm, Result: &res}, func(w io.Writer) {
-					fmt.Fprintf(w, "created cluster %s in %s: %d hosts, %d data volumes (%d adopted)\n  bootstrap %s\n  zookeeper %s\n",
+					fmt.Fprintf(w, "created cluster %s in %s: %d hosts, %d data volumes (%d adopted)\n  bootstrap %s\n",
 						res.Cluster, time.Since(started).Round(100*time.Millisecond), res.Hosts, res.Volumes, res.Adopted,
-						strings.Join(res.Bootstrap, ","), res.ZooKeeper)
+						strings.Join(res.Bootstrap, ","))
+					if len(res.QuorumBootstrap) > 0 {
+						fmt.Fprintf(w, "  kraft controllers %s\n", strings.Join(res.QuorumBootstrap, ","))
+					} else {
+						fmt.Fprintf(w, "  zookeeper %s\n", res.ZooKeeper)
+					}
 				})
 			})
 		},

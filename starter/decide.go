@@ -62,8 +62,12 @@ min.insync.replicas), or when a step keeps failing. A recovery pauses when the
 broker's instance is gone, when starts keep failing, or when log recovery
 stalls. A provisioning (starter create) pauses when a step keeps failing; it
 takes resume, abort, or undo (terminate what it launched, delete its volumes
-and chroot). Until someone decides, it touches nothing. skip is only allowed
-at a roll's gate, before the broker was touched. Without --operation the decision
+and chroot). A KRaft upgrade pauses when a ghost node (registered, not in
+the spec, fenced) blocks its metadata.version: resume (approve) unregisters
+it and finalizes; skip or abort keep it, and the upgrade ends with the
+binaries rolled and metadata.version unchanged. Until someone decides, it
+touches nothing. skip is only allowed
+at a roll's gate, before the broker was touched (and at a ghost's approval). Without --operation the decision
 goes to the running roll, else to the first recovery that waits. Nothing
 waiting, or a decision the operation refuses, exits 2.`
 

@@ -65,6 +65,7 @@ func newRootCommand() *cobra.Command {
 		newChatopsCommand(&g),
 		newCreateCommand(&g),
 		newDeleteCommand(&g),
+		newReplaceControllerCommand(&g), // controller.go
 	)
 	root.AddCommand(newControlCommands(&g)...) // pause, resume, cancel
 
@@ -72,9 +73,11 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newDecisionCommands(&g)...)
 	root.AddCommand(newRequestCommands(&g)...)
 	root.AddCommand(newScheduleCommand(&g))
-	root.AddCommand(newTenantCommand(&g)) // tenant.go
-	root.AddCommand(newTopicCommand(&g))  // topic.go
-	root.AddCommand(newGroupCommand(&g))  // group.go
-	root.AddCommand(newLoadCommand(&g))   // load.go
+	root.AddCommand(newTenantCommand(&g))            // tenant.go
+	root.AddCommand(newTopicCommand(&g))             // topic.go
+	root.AddCommand(newGroupCommand(&g))             // group.go
+	root.AddCommand(newLoadCommand(&g))              // load.go
+	root.AddCommand(newReplaceControllerCommand(&g)) // controller.go
+	root.AddCommand(newMigrateCommand(&g))           // migrate.go
 	return root
 }

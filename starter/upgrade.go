@@ -23,8 +23,8 @@ func newUpgradeCommand(g *globalFlags) *cobra.Command {
 		noWait  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "upgrade --cluster ID --version X.Y.Z [--from-ibp A.B]",
-		Short: "Rolling upgrade of a ZooKeeper-mode cluster: new binaries, then the inter-broker protocol",
+		Use:   "upgrade --cluster ID --version X.Y.Z [--from-ibp A.B | --metadata-version L]",
+		Short: "Rolling upgrade: new binaries, then the inter-broker protocol (ZooKeeper mode) or metadata.version (KRaft)",
 		Long: `Asks the cluster's entity workflow (cluster/<id>) for a rolling upgrade and
 follows it until it completes. Two rolling restarts, each with every gate of
 a restart: first each broker starts on --version with
@@ -37,7 +37,20 @@ upgrade whose protocol does not change takes the first roll only.
 its spec's interBrokerProtocol, then from each upgrade through kfleet; see
 status); when it knows none, or the last upgrade stopped half-way, it is
 required. An upgrade to the same version already
-queued or running is joined, not run twice. Exit codes: 0 done, 1 failed,
+queued or running is joined, not run twice.
+
+A KRaft cluster's upgrade takes no protocol: its binaries roll (controllers
+first, each gated on the quorum, then brokers), and once every node is
+checked to run them and to be registered, metadata.version is finalized at
+--metadata-version (default: the highest level --version supports, e.g.
+4.0-IV3 for 4.0.x). A target the release does not support, or below the
+cluster's level, is refused before anything is rolled. A refused
+finalization ends the upgrade with the binaries rolled and metadata.version
+unchanged, saying why. A ghost node (registered, not in the spec, fenced)
+that blocks it pauses the upgrade: "starter approve --cluster ID"
+unregisters it and finalizes; "starter skip" (or abort) keeps it.
+
+Exit codes: 0 done, 1 failed,
 2 bad input, unknown cluster or refused (nothing is started), 3 Temporal
 unreachable.`,
 		Args: cobra.NoArgs,
@@ -62,6 +75,7 @@ unreachable.`,
 	cmd.Flags().StringVar(&req.Version, "version", "", "Kafka version to run, e.g. 3.7.1")
 	cmd.Flags().StringVar(&req.FromIBP, "from-ibp", "", "inter.broker.protocol.version the cluster runs with now, e.g. 3.6 (default: the level the entity knows)")
 	cmd.Flags().StringVar(&req.TargetIBP, "target-ibp", "", "inter.broker.protocol.version to end on (default: major.minor of --version)")
+	cmd.Flags().StringVar(&req.MetadataVersion, "metadata-version", "", "KRaft: metadata.version to finalize, e.g. 4.0-IV3 (default: the highest --version supports)")
 	cmd.Flags().StringVar(&by, "requested-by", defaultRequester(), "who asks (recorded in the operation and on the hosts)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the upgrade is admitted")
 	return cmd
@@ -80,7 +94,10 @@ func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 		verb = "joined existing"
 	}
 	protocol := fmt.Sprintf("inter.broker.protocol.version %s -> %s", up.FromIBP, up.TargetIBP)
-	if up.FromIBP == up.TargetIBP {
+	switch {
+	case up.MetadataVersion != "":
+		protocol = "then metadata.version " + up.MetadataVersion
+	case up.FromIBP == up.TargetIBP:
 		protocol = "inter.broker.protocol.version stays " + up.TargetIBP
 	}
 	fmt.Fprintf(out, "%s rolling upgrade %s of %s to Kafka %s, %s (workflow %s)\n", verb, op.ID, cluster, up.Version, protocol, op.WorkflowID)
@@ -96,6 +113,14 @@ func followUpgrade(ctx context.Context, cmd *cobra.Command, g *globalFlags, c cl
 	}
 	return g.emit(cmd, operationAnswer{Operation: op, Result: res}, func(out io.Writer) {
 		fmt.Fprintf(out, "rolling upgrade %s of %s to Kafka %s completed:\n", op.ID, cluster, up.Version)
+		if mv := res.MetadataVersion; mv != nil {
+			printRoll(out, "binaries (KRaft: controllers first)", res.Binaries)
+			for _, id := range mv.Unregistered {
+				fmt.Fprintf(out, "  ghost broker %d unregistered (approved)\n", id)
+			}
+			fmt.Fprintf(out, "  metadata.version: %s -> %s\n", mv.From, mv.Target)
+			return
+		}
 		printRoll(out, fmt.Sprintf("binaries (inter.broker.protocol.version pinned to %s)", res.Upgrade.FromIBP), res.Binaries)
 		if res.Protocol != nil {
 			printRoll(out, fmt.Sprintf("protocol (inter.broker.protocol.version %s -> %s)", res.Upgrade.FromIBP, res.Upgrade.TargetIBP), *res.Protocol)

@@ -116,10 +116,11 @@ func DeleteClusterWorkflow(ctx workflow.Context, in DeleteClusterInput) (DeleteC
 			return err
 		}
 	}
-	for _, s := range []struct {
+	type deleteStep struct {
 		name string
 		run  func(ctx workflow.Context) error
-	}{
+	}
+	steps := []deleteStep{
 		{"terminating the brokers' hosts", terminate(cloud.RoleBroker, &res.Hosts)},
 		{"removing the ZooKeeper chroot", func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(opts(5*time.Minute, "remove the chroot"), a.RemoveChroot, spec).Get(ctx, &res.Znodes)
@@ -132,7 +133,14 @@ func DeleteClusterWorkflow(ctx workflow.Context, in DeleteClusterInput) (DeleteC
 			res.Volumes += r.Removed
 			return err
 		}},
-	} {
+	}
+	// A KRaft cluster has no chroot and no ensemble: its controllers'
+	// hosts go after its brokers'. Only a KRaft cluster's deletion asks
+	// for the version, so a ZooKeeper cluster's records what it did.
+	if spec.Mode() == fleet.ModeKRaft && workflow.GetVersion(ctx, "delete-kraft-controllers", workflow.DefaultVersion, 1) >= 1 {
+		steps = []deleteStep{steps[0], {"terminating the controllers' hosts", terminate(cloud.RoleController, &res.Hosts)}, steps[3]}
+	}
+	for _, s := range steps {
 		if err := step(s.name, s.run); err != nil {
 			return res, err
 		}

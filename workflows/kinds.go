@@ -128,7 +128,7 @@ type Kind interface {
 
 // kinds is the table of every operation kind, in the order help lists them.
 var kinds = []Kind{restartKind, upgradeKind, expansionKind, cleanerKind, recoveryKind, addBrokersKind, removeBrokerKind, rebalanceKind, deleteKind,
-	tenantCreateKind, tenantRotateKind, tenantChangePlanKind, tenantDeleteKind, tenantRetireKind, topicAdminKind}
+	tenantCreateKind, tenantRotateKind, tenantChangePlanKind, tenantDeleteKind, tenantRetireKind, topicAdminKind, replaceControllerKind, migrationPhaseKind}
 
 // Kinds lists every operation kind.
 func Kinds() []Kind { return slices.Clone(kinds) }
@@ -451,6 +451,7 @@ func Register(r Registrar) {
 	r.RegisterWorkflow(ApprovalWorkflow)
 	r.RegisterWorkflow(ScheduledActionWorkflow)
 	r.RegisterWorkflow(FleetSweepWorkflow)
+	r.RegisterWorkflow(MigrationWorkflow)
 	// Creating a cluster is no operation of its entity, which does not
 	// exist yet: the provisioning registers it at its end.
 	r.RegisterWorkflow(ProvisionClusterWorkflow)

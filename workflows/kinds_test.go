@@ -46,21 +46,23 @@ func TestKindsAreRegisteredOnceAndConsistently(t *testing.T) {
 		lanes[k.Name()] = k.Lane()
 	}
 	assert.Equal(t, map[string]workflows.Lane{
-		workflows.OpRollingRestart:   workflows.LaneMaintenance,
-		workflows.OpRollingUpgrade:   workflows.LaneMaintenance,
-		workflows.OpCleanerHealth:    workflows.LaneMaintenance,
-		workflows.OpRecovery:         workflows.LaneUrgent,
-		workflows.OpVolumeExpansion:  workflows.LaneUrgent,
-		workflows.OpDeleteCluster:    workflows.LaneMaintenance,
-		workflows.OpAddBrokers:       workflows.LaneMaintenance,
-		workflows.OpRemoveBroker:     workflows.LaneMaintenance,
-		workflows.OpRebalance:        workflows.LaneMaintenance,
-		workflows.OpTenantCreate:     workflows.LaneMaintenance,
-		workflows.OpTenantRotate:     workflows.LaneMaintenance,
-		workflows.OpTenantChangePlan: workflows.LaneMaintenance,
-		workflows.OpTenantDelete:     workflows.LaneMaintenance,
-		workflows.OpTenantRetire:     workflows.LaneMaintenance,
-		workflows.OpTopicAdmin:       workflows.LaneMaintenance,
+		workflows.OpRollingRestart:    workflows.LaneMaintenance,
+		workflows.OpRollingUpgrade:    workflows.LaneMaintenance,
+		workflows.OpCleanerHealth:     workflows.LaneMaintenance,
+		workflows.OpRecovery:          workflows.LaneUrgent,
+		workflows.OpVolumeExpansion:   workflows.LaneUrgent,
+		workflows.OpDeleteCluster:     workflows.LaneMaintenance,
+		workflows.OpAddBrokers:        workflows.LaneMaintenance,
+		workflows.OpRemoveBroker:      workflows.LaneMaintenance,
+		workflows.OpRebalance:         workflows.LaneMaintenance,
+		workflows.OpTenantCreate:      workflows.LaneMaintenance,
+		workflows.OpTenantRotate:      workflows.LaneMaintenance,
+		workflows.OpTenantChangePlan:  workflows.LaneMaintenance,
+		workflows.OpTenantDelete:      workflows.LaneMaintenance,
+		workflows.OpTenantRetire:      workflows.LaneMaintenance,
+		workflows.OpTopicAdmin:        workflows.LaneMaintenance,
+		workflows.OpReplaceController: workflows.LaneMaintenance,
+		workflows.OpMigrationPhase:    workflows.LaneMaintenance,
 	}, lanes)
 
 	_, err := workflows.KindNamed("reboot-everything")

@@ -89,6 +89,12 @@ func upgradeLines(op Operation, query func(string) json.RawMessage) []string {
 	if up.RollWorkflowID != "" {
 		lines = append(lines, rollLines(query(up.RollWorkflowID))...)
 	}
+	if up.Step != "" {
+		lines = append(lines, up.Step)
+	}
+	if up.Paused != nil { // a KRaft upgrade's approval of a ghost's removal
+		lines = append(lines, pauseLine(*up.Paused, []string{DecisionResume, DecisionSkip, DecisionAbort}))
+	}
 	return lines
 }
 

@@ -41,6 +41,8 @@ type ProvisionResult struct {
 	Cluster   string   `json:"cluster"`
 	Bootstrap []string `json:"bootstrap,omitempty"`
 	ZooKeeper string   `json:"zookeeper,omitempty"`
+	// QuorumBootstrap are a KRaft cluster's controllers.
+	QuorumBootstrap []string `json:"quorumBootstrap,omitempty"`
 	// Hosts and Volumes count what it launched and created; Adopted what
 	// an earlier attempt or run of the same plan had.
 	Hosts   int `json:"hosts"`
@@ -63,12 +65,16 @@ type ProvisionProgress struct {
 	Done  int `json:"done"`
 	Total int `json:"total"`
 	// Hosts, Volumes and Started count what exists so far.
-	Hosts    int       `json:"hosts"`
-	Volumes  int       `json:"volumes"`
-	Started  int       `json:"started"`
-	Refusals []string  `json:"refusals,omitempty"`
-	Paused   *Pause    `json:"paused,omitempty"`
-	Since    time.Time `json:"since"`
+	Hosts   int `json:"hosts"`
+	Volumes int `json:"volumes"`
+	Started int `json:"started"`
+	// Controllers and ControllersStarted count a KRaft plan's
+	// controllers.
+	Controllers        int       `json:"controllers,omitempty"`
+	ControllersStarted int       `json:"controllersStarted,omitempty"`
+	Refusals           []string  `json:"refusals,omitempty"`
+	Paused             *Pause    `json:"paused,omitempty"`
+	Since              time.Time `json:"since"`
 }
 
 // Provisioning phases, as progress shows them.
@@ -129,7 +135,8 @@ func ProvisionClusterWorkflow(ctx workflow.Context, in ProvisionInput) (Provisio
 	plan := in.Plan.WithDefaults()
 	p := &provisioning{in: in, plan: plan, fp: plan.Fingerprint(), st: newProvisionState(),
 		runTag: runTag(workflow.GetInfo(ctx).FirstRunID)}
-	p.progress = ProvisionProgress{Cluster: plan.ID, Plan: p.fp, Brokers: plan.Brokers, Phases: provisionSteps, Since: start}
+	p.progress = ProvisionProgress{Cluster: plan.ID, Plan: p.fp, Brokers: plan.Brokers, Phases: provisionSteps, Since: start,
+		Controllers: len(plan.ControllerIDs())}
 	p.gate = &humanGate{cluster: plan.ID, what: "provisioning", undoes: true, changed: p.changed,
 		page: func(ctx workflow.Context, pause Pause) {
 			notifyHumans(ctx, activities.Notification{Cluster: plan.ID, Severity: activities.SeverityPage,
@@ -217,7 +224,7 @@ func (p *provisioning) run(ctx workflow.Context) (ProvisionResult, error) {
 			fmt.Sprintf("cluster %s: plan refused, nothing was launched: %s", p.plan.ID, strings.Join(refusals, "; ")), ErrTypeProvisionRefused, nil)
 	}
 	err = p.build(ctx)
-	res.Hosts, res.Volumes, res.Adopted = len(p.st.hosts)+len(p.st.zk), len(p.st.volumes), p.st.adopted
+	res.Hosts, res.Volumes, res.Adopted = len(p.st.hosts)+len(p.st.zk)+len(p.st.kraft.hosts), len(p.st.volumes), p.st.adopted
 	if errors.Is(err, errUndo) {
 		p.phase(ctx, p.progress.PhaseNumber, PhaseUndo, 1)
 		if err := p.undo(ctx); err != nil {
@@ -233,10 +240,15 @@ func (p *provisioning) run(ctx workflow.Context) (ProvisionResult, error) {
 	}
 	res.Bootstrap, res.ZooKeeper = p.st.spec.Bootstrap, p.st.connect
 	p.phase(ctx, provisionSteps, PhaseDone, 0)
+	metadata := "ZooKeeper " + p.st.connect
+	if p.plan.IsKRaft() {
+		res.QuorumBootstrap = p.quorumBootstrap()
+		metadata = fmt.Sprintf("KRaft controllers %v at %s (metadata.version %s)", p.plan.ControllerIDs(), strings.Join(res.QuorumBootstrap, ", "), p.st.kraft.metadata)
+	}
 	notifyHumans(ctx, activities.Notification{Cluster: p.plan.ID, Severity: activities.SeverityInfo,
 		Title: "Cluster " + p.plan.ID + " created", Operation: workflow.GetInfo(ctx).WorkflowExecution.ID,
-		Text: fmt.Sprintf("%d brokers over %s, ZooKeeper %s, requested by %s.", p.plan.Brokers,
-			strings.Join(p.plan.AvailabilityZones, ", "), p.st.connect, p.in.RequestedBy)})
+		Text: fmt.Sprintf("%d brokers over %s, %s, requested by %s.", p.plan.Brokers,
+			strings.Join(p.plan.AvailabilityZones, ", "), metadata, p.in.RequestedBy)})
 	return res, nil
 }
 
@@ -287,6 +299,11 @@ func (p *provisioning) undo(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(provisionContext(ctx, 30*time.Minute, "delete the data volumes"), a.DeleteDataVolumes,
 				activities.RemoveInput{Cluster: p.plan.ID, Plan: p.fp}).Get(ctx, nil)
 		}}},
+	}
+	if p.plan.IsKRaft() {
+		// A KRaft plan has no ensemble, and its controllers go after
+		// its brokers (a ZooKeeper plan's undo is as it was).
+		steps[2] = []provisionStep{{name: "terminate the controllers' hosts", run: rm(cloud.RoleController)}}
 	}
 	p.gate.undoes = false // an undo that fails is resumed or aborted
 	for _, s := range steps {

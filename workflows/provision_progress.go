@@ -16,7 +16,11 @@ func ProvisionLines(p ProvisionProgress) []string {
 	if p.Total > 0 {
 		s += fmt.Sprintf(" (%d/%d)", p.Done, p.Total)
 	}
-	s += fmt.Sprintf("; %d host(s) launched, %d volume(s), %d/%d broker(s) started", p.Hosts, p.Volumes, p.Started, p.Brokers)
+	s += fmt.Sprintf("; %d host(s) launched, %d volume(s)", p.Hosts, p.Volumes)
+	if p.Controllers > 0 {
+		s += fmt.Sprintf(", %d/%d controller(s) started", p.ControllersStarted, p.Controllers)
+	}
+	s += fmt.Sprintf(", %d/%d broker(s) started", p.Started, p.Brokers)
 	lines := []string{s}
 	if pa := p.Paused; pa != nil {
 		answers := []string{DecisionResume, DecisionUndo, DecisionAbort}

@@ -36,6 +36,8 @@ type provisionState struct {
 	attempts map[string]int
 	done     map[string]bool
 	undoneBy string
+	// kraft is a KRaft plan's controllers (provision_kraft.go).
+	kraft kraftState
 }
 
 func newProvisionState() *provisionState {
@@ -139,6 +141,11 @@ func (p *provisioning) runPhase(ctx workflow.Context, name string, steps []provi
 
 // build launches and configures everything, phase by phase.
 func (p *provisioning) build(ctx workflow.Context) error {
+	if p.plan.IsKRaft() {
+		// Plans had no KRaft part before it was built: a ZooKeeper
+		// plan's history never takes this branch.
+		return p.buildKRaft(ctx)
+	}
 	plan, who := p.plan, p.reason(ctx)
 	var hostSteps []provisionStep
 	for n := int32(1); n <= fleet.ZooKeeperNodes; n++ {
@@ -281,7 +288,8 @@ func (p *provisioning) brokerHost(ctx workflow.Context, b int32) error {
 // brokerUp configures broker b's host, then starts Kafka there.
 func (p *provisioning) brokerUp(ctx workflow.Context, b int32) error {
 	in := activities.BrokerHostInput{Cluster: p.plan.ID, Broker: b, InstanceID: p.st.hosts[b].ID, VolumeID: p.st.volumes[b],
-		Rack: p.plan.BrokerZone(b), ZooKeeper: p.st.connect, KafkaVersion: p.plan.KafkaVersion, Reason: p.reason(ctx)}
+		Rack: p.plan.BrokerZone(b), ZooKeeper: p.st.connect, KafkaVersion: p.plan.KafkaVersion, Reason: p.reason(ctx),
+		QuorumVoters: p.st.kraft.voters, KafkaClusterID: p.st.kraft.kafkaClusterID}
 	if !p.st.configured[b] {
 		if err := workflow.ExecuteActivity(provisionContext(ctx, 10*time.Minute, fmt.Sprintf("configure broker %d", b)), a.ConfigureBrokerHost, in).Get(ctx, nil); err != nil {
 			return err

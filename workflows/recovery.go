@@ -498,7 +498,7 @@ func (in RecoveryInput) withDefaults() RecoveryInput {
 // lostFrom says how a lost broker was seen leaving: its ZooKeeper
 // registration vanished, or (KRaft) the controller fenced it.
 func lostFrom(spec fleet.ClusterSpec) string {
-	if spec.Mode() == fleet.ModeKRaft {
+	if spec.RegistersWithKRaft() {
 		return "was fenced by the KRaft controller"
 	}
 	return "left ZooKeeper"

@@ -36,6 +36,12 @@ type RollingRestartInput struct {
 	// InterBrokerProtocolVersion is set in every broker's server.properties
 	// before it starts (the two rolls of an upgrade); empty keeps it.
 	InterBrokerProtocolVersion string `json:"interBrokerProtocolVersion,omitempty"`
+	// MetadataMode is the metadata mode every node starts in, and
+	// QuorumVoters the brokers' controller.quorum.voters (the
+	// ZooKeeper-to-KRaft migration's rolls, cloud.MetadataMode*); empty
+	// keeps each node's.
+	MetadataMode string `json:"metadataMode,omitempty"`
+	QuorumVoters string `json:"quorumVoters,omitempty"`
 }
 
 // RollingRestartResult records what the roll did, per broker, in order.
@@ -210,6 +216,8 @@ func (r *roll) restartNext(ctx workflow.Context) error {
 			GracePeriodSeconds:         grace,
 			Version:                    r.in.Version,
 			InterBrokerProtocolVersion: r.in.InterBrokerProtocolVersion,
+			MetadataMode:               r.in.MetadataMode,
+			QuorumVoters:               r.in.QuorumVoters,
 		}
 		restarts[i] = BrokerRestart{Broker: b, Batch: r.batches, WasController: b == gate.Controller, GateWait: waited}
 	}

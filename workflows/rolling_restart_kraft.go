@@ -50,10 +50,11 @@ type ControllerRestart struct {
 }
 
 // rollsControllers says whether this roll restarts the spec's
-// controllers first, and takes them out of the brokers' remaining list (a
+// controllers first (a KRaft cluster's, or a migrating one's once phase 1
+// made them), and takes them out of the brokers' remaining list (a
 // request may name controllers among its nodes).
 func (r *roll) rollsControllers(ctx workflow.Context) bool {
-	if r.in.Spec.Mode() != fleet.ModeKRaft || workflow.GetVersion(ctx, versionKRaftControllers, workflow.DefaultVersion, 1) < 1 {
+	if !r.in.Spec.HasControllers() || workflow.GetVersion(ctx, versionKRaftControllers, workflow.DefaultVersion, 1) < 1 {
 		return false
 	}
 	controllers := r.in.Spec.ControllerIDs()
@@ -98,10 +99,11 @@ func (r *roll) restartNextController(ctx workflow.Context) error {
 	recordGateWait(ctx, r.in.Spec.ID, waited)
 	workflow.GetLogger(ctx).Info("restarting controller", "Cluster", r.in.Spec.ID, "Controller", next, "Active", active)
 	in := activities.ControllerInput{
-		Spec:       r.in.Spec,
-		Controller: next,
-		Reason:     fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
-		Version:    r.in.Version,
+		Spec:         r.in.Spec,
+		Controller:   next,
+		Reason:       fmt.Sprintf("kfleet %s %s requested by %s", OpRollingRestart, r.in.OperationID, r.in.RequestedBy),
+		Version:      r.in.Version,
+		MetadataMode: r.in.MetadataMode,
 	}
 	res := ControllerRestart{Controller: next, WasActive: active, GateWait: waited}
 	steps := []struct {

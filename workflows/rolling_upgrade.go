@@ -34,13 +34,19 @@ type UpgradeParams struct {
 	// TargetIBP is the protocol the second roll sets; empty: the
 	// major.minor of Version.
 	TargetIBP string `json:"targetIbp,omitempty"`
+	// MetadataVersion is a KRaft cluster's target metadata.version, e.g.
+	// 4.0-IV3 (or a release, 4.0, for its latest level); empty: the
+	// highest level Version supports. ZooKeeper mode has none.
+	MetadataVersion string `json:"metadataVersion,omitempty"`
 }
 
-// Upgrade is an admitted upgrade with every version resolved.
+// Upgrade is an admitted upgrade with every version resolved. A KRaft
+// cluster's has Version and MetadataVersion, no protocol.
 type Upgrade struct {
-	Version   string `json:"version"`
-	FromIBP   string `json:"fromIbp"`
-	TargetIBP string `json:"targetIbp"`
+	Version         string `json:"version"`
+	FromIBP         string `json:"fromIbp"`
+	TargetIBP       string `json:"targetIbp"`
+	MetadataVersion string `json:"metadataVersion,omitempty"`
 }
 
 // RollingUpgradeInput asks for a rolling upgrade of a cluster.
@@ -52,6 +58,9 @@ type RollingUpgradeInput struct {
 	FromIBP     string            `json:"fromIbp"`
 	// TargetIBP defaults to the major.minor of Version.
 	TargetIBP string `json:"targetIbp,omitempty"`
+	// MetadataVersion is a KRaft upgrade's target metadata.version
+	// (UpgradeParams.MetadataVersion).
+	MetadataVersion string `json:"metadataVersion,omitempty"`
 }
 
 // RollingUpgradeResult is what both rolls did.
@@ -61,6 +70,12 @@ type RollingUpgradeResult struct {
 	// Protocol is nil when the protocol already was the target (a patch
 	// upgrade needs a single roll).
 	Protocol *RollingRestartResult `json:"protocol,omitempty"`
+	// Mode is fleet.ModeKRaft for a KRaft cluster's upgrade (binaries,
+	// then metadata.version: rolling_upgrade_kraft.go); empty for
+	// ZooKeeper mode.
+	Mode fleet.ClusterMode `json:"mode,omitempty"`
+	// MetadataVersion is what a KRaft upgrade did to metadata.version.
+	MetadataVersion *MetadataVersionOutcome `json:"metadataVersion,omitempty"`
 }
 
 // UpgradeProgress is what the progress query of an upgrade answers. The
@@ -75,9 +90,15 @@ type UpgradeProgress struct {
 	Phases      int    `json:"phases"`
 	// RollWorkflowID is the running phase's rolling restart.
 	RollWorkflowID string `json:"rollWorkflowId,omitempty"`
+	// Step and Paused are a KRaft upgrade's own (its metadata.version
+	// phase): what it does, and the approval it waits for.
+	Step   string `json:"step,omitempty"`
+	Paused *Pause `json:"paused,omitempty"`
 }
 
-// RollingUpgradeWorkflow upgrades a ZooKeeper-mode cluster in two rolling
+// RollingUpgradeWorkflow upgrades a cluster. A KRaft cluster's upgrade
+// rolls its binaries and then finalizes metadata.version
+// (rolling_upgrade_kraft.go). A ZooKeeper-mode cluster's takes two rolling
 // restarts, each a RollingRestartWorkflow child with every gate of a roll:
 //
 //  1. binaries: each broker starts on Version with
@@ -92,6 +113,9 @@ type UpgradeProgress struct {
 // are recorded in history, so a worker crash resumes the running phase and
 // never starts a finished one again.
 func RollingUpgradeWorkflow(ctx workflow.Context, in RollingUpgradeInput) (RollingUpgradeResult, error) {
+	if in.Spec.Mode() == fleet.ModeKRaft && workflow.GetVersion(ctx, versionKRaftUpgrade, workflow.DefaultVersion, 1) >= 1 {
+		return rollingUpgradeKRaft(ctx, in)
+	}
 	up, err := in.upgrade()
 	if err != nil {
 		return RollingUpgradeResult{}, temporal.NewNonRetryableApplicationError(
@@ -182,6 +206,9 @@ func (in RollingUpgradeInput) upgrade() (Upgrade, error) {
 	}
 	if in.FromIBP == "" {
 		return Upgrade{}, errors.New("fromIbp is required: the inter.broker.protocol.version to pin while the binaries roll")
+	}
+	if in.MetadataVersion != "" {
+		return Upgrade{}, errors.New("metadata.version is a KRaft feature: a ZooKeeper cluster has none (migrate it to KRaft first)")
 	}
 	return UpgradeParams{Version: in.Version, FromIBP: in.FromIBP, TargetIBP: in.TargetIBP}.resolve(in.FromIBP)
 }

@@ -78,6 +78,8 @@ func (b backend) Run(ctx context.Context, cmd chatops.Command, user string) (str
 		}
 		return fmt.Sprintf("creating %s: %d brokers over %s (plan %s, provisioning %s)", cmd.Cluster, cmd.Plan.Brokers,
 			strings.Join(cmd.Plan.AvailabilityZones, ", "), adm.Plan, adm.WorkflowID), adm.WorkflowID, nil
+	case chatops.VerbMigrateStart, chatops.VerbMigrateStatus, chatops.VerbMigrateApprove, chatops.VerbMigrateRollback, chatops.VerbMigrateAbandon:
+		return b.migrate(ctx, cmd, user) // migrate.go
 	}
 	// An operation that takes nothing down (cleaner-check, add-brokers,
 	// rebalance) is asked for now; a destructive one only once approved.
@@ -105,11 +107,13 @@ func action(cmd chatops.Command, user string) activities.Action {
 	params := map[string]any{}
 	param(params, "maxBatch", cmd.MaxBatch)
 	param(params, "version", cmd.Version)
+	param(params, "metadataVersion", cmd.MetadataVersion)
 	param(params, "force", cmd.Force)
 	param(params, "count", cmd.Count)
 	param(params, "instanceType", cmd.InstanceType)
 	param(params, "volumeGiB", cmd.VolumeGiB)
 	param(params, "throttleBytesPerSec", cmd.ThrottleBytesPerSec)
+	param(params, "node", cmd.Node)
 	// A tenant's plan (its limits are the catalog's: entity.Request
 	// resolves them), a rotation's grace, and the tenant, which a
 	// creation calls its name.

@@ -34,6 +34,7 @@ func TestActionIsTheKindsRequest(t *testing.T) {
 		{"remove-broker orders 4", workflows.OpRemoveBroker, []int32{4}, ""},
 		{"remove-broker orders 4 throttle=512KiB", workflows.OpRemoveBroker, []int32{4}, `{"throttleBytesPerSec":524288}`},
 		{"rebalance orders", workflows.OpRebalance, nil, ""},
+		{"replace-controller korders 3001", workflows.OpReplaceController, nil, `{"node":3001}`},
 		{"rebalance orders throttle=1GiB", workflows.OpRebalance, nil, `{"throttleBytesPerSec":1073741824}`},
 		{"tenant-create orders basic-0", workflows.OpTenantCreate, nil, `{"plan":"basic-0","limits":` + limitsJSON("basic-0") + `}`},
 		{"tenant-create orders basic-1 name=acme", workflows.OpTenantCreate, nil, `{"plan":"basic-1","name":"acme","limits":` + limitsJSON("basic-1") + `}`},

@@ -38,7 +38,8 @@ const (
 	VerbTenantRotate     Verb = "tenant-rotate"
 	VerbTenantChangePlan Verb = "tenant-change-plan"
 	VerbTenantDelete     Verb = "tenant-delete"
-	// The admin lane's verbs are in command_topic.go.
+	// The admin lane's verbs are in command_topic.go, the migration's in
+	// command_migrate.go.
 )
 
 // verbSpec is how a verb is written and what it does, for help and errors.
@@ -53,19 +54,21 @@ var verbSpecs = [...]verbSpec{
 	{VerbStatus, "status <cluster>", "the cluster's state"},
 	{VerbList, "list", "the registered clusters"},
 	{VerbRestart, "restart <cluster> [brokers=1,2] [batch=N]", "rolling restart, the controller last (needs a second person's approval)"},
-	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1 (needs approval)"},
+	{VerbUpgrade, "upgrade <cluster> <version>", "rolling upgrade to a Kafka version like 3.7.1; a KRaft cluster's then finalizes metadata.version, by default the release's latest, or metadata=4.0-IV3 after the version (needs approval)"},
 	{VerbExpand, "expand <cluster> <broker>", "grow a broker's data volume now (needs approval)"},
 	{VerbAddBrokers, "add-brokers <cluster> <count> [type=T] [volume=GiB] [throttle=RATE]",
 		"add brokers like the cluster's own (or of type T, with GiB volumes), then move partitions onto them; RATE is the replication throttle in bytes/s, like 10MiB, 512KiB or 1048576"},
 	{VerbRemoveBroker, "remove-broker <cluster> <broker> [throttle=RATE]",
 		"move the broker's partitions off it, then terminate its host and delete its volume (needs approval)"},
 	{VerbRebalance, "rebalance <cluster> [throttle=RATE]", "move partitions until brokers' replica and leader counts are within 10% of each other"},
+	{VerbReplaceController, "replace-controller <cluster> <node>",
+		"replace a KRaft controller's host: refused unless the quorum keeps a caught-up majority without it (needs approval)"},
 	{VerbCleanerCheck, "cleaner-check <cluster>", "check the log cleaner, restart (gated) brokers whose cleaner is dead"},
 	{VerbPause, "pause <cluster> [reason...]", "no queued operation starts until resume"},
 	{VerbResume, "resume <cluster>", "queued operations start again"},
 	{VerbAbort, "abort <cluster> [operation-id]", "abort the operation waiting for a human (needs approval)"},
-	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P]",
-		"create a managed cluster: hosts, volumes, ZooKeeper, brokers, then register it"},
+	{VerbCreate, "create <cluster> brokers=N zones=Z1,Z2,Z3 version=V [type=T] [volume=GiB] [zk-type=T] [plan=P] [controllers=3|5] [metadata=MV]",
+		"create a managed cluster: hosts, volumes, ZooKeeper (or with controllers= a KRaft quorum), brokers, then register it"},
 	{VerbDelete, "delete <cluster> [force]", "delete the cluster's hosts, volumes and chroot (needs approval; refused while topics or tenants remain unless force)"},
 	{VerbTenantCreate, "tenant-create <cluster> <plan> [name=N]",
 		"create a tenant on a plan like basic-0; its password is fetched once with bin/starter tenant credentials, never shown in chat"},
@@ -78,6 +81,13 @@ var verbSpecs = [...]verbSpec{
 	{VerbTopicPartitions, "topic partitions <cluster> <tenant> <topic> <N>", "take a tenant's topic to N partitions in all (more than it has)"},
 	{VerbTopicRetention, "topic retention <cluster> <tenant> <topic> <duration>", "set a tenant's topic's retention.ms, like 6h, within its plan's bounds"},
 	{VerbGroupDelete, "group delete <cluster> <tenant> <group>", "delete a tenant's consumer group; refused while it has live members"},
+	{VerbMigrateStart, "migrate start <cluster> [controllers=3|5]",
+		"start the cluster's migration from ZooKeeper to KRaft: its preflight runs at once, then phase 1 awaits a second person's approval"},
+	{VerbMigrateStatus, "migrate status <cluster>", "where the cluster's migration is, and the phase awaiting approval"},
+	{VerbMigrateApprove, "migrate approve <cluster> <phase 1-4>",
+		"start the phase awaiting approval (1 controllers, 2 dual-write, 3 brokers-kraft, 4 finalize: no undo); not by who started the migration"},
+	{VerbMigrateRollback, "migrate rollback <cluster> [reason...]", "roll the cluster back to ZooKeeper from the phase it is in (until finalization)"},
+	{VerbMigrateAbandon, "migrate abandon <cluster> [reason...]", "end the migration where it is; a later migrate start resumes from the cluster's phase"},
 	{VerbHelp, "help", "this text"},
 }
 
@@ -146,7 +156,11 @@ type Command struct {
 	MaxBatch int
 	// Version is an upgrade's target Kafka version, e.g. "3.7.1".
 	Version string
-	// Reason is a pause's reason (may be empty).
+	// MetadataVersion is a KRaft upgrade's target metadata.version, e.g.
+	// "4.0-IV3" (metadata=; "": the release's latest).
+	MetadataVersion string
+	// Reason is a pause's, or a migration's rollback's or abandon's,
+	// reason (may be empty).
 	Reason string
 	// OperationID is the operation an abort answers ("": the one waiting).
 	OperationID string
@@ -163,6 +177,8 @@ type Command struct {
 	// ThrottleBytesPerSec is the replication throttle partitions move
 	// under (add-brokers, remove-broker, rebalance; 0: kfleet's default).
 	ThrottleBytesPerSec int64
+	// Node is a replace-controller's KRaft controller node id.
+	Node int32
 	// Tenant names a tenant (a create's name=, "" generates one);
 	// TenantPlan is a tenant's plan; Grace a rotation's grace, as typed.
 	Tenant     string
@@ -178,6 +194,10 @@ type Command struct {
 	Partitions        int
 	ReplicationFactor int
 	Retention         string
+	// Controllers is a migration's start's controllers= (0: the
+	// default, 3); Phase the phase a migrate-approve approves.
+	Controllers int
+	Phase       fleet.MigrationPhase
 }
 
 // Parse reads a command's text (what follows the slash command) strictly:
@@ -194,7 +214,7 @@ func Parse(text string) (Command, error) {
 	if len(fields) == 0 {
 		return Command{Verb: VerbHelp}, nil
 	}
-	verb, args := twoWordVerb(fields) // command_topic.go
+	verb, args := commandVerb(fields) // command_migrate.go
 	spec, ok := specOf(verb)
 	if !ok {
 		return Command{}, fmt.Errorf("unknown verb %s: want one of %s", quote(fields[0]), verbList())
@@ -231,6 +251,13 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 			return Command{}, err
 		}
 		cmd.Version, args = v.String(), args[1:]
+		if len(args) > 0 && strings.HasPrefix(args[0], "metadata=") {
+			m, err := fleet.ParseMetadataVersion(strings.TrimPrefix(args[0], "metadata="))
+			if err != nil {
+				return Command{}, err
+			}
+			cmd.MetadataVersion, args = m.Name, args[1:]
+		}
 	case VerbExpand:
 		if len(args) == 0 {
 			return Command{}, errors.New("missing broker")
@@ -251,10 +278,14 @@ func parseArgs(verb Verb, args []string) (Command, error) {
 		return cmd, parseCreateOptions(&cmd, args) // command_create.go
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		return cmd, parseResizeArgs(&cmd, args) // command_resize.go
+	case VerbReplaceController:
+		return cmd, parseControllerArgs(&cmd, args) // command_controller.go
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		return cmd, parseTenantArgs(&cmd, args) // command_tenant.go
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
 		return cmd, parseTopicArgs(&cmd, args) // command_topic.go
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		return cmd, parseMigrateArgs(&cmd, args) // command_migrate.go
 	case VerbDelete:
 		if len(args) > 0 && args[0] == "force" {
 			cmd.Force, args = true, args[1:]
@@ -364,9 +395,14 @@ func (c Command) Validate() error {
 			return fmt.Errorf("restart: batch %d: want 1 to %d (0: the default)", c.MaxBatch, MaxBatch)
 		}
 	case VerbUpgrade:
-		want.Version = c.Version
+		want.Version, want.MetadataVersion = c.Version, c.MetadataVersion
 		if _, err := fleet.ParseKafkaVersion(c.Version); err != nil {
 			return fmt.Errorf("upgrade: %w", err)
+		}
+		if c.MetadataVersion != "" {
+			if m, err := fleet.ParseMetadataVersion(c.MetadataVersion); err != nil || m.Name != c.MetadataVersion {
+				return fmt.Errorf("upgrade: metadata=%q: want a level name like 4.0-IV3", c.MetadataVersion)
+			}
 		}
 	case VerbExpand:
 		want.Brokers = c.Brokers
@@ -390,6 +426,11 @@ func (c Command) Validate() error {
 		}
 	case VerbDelete:
 		want.Force = c.Force
+	case VerbReplaceController:
+		want.Node = c.Node
+		if c.Node < 0 {
+			return fmt.Errorf("replace-controller: node %d is negative", c.Node)
+		}
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		again, err := reparseResize(c)
 		if err != nil {
@@ -408,6 +449,12 @@ func (c Command) Validate() error {
 			return err
 		}
 		want = again
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		again, err := reparseMigrate(c)
+		if err != nil {
+			return err
+		}
+		want = again
 	}
 	if !c.equal(want) {
 		return fmt.Errorf("%s: fields of another verb are set", c.Verb)
@@ -421,12 +468,12 @@ func (c Command) Validate() error {
 func (c Command) equal(d Command) bool {
 	return c.Verb == d.Verb && c.Cluster == d.Cluster && slices.Equal(c.Brokers, d.Brokers) &&
 		(c.Brokers == nil) == (d.Brokers == nil) && c.MaxBatch == d.MaxBatch &&
-		c.Version == d.Version && c.Reason == d.Reason && c.OperationID == d.OperationID &&
+		c.Version == d.Version && c.MetadataVersion == d.MetadataVersion && c.Reason == d.Reason && c.OperationID == d.OperationID &&
 		samePlan(c.Plan, d.Plan) && c.Force == d.Force && c.Count == d.Count && c.InstanceType == d.InstanceType &&
 		c.VolumeGiB == d.VolumeGiB && c.ThrottleBytesPerSec == d.ThrottleBytesPerSec &&
 		c.Tenant == d.Tenant && c.TenantPlan == d.TenantPlan && c.Grace == d.Grace &&
 		c.Topic == d.Topic && c.Group == d.Group && c.Partitions == d.Partitions && c.ReplicationFactor == d.ReplicationFactor &&
-		c.Retention == d.Retention
+		c.Retention == d.Retention && c.Node == d.Node && c.Controllers == d.Controllers && c.Phase == d.Phase
 }
 
 // String writes c the way Parse reads it, canonically: options in a fixed
@@ -450,6 +497,9 @@ func (c Command) String() string {
 		}
 	case VerbUpgrade:
 		parts = append(parts, c.Version)
+		if c.MetadataVersion != "" {
+			parts = append(parts, "metadata="+c.MetadataVersion)
+		}
 	case VerbExpand:
 		for _, b := range c.Brokers {
 			parts = append(parts, strconv.Itoa(int(b)))
@@ -470,10 +520,14 @@ func (c Command) String() string {
 		}
 	case VerbAddBrokers, VerbRemoveBroker, VerbRebalance:
 		parts = append(parts, resizeArgs(c)...)
+	case VerbReplaceController:
+		parts = append(parts, strconv.Itoa(int(c.Node)))
 	case VerbTenantCreate, VerbTenantRotate, VerbTenantChangePlan, VerbTenantDelete:
 		parts = append(parts, tenantArgs(c)...)
 	case VerbTopicCreate, VerbTopicDelete, VerbTopicPartitions, VerbTopicRetention, VerbGroupDelete:
 		parts = append(parts, topicArgs(c)...)
+	case VerbMigrateStart, VerbMigrateStatus, VerbMigrateApprove, VerbMigrateRollback, VerbMigrateAbandon:
+		parts = append(parts, migrateArgs(c)...)
 	}
 	return strings.Join(parts, " ")
 }

@@ -19,13 +19,14 @@ var (
 	zoneToken         = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	instanceTypeToken = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$`)
 	planToken         = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+	metadataToken     = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}(-IV[0-9]{1,4})?$`)
 )
 
 // maxZones bounds a create's zones= (regions have at most a handful).
 const maxZones = 8
 
 // createKeys are a create's options, in canonical order.
-var createKeys = [...]string{"brokers", "zones", "version", "type", "volume", "zk-type", "plan"}
+var createKeys = [...]string{"brokers", "zones", "version", "type", "volume", "zk-type", "plan", "controllers", "metadata"}
 
 // parseCreateOptions reads a create's key=value options, each at most
 // once, in any order; brokers, zones and version are required.
@@ -70,6 +71,24 @@ func parseCreateOptions(cmd *Command, args []string) error {
 				return fmt.Errorf("plan %s: want a plan name like standard", quote(value))
 			}
 			p.Plan = value
+		case "controllers", "metadata":
+			// Either makes a KRaft cluster (plan_kraft.go); whether the
+			// count and level are allowed is the plan's to say.
+			if p.KRaft == nil {
+				p.KRaft = &fleet.KRaftPlan{}
+			}
+			if key == "metadata" {
+				if !metadataToken.MatchString(value) {
+					return fmt.Errorf("metadata %s: want a metadata.version like 4.0-IV3, or a release like 4.0", quote(value))
+				}
+				p.KRaft.MetadataVersion = value
+				break
+			}
+			n, err := strconv.Atoi(value)
+			if err != nil || !allDigits(value) || n > 99 {
+				return fmt.Errorf("controllers %s: want a number of KRaft controllers, 3 or 5", quote(value))
+			}
+			p.KRaft.Controllers = n
 		}
 		return err
 	})
@@ -131,6 +150,12 @@ func createOptions(p fleet.ClusterPlan) []string {
 			out = append(out, kv[0]+"="+kv[1])
 		}
 	}
+	if k := p.KRaft; k != nil {
+		out = append(out, "controllers="+strconv.Itoa(k.Controllers))
+		if k.MetadataVersion != "" {
+			out = append(out, "metadata="+k.MetadataVersion)
+		}
+	}
 	return out
 }
 
@@ -162,5 +187,7 @@ func validateCreate(c Command) error {
 func samePlan(a, b fleet.ClusterPlan) bool {
 	return a.ID == b.ID && a.Brokers == b.Brokers && slices.Equal(a.AvailabilityZones, b.AvailabilityZones) &&
 		a.InstanceType == b.InstanceType && a.VolumeGiB == b.VolumeGiB && a.ZooKeeperInstanceType == b.ZooKeeperInstanceType &&
-		a.KafkaVersion == b.KafkaVersion && a.Plan == b.Plan && a.Health == b.Health
+		a.KafkaVersion == b.KafkaVersion && a.Plan == b.Plan && a.Health == b.Health &&
+		(a.KRaft == nil) == (b.KRaft == nil) && (a.KRaft == nil || a.KRaft.Controllers == b.KRaft.Controllers &&
+		a.KRaft.MetadataVersion == b.KRaft.MetadataVersion && a.KRaft.InstanceType == b.KRaft.InstanceType)
 }

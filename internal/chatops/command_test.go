@@ -31,6 +31,9 @@ func TestParse(t *testing.T) {
 		{"upgrade local-b 3.7.1", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "3.7.1"}},
 		// The grammar only: whether a ZooKeeper cluster may run 4.x is the upgrade's check.
 		{"upgrade local-b 4.0.0", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-b", Version: "4.0.0"}},
+		// A KRaft upgrade's target metadata.version; a release names its latest level.
+		{"upgrade local-k 4.0.0 metadata=4.0-IV3", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-k", Version: "4.0.0", MetadataVersion: "4.0-IV3"}},
+		{"upgrade local-k 4.0.0 metadata=3.9", chatops.Command{Verb: chatops.VerbUpgrade, Cluster: "local-k", Version: "4.0.0", MetadataVersion: "3.9-IV0"}},
 		{"expand local-a 2", chatops.Command{Verb: chatops.VerbExpand, Cluster: "local-a", Brokers: []int32{2}}},
 		{"cleaner-check local-a", chatops.Command{Verb: chatops.VerbCleanerCheck, Cluster: "local-a"}},
 		{"pause local-a", chatops.Command{Verb: chatops.VerbPause, Cluster: "local-a"}},
@@ -110,6 +113,8 @@ func TestParseRefuses(t *testing.T) {
 		{"upgrade local-a 3.07.1", `version "3.07.1": "07" has a leading zero; want major.minor.patch, like 3.7.1`},
 		{"upgrade local-a 3.7.1-rc1", `version "3.7.1-rc1"`},
 		{"upgrade local-a 3.7.1 now", `unexpected "now"`},
+		{"upgrade local-k 4.0.0 metadata=4.0-IV9", `metadata.version "4.0-IV9"`},
+		{"upgrade local-k 4.0.0 metadata=4.0-IV3 now", `unexpected "now"`},
 		{"expand local-a", "missing broker"},
 		{"expand local-a two", `broker "two"`},
 		{"expand local-a 1 2", `unexpected "2"`},
@@ -203,7 +208,7 @@ func TestVerbs(t *testing.T) {
 			destructive = append(destructive, v)
 		}
 	}
-	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbAbort,
+	assert.ElementsMatch(t, []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbRemoveBroker, chatops.VerbReplaceController, chatops.VerbAbort,
 		chatops.VerbDelete, chatops.VerbTenantDelete, chatops.VerbTopicDelete}, destructive)
 	assert.False(t, chatops.Verb("reboot").Known())
 }
@@ -215,6 +220,9 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 	for _, k := range workflows.Kinds() {
 		if k.Verb() == "" && len(k.ActionVerbs()) == 0 {
 			continue // only kfleet asks for it (a recovery, a rotated-out user's removal)
+		}
+		if k.Name() == workflows.OpMigrationPhase {
+			continue // only the migration asks for a phase; people use migrate approve/rollback (command_migrate.go)
 		}
 		if k.Verb() != "" {
 			v := chatops.Verb(k.Verb())
@@ -228,10 +236,55 @@ func TestEveryOperationVerbIsAChatVerb(t *testing.T) {
 		}
 	}
 	for _, v := range []chatops.Verb{chatops.VerbRestart, chatops.VerbUpgrade, chatops.VerbExpand, chatops.VerbCleanerCheck, chatops.VerbDelete,
-		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance,
+		chatops.VerbAddBrokers, chatops.VerbRemoveBroker, chatops.VerbRebalance, chatops.VerbReplaceController,
 		chatops.VerbTenantCreate, chatops.VerbTenantRotate, chatops.VerbTenantChangePlan, chatops.VerbTenantDelete,
 		chatops.VerbTopicCreate, chatops.VerbTopicDelete, chatops.VerbTopicPartitions, chatops.VerbTopicRetention, chatops.VerbGroupDelete} {
 		_, err := workflows.KindOfVerb(string(v))
 		assert.NoError(t, err, "chat verb %s starts no registered kind", v)
 	}
+}
+
+func TestReplaceControllerGrammar(t *testing.T) {
+	cases := []struct {
+		text, want, err string
+	}{
+		{"replace-controller orders 3001", "replace-controller orders 3001", ""},
+		{"replace-controller  orders   0", "replace-controller orders 0", ""},
+		{"replace-controller orders", "", "missing controller node id"},
+		{"replace-controller orders -1", "", "non-negative integer controller node id"},
+		{"replace-controller orders 3001 3002", "", "unexpected"},
+		{"replace-controller orders x", "", "non-negative integer"},
+	}
+	for _, c := range cases {
+		t.Run(c.text, func(t *testing.T) {
+			cmd, err := chatops.Parse(c.text)
+			if c.err != "" {
+				assert.ErrorContains(t, err, c.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, cmd.String())
+			assert.NoError(t, cmd.Validate())
+			assert.True(t, cmd.Verb.Destructive(), "a controller's host replacement needs approval in chat")
+		})
+	}
+	bad := chatops.Command{Verb: chatops.VerbReplaceController, Cluster: "orders", Node: 3001, Force: true}
+	assert.ErrorContains(t, bad.Validate(), "fields of another verb")
+}
+
+func TestCreateKRaftGrammar(t *testing.T) {
+	cmd, err := chatops.Parse("create korders brokers=3 zones=us-east-1a,us-east-1b,us-east-1c version=4.0.0 metadata=4.0-IV3 controllers=5")
+	require.NoError(t, err)
+	require.NotNil(t, cmd.Plan.KRaft)
+	assert.Equal(t, 5, cmd.Plan.KRaft.Controllers)
+	assert.Equal(t, "4.0-IV3", cmd.Plan.KRaft.MetadataVersion)
+	assert.Equal(t, "create korders brokers=3 zones=us-east-1a,us-east-1b,us-east-1c version=4.0.0 controllers=5 metadata=4.0-IV3", cmd.String())
+	require.NoError(t, cmd.Validate())
+	zk, err := chatops.Parse("create orders brokers=3 zones=us-east-1a version=3.7.1")
+	require.NoError(t, err)
+	assert.Nil(t, zk.Plan.KRaft, "no controllers=: a ZooKeeper cluster")
+	_, err = chatops.Parse("create korders brokers=3 zones=us-east-1a version=4.0.0 metadata=latest")
+	assert.ErrorContains(t, err, "want a metadata.version like 4.0-IV3")
+	_, err = chatops.Parse("create korders brokers=3 zones=us-east-1a version=4.0.0 controllers=three")
+	assert.ErrorContains(t, err, "want a number of KRaft controllers")
 }

@@ -34,5 +34,5 @@ rules:
 	assert.Equal(t, "ephemeral", r.ResponseType)
 	assert.Contains(t, r.Text, "missing zones=")
 	r = h.slash(t, alice, "COPS", "help")
-	assert.Contains(t, r.Text, "restart, upgrade, expand, remove-broker, abort, delete, tenant-delete, topic-delete are not run at once")
+	assert.Contains(t, r.Text, "restart, upgrade, expand, remove-broker, replace-controller, abort, delete, tenant-delete, topic-delete are not run at once")
 }

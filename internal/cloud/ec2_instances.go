@@ -19,7 +19,10 @@ type LaunchSpec struct {
 	Cluster  string
 	Role     string
 	BrokerID int32 // brokers only
-	AZ       string
+	// NodeID is a KRaft controller's node id (Role RoleController only),
+	// tagged TagNodeID.
+	NodeID int32
+	AZ     string
 	// InstanceType and ImageID are what to run (m5.xlarge, ami-...).
 	InstanceType string
 	ImageID      string
@@ -43,16 +46,22 @@ type LaunchSpec struct {
 
 // name is the Name tag of the host.
 func (s LaunchSpec) name() string {
-	if s.Role == RoleBroker {
+	switch s.Role {
+	case RoleBroker:
 		return fmt.Sprintf("%s-broker-%d", s.Cluster, s.BrokerID)
+	case RoleController:
+		return fmt.Sprintf("%s-controller-%d", s.Cluster, s.NodeID)
 	}
 	return s.Cluster + "-" + s.Role
 }
 
 // what names the host in errors.
 func (s LaunchSpec) what() string {
-	if s.Role == RoleBroker {
+	switch s.Role {
+	case RoleBroker:
 		return fmt.Sprintf("cluster %q broker %d", s.Cluster, s.BrokerID)
+	case RoleController:
+		return fmt.Sprintf("cluster %q controller %d", s.Cluster, s.NodeID)
 	}
 	return fmt.Sprintf("cluster %q %s node", s.Cluster, s.Role)
 }
@@ -61,10 +70,12 @@ func (s LaunchSpec) validate() error {
 	switch {
 	case s.Cluster == "":
 		return fmt.Errorf("%w: no cluster", ErrInvalidSpec)
-	case s.Role != RoleBroker && s.Role != RoleZooKeeper:
-		return fmt.Errorf("%w: role %q is neither %s nor %s", ErrInvalidSpec, s.Role, RoleBroker, RoleZooKeeper)
+	case s.Role != RoleBroker && s.Role != RoleZooKeeper && s.Role != RoleController:
+		return fmt.Errorf("%w: role %q is none of %s, %s and %s", ErrInvalidSpec, s.Role, RoleBroker, RoleZooKeeper, RoleController)
 	case s.Role == RoleBroker && s.BrokerID < 0:
 		return fmt.Errorf("%w: broker id %d", ErrInvalidSpec, s.BrokerID)
+	case s.Role == RoleController && s.NodeID < 0:
+		return fmt.Errorf("%w: controller node id %d", ErrInvalidSpec, s.NodeID)
 	case s.AZ == "" || s.InstanceType == "" || s.ImageID == "":
 		return fmt.Errorf("%w: zone, instance type and image are required", ErrInvalidSpec)
 	}
@@ -84,8 +95,11 @@ func validToken(t string) error {
 // tags are kfleet's tags for spec, then spec's own.
 func (s LaunchSpec) tags() []ec2types.Tag {
 	own := map[string]string{TagCluster: s.Cluster, TagRole: s.Role, "Name": s.name()}
-	if s.Role == RoleBroker {
+	switch s.Role {
+	case RoleBroker:
 		own[TagBrokerID] = strconv.Itoa(int(s.BrokerID))
+	case RoleController:
+		own[TagNodeID] = strconv.Itoa(int(s.NodeID))
 	}
 	return mergeTags(own, s.Tags)
 }

@@ -32,6 +32,7 @@ func TestLaunchAndVolumeSpecsRefused(t *testing.T) {
 		{"no cluster", func(s *cloud.LaunchSpec) { s.Cluster = "" }},
 		{"unknown role", func(s *cloud.LaunchSpec) { s.Role = "web" }},
 		{"negative broker id", func(s *cloud.LaunchSpec) { s.BrokerID = -1 }},
+		{"negative controller node id", func(s *cloud.LaunchSpec) { s.Role, s.NodeID = cloud.RoleController, -1 }},
 		{"no zone", func(s *cloud.LaunchSpec) { s.AZ = "" }},
 	}
 	for _, tt := range tests {

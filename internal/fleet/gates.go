@@ -42,7 +42,7 @@ func HealthBlockers(spec ClusterSpec, s Snapshot) []Blocker {
 	// Where a broker registers: a KRaft cluster's snapshot holds its
 	// unfenced brokers (Unfenced), so a fenced one reads as unregistered.
 	where := "in ZooKeeper"
-	if spec.Mode() == ModeKRaft {
+	if spec.RegistersWithKRaft() {
 		where = "with the KRaft controller, or is fenced"
 	}
 	for _, id := range spec.BrokerIDs() {

@@ -99,6 +99,33 @@ func (s ClusterSpec) Controller(id int32) (ControllerSpec, bool) {
 	return s.KRaft.Controllers[i], true
 }
 
+// HasControllers reports whether the cluster runs KRaft controllers: a
+// KRaft cluster, or a migrating one from phase 1 on.
+func (s ClusterSpec) HasControllers() bool {
+	switch s.Mode() {
+	case ModeKRaft:
+		return true
+	case ModeMigrating:
+		return s.KRaft.Phase >= PhaseControllers
+	}
+	return false
+}
+
+// RegistersWithKRaft reports whether the cluster's brokers are sensed
+// through the KRaft controllers' fencing rather than ZooKeeper: a KRaft
+// cluster's, and a migrating one's from dual-write on (phase 2 done), when
+// every broker has registered with the controllers and phase 3 takes them
+// out of ZooKeeper one by one.
+func (s ClusterSpec) RegistersWithKRaft() bool {
+	switch s.Mode() {
+	case ModeKRaft:
+		return true
+	case ModeMigrating:
+		return s.KRaft.Phase >= PhaseDualWrite
+	}
+	return false
+}
+
 // InSpec reports whether node is one of the spec's brokers or controllers:
 // a registered node that is neither is a ghost (CheckFinalize).
 func (s ClusterSpec) InSpec(node int32) bool {

@@ -134,14 +134,21 @@ func CheckPreflight(brokers []int32, f PreflightFacts) []Blocker {
 	if len(wrongProtocol) > 0 {
 		add("inter.broker.protocol.version must be %d.%d on every broker (finish the upgrade's protocol bump): broker %s", migrationMajor, migrationMinor, strings.Join(wrongProtocol, ", broker "))
 	}
-	if f.ClusterID == "" {
-		add("cluster id unknown: read /cluster/id from ZooKeeper; the controllers must be formatted with it")
-	}
 	if f.MetadataVersionChangePending {
 		add("a metadata.version change is pending: let it finish or cancel it, none may run during the migration")
 	}
+	return append(out, CheckPreflightZnodes(f)...)
+}
+
+// CheckPreflightZnodes is the part of CheckPreflight ZooKeeper decides:
+// phase 1 checks it again just before it formats the controllers.
+func CheckPreflightZnodes(f PreflightFacts) []Blocker {
+	var out []Blocker
+	if f.ClusterID == "" {
+		out = append(out, Blocker{Gate: GatePreflight, Reason: "cluster id unknown: /cluster/id is missing in ZooKeeper; the controllers must be formatted with it"})
+	}
 	if f.LeftoverMigrationZnode {
-		add("/migration exists in ZooKeeper from an earlier attempt: a re-run on it can wipe metadata; inspect and delete it first")
+		out = append(out, Blocker{Gate: GatePreflight, Reason: "/migration exists in ZooKeeper from an earlier attempt: a re-run on it can wipe metadata; inspect and delete it first"})
 	}
 	return out
 }
@@ -173,6 +180,9 @@ const (
 	ImpactMembership
 	// ImpactDelete: deletes the cluster.
 	ImpactDelete
+	// ImpactMigration: the migration's own phases and rollbacks; their
+	// kind checks the phase order itself (NextMigrationStep).
+	ImpactMigration
 )
 
 // AllowedInPhase decides whether the entity may run an operation of impact
@@ -201,6 +211,102 @@ func AllowedInPhase(impact OpImpact, phase MigrationPhase) (bool, string) {
 		return false, fmt.Sprintf("migration phase %s: brokers and controllers are fixed during a migration; finalize or roll back first", phase)
 	case ImpactDelete:
 		return false, fmt.Sprintf("migration phase %s: roll the migration back or finalize it before deleting the cluster", phase)
+	case ImpactMigration:
+		return true, ""
 	}
 	return false, fmt.Sprintf("unknown operation impact %d", impact)
+}
+
+// CheckMigrationStep refuses a migration step that does not follow from
+// where the cluster is: phase n forward only from phase n-1 (phase 1 from
+// a ZooKeeper cluster), a rollback only of the phase the cluster is in and
+// only before finalization. spec is the cluster's as its entity holds it.
+func CheckMigrationStep(spec ClusterSpec, phase MigrationPhase, rollback bool) error {
+	mode := spec.Mode()
+	current := PhasePreflight
+	if mode == ModeMigrating {
+		current = spec.KRaft.Phase
+	}
+	switch {
+	case !phase.Valid() || phase == PhasePreflight:
+		return fmt.Errorf("migration phase %d: want 1 to %d", phase, PhaseFinalize)
+	case mode == ModeKRaft:
+		return fmt.Errorf("cluster %s is a KRaft cluster: there is nothing to migrate", spec.ID)
+	case rollback && mode != ModeMigrating && phase != PhaseControllers:
+		// Phase 1's rollback from a ZooKeeper cluster removes what a
+		// phase 1 that failed half-way left (controllers' hosts).
+		return fmt.Errorf("cluster %s is not migrating: there is nothing to roll back", spec.ID)
+	case rollback && mode != ModeMigrating:
+	case rollback && phase != current:
+		return fmt.Errorf("cluster %s is in migration phase %s: only that phase can be rolled back, not %s", spec.ID, current, phase)
+	case rollback && !phase.CanRollBack():
+		return fmt.Errorf("cluster %s: phase %s cannot be rolled back", spec.ID, phase)
+	case !rollback && phase <= current:
+		return fmt.Errorf("cluster %s: migration phase %s is done already (the cluster is in phase %s)", spec.ID, phase, current)
+	case !rollback && phase != current+1:
+		return fmt.Errorf("cluster %s is in migration phase %s: phase %s must come first", spec.ID, current, current+1)
+	}
+	return nil
+}
+
+// Voters is controller.quorum.voters of k's controllers:
+// "<id>@<address>,..." with each controller's QuorumBootstrap address
+// (the two lists are in the same order).
+func (k KRaftSpec) Voters() string {
+	var out []string
+	for i, c := range k.Controllers {
+		if i < len(k.QuorumBootstrap) {
+			out = append(out, fmt.Sprintf("%d@%s", c.ID, k.QuorumBootstrap[i]))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// MigrationZnodes is what ZooKeeper holds of a cluster's migration.
+type MigrationZnodes struct {
+	// ClusterID is /cluster/id's id, "" when the znode is missing.
+	ClusterID string `json:"clusterId"`
+	// Migration: /migration exists.
+	Migration bool `json:"migration"`
+	// KRaftControllerEpoch is /controller's kraftControllerEpoch: a KRaft
+	// controller holds /controller (dual-write) when it is above 0.
+	KRaftControllerEpoch int32 `json:"kraftControllerEpoch,omitempty"`
+	// Controller is /controller's brokerid, -1 without one: a broker in
+	// ZooKeeper mode, or the KRaft controller's node id in dual-write.
+	Controller int32 `json:"controller"`
+	// Brokers are the ids registered under /brokers/ids.
+	Brokers []int32 `json:"brokers"`
+}
+
+// DualWrite reports whether a KRaft controller holds /controller and
+// /migration exists: the controllers copied the metadata and write to
+// both.
+func (m MigrationZnodes) DualWrite() bool { return m.Migration && m.KRaftControllerEpoch > 0 }
+
+// MigrationStage is where a cluster is between ZooKeeper and KRaft: its
+// mode, and its phase while migrating.
+type MigrationStage struct {
+	Mode  ClusterMode    `json:"mode"`
+	Phase MigrationPhase `json:"phase,omitempty"`
+}
+
+func (s MigrationStage) String() string {
+	if s.Mode == ModeMigrating {
+		return fmt.Sprintf("%s %s", s.Mode, s.Phase)
+	}
+	return string(s.Mode)
+}
+
+// StageOf is the stage a spec with KRaft side k is at.
+func StageOf(k *KRaftSpec) MigrationStage {
+	return ClusterSpec{KRaft: k}.MigrationStage()
+}
+
+// MigrationStage is where the spec's cluster is.
+func (s ClusterSpec) MigrationStage() MigrationStage {
+	st := MigrationStage{Mode: s.Mode()}
+	if st.Mode == ModeMigrating {
+		st.Phase = s.KRaft.Phase
+	}
+	return st
 }

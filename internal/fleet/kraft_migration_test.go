@@ -60,7 +60,7 @@ func TestCheckPreflight(t *testing.T) {
 		{"everything wrong", func(f *fleet.PreflightFacts) {
 			f.Versions[1], f.Protocols[1], f.ClusterID = v("3.7.0"), "3.7", ""
 			f.MetadataVersionChangePending, f.LeftoverMigrationZnode = true, true
-		}, []string{"broker 1 runs 3.7.0", "broker 1 is at 3.7", "cluster id unknown", "metadata.version change is pending", "/migration exists"}},
+		}, []string{"broker 1 runs 3.7.0", "broker 1 is at 3.7", "metadata.version change is pending", "cluster id unknown", "/migration exists"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

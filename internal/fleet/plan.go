@@ -36,6 +36,9 @@ type ClusterPlan struct {
 	// Health is the registered cluster's health policy (zero: the
 	// defaults).
 	Health HealthPolicy `json:"health,omitzero" yaml:"health,omitempty"`
+	// KRaft, when set, makes a KRaft cluster: dedicated controllers
+	// instead of a ZooKeeper ensemble (plan_kraft.go).
+	KRaft *KRaftPlan `json:"kraft,omitempty" yaml:"kraft,omitempty"`
 }
 
 // ServicePlan is a kind of managed cluster kfleet sells: its defaults and
@@ -111,7 +114,7 @@ func (p ClusterPlan) WithDefaults() ClusterPlan {
 		p.VolumeGiB = sp.VolumeGiB
 	}
 	p.AvailabilityZones = slices.Clone(p.AvailabilityZones)
-	return p
+	return p.withKRaftDefaults(sp, ok)
 }
 
 // Validate refuses a plan on its face — before anything is asked of EC2,
@@ -159,10 +162,12 @@ func (p ClusterPlan) Validate() error {
 	case p.VolumeGiB > MaxVolumeGiB:
 		errs = append(errs, fmt.Errorf("volumeGiB %d: at most %d (gp3's limit)", p.VolumeGiB, MaxVolumeGiB))
 	}
-	if v, err := ParseKafkaVersion(p.KafkaVersion); err != nil {
+	if p.KRaft != nil {
+		errs = append(errs, p.validateKRaft()...)
+	} else if v, err := ParseKafkaVersion(p.KafkaVersion); err != nil {
 		errs = append(errs, fmt.Errorf("kafkaVersion: %w", err))
 	} else if err := v.ZooKeeperMode(); err != nil {
-		errs = append(errs, fmt.Errorf("kafkaVersion: %w", err))
+		errs = append(errs, fmt.Errorf("kafkaVersion: %w (or ask for a KRaft cluster: kraft: {controllers: 3})", err))
 	}
 	if err := p.Health.Validate(); err != nil {
 		errs = append(errs, err)
@@ -208,7 +213,7 @@ func (p ClusterPlan) ZooKeeperZone(n int) string {
 func (p ClusterPlan) Fingerprint() string {
 	p = p.WithDefaults()
 	canonical := fmt.Sprintf("%q|%d|%q|%q|%d|%q|%q|%q|%+v", p.ID, p.Brokers, strings.Join(p.AvailabilityZones, ","), p.InstanceType,
-		p.VolumeGiB, p.ZooKeeperInstanceType, p.KafkaVersion, p.Plan, p.Health)
+		p.VolumeGiB, p.ZooKeeperInstanceType, p.KafkaVersion, p.Plan, p.Health) + p.kraftFingerprint()
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:6])
 }

@@ -29,41 +29,11 @@ const metadataTopic = "__cluster_metadata"
 // (DescribeQuorum v2 where the cluster speaks it, v1 at least for the
 // times).
 func (a *Admin) DescribeQuorum(ctx context.Context) (fleet.Quorum, error) {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	t := kmsg.NewDescribeQuorumRequestTopic()
-	t.Topic = metadataTopic
-	p := kmsg.NewDescribeQuorumRequestTopicPartition()
-	p.Partition = 0
-	t.Partitions = append(t.Partitions, p)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, a.client)
+	resp, err := describeQuorumRequest().RequestWith(ctx, a.client)
 	if err != nil {
 		return fleet.Quorum{}, fmt.Errorf("cluster %s: describe quorum: %w", a.cluster, err)
 	}
-	if err := errorWithMessage(resp.ErrorCode, resp.ErrorMessage); err != nil {
-		return fleet.Quorum{}, fmt.Errorf("cluster %s: describe quorum: %w", a.cluster, err)
-	}
-	for _, t := range resp.Topics {
-		if t.Topic != metadataTopic {
-			continue
-		}
-		for _, p := range t.Partitions {
-			if p.Partition != 0 {
-				continue
-			}
-			if err := errorWithMessage(p.ErrorCode, p.ErrorMessage); err != nil {
-				return fleet.Quorum{}, fmt.Errorf("cluster %s: describe quorum of %s-0: %w", a.cluster, metadataTopic, err)
-			}
-			return fleet.Quorum{
-				Leader:        p.LeaderID,
-				Epoch:         p.LeaderEpoch,
-				HighWatermark: p.HighWatermark,
-				Voters:        quorumReplicas(p.CurrentVoters),
-				Observers:     quorumReplicas(p.Observers),
-			}, nil
-		}
-	}
-	return fleet.Quorum{}, fmt.Errorf("cluster %s: describe quorum: no answer for %s-0", a.cluster, metadataTopic)
+	return quorumOf(a.cluster, resp)
 }
 
 func quorumReplicas(rs []kmsg.DescribeQuorumResponseTopicPartitionReplicaState) []fleet.QuorumReplica {

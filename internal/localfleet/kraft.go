@@ -65,6 +65,9 @@ type kraftState struct {
 	// clusterID is the Kafka cluster id the metadata logs are formatted
 	// with (DescribeCluster's ClusterId).
 	clusterID string
+	// ghosts are registered brokers that are no broker of the cluster
+	// (kraft_ghost.go), with the dead port each registration keeps.
+	ghosts map[int32]int
 }
 
 // quorum is the cluster's KRaft quorum, nil while it has none.

@@ -279,6 +279,13 @@ func (c *cluster) describeClusterKRaft(req *kmsg.DescribeClusterRequest, r *kmsg
 		}
 		b := c.brokerByID(reg.ID)
 		if b == nil {
+			// A ghost (kraft_ghost.go) is listed with the endpoint it
+			// registered, where nothing listens any more.
+			if port, ok := c.ghostPortLocked(reg.ID); ok {
+				db := kmsg.NewDescribeClusterResponseBroker()
+				db.NodeID, db.Host, db.Port, db.IsFenced = reg.ID, proxyHost, int32(port), reg.Fenced
+				r.Brokers = append(r.Brokers, db)
+			}
 			continue
 		}
 		db := kmsg.NewDescribeClusterResponseBroker()

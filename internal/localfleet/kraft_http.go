@@ -42,6 +42,7 @@ func (f *Fleet) kraftRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/clusters/{id}/quorum/faults/{fault}", f.withCluster(func(w http.ResponseWriter, r *http.Request, id string) {
 		f.writeQuorum(w, id, f.InjectQuorumFault(id, FaultKind(r.PathValue("fault")), -1, whoOf(r)))
 	}))
+	f.ghostRoutes(mux) // POST /v1/clusters/{id}/kraft/ghosts (kraft_ghost.go)
 }
 
 func whoOf(r *http.Request) string {
