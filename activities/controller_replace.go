@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/internal/cloud"
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -178,43 +177,15 @@ func (a *Activities) LaunchControllerReplacement(ctx context.Context, in Control
 	if err != nil {
 		return Host{}, err
 	}
-	var inst cloud.Instance
-	switch len(live) {
-	case 0:
-		t := in.Plan.Launch
-		op := activity.GetInfo(ctx).WorkflowExecution.ID
-		token := clientToken("controller", op, in.Controller, host.InstanceID, in.Attempt)
-		inst, err = a.Lifecycle.LaunchInstance(ctx, cloud.LaunchSpec{
-			Cluster: in.Spec.ID, Role: cloud.RoleController, NodeID: in.Controller, AZ: t.AZ,
-			InstanceType: t.InstanceType, ImageID: t.ImageID, ClientToken: token,
-			SubnetID: t.SubnetID, SecurityGroupIDs: t.SecurityGroupIDs, InstanceProfile: t.InstanceProfile,
-			Tags: map[string]string{cloud.TagRequestedBy: op, TagReplaces: host.InstanceID},
-		})
-		switch {
-		case errors.Is(err, cloud.ErrCapacity):
-			return Host{}, temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: %v", in.what(), err), ErrTypeNoCapacity, err)
-		case errors.Is(err, cloud.ErrInvalidSpec), errors.Is(err, cloud.ErrIdempotentMismatch):
-			return Host{}, badInput(fmt.Errorf("%s: %w", in.what(), err))
-		case err != nil:
-			return Host{}, fmt.Errorf("%s: %w", in.what(), err)
-		}
-		log.Info().Str("instance", inst.ID).Str("token", token).Str("az", t.AZ).Msg("controller's new host launched (or found by its token)")
-	case 1:
-		inst = live[0]
-		log.Info().Str("instance", inst.ID).Str("state", inst.State).Msg("controller's new host found by its tags: not launching another")
-	default:
-		return Host{}, badInput(fmt.Errorf("%s: instances %s all run for it: a human decides which stays", in.what(), instanceIDs(live)))
+	t := in.Plan.Launch
+	op := activity.GetInfo(ctx).WorkflowExecution.ID
+	spec := cloud.LaunchSpec{
+		Cluster: in.Spec.ID, Role: cloud.RoleController, NodeID: in.Controller, AZ: t.AZ,
+		InstanceType: t.InstanceType, ImageID: t.ImageID, ClientToken: clientToken("controller", op, in.Controller, host.InstanceID, in.Attempt),
+		SubnetID: t.SubnetID, SecurityGroupIDs: t.SecurityGroupIDs, InstanceProfile: t.InstanceProfile,
+		Tags: map[string]string{cloud.TagRequestedBy: op, TagReplaces: host.InstanceID},
 	}
-	activity.RecordHeartbeat(ctx, inst.ID)
-	if inst.State == "shutting-down" || inst.State == "terminated" {
-		return Host{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s: its new host %s is %s", in.what(), inst.ID, inst.State), ErrTypeReplacementGone, nil)
-	}
-	running, err := a.waitInstance(ctx, in.PollInterval, inst.ID, "running")
-	if err != nil {
-		return Host{}, fmt.Errorf("%s: new host %s: %w", in.what(), inst.ID, err)
-	}
-	return Host{InstanceID: running.ID, AZ: running.AZ, PrivateIP: running.PrivateIP, Adopted: len(live) == 1}, nil
+	return a.launchOrAdopt(ctx, log, in.what(), "new host", live, spec, in.PollInterval)
 }
 
 // ControllerConfigInput configures the controller on its new host.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -266,40 +267,53 @@ func (a *Activities) LaunchReplacement(ctx context.Context, in LaunchInput) (Hos
 	if err != nil {
 		return Host{}, err
 	}
+	t := in.Plan.Launch
+	op := activity.GetInfo(ctx).WorkflowExecution.ID
+	spec := cloud.LaunchSpec{
+		Cluster: in.Spec.ID, Role: cloud.RoleBroker, BrokerID: in.Broker, AZ: t.AZ,
+		InstanceType: t.InstanceType, ImageID: t.ImageID, ClientToken: clientToken("host", op, in.Broker, host.InstanceID, in.Attempt),
+		SubnetID: t.SubnetID, SecurityGroupIDs: t.SecurityGroupIDs, InstanceProfile: t.InstanceProfile,
+		Tags: map[string]string{cloud.TagRequestedBy: op, TagReplaces: host.InstanceID},
+	}
+	return a.launchOrAdopt(ctx, log, in.what(), "replacement host", live, spec, in.PollInterval)
+}
+
+// launchOrAdopt is a replacement's launch, checked first: live are the
+// node's live hosts other than the old one; one of them is the
+// replacement (an earlier attempt's, or an earlier run's) and is not
+// launched again; none, spec is launched, its ClientToken deriving from
+// the operation, the node, the old host and the attempt, so a retry whose
+// describe missed a launch still gets the same instance back. Either way
+// it waits until the host runs. what names the node, noun its new host.
+func (a *Activities) launchOrAdopt(ctx context.Context, log zerolog.Logger, what, noun string, live []cloud.Instance, spec cloud.LaunchSpec, poll time.Duration) (Host, error) {
 	var inst cloud.Instance
 	switch len(live) {
 	case 0:
-		t := in.Plan.Launch
-		token := clientToken("host", activity.GetInfo(ctx).WorkflowExecution.ID, in.Broker, host.InstanceID, in.Attempt)
-		inst, err = a.Lifecycle.LaunchInstance(ctx, cloud.LaunchSpec{
-			Cluster: in.Spec.ID, Role: cloud.RoleBroker, BrokerID: in.Broker, AZ: t.AZ,
-			InstanceType: t.InstanceType, ImageID: t.ImageID, ClientToken: token,
-			SubnetID: t.SubnetID, SecurityGroupIDs: t.SecurityGroupIDs, InstanceProfile: t.InstanceProfile,
-			Tags: map[string]string{cloud.TagRequestedBy: activity.GetInfo(ctx).WorkflowExecution.ID, TagReplaces: host.InstanceID},
-		})
+		var err error
+		inst, err = a.Lifecycle.LaunchInstance(ctx, spec)
 		switch {
 		case errors.Is(err, cloud.ErrCapacity):
-			return Host{}, temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: %v", in.what(), err), ErrTypeNoCapacity, err)
+			return Host{}, temporal.NewApplicationErrorWithCause(fmt.Sprintf("%s: %v", what, err), ErrTypeNoCapacity, err)
 		case errors.Is(err, cloud.ErrInvalidSpec), errors.Is(err, cloud.ErrIdempotentMismatch):
-			return Host{}, badInput(fmt.Errorf("%s: %w", in.what(), err))
+			return Host{}, badInput(fmt.Errorf("%s: %w", what, err))
 		case err != nil:
-			return Host{}, fmt.Errorf("%s: %w", in.what(), err)
+			return Host{}, fmt.Errorf("%s: %w", what, err)
 		}
-		log.Info().Str("instance", inst.ID).Str("token", token).Str("az", t.AZ).Msg("replacement host launched (or found by its token)")
+		log.Info().Str("instance", inst.ID).Str("token", spec.ClientToken).Str("az", spec.AZ).Msg(noun + " launched (or found by its token)")
 	case 1:
 		inst = live[0]
-		log.Info().Str("instance", inst.ID).Str("state", inst.State).Msg("replacement host found by its tags: not launching another")
+		log.Info().Str("instance", inst.ID).Str("state", inst.State).Msg(noun + " found by its tags: not launching another")
 	default:
-		return Host{}, badInput(fmt.Errorf("%s: instances %s all run for it: a human decides which stays", in.what(), instanceIDs(live)))
+		return Host{}, badInput(fmt.Errorf("%s: instances %s all run for it: a human decides which stays", what, instanceIDs(live)))
 	}
 	activity.RecordHeartbeat(ctx, inst.ID)
 	if inst.State == "shutting-down" || inst.State == "terminated" {
 		return Host{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s: its replacement host %s is %s", in.what(), inst.ID, inst.State), ErrTypeReplacementGone, nil)
+			fmt.Sprintf("%s: its %s %s is %s", what, noun, inst.ID, inst.State), ErrTypeReplacementGone, nil)
 	}
-	running, err := a.waitInstance(ctx, in.PollInterval, inst.ID, "running")
+	running, err := a.waitInstance(ctx, poll, inst.ID, "running")
 	if err != nil {
-		return Host{}, fmt.Errorf("%s: replacement host %s: %w", in.what(), inst.ID, err)
+		return Host{}, fmt.Errorf("%s: %s %s: %w", what, noun, inst.ID, err)
 	}
 	return Host{InstanceID: running.ID, AZ: running.AZ, PrivateIP: running.PrivateIP, Adopted: len(live) == 1}, nil
 }
