@@ -412,20 +412,10 @@ func (f *Fleet) createKRaftCluster(ctx context.Context, conf controllerConf, ids
 	}
 	k := KRaftConfig{Controllers: len(ids), MetadataVersion: conf.metadataVersion, Timing: f.ec2.ControllerTiming}.withDefaults()
 	k.prov = &provisionedQuorum{ids: ids, clusterID: conf.kafkaClusterID}
-	cc := Config{Clusters: []ClusterConfig{{ID: conf.cluster, Topics: []TopicConfig{}, Timing: f.ec2.ClusterTiming}}}.withDefaults().Clusters[0]
-	cc.Brokers, cc.MinInsyncReplicas = 0, provisionedMinISR
-	cc.KRaft = &k
-	c, err := startCluster(ctx, f.life, &f.wg, cc, f.opts)
+	c, err := f.startProvisionedCluster(ctx, conf.cluster, &k)
 	if err != nil {
 		return nil, fmt.Errorf("localfleet: create KRaft cluster %q for its first controller: %w", conf.cluster, err)
 	}
-	f.mu.Lock()
-	p := f.pending[conf.cluster]
-	delete(f.pending, conf.cluster)
-	c.audit, c.violations = p.audit, p.violations
-	f.clusters[c.id] = c
-	f.order = append(f.order, c.id)
-	f.mu.Unlock()
 	f.record(Event{Cluster: c.id, Kind: EventKRaftClusterCreated, Who: who,
 		Detail: fmt.Sprintf("KRaft cluster %q created for its first controller (%d): voters %v, Kafka cluster id %s, metadata.version %s; the quorum forms when a majority runs",
 			c.id, conf.node, ids, conf.kafkaClusterID, conf.metadataVersion)})

@@ -306,19 +306,10 @@ func (f *Fleet) clusterFor(ctx context.Context, conf brokerConf, who string) (*c
 		}
 		f.retire(c, who) // retire.go
 	}
-	cc := Config{Clusters: []ClusterConfig{{ID: conf.cluster, Topics: []TopicConfig{}, Timing: f.ec2.ClusterTiming}}}.withDefaults().Clusters[0]
-	cc.Brokers, cc.MinInsyncReplicas = 0, provisionedMinISR
-	c, err := startCluster(ctx, f.life, &f.wg, cc, f.opts)
+	c, err := f.startProvisionedCluster(ctx, conf.cluster, nil)
 	if err != nil {
 		return nil, fmt.Errorf("localfleet: create cluster %q for its first broker: %w", conf.cluster, err)
 	}
-	f.mu.Lock()
-	p := f.pending[conf.cluster]
-	delete(f.pending, conf.cluster)
-	c.audit, c.violations = p.audit, p.violations
-	f.clusters[c.id] = c
-	f.order = append(f.order, c.id)
-	f.mu.Unlock()
 	f.record(Event{Cluster: c.id, Kind: EventClusterCreated, Who: who,
 		Detail: fmt.Sprintf("cluster %q created for its first broker (%d): ZooKeeper chroot %s, min.insync.replicas %d, default.replication.factor %d",
 			c.id, conf.broker, c.zkRoot, provisionedMinISR, provisionedRF)})
@@ -421,4 +412,25 @@ func (f *Fleet) idleHostOutput(instanceID, document string) (string, error) {
 	}
 	return "", fmt.Errorf("instance %s: %s: no broker runs on this host (the local fleet changes limits and filesystems only where one does)",
 		instanceID, document)
+}
+
+// startProvisionedCluster starts a cluster of no broker yet with the
+// managed cluster's safe defaults (a ZooKeeper one, or a KRaft one with
+// kraft), for the first host configured for it, and takes over what the
+// fleet audited of it before it existed (its pending hosts' events).
+func (f *Fleet) startProvisionedCluster(ctx context.Context, id string, kraft *KRaftConfig) (*cluster, error) {
+	cc := Config{Clusters: []ClusterConfig{{ID: id, Topics: []TopicConfig{}, Timing: f.ec2.ClusterTiming}}}.withDefaults().Clusters[0]
+	cc.Brokers, cc.MinInsyncReplicas, cc.KRaft = 0, provisionedMinISR, kraft
+	c, err := startCluster(ctx, f.life, &f.wg, cc, f.opts)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.pending[id]
+	delete(f.pending, id)
+	c.audit, c.violations = p.audit, p.violations
+	f.clusters[c.id] = c
+	f.order = append(f.order, c.id)
+	return c, nil
 }
