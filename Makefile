@@ -11,7 +11,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 SHELLCHECK            := /usr/bin/shellcheck
 
-GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
+GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 4
 
 .PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories
 

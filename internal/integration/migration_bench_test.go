@@ -19,7 +19,7 @@ import (
 // provisioning, the waits for the quorum and the takeover, the checks and
 // kfleet's overhead between steps.
 func BenchmarkMigration(b *testing.B) {
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		stack := migrationStack(b, "3.9.0", "3.9")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
