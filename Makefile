@@ -11,7 +11,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 SHELLCHECK            := /usr/bin/shellcheck
 
-GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 4
+GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
 
 .PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories
 
@@ -45,9 +45,22 @@ $(ZOOKEEPER_JAR):
 	@command -v java >/dev/null || { echo "java is required (Java 17)"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zookeeper
 
+# The integration package's tests mostly wait (timers, polls, a killed
+# worker's heartbeat timeout): one after another they would take most of
+# make test's budget. Its two halves run as two test binaries beside each
+# other and beside the other packages; each prints once it is done.
+INTEGRATION_FIRST_HALF := ^TestIntegration[A-K]
+
 ## test: lint, then both test tiers: unit and integration (real Temporal dev server, ZooKeeper, local fleet)
 test: deps lint
-	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test $(GO_TEST_FLAGS) ./...
+	@set -u; export KFLEET_TEMPORAL_BIN=$(BIN)/temporal; out=$$(mktemp -d); \
+	$(GO) test $(GO_TEST_FLAGS) -run '$(INTEGRATION_FIRST_HALF)' ./internal/integration/ > $$out/first 2>&1 & first=$$!; \
+	$(GO) test $(GO_TEST_FLAGS) -skip '$(INTEGRATION_FIRST_HALF)' ./internal/integration/ > $$out/second 2>&1 & second=$$!; \
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v '/internal/integration$$'); rest=$$?; \
+	wait $$first; rfirst=$$?; wait $$second; rsecond=$$?; \
+	echo "integration tests $(INTEGRATION_FIRST_HALF):"; cat $$out/first; \
+	echo "the other integration tests:"; cat $$out/second; rm -rf $$out; \
+	exit $$(( rest | rfirst | rsecond ))
 
 ## unit: the unit tier, no server needed: -short skips every integration test (the rule: internal/devstack/tier)
 unit:
