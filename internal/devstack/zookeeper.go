@@ -66,11 +66,26 @@ func StartZooKeeper(ctx context.Context, dir string, port int, log zerolog.Logge
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("zookeeper: create data dir: %w", err)
 	}
-	if port == 0 {
+	if port != 0 {
+		return startZooKeeperOn(ctx, dir, dataDir, port, log)
+	}
+	// A free port can be taken by another process between FreePort and
+	// the server's bind (test binaries running side by side): another one
+	// is tried then.
+	for attempt := 1; ; attempt++ {
 		if port, err = FreePort(); err != nil {
 			return nil, fmt.Errorf("zookeeper: %w", err)
 		}
+		z, err := startZooKeeperOn(ctx, dir, dataDir, port, log)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "BindException: Address already in use") {
+			return z, err
+		}
+		log.Warn().Int("port", port).Msg("zookeeper: the free port was taken before the server bound it; trying another")
 	}
+}
+
+// startZooKeeperOn starts the server on port.
+func startZooKeeperOn(ctx context.Context, dir, dataDir string, port int, log zerolog.Logger) (*ZooKeeper, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	cfgPath := filepath.Join(dir, "zoo.cfg")
