@@ -258,7 +258,18 @@ func (m *migrationStep) dualWrite(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(m.waitCtx(ctx), a.WaitDualWrite, m.wait()).Get(ctx, nil); err != nil {
 		return err
 	}
-	return m.setStage(ctx, m.migrating(fleet.PhaseDualWrite))
+	// From dual-write on the entity senses the brokers through the
+	// controllers' fencing: each must be unfenced first (the last one
+	// rolled is until its next heartbeat), or sensing would call it lost.
+	dual := m.specOf(m.migrating(fleet.PhaseDualWrite))
+	for _, b := range dual.BrokerIDs() {
+		m.step(ctx, fmt.Sprintf("waiting until broker %d is registered and unfenced with the controllers", b))
+		in := activities.BrokerInput{Spec: dual, Broker: b, Reason: m.reason()}
+		if err := workflow.ExecuteActivity(m.waitCtx(ctx), a.WaitBrokerRegistered, in).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return m.setStage(ctx, dual.KRaft)
 }
 
 // brokersToKRaft is phase 3.

@@ -180,6 +180,15 @@ func TestIntegrationMigrationRefusedAtPreflight(t *testing.T) {
 	noViolations(t, stack, "local-a")
 }
 
+// noRecoveries: sensing never took a broker the migration restarted, or
+// moved from ZooKeeper to fencing, for a lost one.
+func noRecoveries(t *testing.T, cs workflows.ClusterStatus) {
+	t.Helper()
+	for _, op := range append(cs.Urgent, cs.History...) {
+		assert.NotEqual(t, workflows.OpRecovery, op.Kind, "no recovery: %s of %v (%s)", op.ID, op.Brokers, op.Outcome)
+	}
+}
+
 func blockerReasons(bs []fleet.Blocker) string {
 	var out []string
 	for _, b := range bs {
@@ -259,6 +268,7 @@ func TestIntegrationMigrationUnderLoadSurvivesWorkerKills(t *testing.T) {
 	assert.Equal(t, map[int32]int{3000: 2, 3001: 2, 3002: 2}, ctlStarts, "every controller started in phase 1 and restarted in phase 4, once each")
 	assert.Len(t, controllerHosts(ctx, t, stack), 3, "three controller hosts, none launched twice")
 	noViolations(t, stack, "local-a")
+	noRecoveries(t, cs)
 
 	// No record acknowledged is lost: the 0 seeded plus every one acked.
 	acked := load.acked.Load()
@@ -314,6 +324,7 @@ func TestIntegrationMigrationRollsBackFromDualWrite(t *testing.T) {
 	_, starts := stopsAndStarts(stack.Fleet.Audit("local-a"))
 	assert.Equal(t, map[int32]int{1: 2, 2: 2, 3: 2}, starts)
 	noViolations(t, stack, "local-a")
+	noRecoveries(t, cs)
 	acked := load.acked.Load()
 	require.Positive(t, acked)
 	assert.Equal(t, acked, readAll(ctx, t, stack, "events", acked), "every acknowledged record is read back")
