@@ -10,6 +10,7 @@ STATICCHECK_VERSION   := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 SHELLCHECK            := /usr/bin/shellcheck
+PROMTOOL              := /usr/bin/promtool
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
 
@@ -73,8 +74,13 @@ integration: deps
 $(SHELLCHECK):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck
 
-## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts
-lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK)
+# promtool comes with Debian's prometheus package (its service is not
+# started in a container without systemd).
+$(PROMTOOL):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+
+## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts, promtool of deploy/prometheus
+lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL)
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
@@ -84,6 +90,9 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK)
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 		$(GO) run ./internal/tools/ssmscripts -out "$$dir" deploy/ssm/*.yaml && \
 		$(SHELLCHECK) "$$dir"/*.sh
+	@# The alert rules, and their unit tests (each alert fires on what should raise it).
+	$(PROMTOOL) check rules deploy/prometheus/kfleet-alerts.yaml
+	cd deploy/prometheus && $(PROMTOOL) test rules kfleet-alerts_test.yaml
 
 ## chaos: the chaos run with 40 worker kills (KFLEET_CHAOS_KILLS, KFLEET_CHAOS_SEED, KFLEET_CHAOS_WORKERS), and the other crash-safety tests
 chaos: deps
