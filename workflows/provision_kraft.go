@@ -136,33 +136,10 @@ func (p *provisioning) buildKRaft(ctx workflow.Context) error {
 		return err
 	}
 
-	var brokerSteps []provisionStep
-	for _, b := range plan.BrokerIDs() {
-		brokerSteps = append(brokerSteps, provisionStep{name: fmt.Sprintf("broker %d", b), run: func(ctx workflow.Context) error {
-			return p.brokerUp(ctx, b)
-		}})
-	}
-	p.phase(ctx, 5, PhaseBrokers, len(brokerSteps))
-	if err := p.runPhase(ctx, PhaseBrokers, brokerSteps); err != nil {
-		return err
-	}
-
-	p.phase(ctx, 6, PhaseVerify, 1)
-	if err := p.runPhase(ctx, PhaseVerify, []provisionStep{{name: "brokers registered, unfenced and configured", run: func(ctx workflow.Context) error {
-		hosts := map[int32]activities.ProvisionedHost{}
-		for _, b := range plan.BrokerIDs() {
-			hosts[b] = p.st.hosts[b]
-		}
+	return p.brokersVerifyRegister(ctx, "brokers registered, unfenced and configured", func(ctx workflow.Context, hosts map[int32]activities.ProvisionedHost) error {
 		return workflow.ExecuteActivity(provisionContext(ctx, 15*time.Minute, "verify registrations and configurations"), a.VerifyKRaftProvisioned,
 			activities.KRaftVerifyInput{Plan: plan, Hosts: hosts, Controllers: ks.hosts, QuorumBootstrap: bootstrap, MetadataVersion: ks.metadata}).Get(ctx, &p.st.spec)
-	}}}); err != nil {
-		return err
-	}
-
-	p.phase(ctx, 7, PhaseRegister, 1)
-	return p.runPhase(ctx, PhaseRegister, []provisionStep{{name: "register cluster/" + plan.ID, run: func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(provisionContext(ctx, time.Minute, "register the cluster's entity"), a.RegisterProvisioned, p.st.spec).Get(ctx, nil)
-	}}})
+	})
 }
 
 // quorumBootstrap is the controllers' addresses in node id order.

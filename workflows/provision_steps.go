@@ -197,6 +197,18 @@ func (p *provisioning) build(ctx workflow.Context) error {
 		return err
 	}
 
+	return p.brokersVerifyRegister(ctx, "brokers registered and configured", func(ctx workflow.Context, hosts map[int32]activities.ProvisionedHost) error {
+		return workflow.ExecuteActivity(provisionContext(ctx, 15*time.Minute, "verify registrations and configurations"), a.VerifyProvisioned,
+			activities.VerifyInput{Plan: plan, ZooKeeper: p.st.connect, Hosts: hosts}).Get(ctx, &p.st.spec)
+	})
+}
+
+// brokersVerifyRegister is a provisioning's last phases, a ZooKeeper
+// cluster's and a KRaft one's alike: the brokers configured and started
+// one step each, the verification (verify, given the brokers' hosts,
+// answers the spec), then the registration of the cluster's entity.
+func (p *provisioning) brokersVerifyRegister(ctx workflow.Context, verifyStep string, verify func(workflow.Context, map[int32]activities.ProvisionedHost) error) error {
+	plan := p.plan
 	var brokerSteps []provisionStep
 	for _, b := range plan.BrokerIDs() {
 		brokerSteps = append(brokerSteps, provisionStep{name: fmt.Sprintf("broker %d", b), run: func(ctx workflow.Context) error {
@@ -209,13 +221,12 @@ func (p *provisioning) build(ctx workflow.Context) error {
 	}
 
 	p.phase(ctx, 6, PhaseVerify, 1)
-	if err := p.runPhase(ctx, PhaseVerify, []provisionStep{{name: "brokers registered and configured", run: func(ctx workflow.Context) error {
+	if err := p.runPhase(ctx, PhaseVerify, []provisionStep{{name: verifyStep, run: func(ctx workflow.Context) error {
 		hosts := map[int32]activities.ProvisionedHost{}
 		for _, b := range plan.BrokerIDs() {
 			hosts[b] = p.st.hosts[b]
 		}
-		return workflow.ExecuteActivity(provisionContext(ctx, 15*time.Minute, "verify registrations and configurations"), a.VerifyProvisioned,
-			activities.VerifyInput{Plan: plan, ZooKeeper: p.st.connect, Hosts: hosts}).Get(ctx, &p.st.spec)
+		return verify(ctx, hosts)
 	}}}); err != nil {
 		return err
 	}
