@@ -104,23 +104,7 @@ func TestIntegrationKRaftRoll(t *testing.T) {
 
 	// The fleet's account.
 	events := stack.Fleet.Audit(cluster)[auditBefore:]
-	a := judgeKRaftRoll(events)
-	for _, id := range spec.ControllerIDs() {
-		assert.Equal(t, 1, a.ctlStops[id], "controller %d stops once", id)
-		assert.Equal(t, 1, a.ctlStarts[id], "controller %d starts once", id)
-	}
-	require.Len(t, a.ctlOrder, 3)
-	assert.Equal(t, active, a.ctlOrder[2], "the fleet saw the active controller (at the roll's start) stop last")
-	assert.Equal(t, 1, a.maxCtlDown, "never two controllers down at once")
-	require.False(t, a.firstBrokerStop.IsZero())
-	assert.True(t, a.lastCtlUp.Before(a.firstBrokerStop), "every controller back before the first broker stops")
-	// Brokers one at a time, as in a ZooKeeper cluster's roll (controllers'
-	// events are of their own kinds).
-	brokers := auditSerial(t, events)
-	for _, id := range spec.BrokerIDs() {
-		assert.Equal(t, 1, brokers.stops[id], "broker %d stops once", id)
-		assert.Equal(t, 1, brokers.starts[id], "broker %d starts once", id)
-	}
+	a := assertKRaftRolledOnce(t, spec, events, active)
 	noViolations(t, stack, cluster)
 
 	q, err = stack.Fleet.Quorum(cluster)
@@ -138,4 +122,30 @@ func TestIntegrationKRaftRoll(t *testing.T) {
 	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "rolling_restart_kraft.json"})
 	t.Logf("roll of 3 controllers and 6 brokers took %s; controllers done %s after the start, first broker stop %s after the last controller was up; new leader %d at epoch %d",
 		took.Round(time.Millisecond), a.lastCtlUp.Sub(began).Round(time.Millisecond), a.firstBrokerStop.Sub(a.lastCtlUp).Round(time.Millisecond), q.Leader, q.Epoch)
+}
+
+// assertKRaftRolledOnce judges a roll of every node of a KRaft cluster by
+// the fleet's audit events: each controller and broker stopped and
+// started once, the controllers one at a time and all back before the
+// first broker stopped, the one active at the roll's start last, the
+// brokers one at a time as in a ZooKeeper cluster's roll (controllers'
+// events are of their own kinds). It returns what it judged.
+func assertKRaftRolledOnce(t *testing.T, spec fleet.ClusterSpec, events []localfleet.Event, active int32) kraftRollAudit {
+	t.Helper()
+	a := judgeKRaftRoll(events)
+	for _, id := range spec.ControllerIDs() {
+		assert.Equal(t, 1, a.ctlStops[id], "controller %d stops once", id)
+		assert.Equal(t, 1, a.ctlStarts[id], "controller %d starts once", id)
+	}
+	require.Len(t, a.ctlOrder, 3)
+	assert.Equal(t, active, a.ctlOrder[2], "the fleet saw the active controller (at the roll's start) stop last")
+	assert.Equal(t, 1, a.maxCtlDown, "never two controllers down at once")
+	require.False(t, a.firstBrokerStop.IsZero())
+	assert.True(t, a.lastCtlUp.Before(a.firstBrokerStop), "every controller back before the first broker stops")
+	brokers := auditSerial(t, events)
+	for _, id := range spec.BrokerIDs() {
+		assert.Equal(t, 1, brokers.stops[id], "broker %d stops once", id)
+		assert.Equal(t, 1, brokers.starts[id], "broker %d starts once", id)
+	}
+	return a
 }

@@ -66,21 +66,7 @@ func finalizedMetadataVersion(ctx context.Context, t *testing.T, spec fleet.Clus
 // It returns the time metadata.version was finalized.
 func judgeKRaftUpgrade(t *testing.T, spec fleet.ClusterSpec, events []localfleet.Event, active int32) time.Time {
 	t.Helper()
-	a := judgeKRaftRoll(events)
-	for _, id := range spec.ControllerIDs() {
-		assert.Equal(t, 1, a.ctlStops[id], "controller %d stops once", id)
-		assert.Equal(t, 1, a.ctlStarts[id], "controller %d starts once", id)
-	}
-	require.Len(t, a.ctlOrder, 3)
-	assert.Equal(t, active, a.ctlOrder[2], "the active controller (at the start) is restarted last")
-	assert.Equal(t, 1, a.maxCtlDown, "never two controllers down at once")
-	require.False(t, a.firstBrokerStop.IsZero())
-	assert.True(t, a.lastCtlUp.Before(a.firstBrokerStop), "every controller back before the first broker stops")
-	brokers := auditSerial(t, events)
-	for _, id := range spec.BrokerIDs() {
-		assert.Equal(t, 1, brokers.stops[id], "broker %d stops once", id)
-		assert.Equal(t, 1, brokers.starts[id], "broker %d starts once", id)
-	}
+	assertKRaftRolledOnce(t, spec, events, active)
 	var lastStarted, finalized time.Time
 	features := 0
 	for _, e := range events {
