@@ -47,12 +47,13 @@ type Config struct {
 
 // Progress is asked only while somebody looked at the page within
 // viewerWindow, for at most progressPerRefresh operations a refresh, each
-// at most every progressEvery: the page's cost in queries is bounded by
-// what runs, not by the fleet's size.
+// at most every other refresh (and never more often than
+// minProgressEvery): the page's cost in queries is bounded by what runs,
+// not by the fleet's size.
 const (
 	viewerWindow       = 30 * time.Second
 	progressPerRefresh = 50
-	progressEvery      = 10 * time.Second
+	minProgressEvery   = 4 * time.Second
 	progressParallel   = 4
 )
 
@@ -177,6 +178,7 @@ func (s *Server) addProgress(ctx context.Context, snap *Snapshot, now time.Time)
 		return
 	}
 	looking := now.Sub(time.Unix(0, s.viewed.Load())) < viewerWindow
+	every := max(2*s.cfg.Refresh, minProgressEvery)
 	s.mu.Lock()
 	cache := s.progress
 	s.mu.Unlock()
@@ -193,7 +195,7 @@ func (s *Server) addProgress(ctx context.Context, snap *Snapshot, now time.Time)
 			if ok {
 				next[op.ID] = e
 			}
-			if looking && (!ok || now.Sub(e.at) >= progressEvery) && len(asks) < progressPerRefresh {
+			if looking && (!ok || now.Sub(e.at) >= every) && len(asks) < progressPerRefresh {
 				asks = append(asks, ask{workflows.Operation{ID: op.ID, Kind: op.Kind, WorkflowID: op.WorkflowID, Brokers: op.Brokers}, i})
 			}
 		}
