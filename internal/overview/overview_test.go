@@ -13,84 +13,14 @@ import (
 	"testing"
 	"time"
 
-	commonpb "go.temporal.io/api/common/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/kfleet/kfleet/internal/overview"
+	"github.com/kfleet/kfleet/internal/overview/overviewtest"
 	"github.com/kfleet/kfleet/workflows"
 )
 
 var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-
-// fakeVisibility answers the overview's two listings from fixed rows,
-// pageSize rows a page, as Temporal's visibility would.
-type fakeVisibility struct {
-	entities, paused []*workflowpb.WorkflowExecutionInfo
-	pageSize         int
-	err              error
-
-	mu    sync.Mutex
-	calls int
-}
-
-func (f *fakeVisibility) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-	f.mu.Lock()
-	f.calls++
-	f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	rows := f.entities
-	if strings.Contains(req.GetQuery(), "Paused = true") {
-		rows = f.paused
-	}
-	start := 0
-	if len(req.GetNextPageToken()) > 0 {
-		start = int(req.GetNextPageToken()[0])
-	}
-	end := min(len(rows), start+max(f.pageSize, 1))
-	resp := &workflowservice.ListWorkflowExecutionsResponse{Executions: rows[start:end]}
-	if end < len(rows) {
-		resp.NextPageToken = []byte{byte(end)}
-	}
-	return resp, nil
-}
-
-func payload(t testing.TB, v any) *commonpb.Payload {
-	t.Helper()
-	p, err := converter.GetDefaultDataConverter().ToPayload(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// entity is a cluster entity's visibility row; o nil: no memo yet.
-func entity(t testing.TB, cluster string, o *workflows.ClusterOverview) *workflowpb.WorkflowExecutionInfo {
-	info := &workflowpb.WorkflowExecutionInfo{
-		Execution:        &commonpb.WorkflowExecution{WorkflowId: workflows.ClusterWorkflowID(cluster)},
-		SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{"ClusterID": payload(t, cluster)}},
-	}
-	if o != nil {
-		info.Memo = &commonpb.Memo{Fields: map[string]*commonpb.Payload{workflows.MemoOverview: payload(t, o)}}
-	}
-	return info
-}
-
-// waiting is a paused workflow's visibility row.
-func waiting(t testing.TB, cluster, workflowID, operation string, since time.Time) *workflowpb.WorkflowExecutionInfo {
-	info := &workflowpb.WorkflowExecutionInfo{
-		Execution: &commonpb.WorkflowExecution{WorkflowId: workflowID},
-		SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
-			"ClusterID": payload(t, cluster), "Operation": payload(t, operation), "Paused": payload(t, true)}},
-	}
-	if !since.IsZero() {
-		info.Memo = &commonpb.Memo{Fields: map[string]*commonpb.Payload{workflows.MemoPausedSince: payload(t, since)}}
-	}
-	return info
-}
 
 func brokers(states ...string) []workflows.BrokerOverview {
 	var bs []workflows.BrokerOverview
@@ -101,30 +31,31 @@ func brokers(states ...string) []workflows.BrokerOverview {
 }
 
 // fleetOf is a small fleet with one of each situation the page tells apart.
-func fleetOf(t testing.TB) *fakeVisibility {
+func fleetOf(t testing.TB) *overviewtest.Visibility {
+	t.Helper()
 	up := workflows.BrokerUp
 	rollWF := "cluster/rolling/restart/r-1"
-	return &fakeVisibility{
-		pageSize: 2, // three pages of entities: paging is followed
-		entities: []*workflowpb.WorkflowExecutionInfo{
-			entity(t, "healthy", &workflows.ClusterOverview{Cluster: "healthy", Mode: "zookeeper", Brokers: brokers(up, up, up)}),
-			entity(t, "crashed", &workflows.ClusterOverview{Cluster: "crashed", Mode: "zookeeper",
+	return &overviewtest.Visibility{
+		PageSize: 2, // three pages of entities: paging is followed
+		Entities: []*workflowpb.WorkflowExecutionInfo{
+			overviewtest.Entity("healthy", &workflows.ClusterOverview{Cluster: "healthy", Mode: "zookeeper", Brokers: brokers(up, up, up)}),
+			overviewtest.Entity("crashed", &workflows.ClusterOverview{Cluster: "crashed", Mode: "zookeeper",
 				Brokers:    brokers(up, workflows.BrokerRecovering, up),
 				Operations: []workflows.OperationOverview{{ID: "x-1", Kind: "recovery", WorkflowID: "cluster/crashed/recovery/x-1", Brokers: []int32{2}}},
 				Findings:   []workflows.Finding{{Kind: "broker-lost", Broker: 2, At: now.Add(-time.Minute)}}}),
-			entity(t, "rolling", &workflows.ClusterOverview{Cluster: "rolling", Mode: "kraft", Controllers: 3,
+			overviewtest.Entity("rolling", &workflows.ClusterOverview{Cluster: "rolling", Mode: "kraft", Controllers: 3,
 				Brokers:    brokers(up, workflows.BrokerRestarting, up),
 				Operations: []workflows.OperationOverview{{ID: "r-1", Kind: "rolling-restart", WorkflowID: rollWF}}}),
-			entity(t, "legacy", nil),
-			entity(t, "paused", &workflows.ClusterOverview{Cluster: "paused", Brokers: brokers(up),
+			overviewtest.Entity("legacy", nil),
+			overviewtest.Entity("paused", &workflows.ClusterOverview{Cluster: "paused", Brokers: brokers(up),
 				Paused: &workflows.PauseState{By: "alice", Since: now.Add(-3 * time.Hour)}, Tenants: 2, Plans: map[string]int{"basic-0": 2},
 				Findings: []workflows.Finding{{Kind: "disk", Broker: 1, At: now.Add(-time.Hour)}}}),
 		},
-		paused: []*workflowpb.WorkflowExecutionInfo{
+		Paused: []*workflowpb.WorkflowExecutionInfo{
 			// An upgrade's phase roll waits at a gate: it belongs to the
 			// rolling cluster's running operation.
-			waiting(t, "rolling", rollWF, "rolling-restart", now.Add(-2*time.Hour)),
-			waiting(t, "paused", workflows.ClusterWorkflowID("paused"), "", now.Add(-3*time.Hour)),
+			overviewtest.Waiting("rolling", rollWF, "rolling-restart", now.Add(-2*time.Hour)),
+			overviewtest.Waiting("paused", workflows.ClusterWorkflowID("paused"), "", now.Add(-3*time.Hour)),
 		},
 	}
 }
@@ -276,7 +207,7 @@ func TestSnapshotServedReadOnlyWithTagsAndGzip(t *testing.T) {
 func TestMetricsSayWhoWaitsSinceWhen(t *testing.T) {
 	v := fleetOf(t)
 	// A workflow paused before kfleet kept the time: since it was first seen.
-	v.paused = append(v.paused, waiting(t, "crashed", "cluster/crashed/recovery/x-1", "recovery", time.Time{}))
+	v.Paused = append(v.Paused, overviewtest.Waiting("crashed", "cluster/crashed/recovery/x-1", "recovery", time.Time{}))
 	s, clock := newServer(t, v, nil)
 	if err := s.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -305,7 +236,7 @@ func TestFailedListingKeepsTheLastSnapshot(t *testing.T) {
 	if err := s.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	v.err = errors.New("visibility unavailable")
+	v.Fail(errors.New("visibility unavailable"))
 	if err := s.Refresh(context.Background()); err == nil {
 		t.Fatal("a failed listing refreshed without error")
 	}
@@ -322,7 +253,7 @@ func TestFailedListingKeepsTheLastSnapshot(t *testing.T) {
 func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 	for name, cfg := range map[string]overview.Config{
 		"no client":    {Namespace: "default"},
-		"no namespace": {Lister: &fakeVisibility{}},
+		"no namespace": {Lister: &overviewtest.Visibility{}},
 	} {
 		if _, err := overview.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
