@@ -70,7 +70,7 @@ func TestIntegrationOverviewPageShowsARecovery(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ok", other, "the other cluster is untouched")
 	shot := artefact(t, "overview-recovery.png")
-	png, err := chromedp.Run(page, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(page, chromedp.FullScreenshot(100)) // quality 100: a PNG
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(shot, png, 0o644))
 	t.Logf("screenshot of the page during the recovery: %s (%d bytes)", shot, len(png))
