@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kfleet/kfleet/internal/overview"
 	"github.com/kfleet/kfleet/workflows"
 )
 
@@ -19,10 +21,18 @@ import (
 // histogram is queried by its _bucket, _sum or _count series.
 var kfleetMetric = regexp.MustCompile(`\bkfleet_[a-z_]+`)
 
-// exported is the name of a series of one of kfleet's metrics, as the
-// worker's /metrics exposes it.
-func exported(series string) bool {
+// kfleetMetrics are every metric kfleet exports: the workers' and the
+// fleet overview's.
+func kfleetMetrics() map[string]string {
 	help := workflows.MetricHelp()
+	maps.Copy(help, overview.MetricHelp())
+	return help
+}
+
+// exported is the name of a series of one of kfleet's metrics, as the
+// worker's or the overview's /metrics exposes it.
+func exported(series string) bool {
+	help := kfleetMetrics()
 	for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
 		if _, ok := help[strings.TrimSuffix(series, suffix)]; ok && strings.HasSuffix(series, suffix) {
 			return true
@@ -73,11 +83,11 @@ func TestDeployQueriesKnownMetrics(t *testing.T) {
 	used := map[string]bool{}
 	for _, e := range exprs {
 		for _, name := range kfleetMetric.FindAllString(e, -1) {
-			assert.True(t, exported(name), "%s is not one of kfleet's metrics (%v): %s", name, workflows.MetricHelp(), e)
+			assert.True(t, exported(name), "%s is not one of kfleet's metrics (%v): %s", name, kfleetMetrics(), e)
 			used[strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count")] = true
 		}
 	}
-	for name := range workflows.MetricHelp() {
+	for name := range kfleetMetrics() {
 		assert.True(t, used[name], "%s is in no dashboard panel and no alert", name)
 	}
 }
