@@ -11,6 +11,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 SHELLCHECK            := /usr/bin/shellcheck
 PROMTOOL              := /usr/bin/promtool
+CHROMIUM              := /usr/bin/chromium
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
 
@@ -39,8 +40,12 @@ $(BIN)/staticcheck:
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-## deps: the temporal CLI and Debian's zookeeper package (needs root for apt)
-deps: $(BIN)/temporal $(ZOOKEEPER_JAR) $(SHELLCHECK)
+## deps: the temporal CLI and Debian's zookeeper and chromium packages (needs root for apt)
+deps: $(BIN)/temporal $(ZOOKEEPER_JAR) $(SHELLCHECK) $(CHROMIUM)
+
+# The fleet overview's tests open the page in Debian's headless chromium.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 $(ZOOKEEPER_JAR):
 	@command -v java >/dev/null || { echo "java is required (Java 17)"; exit 1; }
@@ -102,7 +107,8 @@ chaos: deps
 bench: deps
 	@# In-process benchmarks run for the usual second; a whole stack once each
 	@# (BenchmarkClustersPerWorker: 2,000 clusters, ~15 min; BenchmarkIdleCost: 10 min;
-	@# BenchmarkLoadProfile: 50 tenants and a million messages, ~2 min; BenchmarkAdminStorm: ~1.5 min).
+	@# BenchmarkLoadProfile: 50 tenants and a million messages, ~2 min; BenchmarkAdminStorm: ~1.5 min;
+	@# BenchmarkOverviewPage: 2,000 entities in Temporal and the page in chromium, ~1.5 min).
 	$(GO) test -run '^$$' -bench . ./internal/chatops/ ./internal/fleet/
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal $(GO) test -timeout 90m -run '^$$' -bench . -benchtime 1x ./internal/localfleet/ ./internal/integration/
 
