@@ -200,6 +200,7 @@ func (m *overviewMemo) publish(ctx workflow.Context, spec fleet.ClusterSpec, st 
 		return
 	}
 	o := overviewOf(spec, st)
+	//workflowcheck:ignore JSON of kfleet's own types is deterministic (a map's keys are sorted, no clock)
 	b, err := json.Marshal(o)
 	if err != nil || bytes.Equal(b, m.last) {
 		return
