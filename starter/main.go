@@ -79,5 +79,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newLoadCommand(&g))              // load.go
 	root.AddCommand(newReplaceControllerCommand(&g)) // controller.go
 	root.AddCommand(newMigrateCommand(&g))           // migrate.go
+	root.AddCommand(newAttributesCommand(&g))        // attributes.go
 	return root
 }
