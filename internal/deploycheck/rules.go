@@ -80,7 +80,9 @@ type checker struct {
 	errs []error
 }
 
-func (c *checker) fail(format string, args ...any) { c.errs = append(c.errs, fmt.Errorf(format, args...)) }
+func (c *checker) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
 
 func (c *checker) selects(sel *metav1.LabelSelector, l map[string]string) bool {
 	s, err := metav1.LabelSelectorAsSelector(sel)
@@ -203,6 +205,11 @@ func (c *checker) env(p pod, what string, ct *corev1.Container) {
 			}
 			for k := range cm.Data {
 				set[from.Prefix+k] = "ConfigMap " + cm.Name
+				// Checked here too: a variable from env overrides the
+				// ConfigMap's, which still holds the secret.
+				if allowed[from.Prefix+k] == secret {
+					c.fail("%s: %s is a secret: set it from a Secret (secretKeyRef), not ConfigMap %s", what, from.Prefix+k, cm.Name)
+				}
 			}
 		case from.SecretRef != nil:
 			c.fail("%s: envFrom Secret %s hides which variables it sets: use env with secretKeyRef", what, from.SecretRef.Name)

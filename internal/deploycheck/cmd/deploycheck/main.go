@@ -87,4 +87,3 @@ func dockerfile(dir string) []error {
 	}
 	return errs
 }
-
