@@ -24,9 +24,27 @@ type globalFlags struct {
 // dial connects to Temporal, failing fast with a clear message when it is
 // not reachable.
 func (g *globalFlags) dial(ctx context.Context) (client.Client, error) {
+	opts, err := g.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = logging.Temporal{Log: logging.Default().Level(3)} // warnings and up
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, opts)
+	if err != nil {
+		return nil, exitError{exitUnreachable, fmt.Errorf("cannot reach Temporal at %s: %w (is `make run` running?)", opts.HostPort, err)}
+	}
+	return c, nil
+}
+
+// clientOptions are the SDK's environment configuration (envconfig:
+// TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS or API key, a profile) with
+// the flags over it.
+func (g *globalFlags) clientOptions() (client.Options, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
-		return nil, exitError{exitBadInput, fmt.Errorf("temporal client options: %w", err)}
+		return client.Options{}, exitError{exitBadInput, fmt.Errorf("temporal client options: %w", err)}
 	}
 	if g.address != "" {
 		opts.HostPort = g.address
@@ -37,12 +55,8 @@ func (g *globalFlags) dial(ctx context.Context) (client.Client, error) {
 	if opts.HostPort == "" {
 		opts.HostPort = client.DefaultHostPort
 	}
-	opts.Logger = logging.Temporal{Log: logging.Default().Level(3)} // warnings and up
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, err := client.DialContext(dctx, opts)
-	if err != nil {
-		return nil, exitError{exitUnreachable, fmt.Errorf("cannot reach Temporal at %s: %w (is `make run` running?)", opts.HostPort, err)}
+	if opts.Namespace == "" {
+		opts.Namespace = client.DefaultNamespace
 	}
-	return c, nil
+	return opts, nil
 }

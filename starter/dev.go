@@ -95,6 +95,7 @@ func newDevCommand() *cobra.Command {
 	f.DurationVar(&opts.Health.SensingHeartbeat, "sensing-heartbeat", 30*time.Second, "how long a killed worker may leave a cluster unsensed (production default 5m; each heartbeat is a billed action)")
 	f.DurationVar(&opts.SweepEvery, "sweep-every", 0, "fleet sweep schedule's interval (default 1h; negative: create none)")
 	f.StringVar(&opts.ChatopsAddr, "chatops-addr", "127.0.0.1:3000", "ChatOps server (Slack slash commands and approvals); empty: none")
+	f.StringVar(&opts.OverviewAddr, "overview-addr", "127.0.0.1:8080", "fleet overview page (starter overview); empty: none")
 	f.StringVar(&opts.NotifyWebhook, "notify-webhook", "", "Slack-compatible incoming webhook for notifications (default: printed here as [chat] lines)")
 	return cmd
 }
@@ -131,6 +132,9 @@ func printWelcome(cmd *cobra.Command, s *devstack.Stack, endpoints string) {
 	}
 	if sw := s.Sweep; sw != nil {
 		fmt.Fprintf(out, "  fleet sweep      %s, %s (bin/starter schedule list)\n", sw.ID, sw.Spec)
+	}
+	if o := s.Overview; o != nil {
+		fmt.Fprintf(out, "  Fleet overview   %s\n", o.URL)
 	}
 	if c := s.Chatops; c != nil {
 		fmt.Fprintf(out, "  ChatOps          %s%s (secret %s, policy %s)\n", c.URL, chatops.PathCommands, c.SecretFile, c.PolicyFile)

@@ -80,5 +80,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newReplaceControllerCommand(&g)) // controller.go
 	root.AddCommand(newMigrateCommand(&g))           // migrate.go
 	root.AddCommand(newAttributesCommand(&g))        // attributes.go
+	root.AddCommand(newOverviewCommand(&g))          // overview.go
 	return root
 }

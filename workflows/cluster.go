@@ -65,6 +65,7 @@ func ClusterWorkflow(ctx workflow.Context, in ClusterInput) error {
 		budget = defaultEventBudget
 	}
 	e.version = workflow.GetVersion(ctx, entityVersionChange, workflow.DefaultVersion, entityVersion)
+	e.overview = newOverviewMemo(ctx) // overview.go
 	spec, st := &e.spec, &e.st
 	if st.Protocol == nil {
 		st.Protocol = st.protocolFromHistory()
@@ -180,10 +181,16 @@ type entity struct {
 	stopped  bool
 	// deleted: a deletion succeeded; the entity ends.
 	deleted bool
+	// overview keeps the memo the fleet overview lists.
+	overview *overviewMemo
 }
 
-// changed refreshes the entity's current details in the UI.
-func (e *entity) changed(ctx workflow.Context) { setDetails(ctx, e.spec, e.st) }
+// changed refreshes the entity's current details in the UI and its
+// overview memo.
+func (e *entity) changed(ctx workflow.Context) {
+	setDetails(ctx, e.spec, e.st)
+	e.overview.publish(ctx, e.spec, e.st)
+}
 
 // mayContinueAsNew reports whether the run should end here and carry its
 // state: its history is past the budget and, for runs recorded before

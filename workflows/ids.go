@@ -165,4 +165,5 @@ func setPaused(ctx workflow.Context, paused bool) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrPaused.ValueSet(paused)); err != nil {
 		workflow.GetLogger(ctx).Warn("cannot set the Paused search attribute", "Error", err)
 	}
+	setPausedSince(ctx, paused) // overview.go
 }

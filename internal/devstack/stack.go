@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,10 @@ type StackOptions struct {
 	// ChatopsAddr serves ChatOps (Slack slash commands and approvals) on
 	// this address; empty: none.
 	ChatopsAddr string
+	// OverviewAddr serves the fleet overview page there ("" : none);
+	// OverviewRefresh is how often it lists the fleet (0: 2s).
+	OverviewAddr    string
+	OverviewRefresh time.Duration
 	// WorkerBinary, when set, runs the worker as a process of its own
 	// from this build of ./worker (its log in Dir/worker) instead of in
 	// this process: a benchmark measures it alone, and the fleet and the
@@ -93,6 +98,8 @@ type Stack struct {
 	Notifications *NotifySink
 	// Chatops is the ChatOps server, when ChatopsAddr asked for one.
 	Chatops *Chatops
+	// Overview is the fleet overview page, when OverviewAddr asked for one.
+	Overview *Overview
 	// Specs are the fleet's clusters as kfleet knows them.
 	Specs map[string]fleet.ClusterSpec
 	// Sweep is the fleet sweep's schedule, unless SweepEvery asked for
@@ -199,6 +206,13 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	}
 	if opts.ChatopsAddr != "" {
 		if err = s.startChatops(opts.ChatopsAddr, filepath.Join(opts.Dir, "chatops")); err != nil {
+			return s, err
+		}
+	}
+	if opts.OverviewAddr != "" {
+		// A demo wants a crash on the page within seconds.
+		if s.Overview, err = StartOverview(s.Client, client.DefaultNamespace, opts.OverviewAddr, s.Temporal.UI,
+			cmp.Or(opts.OverviewRefresh, 2*time.Second), log.With().Str("component", "overview").Logger()); err != nil {
 			return s, err
 		}
 	}
@@ -320,6 +334,11 @@ func (s *Stack) WriteEndpoints(path string) error {
 // Close stops everything in reverse order; safe on a partly started stack.
 func (s *Stack) Close() {
 	log := s.opts.Log
+	if s.Overview != nil {
+		if err := s.Overview.Close(); err != nil {
+			log.Warn().Err(err).Msg("stop overview")
+		}
+	}
 	if s.Chatops != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.Chatops.srv.Shutdown(ctx); err != nil {

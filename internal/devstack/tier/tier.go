@@ -28,12 +28,15 @@ type Server string
 const (
 	ZooKeeper Server = "ZooKeeper"
 	Temporal  Server = "a Temporal dev server"
+	// Chromium is Debian's headless browser, for the pages kfleet serves.
+	Chromium Server = "a headless chromium"
 )
 
 // Integration marks tb as an integration test needing servers: it fails a
 // test not named TestIntegration… (in every tier, so a misnamed one cannot
 // slip out of `make integration`), skips under -short, and, when ZooKeeper
-// is needed, skips where java is not installed (`make deps` installs it).
+// is needed, skips where java is not installed, and, when chromium is,
+// where it is not (`make deps` installs both).
 // Benchmarks may call it under any name.
 func Integration(tb testing.TB, servers ...Server) {
 	tb.Helper()
@@ -51,6 +54,11 @@ func Integration(tb testing.TB, servers ...Server) {
 	if slices.Contains(servers, ZooKeeper) {
 		if _, err := exec.LookPath("java"); err != nil {
 			tb.Skipf("integration test (needs %s): java not installed; run `make deps`", needs)
+		}
+	}
+	if slices.Contains(servers, Chromium) {
+		if _, err := exec.LookPath("chromium"); err != nil {
+			tb.Skipf("integration test (needs %s): chromium not installed; run `make deps`", needs)
 		}
 	}
 }
