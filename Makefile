@@ -12,10 +12,20 @@ ZOOKEEPER_JAR         := /usr/share/java/zookeeper.jar
 SHELLCHECK            := /usr/bin/shellcheck
 PROMTOOL              := /usr/bin/promtool
 CHROMIUM              := /usr/bin/chromium
+# kustomize renders deploy/k8s in make lint (v5.8.1: the newest that builds
+# with go.mod's Go).
+KUSTOMIZE_VERSION     := v5.8.1
+
+# The image's binaries (Dockerfile: RUN make static-binaries): static
+# (CGO_ENABLED=0, for distroless static), stripped, with no build paths or
+# VCS stamp, so a checkout and the image's build context give the same
+# bytes. make image-check builds them exactly so and checks them.
+STATIC_OUT     ?= $(CURDIR)/out
+STATIC_GOFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
 
-.PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories
+.PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories static-binaries image-check manifests-check
 
 all: build
 
@@ -29,7 +39,7 @@ build:
 	$(GO) build -o $(BIN)/starter ./starter
 
 ## tools: pinned CLIs into ./bin, built once and cached
-tools: $(BIN)/temporal $(BIN)/staticcheck $(BIN)/workflowcheck
+tools: $(BIN)/temporal $(BIN)/staticcheck $(BIN)/workflowcheck $(BIN)/kustomize
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
@@ -39,6 +49,29 @@ $(BIN)/staticcheck:
 
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
+$(BIN)/kustomize:
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+## static-binaries: the image's static worker and starter into STATIC_OUT (what the Dockerfile runs)
+static-binaries:
+	CGO_ENABLED=0 $(GO) build $(STATIC_GOFLAGS) -o $(STATIC_OUT)/worker ./worker
+	CGO_ENABLED=0 $(GO) build $(STATIC_GOFLAGS) -o $(STATIC_OUT)/starter ./starter
+
+## image-check: no docker needed: build the image's binaries as the Dockerfile does and prove them static; check the Dockerfile
+image-check:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		$(MAKE) --no-print-directory static-binaries STATIC_OUT="$$dir" && \
+		$(GO) run ./internal/deploycheck/cmd/deploycheck binaries "$$dir"/worker "$$dir"/starter
+	$(GO) run ./internal/deploycheck/cmd/deploycheck dockerfile .
+
+## manifests-check: render deploy/k8s's base and every overlay, and check them offline (strict schema, kfleet's rules)
+manifests-check: $(BIN)/kustomize
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		for k in deploy/k8s/base deploy/k8s/overlays/*/; do \
+			$(BIN)/kustomize build "$$k" > "$$dir/$$(basename "$$k").yaml" || exit 1; \
+		done && \
+		$(GO) run ./internal/deploycheck/cmd/deploycheck manifests "$$dir"/*.yaml
 
 ## deps: the temporal CLI and Debian's zookeeper and chromium packages (needs root for apt)
 deps: $(BIN)/temporal $(ZOOKEEPER_JAR) $(SHELLCHECK) $(CHROMIUM)
@@ -84,8 +117,8 @@ $(SHELLCHECK):
 $(PROMTOOL):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
-## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts, promtool of deploy/prometheus
-lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL)
+## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts, promtool of deploy/prometheus, image-check, manifests-check
+lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL) $(BIN)/kustomize
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
@@ -98,6 +131,8 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL)
 	@# The alert rules, and their unit tests (each alert fires on what should raise it).
 	$(PROMTOOL) check rules deploy/prometheus/kfleet-alerts.yaml
 	cd deploy/prometheus && $(PROMTOOL) test rules kfleet-alerts_test.yaml
+	@# The image (without docker) and the Kubernetes manifests (without a cluster).
+	@$(MAKE) --no-print-directory image-check manifests-check
 
 ## chaos: the chaos run with 40 worker kills (KFLEET_CHAOS_KILLS, KFLEET_CHAOS_SEED, KFLEET_CHAOS_WORKERS), and the other crash-safety tests
 chaos: deps

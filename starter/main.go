@@ -79,6 +79,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newLoadCommand(&g))              // load.go
 	root.AddCommand(newReplaceControllerCommand(&g)) // controller.go
 	root.AddCommand(newMigrateCommand(&g))           // migrate.go
+	root.AddCommand(newAttributesCommand(&g))        // attributes.go
 	root.AddCommand(newOverviewCommand(&g))          // overview.go
 	return root
 }

@@ -77,6 +77,16 @@ type Slots struct {
 	SensingPollers  int `json:"sensingPollers,omitempty"`
 }
 
+// StopTimeout and SensingStopTimeout are how long Stop waits for running
+// activities of the task queue's worker and then of the sensing worker:
+// a deployment gives the process longer than their sum to stop (the
+// Kubernetes manifests' terminationGracePeriodSeconds, checked by
+// internal/deploycheck).
+const (
+	StopTimeout        = 10 * time.Second
+	SensingStopTimeout = time.Second
+)
+
 // DefaultSensingSlots is Slots.Sensing's default.
 const DefaultSensingSlots = 10_000
 
@@ -144,7 +154,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		MaxConcurrentWorkflowTaskPollers:       sl.WorkflowPollers,
 		// Let a running activity finish its step on shutdown rather than
 		// abandon it to a retry.
-		WorkerStopTimeout: 10 * time.Second,
+		WorkerStopTimeout: StopTimeout,
 	})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
@@ -155,7 +165,7 @@ func StartWorker(c client.Client, cfg WorkerConfig) (*Worker, error) {
 		MaxConcurrentActivityExecutionSize: sl.Sensing,
 		MaxConcurrentActivityTaskPollers:   sl.SensingPollers,
 		// Watches only wait: cancelled at once, resumed by the next worker.
-		WorkerStopTimeout: time.Second,
+		WorkerStopTimeout: SensingStopTimeout,
 	})
 	sensing.RegisterActivity(acts)
 	if err := w.Start(); err != nil {
