@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/kfleet/kfleet/workflows"
 )
@@ -46,10 +44,11 @@ command then only verifies them, and fails (exit 1) naming what is missing.
 Exit codes: 0 all present, 1 failed, 2 a type conflict, 3 Temporal unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ns, err := g.resolvedNamespace()
+			opts, err := g.clientOptions()
 			if err != nil {
-				return exitError{exitBadInput, err}
+				return err
 			}
+			ns := opts.Namespace
 			ctx := cmd.Context()
 			c, err := g.dial(ctx)
 			if err != nil {
@@ -65,20 +64,6 @@ Exit codes: 0 all present, 1 failed, 2 a type conflict, 3 Temporal unreachable.`
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for added attributes to show (Elasticsearch visibility adds them asynchronously)")
 	return cmd
-}
-
-// resolvedNamespace is the namespace dial connects to: --namespace, else
-// the SDK's environment (TEMPORAL_NAMESPACE, the config file), else
-// "default". The operator service takes it in every request.
-func (g *globalFlags) resolvedNamespace() (string, error) {
-	if g.namespace != "" {
-		return g.namespace, nil
-	}
-	opts, err := envconfig.LoadDefaultClientOptions()
-	if err != nil {
-		return "", fmt.Errorf("temporal client options: %w", err)
-	}
-	return cmp.Or(opts.Namespace, "default"), nil
 }
 
 // attributesResult is what register did: names as NAME=TYPE.
