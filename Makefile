@@ -131,6 +131,10 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL) $(BIN)/k
 	@# The alert rules, and their unit tests (each alert fires on what should raise it).
 	$(PROMTOOL) check rules deploy/prometheus/kfleet-alerts.yaml
 	cd deploy/prometheus && $(PROMTOOL) test rules kfleet-alerts_test.yaml
+	@# The dashboard: its JSON, and every panel's query parsed as PromQL.
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		$(GO) run ./internal/deploycheck/cmd/deploycheck dashboard deploy/grafana/kfleet-fleet.json "$$dir/dashboard.rules.yaml" && \
+		$(PROMTOOL) check rules "$$dir/dashboard.rules.yaml"
 	@# The image (without docker) and the Kubernetes manifests (without a cluster).
 	@$(MAKE) --no-print-directory image-check manifests-check
 
@@ -153,4 +157,4 @@ clean:
 ## record-histories: refresh workflows/testdata/ from real runs (replay tests)
 record-histories: deps
 	KFLEET_TEMPORAL_BIN=$(BIN)/temporal KFLEET_RECORD_HISTORIES=$(CURDIR)/workflows/testdata \
-		$(GO) test -count=1 -run 'TestIntegrationRollingRestart|TestIntegrationRecovery|TestIntegrationVolumeExpansion|TestIntegrationDeadCleaner|TestIntegrationSchedules|TestIntegrationChatops|TestIntegrationRollPausedAcrossContinueAsNew|TestIntegrationProvisionCreateAndRoll|TestIntegrationDeleteCluster|TestIntegrationAddBrokersRebalancesUnderLoad|TestIntegrationRemoveBroker|TestIntegrationTenantsAreIsolated|TestIntegrationAdminLaneRidesOutTheStorm|TestIntegrationAdminLaneBreadth|TestIntegrationKRaftProvisionAndReplaceController|TestIntegrationKRaftUpgrade|TestIntegrationMigrationRollsBackFromDualWrite' ./internal/integration/
+		$(GO) test -count=1 -run 'TestIntegrationRollingRestart|TestIntegrationRecovery|TestIntegrationVolumeExpansion|TestIntegrationDeadCleaner|TestIntegrationSchedules|TestIntegrationChatops|TestIntegrationRollPausedAcrossContinueAsNew|TestIntegrationProvisionCreateAndRoll|TestIntegrationDeleteCluster|TestIntegrationAddBrokersRebalancesUnderLoad|TestIntegrationRemoveBroker|TestIntegrationTenantsAreIsolated|TestIntegrationAdminLaneRidesOutTheStorm|TestIntegrationAdminLaneBreadth|TestIntegrationKRaftProvisionAndReplaceController|TestIntegrationKRaftUpgrade|TestIntegrationMigrationRollsBackFromDualWrite|TestIntegrationOverviewPageShowsARecovery|TestIntegrationBrokerFailsToStartPausesThenResumes' ./internal/integration/

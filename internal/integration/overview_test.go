@@ -93,6 +93,9 @@ func TestIntegrationOverviewPageShowsARecovery(t *testing.T) {
 	noViolations(t, stack, "local-a")
 	_, starts = stopsAndStarts(stack.Fleet.Audit("local-b"))
 	assert.Empty(t, starts, "local-b untouched")
+	// The entity's history with its overview memo upserted through a loss
+	// and its recovery, for the replay tests.
+	recordHistories(ctx, t, stack.Client, map[string]string{workflows.ClusterWorkflowID("local-a"): "cluster_overview_recovery.json"})
 }
 
 // TestIntegrationOverviewPageListsTwoThousandClusters opens the page on a

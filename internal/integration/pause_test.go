@@ -91,4 +91,6 @@ func TestIntegrationBrokerFailsToStartPausesThenResumes(t *testing.T) {
 		_, found := readMetric(t, stack.Overview.URL+"metrics", series)
 		return !found
 	}, 10*time.Second, 200*time.Millisecond, "the wait leaves the overview's metrics once the roll goes on")
+	// A roll whose memo says since when it waited, for the replay tests.
+	recordHistories(ctx, t, stack.Client, map[string]string{op.WorkflowID: "rolling_restart_paused_since.json"})
 }

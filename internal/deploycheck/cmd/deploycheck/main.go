@@ -3,6 +3,8 @@
 //	deploycheck manifests RENDER.yaml...   kustomize renders: strict schema and kfleet's rules
 //	deploycheck binaries FILE...           static, stripped, CGO-free release binaries
 //	deploycheck dockerfile DIR             DIR/Dockerfile and DIR/.dockerignore against DIR/go.mod
+//	deploycheck dashboard JSON RULES.yaml  a Grafana dashboard; its queries written as recording
+//	                                       rules to RULES.yaml, for promtool to parse
 //
 // It exits 1 naming every violation.
 package main
@@ -17,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: deploycheck manifests|binaries|dockerfile ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: deploycheck manifests|binaries|dockerfile|dashboard ARGS...")
 		os.Exit(2)
 	}
 	var errs []error
@@ -36,6 +38,12 @@ func main() {
 		}
 	case "dockerfile":
 		errs = dockerfile(os.Args[2])
+	case "dashboard":
+		if len(os.Args) != 4 {
+			fmt.Fprintln(os.Stderr, "usage: deploycheck dashboard DASHBOARD.json RULES.yaml")
+			os.Exit(2)
+		}
+		errs = dashboardRules(os.Args[2], os.Args[3])
 	default:
 		fmt.Fprintf(os.Stderr, "deploycheck: unknown check %q\n", os.Args[1])
 		os.Exit(2)
@@ -86,4 +94,20 @@ func dockerfile(dir string) []error {
 		fmt.Printf("Dockerfile: multi-stage on golang:%s, make static-binaries, non-root final stage, no secrets; .dockerignore: ok\n", goVersion)
 	}
 	return errs
+}
+
+func dashboardRules(path, rulesPath string) []error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []error{err}
+	}
+	rules, errs := deploycheck.CheckDashboard(data)
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
+		return []error{err}
+	}
+	fmt.Printf("%s: variables, panels and queries hold; queries written to %s for promtool\n", path, rulesPath)
+	return nil
 }
