@@ -61,10 +61,30 @@ func (c *cluster) zkSession() (*zk.Conn, error) {
 	return conn, nil
 }
 
-// prepareZooKeeper creates the chroot's persistent parents and removes
-// registrations left by a fleet that died without closing its sessions;
-// the fleet is the only writer under its chroot.
+// prepareZooKeeper prepares the chroot (prepareChroot), again on a new
+// session when ZooKeeper drops the first: a server that just started on a
+// loaded machine may close a session before it is established (seen as
+// "zk: connection closed" while make test ran three test binaries).
 func (c *cluster) prepareZooKeeper() error {
+	deadline := time.Now().Add(prepareZooKeeperWithin)
+	for {
+		err := c.prepareChroot()
+		if err == nil || time.Now().After(deadline) ||
+			!(errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrNoServer)) {
+			return err
+		}
+		c.log.Warn().Err(err).Msg("zookeeper dropped the session; preparing the chroot on a new one")
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// prepareZooKeeperWithin bounds prepareZooKeeper's retries.
+const prepareZooKeeperWithin = 20 * time.Second
+
+// prepareChroot creates the chroot's persistent parents and removes
+// registrations left by a fleet that died without closing its sessions;
+// the fleet is the only writer under its chroot. Every step is idempotent.
+func (c *cluster) prepareChroot() error {
 	conn, err := c.zkSession()
 	if err != nil {
 		return err
