@@ -159,7 +159,8 @@ func TestProgressIsAskedOnlyWhileSomebodyLooks(t *testing.T) {
 const viewerGone = 31 * time.Second
 
 func TestSnapshotServedReadOnlyWithTagsAndGzip(t *testing.T) {
-	s, _ := newServer(t, fleetOf(t), nil)
+	v := fleetOf(t)
+	s, clock := newServer(t, v, nil)
 	h := s.Handler()
 	if code, _ := get(t, h, overview.PathHealthz, nil); code != http.StatusServiceUnavailable {
 		t.Errorf("healthz before any listing = %d, want 503", code)
@@ -184,6 +185,13 @@ func TestSnapshotServedReadOnlyWithTagsAndGzip(t *testing.T) {
 	if code, _ := get(t, h, overview.PathSnapshot, map[string]string{"If-None-Match": etag}); code != http.StatusNotModified {
 		t.Errorf("unchanged snapshot = %d, want 304", code)
 	}
+	*clock = clock.Add(5 * time.Second) // listed again, the fleet unchanged
+	if err := s.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, h, overview.PathSnapshot, map[string]string{"If-None-Match": etag}); code != http.StatusNotModified {
+		t.Errorf("a new listing of an unchanged fleet = %d, want 304", code)
+	}
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, overview.PathSnapshot, nil)
 	req.Header.Set("Accept-Encoding", "gzip")
@@ -201,6 +209,13 @@ func TestSnapshotServedReadOnlyWithTagsAndGzip(t *testing.T) {
 		if rec.Code != http.StatusMethodNotAllowed {
 			t.Errorf("%s %s = %d, want 405: the overview changes nothing", m, overview.PathSnapshot, rec.Code)
 		}
+	}
+	v.Entities = v.Entities[1:] // a cluster gone
+	if err := s.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, h, overview.PathSnapshot, map[string]string{"If-None-Match": etag}); code != http.StatusOK {
+		t.Errorf("a changed fleet = %d, want 200", code)
 	}
 }
 

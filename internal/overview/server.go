@@ -232,8 +232,19 @@ func (s *Server) addProgress(ctx context.Context, snap *Snapshot, now time.Time)
 }
 
 // publish encodes snap once for every viewer: plain, gzipped, and its tag.
+// The tag leaves out when the listing was read, so a fleet that did not
+// change answers 304 and costs a viewer no download and no redraw.
 func (s *Server) publish(snap Snapshot) {
 	snap.RefreshMillis = s.cfg.Refresh.Milliseconds()
+	generated := snap.Generated
+	snap.Generated = time.Time{}
+	unchanged, err := json.Marshal(snap)
+	if err != nil {
+		s.cfg.Log.Error().Err(err).Msg("overview: cannot encode the snapshot")
+		return
+	}
+	sum := sha256.Sum256(unchanged)
+	snap.Generated = generated
 	body, err := json.Marshal(snap)
 	if err != nil {
 		s.cfg.Log.Error().Err(err).Msg("overview: cannot encode the snapshot")
@@ -243,7 +254,6 @@ func (s *Server) publish(snap Snapshot) {
 	w, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	_, _ = w.Write(body)
 	_ = w.Close()
-	sum := sha256.Sum256(body)
 	s.mu.Lock()
 	s.snap, s.body, s.gz, s.etag = snap, body, gz.Bytes(), `"`+hex.EncodeToString(sum[:12])+`"`
 	s.mu.Unlock()
