@@ -198,7 +198,20 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	// (the next whole hour by default), never at creation, so it costs a
 	// stack one RPC; a second start updates it.
 	if opts.SweepEvery >= 0 {
-		sweep, _, err := schedules.CreateSchedule(ctx, s.Client, schedules.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
+		var sweep schedules.Schedule
+		// The creation is idempotent (a second one updates): a call the
+		// dev server dropped on a loaded machine (RST_STREAM CANCEL) is
+		// made again.
+		for attempt := 1; ; attempt++ {
+			sweep, _, err = schedules.CreateSchedule(ctx, s.Client, schedules.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
+			var cancelled *serviceerror.Canceled
+			var unavailable *serviceerror.Unavailable
+			if err == nil || attempt == 3 || ctx.Err() != nil || !(errors.As(err, &cancelled) || errors.As(err, &unavailable)) {
+				break
+			}
+			log.Warn().Err(err).Int("attempt", attempt).Msg("fleet sweep schedule: asking again")
+			time.Sleep(time.Second)
+		}
 		if err != nil {
 			return s, fmt.Errorf("fleet sweep schedule: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kfleet/kfleet/internal/fleet"
@@ -92,7 +93,7 @@ func Request(ctx context.Context, c client.Client, cluster string, req workflows
 // ClusterStatus queries the cluster's entity.
 func ClusterStatus(ctx context.Context, c client.Client, cluster string) (workflows.ClusterStatus, error) {
 	var st workflows.ClusterStatus
-	v, err := c.QueryWorkflow(ctx, workflows.ClusterWorkflowID(cluster), "", workflows.QueryStatus)
+	v, err := queryWaitingForPoller(ctx, c, workflows.ClusterWorkflowID(cluster), workflows.QueryStatus)
 	if err != nil {
 		return st, clusterError(cluster, "status", err)
 	}
@@ -187,6 +188,30 @@ func FollowStatus(ctx context.Context, c client.Client, cluster string, every ti
 		case <-ctx.Done():
 			return st, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		case <-time.After(every):
+		}
+	}
+}
+
+// queryPollerWait is how long a query waits for a worker to poll its task
+// queue again: a worker restarting (a rollout, a crash, a loaded host)
+// leaves it without pollers for seconds, and Temporal then refuses the
+// query at once ("no poller seen for task queue recently").
+const queryPollerWait = 15 * time.Second
+
+// queryWaitingForPoller queries a workflow, asking again while Temporal
+// refuses for want of a recent poller, within queryPollerWait and ctx.
+func queryWaitingForPoller(ctx context.Context, c client.Client, workflowID, query string) (converter.EncodedValue, error) {
+	deadline := time.Now().Add(queryPollerWait)
+	for {
+		v, err := c.QueryWorkflow(ctx, workflowID, "", query)
+		var fp *serviceerror.FailedPrecondition
+		if err == nil || !errors.As(err, &fp) || !strings.Contains(fp.Error(), "no poller seen") || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
