@@ -24,6 +24,8 @@ STATIC_OUT     ?= $(CURDIR)/out
 STATIC_GOFLAGS := -trimpath -buildvcs=false -ldflags "-s -w"
 
 GO_TEST_FLAGS ?= -count=1 -timeout 15m -parallel 3
+# What make lint runs besides go (built or installed once).
+LINT_TOOLS := $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL) $(BIN)/kustomize
 
 .PHONY: all run build tools deps test unit integration lint bench chaos clean record-histories static-binaries image-check manifests-check
 
@@ -90,16 +92,21 @@ $(ZOOKEEPER_JAR):
 # other and beside the other packages; each prints once it is done.
 INTEGRATION_FIRST_HALF := ^TestIntegration[A-K]
 
-## test: lint, then both test tiers: unit and integration (real Temporal dev server, ZooKeeper, local fleet)
-test: deps lint
+## test: lint and both test tiers: unit and integration (real Temporal dev server, ZooKeeper, local fleet)
+# The integration halves take longest and mostly wait: lint runs once the
+# other packages' tests are done, while the halves still run, and fails
+# make test like any test (its output is printed where it ran).
+test: deps $(LINT_TOOLS)
 	@set -u; export KFLEET_TEMPORAL_BIN=$(BIN)/temporal; out=$$(mktemp -d); \
 	$(GO) test $(GO_TEST_FLAGS) -run '$(INTEGRATION_FIRST_HALF)' ./internal/integration/ > $$out/first 2>&1 & first=$$!; \
 	$(GO) test $(GO_TEST_FLAGS) -skip '$(INTEGRATION_FIRST_HALF)' ./internal/integration/ > $$out/second 2>&1 & second=$$!; \
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./... | grep -v '/internal/integration$$'); rest=$$?; \
+	$(MAKE) --no-print-directory lint; rlint=$$?; \
 	wait $$first; rfirst=$$?; wait $$second; rsecond=$$?; \
 	echo "integration tests $(INTEGRATION_FIRST_HALF):"; cat $$out/first; \
 	echo "the other integration tests:"; cat $$out/second; rm -rf $$out; \
-	exit $$(( rest | rfirst | rsecond ))
+	[ $$rlint -eq 0 ] || echo "make lint failed (above)"; \
+	exit $$(( rest | rlint | rfirst | rsecond ))
 
 ## unit: the unit tier, no server needed: -short skips every integration test (the rule: internal/devstack/tier)
 unit:
@@ -118,7 +125,7 @@ $(PROMTOOL):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
 ## lint: go vet, gofmt, staticcheck, workflowcheck, shellcheck of deploy/ssm scripts, promtool of deploy/prometheus, image-check, manifests-check
-lint: $(BIN)/staticcheck $(BIN)/workflowcheck $(SHELLCHECK) $(PROMTOOL) $(BIN)/kustomize
+lint: $(LINT_TOOLS)
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
