@@ -236,14 +236,16 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// freePort is a port of 127.0.0.1 nothing listens on now.
+// freePort is a port of 127.0.0.1 nothing listens on now, from the range
+// nodes' ports come from (listenKeepingPort).
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, "0"))
+	port := 0
+	ln, err := listenKeepingPort(&port)
 	if err != nil {
 		return 0, fmt.Errorf("pick a controller port: %w", err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }
 
 func (h *hosts) controllerConf(instanceID string) *controllerConf {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -54,7 +55,22 @@ func (p *proxy) addr() string { return net.JoinHostPort(proxyHost, strconv.Itoa(
 // listenKeepingPort listens on *port (0: a free one) and keeps the port it
 // got there, so that a node started again listens where it did, as a real
 // broker or controller keeps its listener address.
+//
+// A free port is taken below the kernel's ephemeral range: while a node is
+// down its port is unbound, and a port from that range is soon handed to
+// some client's outgoing connection or another ":0" listener (seen when
+// the tests ran in parallel: "bind: address already in use" at a crashed
+// broker's restart).
 func listenKeepingPort(port *int) (net.Listener, error) {
+	if *port == 0 {
+		for range freePortTries {
+			p := freePortLow + rand.IntN(freePortHigh-freePortLow)
+			if ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, strconv.Itoa(p))); err == nil {
+				*port = p
+				return ln, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(proxyHost, strconv.Itoa(*port)))
 	if err != nil {
 		return nil, err
@@ -62,6 +78,14 @@ func listenKeepingPort(port *int) (net.Listener, error) {
 	*port = ln.Addr().(*net.TCPAddr).Port
 	return ln, nil
 }
+
+// Free ports for nodes come from [freePortLow, freePortHigh): below Linux's
+// ephemeral range (32768 on), above the ports `make run` fixes (19092 on).
+const (
+	freePortLow   = 20000
+	freePortHigh  = 32768
+	freePortTries = 50
+)
 
 // open starts listening on the broker's port (the same one across
 // restarts, as a real broker keeps its listener address).
