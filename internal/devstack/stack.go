@@ -200,13 +200,11 @@ func StartStack(ctx context.Context, opts StackOptions) (s *Stack, err error) {
 	if opts.SweepEvery >= 0 {
 		var sweep schedules.Schedule
 		// The creation is idempotent (a second one updates): a call the
-		// dev server dropped on a loaded machine (RST_STREAM CANCEL) is
-		// made again.
+		// dev server dropped on a loaded machine ("stream terminated by
+		// RST_STREAM with error code: CANCEL") is made again.
 		for attempt := 1; ; attempt++ {
 			sweep, _, err = schedules.CreateSchedule(ctx, s.Client, schedules.ScheduleRequest{Sweep: true, Every: opts.SweepEvery, CreatedBy: "starter dev"})
-			var cancelled *serviceerror.Canceled
-			var unavailable *serviceerror.Unavailable
-			if err == nil || attempt == 3 || ctx.Err() != nil || !(errors.As(err, &cancelled) || errors.As(err, &unavailable)) {
+			if err == nil || attempt == 3 || ctx.Err() != nil || errors.Is(err, schedules.ErrBadSchedule) {
 				break
 			}
 			log.Warn().Err(err).Int("attempt", attempt).Msg("fleet sweep schedule: asking again")
