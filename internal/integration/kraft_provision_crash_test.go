@@ -54,6 +54,9 @@ func TestIntegrationKRaftProvisionSurvivesWorkerKills(t *testing.T) {
 	}()
 	const maxKills = 5
 	kills, ready := 0, false
+	// The next kill's moment is drawn once and kept until it comes: progress
+	// arriving meanwhile must not put it off (it arrives every poll).
+	nextKill := time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 	for end := false; !end; {
 		select {
 		case err := <-done:
@@ -62,7 +65,8 @@ func TestIntegrationKRaftProvisionSurvivesWorkerKills(t *testing.T) {
 		case line := <-moved:
 			t.Logf("progress: %s", line)
 			ready = true
-		case <-time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond):
+		case <-nextKill:
+			nextKill = time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 			if ready && kills < maxKills {
 				workers.killAndRestart(0)
 				kills++

@@ -246,6 +246,9 @@ func TestIntegrationProvisionSurvivesWorkerKills(t *testing.T) {
 	// moment after: kills land in every phase, not all in the first.
 	const maxKills = 5
 	kills, ready := 0, false
+	// The next kill's moment is drawn once and kept until it comes: progress
+	// arriving meanwhile must not put it off (it arrives every poll).
+	nextKill := time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 	for end := false; !end; {
 		select {
 		case err := <-done:
@@ -254,7 +257,8 @@ func TestIntegrationProvisionSurvivesWorkerKills(t *testing.T) {
 		case line := <-moved:
 			t.Logf("progress: %s", line)
 			ready = true
-		case <-time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond):
+		case <-nextKill:
+			nextKill = time.After(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 			if ready && kills < maxKills {
 				workers.killAndRestart(0)
 				kills++
