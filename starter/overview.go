@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kfleet/kfleet/internal/entity"
+	"github.com/kfleet/kfleet/internal/devstack"
 	"github.com/kfleet/kfleet/internal/logging"
-	"github.com/kfleet/kfleet/internal/overview"
-	"github.com/kfleet/kfleet/workflows"
 )
 
 func newOverviewCommand(g *globalFlags) *cobra.Command {
@@ -46,25 +42,14 @@ Exit codes: 0 stopped (Ctrl-C), 2 bad flags, 3 Temporal unreachable.`,
 				return err
 			}
 			defer c.Close()
-			srv, err := overview.New(overview.Config{
-				Lister:     c,
-				Namespace:  opts.Namespace,
-				TemporalUI: temporalUI,
-				Refresh:    refresh,
-				Progress: func(ctx context.Context, op workflows.Operation) []string {
-					return entity.OperationProgress(ctx, c, op)
-				},
-				Log: logging.Default(),
-			})
+			// The same server the local stack runs (devstack.StartOverview).
+			ov, err := devstack.StartOverview(c, opts.Namespace, listen, temporalUI, refresh, logging.Default())
 			if err != nil {
 				return exitError{exitBadInput, err}
 			}
-			l, err := net.Listen("tcp", listen)
-			if err != nil {
-				return exitError{exitBadInput, fmt.Errorf("listen on %s: %w", listen, err)}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "kfleet fleet overview on http://%s/ (namespace %s, every %s)\n", l.Addr(), opts.Namespace, refresh)
-			return srv.Serve(ctx, l)
+			fmt.Fprintf(cmd.OutOrStdout(), "kfleet fleet overview on %s (namespace %s, every %s)\n", ov.URL, opts.Namespace, refresh)
+			<-ctx.Done()
+			return ov.Close()
 		},
 	}
 	f := cmd.Flags()
